@@ -1,0 +1,103 @@
+# miniproxyd. `make` builds, `make test` runs every test, `make run` starts the demo.
+# See README.md for the rest.
+
+CC       ?= cc
+PKGS     := inih check
+BUILD    ?= build
+VERSION  := 0.1.0
+
+# Dependencies come from Debian through pkg-config. When they are missing,
+# scripts/deps.sh installs them (as root) or says the exact command.
+DEPS_OK := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
+ifneq ($(DEPS_OK),yes)
+ifeq ($(filter deps help clean,$(MAKECMDGOALS)),)
+$(info miniproxyd: build dependencies missing, running scripts/deps.sh)
+DEPS_RUN := $(shell sh scripts/deps.sh >&2; echo $$?)
+ifneq ($(DEPS_RUN),0)
+$(error scripts/deps.sh failed; install the packages it names and run make again)
+endif
+endif
+endif
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wformat=2 -Wno-format-nonliteral
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 $(WARN) -Iinclude -DMP_VERSION='"$(VERSION)"' -D_GNU_SOURCE \
+            $(shell pkg-config --cflags inih 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs inih 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC  := $(wildcard tests/unit_*.c)
+IT_SRC    := $(wildcard tests/it_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
+IT_BIN    := $(IT_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_LIB  := $(BUILD)/tests/testlib.o
+
+.PHONY: all test unit it asan run deps clean fuzz format help
+.SECONDARY:
+
+all: $(BUILD)/miniproxyd $(BUILD)/testapp
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libmp.a: $(LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(BUILD)/miniproxyd: $(BUILD)/src/main.o $(BUILD)/libmp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The upstream app for tests and the demo (threads are fine there: it is not the proxy).
+$(BUILD)/testapp: tests/testapp.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -pthread -o $@ $< $(LDLIBS)
+
+$(BUILD)/tests/testlib.o: tests/testlib.c tests/testlib.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB) $(BUILD)/libmp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+
+# Every test: unit suites first (fast), then integration suites that start
+# the real daemon in front of real upstream processes on ephemeral ports.
+test: all $(UNIT_BIN) $(IT_BIN)
+	@sh tests/run.sh $(BUILD) $(UNIT_BIN) $(IT_BIN)
+
+unit: all $(UNIT_BIN)
+	@sh tests/run.sh $(BUILD) $(UNIT_BIN)
+
+it: all $(IT_BIN)
+	@sh tests/run.sh $(BUILD) $(IT_BIN)
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    LDFLAGS="-fsanitize=address,undefined" test
+
+# libFuzzer target for the parser (clang). Runs for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	clang -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+	    tests/fuzz_http.c src/http.c src/buf.c -o $(BUILD)/fuzz/fuzz_http
+	$(BUILD)/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz-corpus
+
+# The demo: three app instances and the proxy on the bundled miniproxy.ini.
+run: all
+	@sh scripts/demo.sh $(BUILD)
+
+deps:
+	@sh scripts/deps.sh
+
+format:
+	clang-format -i src/*.c include/*.h tests/*.c tests/*.h
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,45 @@
+/*
+ * buf: small shared helpers: monotonic time, range-checked number parsing
+ * (integers, durations, sizes) and case-insensitive slice comparison.
+ *
+ * Nothing here allocates. Parsers return 0 on success and -1 on any
+ * malformed or out-of-range input; they never fall back to a default.
+ */
+#ifndef MP_BUF_H
+#define MP_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Milliseconds on CLOCK_MONOTONIC: for deadlines and durations. */
+int64_t buf_now_ms(void);
+
+/* Microseconds on CLOCK_MONOTONIC: for latency figures in logs. */
+int64_t buf_now_us(void);
+
+/*
+ * Parses the decimal number in <s>[0..<len>) into <*out>. Only the digits
+ * 0-9 are accepted (no sign, no space, no empty string); values above <max>
+ * are rejected.
+ */
+int buf_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out);
+
+/*
+ * Parses a NUL-terminated duration: a decimal number followed by "ms", "s"
+ * or "m" (a bare number is seconds, as in nginx). Stores milliseconds.
+ * Rejects values above one day.
+ */
+int buf_parse_duration_ms(const char *s, int64_t *out_ms);
+
+/*
+ * Parses a NUL-terminated size: a decimal number optionally followed by
+ * "k", "m" or "g" (case-insensitive, powers of 1024). Stores bytes. Rejects
+ * values above 1 TiB.
+ */
+int buf_parse_size(const char *s, uint64_t *out);
+
+/* True when <a>[0..<alen>) equals the NUL-terminated <b>, ignoring ASCII case. */
+bool buf_ieq(const char *a, size_t alen, const char *b);
+
+#endif

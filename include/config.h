@@ -1,0 +1,101 @@
+/*
+ * config: the INI file (read with inih) -> an immutable struct config.
+ *
+ * Loading happens in two passes, as in HAProxy: the inih handler fills a
+ * draft and checks each value's syntax; a validation pass then checks the
+ * whole (required keys, references between sections, duplicates). Only a
+ * config that passed both is returned. Every error names file, line, section
+ * and key: "miniproxy.ini:12: [upstream app] server: bad port \"30o1\"".
+ * A bad value is an error, never a silent default; unknown sections and
+ * keys are errors.
+ */
+#ifndef MP_CONFIG_H
+#define MP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CFG_NAME_MAX 64      /* upstream group names, including the NUL */
+#define CFG_MAX_LISTENERS 32
+#define CFG_MAX_GROUPS 64
+#define CFG_MAX_SERVERS 256  /* per group */
+#define CFG_MAX_WORKERS 1024
+#define CFG_MAX_WEIGHT 100
+
+enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+
+/* An IPv4 or IPv6 address with port, as written "127.0.0.1:80" / "[::1]:80". */
+struct cfg_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[64]; /* canonical "host:port" form, for logs and Host headers */
+};
+
+struct cfg_server {
+    struct cfg_addr addr;
+    unsigned weight; /* 1..CFG_MAX_WEIGHT, default 1 */
+    bool backup;
+    int line; /* where it was defined, for messages */
+};
+
+struct cfg_group {
+    char name[CFG_NAME_MAX];
+    struct cfg_server *servers;
+    size_t nservers;
+    int64_t connect_timeout_ms; /* default 3s */
+    int64_t read_timeout_ms;    /* default 60s: between two reads from the upstream */
+    unsigned keepalive;         /* idle connections kept per worker, default 16; 0 = none */
+    bool preserve_host;         /* default no */
+    int line;                   /* line of the [upstream NAME] header */
+};
+
+struct cfg_listener {
+    struct cfg_addr addr;
+    int line;
+};
+
+struct config {
+    char *path; /* the file it was read from */
+
+    /* [proxy] */
+    struct cfg_listener *listeners; /* listen =, repeatable, at least one */
+    size_t nlisteners;
+    unsigned workers;               /* default: number of CPUs (at least 2) */
+    size_t group;                   /* index in groups[] of `upstream =` (required) */
+    char *error_log;                /* "stderr" (default) or a path */
+    char *access_log;               /* "stderr" (default), "off" or a path */
+    enum cfg_log_level log_level;   /* default info */
+    int64_t keepalive_timeout_ms;   /* default 5s; 0 disables client keep-alive */
+    unsigned keepalive_requests;    /* default 1000 */
+    int64_t client_header_timeout_ms; /* default 10s: the whole head */
+    int64_t client_body_timeout_ms;   /* default 30s: between two reads of the body */
+    int64_t send_timeout_ms;          /* default 30s: between two writes to the client */
+    uint64_t client_max_body_size;    /* default 1m; 0 = unlimited */
+    size_t max_header_size;           /* default 16k; 1k..1m */
+
+    /* [upstream NAME] sections, in file order */
+    struct cfg_group *groups;
+    size_t ngroups;
+};
+
+/*
+ * Reads and validates <path>. Returns a config to free with cfg_free(), or
+ * NULL with a one-line message (no trailing newline) in <err>.
+ */
+struct config *cfg_load(const char *path, char *err, size_t errlen);
+
+/* As cfg_load(), from the NUL-terminated <text>; <name> stands for the file in messages. */
+struct config *cfg_load_string(const char *text, const char *name, char *err, size_t errlen);
+
+void cfg_free(struct config *cfg);
+
+/*
+ * Parses "host:port" ("127.0.0.1:8080", "[::1]:8080", "localhost:80";
+ * names are resolved with getaddrinfo, first result). Returns 0 or -1 with a
+ * reason ("bad port \"30o1\"") in <why>.
+ */
+int cfg_parse_addr(const char *s, struct cfg_addr *out, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * upstream: a worker's pool of idle keep-alive connections to upstream
+ * servers. Private to one worker (no sharing, no locks): each group keeps
+ * at most its `keepalive =` idle connections, most recently used first;
+ * putting one into a full pool closes the least recently used.
+ */
+#ifndef MP_UPSTREAM_H
+#define MP_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct upool_entry {
+    int fd;
+    uint16_t server;
+    int64_t since_ms; /* when it went idle */
+};
+
+struct upool_group {
+    struct upool_entry *idle; /* [0..n), oldest first */
+    size_t n, cap;
+};
+
+struct upool {
+    struct upool_group *groups;
+    size_t ngroups;
+};
+
+int upool_init(struct upool *p, const struct config *cfg);
+
+/* Closes every idle connection and frees the pool. */
+void upool_free(struct upool *p);
+
+/*
+ * Takes an idle connection to server <s> of group <g>, the most recent
+ * first. Connections the upstream closed meanwhile (readable: EOF or stray
+ * bytes) are closed and skipped. Returns an fd or -1 when there is none.
+ */
+int upool_get(struct upool *p, size_t g, size_t s);
+
+/* Gives back a connection that is idle and reusable. */
+void upool_put(struct upool *p, size_t g, size_t s, int fd);
+
+#endif

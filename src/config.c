@@ -1,0 +1,1040 @@
+/*
+ * config: reads the INI file with inih and validates it into a struct config.
+ *
+ * The format, every key with its default (the README copies this block):
+ *
+ *   ; comments start a line with ';' or '#'; after a value, ' ;' starts one.
+ *   ; Lines are "key = value"; one line is one key (no continuation lines).
+ *   ; Unknown sections and keys are errors; a bad value is never replaced by
+ *   ; a default. Durations: 100ms, 5s, 2m or bare seconds (max 1 day). Sizes:
+ *   ; bytes, or with a k/m/g suffix in any case (powers of 1024).
+ *
+ *   [proxy]                      ; once
+ *   listen = 127.0.0.1:8080      ; required, repeatable (at most 32); "ip:port",
+ *                                ; "[v6]:port" or "name:port"; port 0 picks one;
+ *                                ; the same address twice is an error
+ *   workers = 8                  ; 1..1024; default: online CPUs, at least 2
+ *   upstream = app               ; required; names an [upstream NAME] section,
+ *                                ; which may come later in the file
+ *   error_log = stderr           ; default stderr; or a path
+ *   access_log = stderr          ; default stderr; or a path, or off
+ *   log_level = info             ; error|warn|info|debug; default info
+ *   keepalive_timeout = 5s       ; default 5s; 0 disables client keep-alive
+ *   keepalive_requests = 1000    ; 1..1000000; default 1000
+ *   client_header_timeout = 10s  ; > 0; default 10s: to read the whole head
+ *   client_body_timeout = 30s    ; > 0; default 30s: between two body reads
+ *   send_timeout = 30s           ; > 0; default 30s: between two client writes
+ *   client_max_body_size = 1m    ; default 1m; 0 = unlimited
+ *   max_header_size = 16k        ; 1k..1m; default 16k
+ *
+ *   [upstream app]               ; NAME is [A-Za-z0-9_.-]{1,63}, unique; at
+ *                                ; most 64 groups
+ *   server = 127.0.0.1:3001      ; required, repeatable (at most 256); the
+ *   server = 127.0.0.1:3002 weight=2   ; address (port 1..65535) may be
+ *   server = 127.0.0.1:3003 backup     ; followed by weight=N (1..100,
+ *                                ; default 1) and backup; at least one server
+ *                                ; must not be a backup; the same address
+ *                                ; twice in a group is an error
+ *   connect_timeout = 3s         ; > 0; default 3s
+ *   read_timeout = 60s           ; > 0; default 60s: between two upstream reads
+ *   keepalive = 16               ; 0..1024; default 16 idle connections per
+ *                                ; worker; 0 = none
+ *   preserve_host = no           ; yes|no|on|off|true|false; default no
+ *
+ * Errors read "FILE:LINE: [SECTION] KEY: REASON", or "FILE:LINE: [SECTION]:
+ * REASON" for a whole section (LINE is then the header's).
+ *
+ * How inih is used: Debian's libinih is built without INI_HANDLER_LINENO, so
+ * the handler learns no line number. We parse through ini_parse_stream() with
+ * our own reader, which counts lines; inih calls the handler right after the
+ * reader returned that handler's line, so the reader's count is the line of
+ * the key. inih calls no handler for a section header, so the reader also
+ * recognises headers itself: that is where sections are checked, groups are
+ * created and header lines recorded (inih also truncates section names to
+ * 49 bytes, which "upstream " + 63 would exceed). The reader stops the parse
+ * (returns NULL) once an error has been recorded.
+ */
+#include "config.h"
+
+#include "buf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* inih's line buffer (a VLA in Debian's build); 3 bytes go to \r\n\0. */
+#define CFG_MAX_LINE 1024
+
+enum cfg_section { CFG_SEC_NONE, CFG_SEC_PROXY, CFG_SEC_UPSTREAM };
+
+enum cfg_proxy_key {
+    PK_LISTEN,
+    PK_WORKERS,
+    PK_UPSTREAM,
+    PK_ERROR_LOG,
+    PK_ACCESS_LOG,
+    PK_LOG_LEVEL,
+    PK_KEEPALIVE_TIMEOUT,
+    PK_KEEPALIVE_REQUESTS,
+    PK_CLIENT_HEADER_TIMEOUT,
+    PK_CLIENT_BODY_TIMEOUT,
+    PK_SEND_TIMEOUT,
+    PK_CLIENT_MAX_BODY_SIZE,
+    PK_MAX_HEADER_SIZE,
+    PK_COUNT
+};
+
+enum cfg_group_key {
+    GK_SERVER,
+    GK_CONNECT_TIMEOUT,
+    GK_READ_TIMEOUT,
+    GK_KEEPALIVE,
+    GK_PRESERVE_HOST,
+    GK_COUNT
+};
+
+/* Everything one load needs; lives on cfg_load*()'s stack. */
+struct cfg_state {
+    struct config *cfg; /* the draft */
+    const char *name;   /* file name for messages */
+    char *err;
+    size_t errlen;
+    bool failed;
+
+    /* reader */
+    FILE *fp;         /* either a file ... */
+    const char *text; /* ... or the rest of a string */
+    int lineno;
+    int read_errno;
+
+    /* the section being read */
+    enum cfg_section sec;
+    char sectext[80]; /* "proxy", "upstream app": for messages */
+    int secline;
+    size_t group; /* index of the current group when sec is CFG_SEC_UPSTREAM */
+
+    int proxy_line; /* line of [proxy], 0 if absent */
+    char upstream[CFG_NAME_MAX];
+    int proxy_seen[PK_COUNT]; /* line where each key was first given */
+    int group_seen[CFG_MAX_GROUPS][GK_COUNT];
+};
+
+typedef int (*cfg_setter)(struct cfg_state *st, const char *val, char *why, size_t whylen);
+
+struct cfg_key {
+    const char *name;
+    bool repeatable;
+    cfg_setter set;
+};
+
+__attribute__((format(printf, 3, 4))) static void
+cfg_fail(struct cfg_state *st, int line, const char *fmt, ...)
+{
+    int n;
+    va_list ap;
+
+    if (st->failed)
+        return; /* keep the first error */
+    st->failed = true;
+    n = snprintf(st->err, st->errlen, "%s:%d: ", st->name, line);
+    if (n < 0 || (size_t)n >= st->errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(st->err + n, st->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * Appends one zeroed element to the array <arr> of <*n> elements of
+ * <elsize> bytes. Returns the new element, with the (maybe moved) array in
+ * <*newarr>, or NULL when out of memory (<arr> is then unchanged).
+ */
+static void *
+cfg_push(void *arr, size_t *n, size_t elsize, void **newarr)
+{
+    char *p = realloc(arr, (*n + 1) * elsize);
+
+    if (p == NULL)
+        return NULL;
+    *newarr = p;
+    memset(p + *n * elsize, 0, elsize);
+    return p + (*n)++ * elsize;
+}
+
+static bool
+cfg_valid_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n < 1 || n >= CFG_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* ---- values ---------------------------------------------------------- */
+
+static bool
+cfg_all_digits(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+static int
+cfg_number(const char *val, uint64_t min, uint64_t max, uint64_t *out, char *why, size_t whylen)
+{
+    uint64_t v;
+
+    if (!cfg_all_digits(val)) {
+        snprintf(why, whylen, "bad number \"%s\"", val);
+        return -1;
+    }
+    if (buf_parse_u64(val, strlen(val), max, &v) == -1 || v < min) {
+        snprintf(why, whylen, "%s out of range (%llu..%llu)", val, (unsigned long long)min,
+                 (unsigned long long)max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+cfg_duration(const char *val, bool positive, int64_t *out, char *why, size_t whylen)
+{
+    const char *unit = val + strspn(val, "0123456789");
+
+    if (unit == val) {
+        snprintf(why, whylen, "bad duration \"%s\" (a number, then ms, s or m)", val);
+        return -1;
+    }
+    if (*unit != '\0' && strcmp(unit, "ms") != 0 && strcmp(unit, "s") != 0 &&
+        strcmp(unit, "m") != 0) {
+        snprintf(why, whylen, "bad duration unit \"%s\" in \"%s\" (ms, s or m)", unit, val);
+        return -1;
+    }
+    if (buf_parse_duration_ms(val, out) == -1) {
+        snprintf(why, whylen, "duration %s out of range (max 1 day)", val);
+        return -1;
+    }
+    if (positive && *out == 0) {
+        snprintf(why, whylen, "must be greater than 0");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+cfg_size(const char *val, uint64_t min, uint64_t max, const char *range, uint64_t *out, char *why,
+         size_t whylen)
+{
+    const char *unit = val + strspn(val, "0123456789");
+
+    if (unit == val) {
+        snprintf(why, whylen, "bad size \"%s\" (a number, then k, m or g)", val);
+        return -1;
+    }
+    if (*unit != '\0' && (unit[1] != '\0' || strchr("kKmMgG", *unit) == NULL)) {
+        snprintf(why, whylen, "bad size unit \"%s\" in \"%s\" (k, m or g)", unit, val);
+        return -1;
+    }
+    if (buf_parse_size(val, out) == -1 || *out < min || *out > max) {
+        snprintf(why, whylen, "size %s out of range (%s)", val, range);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+cfg_bool(const char *val, bool *out, char *why, size_t whylen)
+{
+    static const char *const yes[] = {"yes", "on", "true"};
+    static const char *const no[] = {"no", "off", "false"};
+
+    for (size_t i = 0; i < 3; i++) {
+        if (strcasecmp(val, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(val, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    snprintf(why, whylen, "bad boolean \"%s\" (yes|no|on|off|true|false)", val);
+    return -1;
+}
+
+static int
+cfg_string(const char *val, char **out, char *why, size_t whylen)
+{
+    char *s = strdup(val);
+
+    if (s == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    free(*out);
+    *out = s;
+    return 0;
+}
+
+int
+cfg_parse_addr(const char *s, struct cfg_addr *out, char *why, size_t whylen)
+{
+    char host[256], ip[INET6_ADDRSTRLEN];
+    const char *hostp, *port, *colon;
+    size_t hostlen;
+    uint64_t portnum;
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    if (*s == '[') {
+        const char *end = strchr(s, ']');
+
+        if (end == NULL) {
+            snprintf(why, whylen, "bad address \"%s\": missing ']'", s);
+            return -1;
+        }
+        if (end[1] != ':') {
+            snprintf(why, whylen, "missing port in \"%s\"", s);
+            return -1;
+        }
+        hostp = s + 1;
+        hostlen = (size_t)(end - hostp);
+        port = end + 2;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL) {
+            snprintf(why, whylen, "missing port in \"%s\"", s);
+            return -1;
+        }
+        if (memchr(s, ':', (size_t)(colon - s)) != NULL) {
+            snprintf(why, whylen, "bad address \"%s\": write IPv6 as [addr]:port", s);
+            return -1;
+        }
+        hostp = s;
+        hostlen = (size_t)(colon - s);
+        port = colon + 1;
+    }
+    if (hostlen == 0 || hostlen >= sizeof(host)) {
+        snprintf(why, whylen, "bad address \"%s\": %s host", s, hostlen ? "too long a" : "no");
+        return -1;
+    }
+    memcpy(host, hostp, hostlen);
+    host[hostlen] = '\0';
+    if (*port == '\0') {
+        snprintf(why, whylen, "missing port in \"%s\"", s);
+        return -1;
+    }
+    if (buf_parse_u64(port, strlen(port), 65535, &portnum) == -1) {
+        snprintf(why, whylen, "bad port \"%s\"", port);
+        return -1;
+    }
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = *s == '[' ? AF_INET6 : AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (*s == '[' ? AI_NUMERICHOST : 0);
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(why, whylen, "cannot resolve \"%s\": %s", host,
+                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return -1;
+    }
+    if (res->ai_addrlen > sizeof(out->ss) ||
+        (res->ai_family != AF_INET && res->ai_family != AF_INET6)) {
+        snprintf(why, whylen, "cannot resolve \"%s\": no IPv4 or IPv6 address", host);
+        freeaddrinfo(res);
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
+    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    freeaddrinfo(res);
+
+    if (out->ss.ss_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+        snprintf(out->text, sizeof(out->text), "%s:%u", ip, (unsigned)portnum);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+        snprintf(out->text, sizeof(out->text), "[%s]:%u", ip, (unsigned)portnum);
+    }
+    return 0;
+}
+
+/* ---- [proxy] keys ---------------------------------------------------- */
+
+static int
+set_listen(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    struct config *cfg = st->cfg;
+    struct cfg_addr addr;
+    struct cfg_listener *l;
+    void *arr;
+
+    if (cfg_parse_addr(val, &addr, why, whylen) == -1)
+        return -1;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (strcmp(cfg->listeners[i].addr.text, addr.text) == 0) {
+            snprintf(why, whylen, "duplicate listener %s, first at line %d", addr.text,
+                     cfg->listeners[i].line);
+            return -1;
+        }
+    }
+    if (cfg->nlisteners >= CFG_MAX_LISTENERS) {
+        snprintf(why, whylen, "too many listeners (max %d)", CFG_MAX_LISTENERS);
+        return -1;
+    }
+    l = cfg_push(cfg->listeners, &cfg->nlisteners, sizeof(*l), &arr);
+    if (l == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    cfg->listeners = arr;
+    l->addr = addr;
+    l->line = st->lineno;
+    return 0;
+}
+
+static int
+set_workers(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    uint64_t v;
+
+    if (cfg_number(val, 1, CFG_MAX_WORKERS, &v, why, whylen) == -1)
+        return -1;
+    st->cfg->workers = (unsigned)v;
+    return 0;
+}
+
+static int
+set_upstream(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    if (!cfg_valid_name(val)) {
+        snprintf(why, whylen, "bad group name \"%s\" ([A-Za-z0-9_.-], 1 to %d characters)", val,
+                 CFG_NAME_MAX - 1);
+        return -1;
+    }
+    snprintf(st->upstream, sizeof(st->upstream), "%s", val);
+    return 0;
+}
+
+static int
+set_error_log(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_string(val, &st->cfg->error_log, why, whylen);
+}
+
+static int
+set_access_log(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_string(val, &st->cfg->access_log, why, whylen);
+}
+
+static int
+set_log_level(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(val, names[i]) == 0) {
+            st->cfg->log_level = (enum cfg_log_level)i;
+            return 0;
+        }
+    }
+    snprintf(why, whylen, "bad level \"%s\" (error|warn|info|debug)", val);
+    return -1;
+}
+
+static int
+set_keepalive_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_duration(val, false, &st->cfg->keepalive_timeout_ms, why, whylen);
+}
+
+static int
+set_keepalive_requests(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    uint64_t v;
+
+    if (cfg_number(val, 1, 1000000, &v, why, whylen) == -1)
+        return -1;
+    st->cfg->keepalive_requests = (unsigned)v;
+    return 0;
+}
+
+static int
+set_client_header_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_duration(val, true, &st->cfg->client_header_timeout_ms, why, whylen);
+}
+
+static int
+set_client_body_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_duration(val, true, &st->cfg->client_body_timeout_ms, why, whylen);
+}
+
+static int
+set_send_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_duration(val, true, &st->cfg->send_timeout_ms, why, whylen);
+}
+
+static int
+set_client_max_body_size(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_size(val, 0, UINT64_MAX, "max 1024g", &st->cfg->client_max_body_size, why, whylen);
+}
+
+static int
+set_max_header_size(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    uint64_t v;
+
+    if (cfg_size(val, 1024, 1024 * 1024, "1k..1m", &v, why, whylen) == -1)
+        return -1;
+    st->cfg->max_header_size = (size_t)v;
+    return 0;
+}
+
+/* Indexed by enum cfg_proxy_key. */
+static const struct cfg_key cfg_proxy_keys[PK_COUNT] = {
+    [PK_LISTEN] = {"listen", true, set_listen},
+    [PK_WORKERS] = {"workers", false, set_workers},
+    [PK_UPSTREAM] = {"upstream", false, set_upstream},
+    [PK_ERROR_LOG] = {"error_log", false, set_error_log},
+    [PK_ACCESS_LOG] = {"access_log", false, set_access_log},
+    [PK_LOG_LEVEL] = {"log_level", false, set_log_level},
+    [PK_KEEPALIVE_TIMEOUT] = {"keepalive_timeout", false, set_keepalive_timeout},
+    [PK_KEEPALIVE_REQUESTS] = {"keepalive_requests", false, set_keepalive_requests},
+    [PK_CLIENT_HEADER_TIMEOUT] = {"client_header_timeout", false, set_client_header_timeout},
+    [PK_CLIENT_BODY_TIMEOUT] = {"client_body_timeout", false, set_client_body_timeout},
+    [PK_SEND_TIMEOUT] = {"send_timeout", false, set_send_timeout},
+    [PK_CLIENT_MAX_BODY_SIZE] = {"client_max_body_size", false, set_client_max_body_size},
+    [PK_MAX_HEADER_SIZE] = {"max_header_size", false, set_max_header_size},
+};
+
+/* ---- [upstream NAME] keys -------------------------------------------- */
+
+/* "ADDR [weight=N] [backup]" */
+static int
+set_server(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    struct cfg_group *g = &st->cfg->groups[st->group];
+    struct cfg_server srv, *s;
+    char copy[CFG_MAX_LINE], *tok, *save = NULL;
+    bool have_weight = false;
+    void *arr;
+
+    memset(&srv, 0, sizeof(srv));
+    srv.weight = 1;
+    srv.line = st->lineno;
+    snprintf(copy, sizeof(copy), "%s", val);
+    tok = strtok_r(copy, " \t", &save);
+    if (tok == NULL) {
+        snprintf(why, whylen, "empty value");
+        return -1;
+    }
+    if (cfg_parse_addr(tok, &srv.addr, why, whylen) == -1)
+        return -1;
+    if ((srv.addr.ss.ss_family == AF_INET &&
+         ((struct sockaddr_in *)&srv.addr.ss)->sin_port == 0) ||
+        (srv.addr.ss.ss_family == AF_INET6 &&
+         ((struct sockaddr_in6 *)&srv.addr.ss)->sin6_port == 0)) {
+        snprintf(why, whylen, "bad port 0 in \"%s\" (1..65535)", tok);
+        return -1;
+    }
+    while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+        if (strncmp(tok, "weight=", 7) == 0) {
+            uint64_t w;
+
+            if (have_weight) {
+                snprintf(why, whylen, "weight given twice");
+                return -1;
+            }
+            if (!cfg_all_digits(tok + 7) ||
+                buf_parse_u64(tok + 7, strlen(tok + 7), CFG_MAX_WEIGHT, &w) == -1 || w < 1) {
+                snprintf(why, whylen, "bad weight \"%s\" (1..%d)", tok + 7, CFG_MAX_WEIGHT);
+                return -1;
+            }
+            srv.weight = (unsigned)w;
+            have_weight = true;
+        } else if (strcmp(tok, "backup") == 0) {
+            if (srv.backup) {
+                snprintf(why, whylen, "backup given twice");
+                return -1;
+            }
+            srv.backup = true;
+        } else {
+            snprintf(why, whylen, "unknown option \"%s\" (weight=N, backup)", tok);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < g->nservers; i++) {
+        if (strcmp(g->servers[i].addr.text, srv.addr.text) == 0) {
+            snprintf(why, whylen, "duplicate server %s, first at line %d", srv.addr.text,
+                     g->servers[i].line);
+            return -1;
+        }
+    }
+    if (g->nservers >= CFG_MAX_SERVERS) {
+        snprintf(why, whylen, "too many servers (max %d)", CFG_MAX_SERVERS);
+        return -1;
+    }
+    s = cfg_push(g->servers, &g->nservers, sizeof(*s), &arr);
+    if (s == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    g->servers = arr;
+    *s = srv;
+    return 0;
+}
+
+static int
+set_connect_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_duration(val, true, &st->cfg->groups[st->group].connect_timeout_ms, why, whylen);
+}
+
+static int
+set_read_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_duration(val, true, &st->cfg->groups[st->group].read_timeout_ms, why, whylen);
+}
+
+static int
+set_keepalive(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    uint64_t v;
+
+    if (cfg_number(val, 0, 1024, &v, why, whylen) == -1)
+        return -1;
+    st->cfg->groups[st->group].keepalive = (unsigned)v;
+    return 0;
+}
+
+static int
+set_preserve_host(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_bool(val, &st->cfg->groups[st->group].preserve_host, why, whylen);
+}
+
+/* Indexed by enum cfg_group_key. */
+static const struct cfg_key cfg_group_keys[GK_COUNT] = {
+    [GK_SERVER] = {"server", true, set_server},
+    [GK_CONNECT_TIMEOUT] = {"connect_timeout", false, set_connect_timeout},
+    [GK_READ_TIMEOUT] = {"read_timeout", false, set_read_timeout},
+    [GK_KEEPALIVE] = {"keepalive", false, set_keepalive},
+    [GK_PRESERVE_HOST] = {"preserve_host", false, set_preserve_host},
+};
+
+/* ---- inih callbacks -------------------------------------------------- */
+
+/*
+ * inih handler: one "key = value" of the current section (tracked by the
+ * reader; inih's <section> argument is ignored, see the top of the file).
+ * Returns 0 (error) after recording the message.
+ */
+static int
+cfg_handler(void *user, const char *section, const char *key, const char *val)
+{
+    struct cfg_state *st = user;
+    const struct cfg_key *keys;
+    int *seen;
+    size_t nkeys;
+    char why[512];
+
+    (void)section;
+    if (st->sec == CFG_SEC_NONE) {
+        cfg_fail(st, st->lineno, "%s: key outside of any section", key);
+        return 0;
+    }
+    if (st->sec == CFG_SEC_PROXY) {
+        keys = cfg_proxy_keys;
+        nkeys = PK_COUNT;
+        seen = st->proxy_seen;
+    } else {
+        keys = cfg_group_keys;
+        nkeys = GK_COUNT;
+        seen = st->group_seen[st->group];
+    }
+    for (size_t i = 0; i < nkeys; i++) {
+        if (strcmp(key, keys[i].name) != 0)
+            continue;
+        if (!keys[i].repeatable && seen[i] != 0) {
+            cfg_fail(st, st->lineno, "[%s] %s: given twice, first at line %d", st->sectext, key,
+                     seen[i]);
+            return 0;
+        }
+        if (seen[i] == 0)
+            seen[i] = st->lineno;
+        if (*val == '\0') {
+            cfg_fail(st, st->lineno, "[%s] %s: empty value", st->sectext, key);
+            return 0;
+        }
+        if (keys[i].set(st, val, why, sizeof(why)) == -1) {
+            cfg_fail(st, st->lineno, "[%s] %s: %s", st->sectext, key, why);
+            return 0;
+        }
+        return 1;
+    }
+    cfg_fail(st, st->lineno, "[%s] %s: unknown key", st->sectext, key);
+    return 0;
+}
+
+/* A section header line <p> (at its '['): switches the current section. */
+static void
+cfg_section(struct cfg_state *st, const char *p)
+{
+    struct config *cfg = st->cfg;
+    const char *end = strchr(p, ']'), *rest, *b, *e;
+    char text[CFG_MAX_LINE];
+    struct cfg_group *g;
+    void *arr;
+
+    if (end == NULL) {
+        cfg_fail(st, st->lineno, "syntax error: no ']' after '['");
+        return;
+    }
+    rest = end + 1 + strspn(end + 1, " \t\r\n");
+    if (*rest != '\0' && *rest != ';' && *rest != '#') {
+        cfg_fail(st, st->lineno, "syntax error: text after ']'");
+        return;
+    }
+    b = p + 1 + strspn(p + 1, " \t");
+    for (e = end; e > b && (e[-1] == ' ' || e[-1] == '\t'); e--)
+        ;
+    snprintf(text, sizeof(text), "%.*s", (int)(e - b), b);
+
+    st->secline = st->lineno;
+    if (strcmp(text, "proxy") == 0) {
+        if (st->proxy_line != 0) {
+            cfg_fail(st, st->lineno, "[proxy]: section given twice, first at line %d",
+                     st->proxy_line);
+            return;
+        }
+        st->sec = CFG_SEC_PROXY;
+        st->proxy_line = st->lineno;
+        snprintf(st->sectext, sizeof(st->sectext), "proxy");
+        return;
+    }
+    if (strncmp(text, "upstream", 8) != 0 ||
+        (text[8] != '\0' && text[8] != ' ' && text[8] != '\t')) {
+        cfg_fail(st, st->lineno, "[%s]: unknown section (proxy, upstream NAME)", text);
+        return;
+    }
+    b = text + 8 + strspn(text + 8, " \t");
+    if (*b == '\0') {
+        cfg_fail(st, st->lineno, "[upstream]: missing group name ([upstream NAME])");
+        return;
+    }
+    if (!cfg_valid_name(b)) {
+        cfg_fail(st, st->lineno,
+                 "[%s]: bad group name \"%s\" ([A-Za-z0-9_.-], 1 to %d characters)", text, b,
+                 CFG_NAME_MAX - 1);
+        return;
+    }
+    for (size_t i = 0; i < cfg->ngroups; i++) {
+        if (strcmp(cfg->groups[i].name, b) == 0) {
+            cfg_fail(st, st->lineno, "[upstream %s]: duplicate group name, first at line %d", b,
+                     cfg->groups[i].line);
+            return;
+        }
+    }
+    if (cfg->ngroups >= CFG_MAX_GROUPS) {
+        cfg_fail(st, st->lineno, "[upstream %s]: too many upstream groups (max %d)", b,
+                 CFG_MAX_GROUPS);
+        return;
+    }
+    g = cfg_push(cfg->groups, &cfg->ngroups, sizeof(*g), &arr);
+    if (g == NULL) {
+        cfg_fail(st, st->lineno, "out of memory");
+        return;
+    }
+    cfg->groups = arr;
+    snprintf(g->name, sizeof(g->name), "%s", b);
+    g->connect_timeout_ms = 3000;
+    g->read_timeout_ms = 60000;
+    g->keepalive = 16;
+    g->preserve_host = false;
+    g->line = st->lineno;
+    st->sec = CFG_SEC_UPSTREAM;
+    st->group = cfg->ngroups - 1;
+    snprintf(st->sectext, sizeof(st->sectext), "upstream %s", b);
+}
+
+/*
+ * Looks at the line inih is about to parse: handles section headers, and
+ * rejects lines inih would misread ("listen 1.2.3.4:80" has no '=' but a
+ * ':', which inih takes as "key: value").
+ */
+static void
+cfg_inspect(struct cfg_state *st, const char *line)
+{
+    const char *p = line;
+
+    if (st->lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3; /* UTF-8 BOM, which inih skips too */
+    p += strspn(p, " \t\r\n");
+    if (*p == '\0' || *p == ';' || *p == '#')
+        return;
+    if (*p == '[') {
+        cfg_section(st, p);
+        return;
+    }
+    if (*p == '=') {
+        cfg_fail(st, st->lineno, "syntax error: no key before '='");
+        return;
+    }
+    for (const char *q = p; *q != '\0'; q++) {
+        if (*q == '=')
+            return;
+        if (*q == ':' || (*q == ';' && (q[-1] == ' ' || q[-1] == '\t')))
+            break;
+    }
+    cfg_fail(st, st->lineno, "syntax error: expected key = value");
+}
+
+/*
+ * inih reader: fgets() over a FILE or a string, counting lines. A line that
+ * does not fit in <num> bytes with its newline is an error: inih would
+ * take its tail for another line, and the line numbers would be off.
+ */
+static char *
+cfg_reader(char *str, int num, void *stream)
+{
+    struct cfg_state *st = stream;
+    bool too_long = false;
+    size_t len;
+
+    if (st->failed || num < 3)
+        return NULL;
+    if (st->fp != NULL) {
+        if (fgets(str, num, st->fp) == NULL) {
+            if (ferror(st->fp))
+                st->read_errno = errno != 0 ? errno : EIO;
+            return NULL;
+        }
+        len = strlen(str);
+        if (len > 0 && str[len - 1] != '\n') {
+            int c = getc(st->fp);
+
+            if (c != EOF) {
+                ungetc(c, st->fp);
+                too_long = true;
+            }
+        }
+    } else {
+        const char *nl;
+
+        if (*st->text == '\0')
+            return NULL;
+        nl = strchr(st->text, '\n');
+        len = nl != NULL ? (size_t)(nl - st->text) + 1 : strlen(st->text);
+        if (len < (size_t)num) {
+            memcpy(str, st->text, len);
+            str[len] = '\0';
+        } else {
+            too_long = true;
+        }
+        st->text += len;
+    }
+    st->lineno++;
+    if (too_long) {
+        cfg_fail(st, st->lineno, "line too long (max %d bytes)", num - 3);
+        return NULL;
+    }
+    cfg_inspect(st, str);
+    return st->failed ? NULL : str;
+}
+
+/* ---- loading --------------------------------------------------------- */
+
+/* The whole-file checks, once every line was read. */
+static int
+cfg_validate(struct cfg_state *st)
+{
+    struct config *cfg = st->cfg;
+    int pline = st->proxy_line != 0 ? st->proxy_line : 1;
+    size_t i, j;
+
+    if (cfg->nlisteners == 0) {
+        cfg_fail(st, pline, "[proxy] listen: missing, at least one listen = is required");
+        return -1;
+    }
+    if (st->proxy_seen[PK_UPSTREAM] == 0) {
+        cfg_fail(st, pline, "[proxy] upstream: missing, upstream = NAME is required");
+        return -1;
+    }
+    for (i = 0; i < cfg->ngroups; i++)
+        if (strcmp(cfg->groups[i].name, st->upstream) == 0)
+            break;
+    if (i == cfg->ngroups) {
+        cfg_fail(st, st->proxy_seen[PK_UPSTREAM], "[proxy] upstream: no [upstream %s] section",
+                 st->upstream);
+        return -1;
+    }
+    cfg->group = i;
+    for (i = 0; i < cfg->ngroups; i++) {
+        struct cfg_group *g = &cfg->groups[i];
+
+        if (g->nservers == 0) {
+            cfg_fail(st, g->line, "[upstream %s]: no server", g->name);
+            return -1;
+        }
+        for (j = 0; j < g->nservers; j++)
+            if (!g->servers[j].backup)
+                break;
+        if (j == g->nservers) {
+            cfg_fail(st, g->line, "[upstream %s]: only backup servers", g->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static unsigned
+cfg_default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (n < 2)
+        return 2;
+    return n > CFG_MAX_WORKERS ? CFG_MAX_WORKERS : (unsigned)n;
+}
+
+/* Runs the parse over <st> (whose fp or text is set). */
+static struct config *
+cfg_run(struct cfg_state *st)
+{
+    static char start_comments[] = ";#", inline_comments[] = ";";
+    struct config *cfg;
+    int rc;
+
+    cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL) {
+        snprintf(st->err, st->errlen, "%s: out of memory", st->name);
+        return NULL;
+    }
+    st->cfg = cfg;
+    cfg->path = strdup(st->name);
+    cfg->error_log = strdup("stderr");
+    cfg->access_log = strdup("stderr");
+    if (cfg->path == NULL || cfg->error_log == NULL || cfg->access_log == NULL) {
+        snprintf(st->err, st->errlen, "%s: out of memory", st->name);
+        goto fail;
+    }
+    cfg->workers = cfg_default_workers();
+    cfg->log_level = CFG_LOG_INFO;
+    cfg->keepalive_timeout_ms = 5000;
+    cfg->keepalive_requests = 1000;
+    cfg->client_header_timeout_ms = 10000;
+    cfg->client_body_timeout_ms = 30000;
+    cfg->send_timeout_ms = 30000;
+    cfg->client_max_body_size = 1024 * 1024;
+    cfg->max_header_size = 16 * 1024;
+
+    /* inih's runtime options (globals in Debian's build): set them all. */
+    ini_allow_multiline = false; /* one line is one key */
+    ini_allow_bom = true;
+    ini_start_comment_prefixes = start_comments;
+    ini_allow_inline_comments = true; /* "key = value   ; comment" */
+    ini_inline_comment_prefixes = inline_comments;
+    ini_use_stack = true;
+    ini_max_line = CFG_MAX_LINE;
+    ini_allow_realloc = false;
+    ini_stop_on_first_error = true;
+    ini_allow_no_value = false;
+
+    rc = ini_parse_stream(cfg_reader, st, cfg_handler, st);
+    if (st->failed)
+        goto fail;
+    if (st->read_errno != 0) {
+        snprintf(st->err, st->errlen, "%s: read error: %s", st->name, strerror(st->read_errno));
+        goto fail;
+    }
+    if (rc > 0) {
+        snprintf(st->err, st->errlen, "%s:%d: syntax error", st->name, rc);
+        goto fail;
+    }
+    if (rc < 0) {
+        snprintf(st->err, st->errlen, "%s: cannot parse (inih error %d)", st->name, rc);
+        goto fail;
+    }
+    if (cfg_validate(st) == -1)
+        goto fail;
+    return cfg;
+
+fail:
+    cfg_free(cfg);
+    return NULL;
+}
+
+struct config *
+cfg_load(const char *path, char *err, size_t errlen)
+{
+    struct cfg_state st;
+    struct config *cfg;
+
+    memset(&st, 0, sizeof(st));
+    st.name = path;
+    st.err = err;
+    st.errlen = errlen;
+    st.fp = fopen(path, "r");
+    if (st.fp == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    cfg = cfg_run(&st);
+    fclose(st.fp);
+    return cfg;
+}
+
+struct config *
+cfg_load_string(const char *text, const char *name, char *err, size_t errlen)
+{
+    struct cfg_state st;
+
+    memset(&st, 0, sizeof(st));
+    st.name = name;
+    st.err = err;
+    st.errlen = errlen;
+    st.text = text;
+    return cfg_run(&st);
+}
+
+void
+cfg_free(struct config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < cfg->ngroups; i++)
+        free(cfg->groups[i].servers);
+    free(cfg->groups);
+    free(cfg->listeners);
+    free(cfg->error_log);
+    free(cfg->access_log);
+    free(cfg->path);
+    free(cfg);
+}

@@ -1,0 +1,103 @@
+/*
+ * upstream: per-worker idle connection pool. See upstream.h.
+ */
+#include "upstream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+/* Idle connections older than this are not trusted: most servers close them by then. */
+#define UPOOL_MAX_IDLE_MS 50000
+
+int
+upool_init(struct upool *p, const struct config *cfg)
+{
+    p->ngroups = cfg->ngroups;
+    p->groups = calloc(cfg->ngroups, sizeof(*p->groups));
+    if (p->groups == NULL)
+        return -1;
+    for (size_t g = 0; g < cfg->ngroups; g++) {
+        struct upool_group *pg = &p->groups[g];
+        pg->cap = cfg->groups[g].keepalive;
+        if (pg->cap == 0)
+            continue;
+        pg->idle = calloc(pg->cap, sizeof(*pg->idle));
+        if (pg->idle == NULL) {
+            upool_free(p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+upool_free(struct upool *p)
+{
+    for (size_t g = 0; g < p->ngroups && p->groups != NULL; g++) {
+        struct upool_group *pg = &p->groups[g];
+        for (size_t i = 0; i < pg->n; i++)
+            close(pg->idle[i].fd);
+        free(pg->idle);
+    }
+    free(p->groups);
+    p->groups = NULL;
+    p->ngroups = 0;
+}
+
+static void
+remove_at(struct upool_group *pg, size_t i)
+{
+    memmove(&pg->idle[i], &pg->idle[i + 1], (pg->n - i - 1) * sizeof(pg->idle[0]));
+    pg->n--;
+}
+
+/* True when an idle connection still looks usable: nothing to read, no EOF. */
+static int
+still_open(int fd)
+{
+    char c;
+    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+int
+upool_get(struct upool *p, size_t g, size_t s)
+{
+    struct upool_group *pg = &p->groups[g];
+    int64_t now = -1;
+
+    for (size_t i = pg->n; i-- > 0;) {
+        if (pg->idle[i].server != s)
+            continue;
+        struct upool_entry e = pg->idle[i];
+        remove_at(pg, i);
+        if (now == -1)
+            now = buf_now_ms();
+        if (now - e.since_ms < UPOOL_MAX_IDLE_MS && still_open(e.fd))
+            return e.fd;
+        close(e.fd);
+    }
+    return -1;
+}
+
+void
+upool_put(struct upool *p, size_t g, size_t s, int fd)
+{
+    struct upool_group *pg = &p->groups[g];
+
+    if (pg->cap == 0) {
+        close(fd);
+        return;
+    }
+    if (pg->n == pg->cap) {
+        close(pg->idle[0].fd);
+        remove_at(pg, 0);
+    }
+    pg->idle[pg->n++] = (struct upool_entry){.fd = fd, .server = (uint16_t)s,
+                                             .since_ms = buf_now_ms()};
+}

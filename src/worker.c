@@ -1,0 +1,217 @@
+/*
+ * worker: accept loop and per-connection keep-alive loop. See worker.h.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "http.h"
+#include "log.h"
+#include "net.h"
+#include "proxy.h"
+
+static volatile sig_atomic_t draining;
+static volatile sig_atomic_t reopen_logs;
+
+static void
+on_drain(int sig)
+{
+    (void)sig;
+    draining = 1;
+}
+
+static void
+on_usr1(int sig)
+{
+    (void)sig;
+    reopen_logs = 1;
+}
+
+static void
+set_state(struct shm_worker *me, enum shm_worker_state st)
+{
+    atomic_store_explicit(&me->state, st, memory_order_relaxed);
+}
+
+/*
+ * Reads the next request head into c->buf and parses it. Waits up to
+ * keepalive_timeout for its first byte (client_header_timeout on a new
+ * connection), then up to client_header_timeout for the whole head.
+ * Returns the head length, 0 when the connection ends quietly, or -1 after
+ * answering an error.
+ */
+static ssize_t
+read_head(struct proxy *px, struct client *c, struct http_request *req)
+{
+    const struct config *cfg = px->cfg;
+    int64_t now = buf_now_ms();
+    int64_t deadline = now + (c->requests == 0 ? cfg->client_header_timeout_ms
+                                               : cfg->keepalive_timeout_ms);
+    bool started = c->len > c->start;
+
+    /* Pipelined bytes stay; move them to the front so a whole head fits. */
+    if (c->start > 0) {
+        memmove(c->buf, c->buf + c->start, c->len - c->start);
+        c->len -= c->start;
+        c->start = 0;
+    }
+    if (started)
+        deadline = now + cfg->client_header_timeout_ms;
+    set_state(px->me, c->requests == 0 || started ? SHM_W_READ : SHM_W_KEEPALIVE);
+
+    for (;;) {
+        if (c->len > 0) {
+            int status = 400;
+            int r = http_parse_request(c->buf, c->len, cfg->max_header_size, req, &status);
+            if (r > 0)
+                return r;
+            if (r == HTTP_INVALID) {
+                log_info("%s: rejected request head: %d %s", c->ip, status, http_reason(status));
+                proxy_send_error(cfg, c, status, true);
+                return -1;
+            }
+        }
+        if (c->len == c->cap) { /* cannot happen: cap > max_header_size */
+            proxy_send_error(cfg, c, 431, true);
+            return -1;
+        }
+        if (draining && c->len == 0)
+            return 0;
+        ssize_t n = net_read(c->fd, c->buf + c->len, c->cap - c->len, deadline);
+        if (n > 0) {
+            if (c->len == 0) {
+                /* The whole head must arrive within client_header_timeout of its first byte. */
+                deadline = buf_now_ms() + cfg->client_header_timeout_ms;
+                set_state(px->me, SHM_W_READ);
+            }
+            c->len += (size_t)n;
+            continue;
+        }
+        if (n == -1 && errno == ETIMEDOUT && c->len > 0) {
+            log_info("%s: request head timed out", c->ip);
+            proxy_send_error(cfg, c, 408, true);
+            return -1;
+        }
+        return 0; /* EOF, reset, or idle keep-alive timeout: close quietly */
+    }
+}
+
+static void
+serve_connection(struct proxy *px, struct client *c)
+{
+    struct http_request req;
+
+    c->start = c->len = 0;
+    c->requests = 0;
+    for (;;) {
+        ssize_t hl = read_head(px, c, &req);
+        if (hl <= 0)
+            break;
+        c->requests++;
+        set_state(px->me, SHM_W_PROXY);
+        if (proxy_serve(px, c, &req, (size_t)hl) == -1)
+            break;
+        if (draining)
+            break;
+    }
+    /* Close without RST on unread input: shutdown first, then close. */
+    shutdown(c->fd, SHUT_WR);
+    close(c->fd);
+}
+
+/* Accepts the next client on one of the listeners; -1 when interrupted. */
+static int
+accept_client(const int *lfds, size_t n, struct sockaddr_storage *ss)
+{
+    socklen_t len = sizeof(*ss);
+
+    if (n == 1) {
+        /* A blocking accept() on a shared socket wakes one worker, not all. */
+        return accept4(lfds[0], (struct sockaddr *)ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    }
+    struct pollfd pfd[CFG_MAX_LISTENERS];
+    for (size_t i = 0; i < n; i++)
+        pfd[i] = (struct pollfd){.fd = lfds[i], .events = POLLIN};
+    if (poll(pfd, n, -1) == -1)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!(pfd[i].revents & POLLIN))
+            continue;
+        int fd = accept4(lfds[i], (struct sockaddr *)ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd != -1 || errno != EAGAIN)
+            return fd;
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
+void
+worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds, size_t nlisten)
+{
+    struct proxy px;
+    struct client c = {.fd = -1};
+    struct sigaction sa = {0};
+    sigset_t all;
+
+    log_set_role("worker");
+    /* Die with the master: no orphan keeps serving a stale config. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+    sa.sa_handler = on_drain; /* no SA_RESTART: a blocking accept() returns EINTR */
+    sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGCHLD, &sa, NULL);
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+
+    if (proxy_init(&px, cfg, shm, slot, &draining) == -1)
+        log_fatal(MP_EXIT_FATAL, "worker %d: out of memory", slot);
+    c.cap = cfg->max_header_size + PROXY_IO_BUF;
+    c.buf = malloc(c.cap);
+    if (c.buf == NULL)
+        log_fatal(MP_EXIT_FATAL, "worker %d: out of memory", slot);
+
+    struct shm_worker *me = &shm->workers[slot];
+    while (!draining) {
+        struct sockaddr_storage ss;
+        if (reopen_logs) {
+            reopen_logs = 0;
+            log_reopen();
+        }
+        set_state(me, SHM_W_IDLE);
+        int fd = accept_client(lfds, nlisten, &ss);
+        if (fd == -1) {
+            if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
+                continue;
+            log_error_errno("accept");
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                usleep(100 * 1000); /* resource exhaustion: don't spin */
+            continue;
+        }
+        atomic_fetch_add_explicit(&me->connections, 1, memory_order_relaxed);
+        c.fd = fd;
+        net_addr_ip(&ss, c.ip, sizeof(c.ip));
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        serve_connection(&px, &c);
+    }
+    set_state(me, SHM_W_FREE);
+    exit(MP_EXIT_OK);
+}

@@ -1,0 +1,830 @@
+/*
+ * it_proxy: the daemon end to end. Each test starts real testapp upstreams
+ * and the real miniproxyd on ephemeral ports, drives it with curl or raw
+ * sockets, and stops everything by PID.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testlib.h"
+#include "testpattern.h"
+
+#define REQ(path) "GET " path " HTTP/1.1\r\nHost: t\r\n\r\n"
+
+static struct tl_proc app[3];
+static struct tl_proxy px;
+
+/* Three upstreams (a1, a2, a3) and the proxy with <workers> and extra group keys. */
+static void
+start3(int workers, const char *proxy_keys, const char *group_keys)
+{
+    tl_app_start(&app[0], "a1");
+    tl_app_start(&app[1], "a2");
+    tl_app_start(&app[2], "a3");
+    tl_proxy_start(&px,
+                   "workers = %d\nupstream = app\n%s\n[upstream app]\n"
+                   "server = 127.0.0.1:%d\nserver = 127.0.0.1:%d\nserver = 127.0.0.1:%d\n%s\n",
+                   workers, proxy_keys, app[0].port, app[1].port, app[2].port, group_keys);
+}
+
+/* One upstream and the proxy. */
+static void
+start1(int workers, const char *proxy_keys, const char *group_keys)
+{
+    tl_app_start(&app[0], "a1");
+    tl_proxy_start(&px, "workers = %d\nupstream = app\n%s\n[upstream app]\nserver = 127.0.0.1:%d\n%s\n",
+                   workers, proxy_keys, app[0].port, group_keys);
+}
+
+static void
+stop_all(void)
+{
+    tl_stop(px.pid);
+    for (int i = 0; i < 3; i++)
+        if (app[i].pid > 0)
+            tl_stop(app[i].pid);
+    memset(app, 0, sizeof(app));
+}
+
+/* A port nothing listens on: bind port 0, read it, close. */
+static int
+dead_port(void)
+{
+    struct tl_proc tmp;
+    tl_app_start(&tmp, "tmp");
+    int port = tmp.port;
+    tl_stop(tmp.pid);
+    return port;
+}
+
+static uint64_t
+fnv_file(const char *path, uint64_t *len)
+{
+    char buf[65536];
+    uint64_t h = TP_FNV_INIT;
+    ssize_t n;
+    int fd = open(path, O_RDONLY);
+    ck_assert(fd != -1);
+    *len = 0;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        h = tp_fnv1a(h, buf, (size_t)n);
+        *len += (uint64_t)n;
+    }
+    close(fd);
+    return h;
+}
+
+static uint64_t
+fnv_pattern(uint64_t n)
+{
+    char buf[65536];
+    uint64_t h = TP_FNV_INIT;
+    for (uint64_t off = 0; off < n; off += sizeof(buf)) {
+        size_t k = n - off < sizeof(buf) ? (size_t)(n - off) : sizeof(buf);
+        tp_fill(buf, off, k);
+        h = tp_fnv1a(h, buf, k);
+    }
+    return h;
+}
+
+/* ---- balancing and rewriting ---------------------------------------------------------- */
+
+START_TEST(t_round_robin_with_curl)
+{
+    char out[256];
+    int seen[3] = {0};
+    start3(4, "", "");
+    for (int i = 0; i < 9; i++) {
+        ck_assert_int_eq(tl_sh(out, sizeof(out), "curl -s http://127.0.0.1:%d/", px.port), 0);
+        int k = -1;
+        ck_assert_msg(sscanf(out, "hello from a%d", &k) == 1, "got %s", out);
+        seen[k - 1]++;
+    }
+    /* One shared cursor: each instance answers exactly its share, whichever worker took it. */
+    ck_assert_int_eq(seen[0], 3);
+    ck_assert_int_eq(seen[1], 3);
+    ck_assert_int_eq(seen[2], 3);
+    ck_assert(tl_file_waitfor(px.acclog, "\"GET / HTTP/1.1\" 200 14 upstream=127.0.0.1:", 2000));
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_weighted)
+{
+    tl_app_start(&app[0], "a1");
+    tl_app_start(&app[1], "a2");
+    tl_proxy_start(&px,
+                   "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d weight=3\n"
+                   "server = 127.0.0.1:%d\n",
+                   app[0].port, app[1].port);
+    int seen[2] = {0};
+    for (int i = 0; i < 40; i++) {
+        struct tl_resp r;
+        ck_assert_int_eq(tl_request(px.port, REQ("/"), &r), 200);
+        seen[r.body[strlen("hello from a")] - '1']++;
+        tl_resp_free(&r);
+    }
+    ck_assert_int_eq(seen[0], 30);
+    ck_assert_int_eq(seen[1], 10);
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_request_rewrite)
+{
+    struct tl_resp r;
+    char want[128];
+    start1(2, "", "");
+    ck_assert_int_eq(
+        tl_request(px.port,
+                   "GET /headers HTTP/1.1\r\nHost: example.test\r\nConnection: keep-alive, X-Hop\r\n"
+                   "X-Hop: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\n"
+                   "Proxy-Connection: keep-alive\r\nX-Forwarded-For: 10.9.8.7\r\n"
+                   "X-Forwarded-Proto: https\r\nX-Keep: yes\r\n\r\n",
+                   &r),
+        200);
+    snprintf(want, sizeof(want), "Host: 127.0.0.1:%d\r\n", app[0].port);
+    ck_assert_msg(strstr(r.body, want) != NULL, "%s", r.body);
+    ck_assert_msg(strncmp(r.body, "GET /headers HTTP/1.1\r\n", 23) == 0, "%s", r.body);
+    ck_assert(strstr(r.body, "X-Forwarded-For: 10.9.8.7, 127.0.0.1\r\n") != NULL);
+    ck_assert(strstr(r.body, "X-Forwarded-Proto: http\r\n") != NULL);
+    ck_assert(strstr(r.body, "X-Forwarded-Host: example.test\r\n") != NULL);
+    ck_assert(strstr(r.body, "X-Keep: yes\r\n") != NULL);
+    const char *gone[] = {"X-Hop", "Keep-Alive", "TE:", "Upgrade", "Proxy-Connection",
+                          "Connection", "https"};
+    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+        ck_assert_msg(strstr(r.body, gone[i]) == NULL, "%s forwarded:\n%s", gone[i], r.body);
+    tl_resp_free(&r);
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_preserve_host)
+{
+    struct tl_resp r;
+    start1(2, "", "preserve_host = yes");
+    ck_assert_int_eq(tl_request(px.port, "GET /headers HTTP/1.1\r\nHost: example.test:81\r\n\r\n", &r),
+                     200);
+    ck_assert_msg(strstr(r.body, "\r\nHost: example.test:81\r\n") != NULL, "%s", r.body);
+    tl_resp_free(&r);
+    /* absolute-form: the authority replaces Host, the path is sent in origin-form */
+    ck_assert_int_eq(
+        tl_request(px.port, "GET http://other.test/headers?x=1 HTTP/1.1\r\nHost: example.test\r\n\r\n",
+                   &r),
+        200);
+    ck_assert_msg(strncmp(r.body, "GET /headers?x=1 HTTP/1.1\r\n", 27) == 0, "%s", r.body);
+    ck_assert_msg(strstr(r.body, "\r\nHost: other.test\r\n") != NULL, "%s", r.body);
+    tl_resp_free(&r);
+    stop_all();
+}
+END_TEST
+
+/* ---- bodies ----------------------------------------------------------------------------- */
+
+START_TEST(t_download_integrity)
+{
+    const char *modes[] = {"length", "chunked", "close"};
+    char out[512], path[256];
+    start1(2, "", "");
+    snprintf(path, sizeof(path), "%s/dl", px.dir);
+    uint64_t n = 64ull << 20, len;
+    uint64_t want = fnv_pattern(n);
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(tl_sh(out, sizeof(out),
+                               "curl -s -o %s -w '%%{http_code}' "
+                               "'http://127.0.0.1:%d/bytes?n=%llu&mode=%s&chunk=1000'",
+                               path, px.port, (unsigned long long)n, modes[i]),
+                         0);
+        ck_assert_str_eq(out, "200");
+        ck_assert_msg(fnv_file(path, &len) == want, "mode %s: body differs", modes[i]);
+        ck_assert_int_eq(len, n);
+    }
+    unlink(path);
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_upload_integrity)
+{
+    char out[512], path[256], want[128];
+    start1(2, "client_max_body_size = 1g", "");
+    snprintf(path, sizeof(path), "%s/up", px.dir);
+    ck_assert_int_eq(tl_sh(NULL, 0, "head -c 50000000 /dev/urandom > %s", path), 0);
+    uint64_t len, h = fnv_file(path, &len);
+    snprintf(want, sizeof(want), "len=%llu fnv=%016llx\n", (unsigned long long)len,
+             (unsigned long long)h);
+    /* Content-Length upload (curl also sends Expect: 100-continue for it) */
+    ck_assert_int_eq(tl_sh(out, sizeof(out), "curl -s --data-binary @%s http://127.0.0.1:%d/sum",
+                           path, px.port),
+                     0);
+    ck_assert_str_eq(out, want);
+    /* chunked upload */
+    ck_assert_int_eq(tl_sh(out, sizeof(out),
+                           "curl -s -H 'Transfer-Encoding: chunked' --data-binary @%s "
+                           "http://127.0.0.1:%d/sum",
+                           path, px.port),
+                     0);
+    ck_assert_str_eq(out, want);
+    unlink(path);
+    stop_all();
+}
+END_TEST
+
+/* Peak RSS of the workers while <cmd> runs in the background. */
+static long
+peak_worker_rss_during(const char *cmd, long *before)
+{
+    pid_t kids[64];
+    int n = tl_children(px.pid, kids, 64);
+    ck_assert_int_gt(n, 0);
+    *before = 0;
+    for (int i = 0; i < n; i++)
+        if (tl_rss_kb(kids[i]) > *before)
+            *before = tl_rss_kb(kids[i]);
+    FILE *f = popen(cmd, "r");
+    ck_assert(f != NULL);
+    int fd = fileno(f);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    long peak = 0;
+    char buf[256];
+    int64_t deadline = tl_now_ms() + 60000;
+    for (;;) {
+        for (int i = 0; i < n; i++) {
+            long kb = tl_rss_kb(kids[i]);
+            if (kb > peak)
+                peak = kb;
+        }
+        ssize_t r = read(fd, buf, sizeof(buf));
+        if (r == 0 || tl_now_ms() > deadline)
+            break;
+        usleep(20 * 1000);
+    }
+    ck_assert_int_eq(pclose(f), 0);
+    return peak;
+}
+
+START_TEST(t_one_gib_constant_memory)
+{
+    long before, peak;
+    start1(2, "client_max_body_size = 2g", "");
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "curl -s -o /dev/null 'http://127.0.0.1:%d/bytes?n=1073741824' && echo done",
+             px.port);
+    peak = peak_worker_rss_during(cmd, &before);
+    fprintf(stderr, "1 GiB download: worker RSS %ld KiB before, peak %ld KiB\n", before, peak);
+    ck_assert_int_lt(peak, before + 4096);
+    snprintf(cmd, sizeof(cmd),
+             "head -c 1073741824 /dev/zero | curl -s -T - -X POST http://127.0.0.1:%d/sum "
+             "| grep -q len=1073741824 && echo done",
+             px.port);
+    peak = peak_worker_rss_during(cmd, &before);
+    fprintf(stderr, "1 GiB chunked upload: worker RSS %ld KiB before, peak %ld KiB\n", before,
+            peak);
+    ck_assert_int_lt(peak, before + 4096);
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_response_framings)
+{
+    struct tl_resp r;
+    char v[64];
+    start1(2, "", "");
+    int fd = tl_connect(px.port);
+    /* close-delimited upstream body to an HTTP/1.1 client: re-chunked, connection kept */
+    ck_assert(tl_send_str(fd, REQ("/bytes?n=5000&mode=close")) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert(r.chunked);
+    ck_assert_int_eq(r.body_len, 5000);
+    ck_assert_int_eq(tp_verify(r.body, 0, 5000), 5000);
+    tl_resp_free(&r);
+    /* chunked passes as chunked */
+    ck_assert(tl_send_str(fd, REQ("/bytes?n=7000&mode=chunked&chunk=3")) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert(r.chunked);
+    ck_assert_int_eq(tp_verify(r.body, 0, 7000), 7000);
+    tl_resp_free(&r);
+    /* HEAD: headers, no body, and the connection still works after */
+    ck_assert(tl_send_str(fd, "HEAD /bytes?n=100 HTTP/1.1\r\nHost: t\r\n\r\n") == 0);
+    ck_assert_int_eq(tl_read_response(fd, true, &r), 0);
+    ck_assert(tl_resp_header(&r, "Content-Length", v, sizeof(v)));
+    ck_assert_str_eq(v, "100");
+    tl_resp_free(&r);
+    /* 204 and 304 have no body */
+    ck_assert(tl_send_str(fd, REQ("/status?code=204")) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_int_eq(r.status, 204);
+    tl_resp_free(&r);
+    ck_assert(tl_send_str(fd, REQ("/status?code=304")) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_int_eq(r.status, 304);
+    tl_resp_free(&r);
+    ck_assert(tl_send_str(fd, REQ("/")) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_str_eq(r.body, "hello from a1\n");
+    tl_resp_free(&r);
+    close(fd);
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_http10_clients)
+{
+    struct tl_resp r;
+    char v[64];
+    start1(2, "", "");
+    /* 1.0 without keep-alive: answered and closed */
+    int fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, "GET / HTTP/1.0\r\n\r\n") == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert(tl_resp_header(&r, "Connection", v, sizeof(v)));
+    ck_assert_str_eq(v, "close");
+    tl_resp_free(&r);
+    char c;
+    ck_assert_int_eq(recv(fd, &c, 1, 0), 0);
+    close(fd);
+    /* 1.0 with keep-alive: kept; a chunked upstream body arrives close-delimited */
+    fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert(tl_resp_header(&r, "Connection", v, sizeof(v)));
+    ck_assert_str_eq(v, "keep-alive");
+    tl_resp_free(&r);
+    ck_assert(tl_send_str(fd, "GET /bytes?n=3000&mode=chunked HTTP/1.0\r\n"
+                              "Connection: keep-alive\r\n\r\n") == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert(!r.chunked);
+    ck_assert(r.closed);
+    ck_assert_int_eq(r.body_len, 3000);
+    ck_assert_int_eq(tp_verify(r.body, 0, 3000), 3000);
+    tl_resp_free(&r);
+    close(fd);
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_pipelining_and_expect)
+{
+    struct tl_resp r;
+    start1(2, "", "");
+    int fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+                              "GET /delay?ms=1 HTTP/1.1\r\nHost: t\r\n\r\n"
+                              "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "3;ext=1\r\nxyz\r\n0\r\nX-Trailer: 1\r\n\r\n"
+                              "GET / HTTP/1.1\r\nHost: t\r\n\r\n") == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_str_eq(r.body, "len=3 fnv=e71fa2190541574b\n");
+    tl_resp_free(&r);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_str_eq(r.body, "delayed\n");
+    tl_resp_free(&r);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_str_eq(r.body, "xyz");
+    tl_resp_free(&r);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_str_eq(r.body, "hello from a1\n");
+    tl_resp_free(&r);
+
+    /* Expect: 100-continue: the proxy says 100 before the body is sent */
+    ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+                              "Expect: 100-continue\r\n\r\n") == 0);
+    char buf[64] = {0};
+    ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+    ck_assert_int_gt(n, 0);
+    ck_assert_str_eq(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+    ck_assert(tl_send_str(fd, "abc") == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_str_eq(r.body, "len=3 fnv=e71fa2190541574b\n");
+    tl_resp_free(&r);
+    close(fd);
+    stop_all();
+}
+END_TEST
+
+/* ---- keep-alive ------------------------------------------------------------------------ */
+
+START_TEST(t_upstream_keepalive_reuse)
+{
+    struct tl_resp r;
+    long conns, reqs;
+    start3(2, "", "keepalive = 16");
+    int fd = tl_connect(px.port);
+    for (int i = 0; i < 1000; i++) {
+        ck_assert(tl_send_str(fd, REQ("/")) == 0);
+        ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        tl_resp_free(&r);
+    }
+    close(fd);
+    long total_conns = 0, total_reqs = 0;
+    for (int i = 0; i < 3; i++) {
+        tl_app_stats(app[i].port, &conns, &reqs);
+        total_conns += conns;
+        total_reqs += reqs;
+    }
+    fprintf(stderr, "1000 requests on one client connection: %ld upstream connections\n",
+            total_conns);
+    ck_assert_int_eq(total_reqs, 1000);
+    ck_assert_int_le(total_conns, 3); /* one worker served them: one per upstream */
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_keepalive_requests_limit)
+{
+    struct tl_resp r;
+    char v[32];
+    start1(2, "keepalive_requests = 3", "");
+    int fd = tl_connect(px.port);
+    for (int i = 1; i <= 3; i++) {
+        ck_assert(tl_send_str(fd, REQ("/")) == 0);
+        ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+        ck_assert_int_eq(tl_resp_header(&r, "Connection", v, sizeof(v)), i == 3);
+        tl_resp_free(&r);
+    }
+    char c;
+    ck_assert_int_eq(recv(fd, &c, 1, 0), 0);
+    close(fd);
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_stale_pooled_connection)
+{
+    struct tl_resp r;
+    char bin[256], portarg[16];
+    start1(1, "", "keepalive = 4");
+    int fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, REQ("/")) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    tl_resp_free(&r);
+    /* Restart the upstream on the same port: the pooled connection is now dead. */
+    int port = app[0].port;
+    tl_stop(app[0].pid);
+    snprintf(bin, sizeof(bin), "%s/testapp", tl_build());
+    snprintf(portarg, sizeof(portarg), "%d", port);
+    char out[64];
+    /* background it through the shell; its pid is read back to stop it by PID */
+    ck_assert_int_eq(tl_sh(out, sizeof(out),
+                           "(%s -l 127.0.0.1 -p %s -n b1 >/dev/null 2>&1 & echo $!)", bin, portarg),
+                     0);
+    pid_t npid = atoi(out);
+    ck_assert_int_gt(npid, 0);
+    usleep(200 * 1000);
+    ck_assert(tl_send_str(fd, REQ("/")) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "hello from b1\n");
+    tl_resp_free(&r);
+    close(fd);
+    kill(npid, SIGKILL);
+    app[0].pid = 0;
+    stop_all();
+}
+END_TEST
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+START_TEST(t_502_unreachable_and_lying)
+{
+    struct tl_resp r;
+    int port = dead_port();
+    tl_app_start(&app[0], "a1");
+    tl_proxy_start(&px, "workers = 2\nupstream = dead\n[upstream dead]\nserver = 127.0.0.1:%d\n"
+                        "[upstream live]\nserver = 127.0.0.1:%d\n",
+                   port, app[0].port);
+    int64_t t0 = tl_now_ms();
+    ck_assert_int_eq(tl_request(px.port, REQ("/"), &r), 502);
+    ck_assert_int_lt(tl_now_ms() - t0, 1000);
+    tl_resp_free(&r);
+    ck_assert(tl_file_waitfor(px.errlog, "Connection refused", 2000));
+    tl_stop(px.pid);
+
+    tl_proxy_start(&px, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n",
+                   app[0].port);
+    const char *bad[] = {REQ("/garbage"), REQ("/close"), REQ("/reset")};
+    for (size_t i = 0; i < 3; i++) {
+        t0 = tl_now_ms();
+        ck_assert_int_eq(tl_request(px.port, bad[i], &r), 502);
+        ck_assert_int_lt(tl_now_ms() - t0, 1000);
+        tl_resp_free(&r);
+    }
+    /* and the worker is still fine */
+    ck_assert_int_eq(tl_request(px.port, REQ("/"), &r), 200);
+    tl_resp_free(&r);
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_504_timeouts)
+{
+    struct tl_resp r;
+    start1(2, "", "read_timeout = 300ms");
+    int64_t t0 = tl_now_ms();
+    ck_assert_int_eq(tl_request(px.port, REQ("/hang"), &r), 504);
+    int64_t dt = tl_now_ms() - t0;
+    ck_assert_msg(dt >= 250 && dt < 2000, "504 after %lld ms", (long long)dt);
+    tl_resp_free(&r);
+    /* read_timeout is between two reads: a slow but steady body is fine... */
+    ck_assert_int_eq(tl_request(px.port, REQ("/delay?ms=100"), &r), 200);
+    tl_resp_free(&r);
+    /* ...and a stall mid-body cuts the response: the client sees a short body, then EOF */
+    int fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, REQ("/slowbody?ms=1000")) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), -1);
+    close(fd);
+    ck_assert(tl_file_waitfor(px.errlog, "response body from", 2000));
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_connect_timeout_504)
+{
+    struct tl_resp r;
+    /* 192.0.2.0/24 is TEST-NET-1... but we must never send traffic off this machine:
+     * instead fill a listener's accept queue so connects to it hang. */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    socklen_t sl = sizeof(sin);
+    ck_assert(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    ck_assert(listen(lfd, 0) == 0);
+    getsockname(lfd, (struct sockaddr *)&sin, &sl);
+    int port = ntohs(sin.sin_port);
+    int fill[8];
+    for (int i = 0; i < 8; i++) { /* never accepted: the SYN queue overflows */
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&sin, sizeof(sin));
+    }
+    usleep(100 * 1000);
+    tl_proxy_start(&px, "workers = 1\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
+                        "connect_timeout = 300ms\n",
+                   port);
+    int64_t t0 = tl_now_ms();
+    int st = tl_request(px.port, REQ("/"), &r);
+    int64_t dt = tl_now_ms() - t0;
+    ck_assert_int_eq(st, 504);
+    ck_assert_msg(dt >= 250 && dt < 3000, "504 after %lld ms", (long long)dt);
+    tl_resp_free(&r);
+    for (int i = 0; i < 8; i++)
+        close(fill[i]);
+    close(lfd);
+    tl_stop(px.pid);
+}
+END_TEST
+
+START_TEST(t_bad_requests_rejected)
+{
+    static const struct {
+        const char *req;
+        int status;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
+        {"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +3\r\n\r\nabc", 400},
+        {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
+        {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: t\r\nX: a\x01\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+        {"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
+        {"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405},
+        {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "fffffffffffffffffff\r\n", 400},
+    };
+    start1(2, "max_header_size = 1k\nclient_max_body_size = 10", "");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tl_resp r;
+        int fd = tl_connect(px.port);
+        ck_assert(tl_send_str(fd, cases[i].req) == 0);
+        ck_assert_msg(tl_read_response(fd, false, &r) == 0, "case %zu: no response", i);
+        ck_assert_msg(r.status == cases[i].status, "case %zu: %d, want %d", i, r.status,
+                      cases[i].status);
+        char c;
+        ck_assert_msg(recv(fd, &c, 1, 0) == 0, "case %zu: connection not closed", i);
+        tl_resp_free(&r);
+        close(fd);
+    }
+    /* 414, 431 and 413 */
+    char big[3000];
+    struct tl_resp r;
+    snprintf(big, sizeof(big), "GET /%02000d HTTP/1.1\r\nHost: t\r\n\r\n", 0);
+    ck_assert_int_eq(tl_request(px.port, big, &r), 414);
+    tl_resp_free(&r);
+    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: t\r\nX: %01500d\r\n\r\n", 0);
+    ck_assert_int_eq(tl_request(px.port, big, &r), 431);
+    tl_resp_free(&r);
+    ck_assert_int_eq(tl_request(px.port,
+                                "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n"
+                                "01234567890",
+                                &r),
+                     413);
+    tl_resp_free(&r);
+    ck_assert_int_eq(tl_request(px.port,
+                                "POST /sum HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "b\r\n01234567890\r\n0\r\n\r\n",
+                                &r),
+                     413);
+    tl_resp_free(&r);
+    /* Nothing of all that reached the upstream. */
+    long conns, reqs;
+    tl_app_stats(app[0].port, &conns, &reqs);
+    ck_assert_int_eq(reqs, 0);
+    /* and the proxy still serves */
+    ck_assert_int_eq(tl_request(px.port, REQ("/"), &r), 200);
+    tl_resp_free(&r);
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_client_timeouts)
+{
+    start1(1, "client_header_timeout = 300ms\nclient_body_timeout = 300ms\nkeepalive_timeout = 300ms", "");
+    struct tl_resp r;
+    /* a slow head: 408 after the whole-head deadline, though bytes keep coming */
+    int fd = tl_connect(px.port);
+    int64_t t0 = tl_now_ms();
+    ck_assert(tl_send_str(fd, "GET / HTTP/1.1\r\n") == 0);
+    for (int i = 0; i < 10; i++) {
+        usleep(50 * 1000);
+        if (tl_send_str(fd, "X-A: b\r\n") != 0)
+            break;
+    }
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_int_eq(r.status, 408);
+    ck_assert_int_lt(tl_now_ms() - t0, 2000);
+    tl_resp_free(&r);
+    close(fd);
+    /* a body that stops: 408 */
+    fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc") == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_int_eq(r.status, 408);
+    tl_resp_free(&r);
+    close(fd);
+    /* an idle keep-alive connection is closed quietly after keepalive_timeout */
+    fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, REQ("/")) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    tl_resp_free(&r);
+    t0 = tl_now_ms();
+    char c;
+    ck_assert_int_eq(recv(fd, &c, 1, 0), 0);
+    ck_assert_int_lt(tl_now_ms() - t0, 2000);
+    close(fd);
+    /* one worker, and it is free again */
+    ck_assert_int_eq(tl_request(px.port, REQ("/"), &r), 200);
+    tl_resp_free(&r);
+    stop_all();
+}
+END_TEST
+
+/* ---- processes ------------------------------------------------------------------------- */
+
+START_TEST(t_worker_respawn_under_load)
+{
+    pid_t kids[16], after[16];
+    start3(4, "", "");
+    int n = tl_children(px.pid, kids, 16);
+    ck_assert_int_eq(n, 4);
+    /* load in the background: curl loops, 400 requests */
+    char cmd[512], out[256];
+    snprintf(cmd, sizeof(cmd),
+             "for i in $(seq 1 400); do curl -s -o /dev/null -w '%%{http_code}\\n' "
+             "http://127.0.0.1:%d/delay?ms=1; done | sort | uniq -c",
+             px.port);
+    FILE *f = popen(cmd, "r");
+    usleep(200 * 1000);
+    ck_assert(kill(kids[0], SIGKILL) == 0);
+    int64_t t0 = tl_now_ms();
+    bool replaced = false;
+    while (tl_now_ms() - t0 < 1000 && !replaced) {
+        int m = tl_children(px.pid, after, 16);
+        bool old_gone = true;
+        for (int i = 0; i < m; i++)
+            old_gone &= after[i] != kids[0];
+        replaced = m == 4 && old_gone;
+        usleep(10 * 1000);
+    }
+    ck_assert_msg(replaced, "no replacement worker within 1 s");
+    size_t k = fread(out, 1, sizeof(out) - 1, f);
+    out[k] = '\0';
+    pclose(f);
+    /* Only the request on the killed worker may have failed (curl sees 000). */
+    int ok = 0;
+    char *p = strstr(out, " 200");
+    ck_assert(p != NULL);
+    while (p > out && p[-1] == ' ')
+        p--;
+    while (p > out && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    ok = atoi(p);
+    ck_assert_msg(ok >= 399, "only %d of 400 succeeded: %s", ok, out);
+    ck_assert(tl_file_waitfor(px.errlog, "killed by signal 9", 1000));
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_stop_leaves_no_orphans)
+{
+    pid_t kids[16];
+    start1(3, "", "");
+    int n = tl_children(px.pid, kids, 16);
+    ck_assert_int_eq(n, 3);
+    int64_t t0 = tl_now_ms();
+    int st = tl_stop(px.pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ck_assert_int_lt(tl_now_ms() - t0, 3000);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(!tl_pid_alive(kids[i]), "worker %d survived", kids[i]);
+    /* kill -9 of the master: the workers follow it (PR_SET_PDEATHSIG) */
+    tl_proxy_start(&px, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n",
+                   app[0].port);
+    n = tl_children(px.pid, kids, 16);
+    ck_assert_int_eq(n, 2);
+    kill(px.pid, SIGKILL);
+    waitpid(px.pid, NULL, 0);
+    for (int i = 0; i < n; i++) {
+        t0 = tl_now_ms();
+        while (tl_pid_alive(kids[i]) && tl_now_ms() - t0 < 2000)
+            usleep(10 * 1000);
+        ck_assert_msg(!tl_pid_alive(kids[i]), "orphan worker %d", kids[i]);
+    }
+    px.pid = 0;
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_config_check_flag)
+{
+    char out[1024], path[] = "/tmp/mp-conf-XXXXXX";
+    int fd = mkstemp(path);
+    const char *good = "[proxy]\nlisten = 127.0.0.1:0\nupstream = app\n[upstream app]\n"
+                       "server = 127.0.0.1:3001\n";
+    ck_assert(write(fd, good, strlen(good)) == (ssize_t)strlen(good));
+    char args[256];
+    snprintf(args, sizeof(args), "-t -c %s", path);
+    ck_assert_int_eq(tl_proxy_cmd(args, out, sizeof(out)), 0);
+    ck_assert(strstr(out, "test is successful") != NULL);
+    const char *bad = "server = 127.0.0.1:30o1\n";
+    ck_assert(write(fd, bad, strlen(bad)) == (ssize_t)strlen(bad));
+    close(fd);
+    ck_assert_int_ne(tl_proxy_cmd(args, out, sizeof(out)), 0);
+    char want[256];
+    snprintf(want, sizeof(want), "%s:6: [upstream app] server: bad port \"30o1\"", path);
+    ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+    ck_assert_int_eq(tl_proxy_cmd("-v", out, sizeof(out)), 0);
+    ck_assert(strncmp(out, "miniproxyd ", 11) == 0);
+    unlink(path);
+}
+END_TEST
+
+int
+main(void)
+{
+    Suite *s = suite_create("it_proxy");
+    TCase *tc = tcase_create("proxy");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_round_robin_with_curl);
+    tcase_add_test(tc, t_weighted);
+    tcase_add_test(tc, t_request_rewrite);
+    tcase_add_test(tc, t_preserve_host);
+    tcase_add_test(tc, t_download_integrity);
+    tcase_add_test(tc, t_upload_integrity);
+    tcase_add_test(tc, t_one_gib_constant_memory);
+    tcase_add_test(tc, t_response_framings);
+    tcase_add_test(tc, t_http10_clients);
+    tcase_add_test(tc, t_pipelining_and_expect);
+    tcase_add_test(tc, t_upstream_keepalive_reuse);
+    tcase_add_test(tc, t_keepalive_requests_limit);
+    tcase_add_test(tc, t_stale_pooled_connection);
+    tcase_add_test(tc, t_502_unreachable_and_lying);
+    tcase_add_test(tc, t_504_timeouts);
+    tcase_add_test(tc, t_connect_timeout_504);
+    tcase_add_test(tc, t_bad_requests_rejected);
+    tcase_add_test(tc, t_client_timeouts);
+    tcase_add_test(tc, t_worker_respawn_under_load);
+    tcase_add_test(tc, t_stop_leaves_no_orphans);
+    tcase_add_test(tc, t_config_check_flag);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,768 @@
+/*
+ * Unit tests for src/config.c and src/buf.c (Check). Tables where the cases
+ * are alike: errors, addresses, number parsers.
+ */
+#include "buf.h"
+#include "config.h"
+
+#include <check.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The reference config of the brief, verbatim. */
+static const char ref_ini[] =
+    "[proxy]\n"
+    "listen = 127.0.0.1:8080        ; repeatable (>=1 required; duplicates are an error)\n"
+    "workers = 8                    ; 1..1024, default: number of online CPUs, at least 2\n"
+    "upstream = app                 ; required; must name an [upstream NAME] section (which "
+    "may come later in the file)\n"
+    "error_log = stderr             ; or a path\n"
+    "access_log = stderr            ; or a path, or off\n"
+    "log_level = info               ; error|warn|info|debug\n"
+    "keepalive_timeout = 5s         ; 0 disables client keep-alive\n"
+    "keepalive_requests = 1000      ; 1..1000000\n"
+    "client_header_timeout = 10s    ; > 0\n"
+    "client_body_timeout = 30s      ; > 0\n"
+    "send_timeout = 30s             ; > 0\n"
+    "client_max_body_size = 1g      ; default 1m, 0 = unlimited\n"
+    "max_header_size = 16k          ; 1k..1m, default 16k\n"
+    "\n"
+    "[upstream app]                 ; NAME: [A-Za-z0-9_.-]{1,63}; duplicate names are an "
+    "error\n"
+    "server = 127.0.0.1:3001        ; repeatable, >= 1 required; options after the address: "
+    "weight=N (1..100), backup\n"
+    "server = 127.0.0.1:3002 weight=2\n"
+    "connect_timeout = 3s           ; > 0\n"
+    "read_timeout = 60s             ; > 0\n"
+    "keepalive = 16                 ; 0..1024\n"
+    "preserve_host = no             ; yes|no|on|off|true|false\n";
+
+/* A minimal valid config; P is lines 1-3, U lines 4-5 when both are used. */
+#define P "[proxy]\nlisten = 127.0.0.1:8080\nupstream = app\n"
+#define U "[upstream app]\nserver = 127.0.0.1:3001\n"
+
+static char err[1024];
+
+static struct config *
+load(const char *text)
+{
+    err[0] = '\0';
+    return cfg_load_string(text, "t.ini", err, sizeof(err));
+}
+
+static unsigned short
+port_of(const struct cfg_addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+}
+
+/* ---- whole configs --------------------------------------------------- */
+
+START_TEST(test_reference)
+{
+    struct config *c = load(ref_ini);
+    struct cfg_group *g;
+
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->path, "t.ini");
+    ck_assert_uint_eq(c->nlisteners, 1);
+    ck_assert_str_eq(c->listeners[0].addr.text, "127.0.0.1:8080");
+    ck_assert_int_eq(c->listeners[0].addr.ss.ss_family, AF_INET);
+    ck_assert_uint_eq(c->listeners[0].addr.len, sizeof(struct sockaddr_in));
+    ck_assert_uint_eq(port_of(&c->listeners[0].addr), 8080);
+    ck_assert_int_eq(c->listeners[0].line, 2);
+    ck_assert_uint_eq(c->workers, 8);
+    ck_assert_uint_eq(c->group, 0);
+    ck_assert_str_eq(c->error_log, "stderr");
+    ck_assert_str_eq(c->access_log, "stderr");
+    ck_assert_int_eq(c->log_level, CFG_LOG_INFO);
+    ck_assert_int_eq(c->keepalive_timeout_ms, 5000);
+    ck_assert_uint_eq(c->keepalive_requests, 1000);
+    ck_assert_int_eq(c->client_header_timeout_ms, 10000);
+    ck_assert_int_eq(c->client_body_timeout_ms, 30000);
+    ck_assert_int_eq(c->send_timeout_ms, 30000);
+    ck_assert_uint_eq(c->client_max_body_size, 1024ULL * 1024 * 1024);
+    ck_assert_uint_eq(c->max_header_size, 16384);
+    ck_assert_uint_eq(c->ngroups, 1);
+    g = &c->groups[0];
+    ck_assert_str_eq(g->name, "app");
+    ck_assert_int_eq(g->line, 16);
+    ck_assert_uint_eq(g->nservers, 2);
+    ck_assert_str_eq(g->servers[0].addr.text, "127.0.0.1:3001");
+    ck_assert_uint_eq(port_of(&g->servers[0].addr), 3001);
+    ck_assert_uint_eq(g->servers[0].weight, 1);
+    ck_assert(!g->servers[0].backup);
+    ck_assert_int_eq(g->servers[0].line, 17);
+    ck_assert_str_eq(g->servers[1].addr.text, "127.0.0.1:3002");
+    ck_assert_uint_eq(g->servers[1].weight, 2);
+    ck_assert(!g->servers[1].backup);
+    ck_assert_int_eq(g->servers[1].line, 18);
+    ck_assert_int_eq(g->connect_timeout_ms, 3000);
+    ck_assert_int_eq(g->read_timeout_ms, 60000);
+    ck_assert_uint_eq(g->keepalive, 16);
+    ck_assert(!g->preserve_host);
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(test_defaults)
+{
+    /* upstream = names a group that comes later; the unused group stays */
+    struct config *c = load("[proxy]\nlisten = 127.0.0.1:0\nupstream = b\n"
+                            "[upstream a]\nserver = 127.0.0.1:1\n"
+                            "[upstream b]\nserver = localhost:2\n");
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned want = ncpu < 2 ? 2 : ncpu > 1024 ? 1024 : (unsigned)ncpu;
+    struct cfg_group *g;
+
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_uint_eq(c->workers, want);
+    ck_assert_uint_ge(c->workers, 2);
+    ck_assert_str_eq(c->listeners[0].addr.text, "127.0.0.1:0");
+    ck_assert_str_eq(c->error_log, "stderr");
+    ck_assert_str_eq(c->access_log, "stderr");
+    ck_assert_int_eq(c->log_level, CFG_LOG_INFO);
+    ck_assert_int_eq(c->keepalive_timeout_ms, 5000);
+    ck_assert_uint_eq(c->keepalive_requests, 1000);
+    ck_assert_int_eq(c->client_header_timeout_ms, 10000);
+    ck_assert_int_eq(c->client_body_timeout_ms, 30000);
+    ck_assert_int_eq(c->send_timeout_ms, 30000);
+    ck_assert_uint_eq(c->client_max_body_size, 1024 * 1024);
+    ck_assert_uint_eq(c->max_header_size, 16 * 1024);
+    ck_assert_uint_eq(c->ngroups, 2);
+    ck_assert_uint_eq(c->group, 1);
+    ck_assert_str_eq(c->groups[0].name, "a");
+    ck_assert_int_eq(c->groups[0].line, 4);
+    g = &c->groups[1];
+    ck_assert_str_eq(g->name, "b");
+    ck_assert_int_eq(g->line, 6);
+    ck_assert_uint_eq(g->nservers, 1);
+    ck_assert_uint_eq(port_of(&g->servers[0].addr), 2);
+    ck_assert_uint_eq(g->servers[0].weight, 1);
+    ck_assert(!g->servers[0].backup);
+    ck_assert_int_eq(g->connect_timeout_ms, 3000);
+    ck_assert_int_eq(g->read_timeout_ms, 60000);
+    ck_assert_uint_eq(g->keepalive, 16);
+    ck_assert(!g->preserve_host);
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(test_variants)
+{
+    /* CRLF, indentation, '#' comments, no spaces around '=', units, options */
+    struct config *c = load("# a comment\r\n"
+                            "  ; another\r\n"
+                            "[ proxy ]   # trailing comment\r\n"
+                            "  listen=127.0.0.1:8080\r\n"
+                            "listen = [::1]:0 ; v6\r\n"
+                            "listen = 0.0.0.0:8081\r\n"
+                            "upstream = my.app-1_x\r\n"
+                            "access_log = off\r\n"
+                            "error_log = /var/log/miniproxy/error.log\r\n"
+                            "log_level = debug\r\n"
+                            "keepalive_timeout = 0\r\n"
+                            "client_header_timeout = 100ms\r\n"
+                            "client_body_timeout = 2m\r\n"
+                            "send_timeout = 7\r\n"
+                            "client_max_body_size = 0\r\n"
+                            "max_header_size = 1M\r\n"
+                            "keepalive_requests = 1\r\n"
+                            "workers = 1024\r\n"
+                            "[upstream   my.app-1_x]\r\n"
+                            "server = 127.0.0.1:3001 weight=100\r\n"
+                            "server = 127.0.0.1:3002 backup weight=3\r\n"
+                            "server = [::1]:3001\tbackup\r\n"
+                            "keepalive = 0\r\n"
+                            "preserve_host = On\r\n"
+                            "connect_timeout = 250ms\r\n"
+                            "read_timeout = 1440m");
+    struct cfg_group *g;
+
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_uint_eq(c->nlisteners, 3);
+    ck_assert_str_eq(c->listeners[0].addr.text, "127.0.0.1:8080");
+    ck_assert_int_eq(c->listeners[0].line, 4);
+    ck_assert_str_eq(c->listeners[1].addr.text, "[::1]:0");
+    ck_assert_int_eq(c->listeners[1].addr.ss.ss_family, AF_INET6);
+    ck_assert_uint_eq(c->listeners[1].addr.len, sizeof(struct sockaddr_in6));
+    ck_assert_str_eq(c->listeners[2].addr.text, "0.0.0.0:8081");
+    ck_assert_str_eq(c->access_log, "off");
+    ck_assert_str_eq(c->error_log, "/var/log/miniproxy/error.log");
+    ck_assert_int_eq(c->log_level, CFG_LOG_DEBUG);
+    ck_assert_int_eq(c->keepalive_timeout_ms, 0);
+    ck_assert_int_eq(c->client_header_timeout_ms, 100);
+    ck_assert_int_eq(c->client_body_timeout_ms, 120000);
+    ck_assert_int_eq(c->send_timeout_ms, 7000);
+    ck_assert_uint_eq(c->client_max_body_size, 0);
+    ck_assert_uint_eq(c->max_header_size, 1024 * 1024);
+    ck_assert_uint_eq(c->keepalive_requests, 1);
+    ck_assert_uint_eq(c->workers, 1024);
+    g = &c->groups[c->group];
+    ck_assert_str_eq(g->name, "my.app-1_x");
+    ck_assert_int_eq(g->line, 19);
+    ck_assert_uint_eq(g->nservers, 3);
+    ck_assert_uint_eq(g->servers[0].weight, 100);
+    ck_assert(!g->servers[0].backup);
+    ck_assert_uint_eq(g->servers[1].weight, 3);
+    ck_assert(g->servers[1].backup);
+    ck_assert_str_eq(g->servers[2].addr.text, "[::1]:3001");
+    ck_assert(g->servers[2].backup);
+    ck_assert_int_eq(g->servers[2].line, 22);
+    ck_assert_uint_eq(g->keepalive, 0);
+    ck_assert(g->preserve_host);
+    ck_assert_int_eq(g->connect_timeout_ms, 250);
+    ck_assert_int_eq(g->read_timeout_ms, 86400000);
+    cfg_free(c);
+}
+END_TEST
+
+/* inih keeps only 49 bytes of a section name; we track sections ourselves. */
+START_TEST(test_long_group_name)
+{
+    char text[512], name[64];
+    struct config *c;
+
+    memset(name, 'n', 63);
+    name[63] = '\0';
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:1\nupstream = %s\n"
+             "[upstream %s]\nserver = 127.0.0.1:2\n",
+             name, name);
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->groups[0].name, name);
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(test_bools)
+{
+    static const struct {
+        const char *v;
+        bool want;
+    } cases[] = {{"yes", true}, {"on", true},   {"true", true},   {"TRUE", true},
+                 {"no", false}, {"off", false}, {"false", false}, {"No", false}};
+
+    for (size_t i = 0; i < NELEM(cases); i++) {
+        char text[256];
+        struct config *c;
+
+        snprintf(text, sizeof(text), P U "preserve_host = %s\n", cases[i].v);
+        c = load(text);
+        ck_assert_msg(c != NULL, "%s: %s", cases[i].v, err);
+        ck_assert_msg(c->groups[0].preserve_host == cases[i].want, "%s", cases[i].v);
+        cfg_free(c);
+    }
+}
+END_TEST
+
+/* ---- errors ---------------------------------------------------------- */
+
+static const struct {
+    const char *text;
+    const char *want;
+    bool exact; /* else <want> is a substring */
+} error_cases[] = {
+    /* sections */
+    {P U "[foo]\n", "t.ini:6: [foo]: unknown section (proxy, upstream NAME)", true},
+    {P U "[upstream]\n", "t.ini:6: [upstream]: missing group name", false},
+    {P U "[upstreamx]\n", "t.ini:6: [upstreamx]: unknown section", false},
+    {P U "[upstream a/b]\n", "t.ini:6: [upstream a/b]: bad group name \"a/b\"", false},
+    {P U "[upstream a b]\n", "t.ini:6: [upstream a b]: bad group name \"a b\"", false},
+    {P U "[upstream "
+         "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn]\n",
+     "bad group name \"nnnnnnnn", false},
+    {P U "[upstream app]\nserver = 127.0.0.1:3002\n",
+     "t.ini:6: [upstream app]: duplicate group name, first at line 4", true},
+    {P "[upstream app]\n", "t.ini:4: [upstream app]: no server", true},
+    {P U "[upstream other]\nkeepalive = 1\n", "t.ini:6: [upstream other]: no server", true},
+    {P "[upstream app]\nserver = 127.0.0.1:1 backup\n",
+     "t.ini:4: [upstream app]: only backup servers", true},
+    {P U "[proxy]\n", "t.ini:6: [proxy]: section given twice, first at line 1", true},
+    {"workers = 3\n" P U, "t.ini:1: workers: key outside of any section", true},
+    /* syntax */
+    {P "workers\n" U, "t.ini:4: syntax error", false},
+    {"[proxy]\nlisten 127.0.0.1:8080\n", "t.ini:2: syntax error", false},
+    {"[proxy]\nlisten: 127.0.0.1:8080\n", "t.ini:2: syntax error", false},
+    {P "[upstream app\n", "t.ini:4: syntax error", false},
+    {P "[upstream app] x\n", "t.ini:4: syntax error", false},
+    {P "= 3\n" U, "t.ini:4: syntax error", false},
+    /* keys */
+    {P "worker = 3\n" U, "t.ini:4: [proxy] worker: unknown key", true},
+    {P U "weight = 3\n", "t.ini:6: [upstream app] weight: unknown key", true},
+    {P U "server\t=\n", "t.ini:6: [upstream app] server: empty value", true},
+    {"[proxy]\nlisten = 127.0.0.1:1\nworkers = 2\nworkers = 3\n",
+     "t.ini:4: [proxy] workers: given twice, first at line 3", true},
+    {P "upstream = app\n" U, "t.ini:4: [proxy] upstream: given twice, first at line 3", true},
+    {P U "connect_timeout = 1s\nconnect_timeout = 2s\n",
+     "t.ini:7: [upstream app] connect_timeout: given twice, first at line 6", true},
+    /* [proxy] values */
+    {P "workers = abc\n" U, "t.ini:4: [proxy] workers: bad number \"abc\"", true},
+    {P "workers = -1\n" U, "t.ini:4: [proxy] workers: bad number \"-1\"", true},
+    {P "workers = 4;x\n" U, "t.ini:4: [proxy] workers: bad number \"4;x\"", true},
+    {P "workers = 0\n" U, "t.ini:4: [proxy] workers: 0 out of range (1..1024)", true},
+    {P "workers = 1025\n" U, "workers: 1025 out of range (1..1024)", false},
+    {P "workers = 99999999999999999999999\n" U, "workers: 99999999999999999999999 out of range",
+     false},
+    {P "keepalive_requests = 0\n" U, "keepalive_requests: 0 out of range (1..1000000)", false},
+    {P "keepalive_requests = 1000001\n" U, "keepalive_requests: 1000001 out of range", false},
+    {P "log_level = verbose\n" U,
+     "t.ini:4: [proxy] log_level: bad level \"verbose\" (error|warn|info|debug)", true},
+    {P "log_level = INFO\n" U, "log_level: bad level \"INFO\"", false},
+    {P "error_log =\n" U, "t.ini:4: [proxy] error_log: empty value", true},
+    {P "keepalive_timeout = 5h\n" U,
+     "t.ini:4: [proxy] keepalive_timeout: bad duration unit \"h\" in \"5h\" (ms, s or m)", true},
+    {P "keepalive_timeout = s\n" U, "keepalive_timeout: bad duration \"s\"", false},
+    {P "keepalive_timeout = -5s\n" U, "keepalive_timeout: bad duration \"-5s\"", false},
+    {P "keepalive_timeout = 5 s\n" U, "keepalive_timeout: bad duration unit \" s\"", false},
+    {P "keepalive_timeout = 86401\n" U,
+     "keepalive_timeout: duration 86401 out of range (max 1 day)", false},
+    {P "keepalive_timeout = 99999999999999999999999ms\n" U, "keepalive_timeout: duration", false},
+    {P "client_header_timeout = 0\n" U,
+     "t.ini:4: [proxy] client_header_timeout: must be greater than 0", true},
+    {P "client_body_timeout = 0ms\n" U, "client_body_timeout: must be greater than 0", false},
+    {P "send_timeout = 0s\n" U, "send_timeout: must be greater than 0", false},
+    {P "send_timeout = 1d\n" U, "send_timeout: bad duration unit \"d\"", false},
+    {P "client_max_body_size = 1t\n" U,
+     "t.ini:4: [proxy] client_max_body_size: bad size unit \"t\" in \"1t\" (k, m or g)", true},
+    {P "client_max_body_size = 1kb\n" U, "client_max_body_size: bad size unit \"kb\"", false},
+    {P "client_max_body_size = big\n" U, "client_max_body_size: bad size \"big\"", false},
+    {P "client_max_body_size = 1025g\n" U, "client_max_body_size: size 1025g out of range", false},
+    {P "max_header_size = 1023\n" U,
+     "t.ini:4: [proxy] max_header_size: size 1023 out of range (1k..1m)", true},
+    {P "max_header_size = 1025k\n" U, "max_header_size: size 1025k out of range (1k..1m)", false},
+    {"[proxy]\nlisten = 127.0.0.1:1\nupstream = no/pe\n" U,
+     "t.ini:3: [proxy] upstream: bad group name \"no/pe\"", false},
+    {"[proxy]\nlisten = 127.0.0.1:1\nupstream = nope\n" U,
+     "t.ini:3: [proxy] upstream: no [upstream nope] section", true},
+    /* listeners */
+    {P "listen = 127.0.0.1:8080\n" U,
+     "t.ini:4: [proxy] listen: duplicate listener 127.0.0.1:8080, first at line 2", true},
+    {P "listen = 127.0.0.1\n" U, "t.ini:4: [proxy] listen: missing port in \"127.0.0.1\"", true},
+    {P "listen = 127.0.0.1:30o1\n" U, "t.ini:4: [proxy] listen: bad port \"30o1\"", true},
+    {P "listen = 127.0.0.1:65536\n" U, "listen: bad port \"65536\"", false},
+    {P "listen = no-such-host.invalid:80\n" U, "listen: cannot resolve \"no-such-host.invalid\"",
+     false},
+    {P "listen = ::1:80\n" U, "listen: bad address \"::1:80\": write IPv6 as [addr]:port", false},
+    {"[proxy]\nupstream = app\n" U,
+     "t.ini:1: [proxy] listen: missing, at least one listen = is required", true},
+    {"; comment\n\n[proxy]\nupstream = app\n" U,
+     "t.ini:3: [proxy] listen: missing, at least one listen = is required", true},
+    {U, "t.ini:1: [proxy] listen: missing, at least one listen = is required", true},
+    {"", "t.ini:1: [proxy] listen: missing, at least one listen = is required", true},
+    {"[proxy]\nlisten = 127.0.0.1:1\n" U,
+     "t.ini:1: [proxy] upstream: missing, upstream = NAME is required", true},
+    /* servers */
+    {P "[upstream app]\nserver = 127.0.0.1:30o1 weight=2\n",
+     "t.ini:5: [upstream app] server: bad port \"30o1\"", true},
+    {P "[upstream app]\nserver = 127.0.0.1:0\n",
+     "t.ini:5: [upstream app] server: bad port 0 in \"127.0.0.1:0\" (1..65535)", true},
+    {P "[upstream app]\nserver = [::1]:0\n", "server: bad port 0", false},
+    {P "[upstream app]\nserver = 127.0.0.1:65536\n", "server: bad port \"65536\"", false},
+    {P "[upstream app]\nserver = 127.0.0.1\n", "server: missing port", false},
+    {P "[upstream app]\nserver = 127.0.0.1:1 slow\n",
+     "t.ini:5: [upstream app] server: unknown option \"slow\" (weight=N, backup)", true},
+    {P "[upstream app]\nserver = 127.0.0.1:1 weight=0\n",
+     "t.ini:5: [upstream app] server: bad weight \"0\" (1..100)", true},
+    {P "[upstream app]\nserver = 127.0.0.1:1 weight=101\n", "server: bad weight \"101\"", false},
+    {P "[upstream app]\nserver = 127.0.0.1:1 weight=x\n", "server: bad weight \"x\"", false},
+    {P "[upstream app]\nserver = 127.0.0.1:1 weight=\n", "server: bad weight \"\"", false},
+    {P "[upstream app]\nserver = 127.0.0.1:1 weight = 2\n", "server: unknown option \"weight\"",
+     false},
+    {P "[upstream app]\nserver = 127.0.0.1:1 weight=2 weight=3\n", "server: weight given twice",
+     false},
+    {P "[upstream app]\nserver = 127.0.0.1:1 backup backup\n", "server: backup given twice",
+     false},
+    {P U "server = 127.0.0.1:3001 weight=5\n",
+     "t.ini:6: [upstream app] server: duplicate server 127.0.0.1:3001, first at line 5", true},
+    /* [upstream] values */
+    {P U "connect_timeout = 0\n",
+     "t.ini:6: [upstream app] connect_timeout: must be greater than 0", true},
+    {P U "read_timeout = 1x\n", "read_timeout: bad duration unit \"x\"", false},
+    {P U "keepalive = 1025\n", "t.ini:6: [upstream app] keepalive: 1025 out of range (0..1024)",
+     true},
+    {P U "keepalive = many\n", "keepalive: bad number \"many\"", false},
+    {P U "preserve_host = maybe\n",
+     "t.ini:6: [upstream app] preserve_host: bad boolean \"maybe\" (yes|no|on|off|true|false)",
+     true},
+};
+
+START_TEST(test_errors)
+{
+    struct config *c = load(error_cases[_i].text);
+
+    ck_assert_msg(c == NULL, "case %d loaded", _i);
+    if (error_cases[_i].exact)
+        ck_assert_msg(strcmp(err, error_cases[_i].want) == 0, "case %d: got '%s', want '%s'", _i,
+                      err, error_cases[_i].want);
+    else
+        ck_assert_msg(strstr(err, error_cases[_i].want) != NULL,
+                      "case %d: got '%s', want '...%s...'", _i, err, error_cases[_i].want);
+}
+END_TEST
+
+START_TEST(test_too_many_listeners)
+{
+    char text[4096];
+    size_t n = 0;
+
+    n += (size_t)snprintf(text + n, sizeof(text) - n, "[proxy]\nupstream = app\n");
+    for (int i = 0; i <= CFG_MAX_LISTENERS; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "listen = 127.0.0.1:%d\n", 1000 + i);
+    ck_assert_ptr_null(load(text));
+    ck_assert_str_eq(err, "t.ini:35: [proxy] listen: too many listeners (max 32)");
+}
+END_TEST
+
+START_TEST(test_long_line)
+{
+    char text[2048];
+    struct config *c;
+
+    /* a 1021-byte line still fits inih's buffer (1024 with \r\n\0) */
+    snprintf(text, sizeof(text), P "\nerror_log = /%01008d\r\n" U, 0);
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_uint_eq(strlen(c->error_log), 1009);
+    cfg_free(c);
+
+    snprintf(text, sizeof(text), P "\nerror_log = /%01009d\r\n" U, 0);
+    ck_assert_ptr_null(load(text));
+    ck_assert_str_eq(err, "t.ini:5: line too long (max 1021 bytes)");
+}
+END_TEST
+
+/* The error message is cut to fit a small buffer, and stays terminated. */
+START_TEST(test_small_err)
+{
+    char small[16];
+
+    memset(small, 'x', sizeof(small));
+    ck_assert_ptr_null(cfg_load_string(P "worker = 1\n" U, "t.ini", small, sizeof(small)));
+    ck_assert_str_eq(small, "t.ini:4: [proxy");
+}
+END_TEST
+
+/* ---- files ----------------------------------------------------------- */
+
+static void
+write_temp(char *path, const char *text)
+{
+    int fd = mkstemp(path);
+    FILE *fp;
+
+    ck_assert_int_ne(fd, -1);
+    fp = fdopen(fd, "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs(text, fp);
+    ck_assert_int_eq(fclose(fp), 0);
+}
+
+START_TEST(test_file_ok)
+{
+    char path[] = "/tmp/unit_config.XXXXXX";
+    struct config *c;
+
+    write_temp(path, ref_ini);
+    c = cfg_load(path, err, sizeof(err));
+    unlink(path);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->path, path);
+    ck_assert_uint_eq(c->groups[0].nservers, 2);
+    ck_assert_int_eq(c->groups[0].servers[1].line, 18);
+    ck_assert_uint_eq(c->client_max_body_size, 1024ULL * 1024 * 1024);
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(test_file_errors)
+{
+    char path[] = "/tmp/unit_config.XXXXXX";
+    char want[256], text[2048];
+
+    write_temp(path, "; x\r\n[proxy]\r\nlisten = 127.0.0.1:1\r\nupstream = app\r\n"
+                     "[upstream app]\r\nserver = 127.0.0.1:30o1\r\n");
+    ck_assert_ptr_null(cfg_load(path, err, sizeof(err)));
+    unlink(path);
+    snprintf(want, sizeof(want), "%s:6: [upstream app] server: bad port \"30o1\"", path);
+    ck_assert_str_eq(err, want);
+
+    /* a long line in a file: fgets() would split it */
+    snprintf(text, sizeof(text), P "workers = 2\nerror_log = /%01200d\nworkers = x\n" U, 0);
+    strcpy(path, "/tmp/unit_config.XXXXXX");
+    write_temp(path, text);
+    ck_assert_ptr_null(cfg_load(path, err, sizeof(err)));
+    unlink(path);
+    snprintf(want, sizeof(want), "%s:5: line too long (max 1021 bytes)", path);
+    ck_assert_str_eq(err, want);
+
+    ck_assert_ptr_null(cfg_load("/nonexistent/miniproxy.ini", err, sizeof(err)));
+    ck_assert_str_eq(err, "/nonexistent/miniproxy.ini: cannot open: No such file or directory");
+}
+END_TEST
+
+/* ---- cfg_parse_addr -------------------------------------------------- */
+
+static const struct {
+    const char *in;
+    const char *want; /* canonical text, or the reason when it fails */
+    bool ok;
+} addr_cases[] = {
+    {"127.0.0.1:8080", "127.0.0.1:8080", true},
+    {"127.0.0.1:0", "127.0.0.1:0", true},
+    {"0.0.0.0:65535", "0.0.0.0:65535", true},
+    {"127.0.0.1:080", "127.0.0.1:80", true},
+    {"[::1]:80", "[::1]:80", true},
+    {"[0:0:0:0:0:0:0:1]:80", "[::1]:80", true},
+    {"[::]:443", "[::]:443", true},
+    {"127.0.0.1", "missing port in \"127.0.0.1\"", false},
+    {"127.0.0.1:", "missing port in \"127.0.0.1:\"", false},
+    {"", "missing port in \"\"", false},
+    {":80", "bad address \":80\": no host", false},
+    {"127.0.0.1:30o1", "bad port \"30o1\"", false},
+    {"127.0.0.1:65536", "bad port \"65536\"", false},
+    {"127.0.0.1:-1", "bad port \"-1\"", false},
+    {"127.0.0.1: 80", "bad port \" 80\"", false},
+    {"127.0.0.1:99999999999999999999999", "bad port \"99999999999999999999999\"", false},
+    {"::1:80", "bad address \"::1:80\": write IPv6 as [addr]:port", false},
+    {"[::1]", "missing port in \"[::1]\"", false},
+    {"[::1]80", "missing port in \"[::1]80\"", false},
+    {"[::1:80", "bad address \"[::1:80\": missing ']'", false},
+    {"[]:80", "bad address \"[]:80\": no host", false},
+    {"[127.0.0.1]:80", "cannot resolve \"127.0.0.1\"", false},
+    {"no-such-host.invalid:80", "cannot resolve \"no-such-host.invalid\"", false},
+};
+
+START_TEST(test_addr)
+{
+    struct cfg_addr a;
+    char why[256] = "";
+    int rc = cfg_parse_addr(addr_cases[_i].in, &a, why, sizeof(why));
+
+    if (addr_cases[_i].ok) {
+        ck_assert_msg(rc == 0, "%s: %s", addr_cases[_i].in, why);
+        ck_assert_str_eq(a.text, addr_cases[_i].want);
+        ck_assert_uint_eq(a.len, a.ss.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                           : sizeof(struct sockaddr_in6));
+    } else {
+        ck_assert_msg(rc == -1, "%s parsed", addr_cases[_i].in);
+        ck_assert_msg(strncmp(why, addr_cases[_i].want, strlen(addr_cases[_i].want)) == 0,
+                      "%s: got '%s', want '%s'", addr_cases[_i].in, why, addr_cases[_i].want);
+    }
+}
+END_TEST
+
+START_TEST(test_addr_name)
+{
+    struct cfg_addr a;
+    char why[256] = "";
+
+    ck_assert_msg(cfg_parse_addr("localhost:80", &a, why, sizeof(why)) == 0, "%s", why);
+    ck_assert_msg(strcmp(a.text, "127.0.0.1:80") == 0 || strcmp(a.text, "[::1]:80") == 0, "%s",
+                  a.text);
+    ck_assert_uint_eq(port_of(&a), 80);
+}
+END_TEST
+
+/* ---- buf ------------------------------------------------------------- */
+
+static const struct {
+    const char *s;
+    size_t len;
+    uint64_t max;
+    int rc;
+    uint64_t want;
+} u64_cases[] = {
+    {"0", 1, 10, 0, 0},
+    {"10", 2, 10, 0, 10},
+    {"11", 2, 10, -1, 0},
+    {"123abc", 3, 1000, 0, 123}, /* only <len> bytes are looked at */
+    {"", 0, 10, -1, 0},
+    {"-1", 2, 10, -1, 0},
+    {"+1", 2, 10, -1, 0},
+    {" 1", 2, 10, -1, 0},
+    {"1 ", 2, 10, -1, 0},
+    {"1a", 2, 10, -1, 0},
+    {"007", 3, 10, 0, 7},
+    {"18446744073709551615", 20, UINT64_MAX, 0, UINT64_MAX},
+    {"18446744073709551616", 20, UINT64_MAX, -1, 0},
+    {"99999999999999999999", 20, UINT64_MAX, -1, 0},
+    {"184467440737095516150", 21, UINT64_MAX, -1, 0},
+    {"9223372036854775807", 19, INT64_MAX, 0, INT64_MAX},
+    {"9223372036854775808", 19, INT64_MAX, -1, 0},
+    {"5", 1, 0, -1, 0},
+    {"0", 1, 0, 0, 0},
+};
+
+START_TEST(test_u64)
+{
+    uint64_t v = 424242;
+    int rc = buf_parse_u64(u64_cases[_i].s, u64_cases[_i].len, u64_cases[_i].max, &v);
+
+    ck_assert_msg(rc == u64_cases[_i].rc, "case %d (%s): rc %d", _i, u64_cases[_i].s, rc);
+    if (rc == 0)
+        ck_assert_uint_eq(v, u64_cases[_i].want);
+    else
+        ck_assert_uint_eq(v, 424242); /* untouched on failure */
+}
+END_TEST
+
+static const struct {
+    const char *s;
+    int rc;
+    int64_t ms;
+} duration_cases[] = {
+    {"100ms", 0, 100},
+    {"5s", 0, 5000},
+    {"2m", 0, 120000},
+    {"7", 0, 7000},
+    {"0", 0, 0},
+    {"0ms", 0, 0},
+    {"86400", 0, 86400000},
+    {"86400000ms", 0, 86400000},
+    {"1440m", 0, 86400000},
+    {"86401", -1, 0},
+    {"86400001ms", -1, 0},
+    {"1441m", -1, 0},
+    {"", -1, 0},
+    {"ms", -1, 0},
+    {"s", -1, 0},
+    {"5h", -1, 0},
+    {"5S", -1, 0},
+    {"-1", -1, 0},
+    {"5 s", -1, 0},
+    {" 5s", -1, 0},
+    {"5sec", -1, 0},
+    {"1.5s", -1, 0},
+    {"99999999999999999999999s", -1, 0},
+    {"18446744073709551616ms", -1, 0},
+};
+
+START_TEST(test_duration)
+{
+    int64_t ms = -42;
+    int rc = buf_parse_duration_ms(duration_cases[_i].s, &ms);
+
+    ck_assert_msg(rc == duration_cases[_i].rc, "'%s': rc %d", duration_cases[_i].s, rc);
+    ck_assert_int_eq(ms, rc == 0 ? duration_cases[_i].ms : -42);
+}
+END_TEST
+
+static const struct {
+    const char *s;
+    int rc;
+    uint64_t bytes;
+} size_cases[] = {
+    {"0", 0, 0},
+    {"16", 0, 16},
+    {"1k", 0, 1024},
+    {"16K", 0, 16384},
+    {"1m", 0, 1048576},
+    {"1M", 0, 1048576},
+    {"1g", 0, 1073741824},
+    {"1G", 0, 1073741824},
+    {"1024g", 0, 1ULL << 40},
+    {"1048576m", 0, 1ULL << 40},
+    {"1099511627776", 0, 1ULL << 40},
+    {"1025g", -1, 0},
+    {"1099511627777", -1, 0},
+    {"17179869184g", -1, 0}, /* * 2^30 would wrap to 2^64 */
+    {"", -1, 0},
+    {"k", -1, 0},
+    {"1kb", -1, 0},
+    {"1t", -1, 0},
+    {"1 k", -1, 0},
+    {"-1", -1, 0},
+    {"1.5k", -1, 0},
+};
+
+START_TEST(test_size)
+{
+    uint64_t v = 42;
+    int rc = buf_parse_size(size_cases[_i].s, &v);
+
+    ck_assert_msg(rc == size_cases[_i].rc, "'%s': rc %d", size_cases[_i].s, rc);
+    ck_assert_uint_eq(v, rc == 0 ? size_cases[_i].bytes : 42);
+}
+END_TEST
+
+START_TEST(test_ieq)
+{
+    ck_assert(buf_ieq("Content-Length", 14, "content-length"));
+    ck_assert(buf_ieq("HOST: x", 4, "host"));
+    ck_assert(buf_ieq("", 0, ""));
+    ck_assert(!buf_ieq("Hos", 3, "host"));
+    ck_assert(!buf_ieq("Hosts", 5, "host"));
+    ck_assert(!buf_ieq("h\0st", 4, "host"));
+    ck_assert(!buf_ieq("[", 1, "{")); /* no case folding outside A-Z */
+    ck_assert(!buf_ieq("\xc9", 1, "\xe9"));
+}
+END_TEST
+
+START_TEST(test_now)
+{
+    int64_t ms1 = buf_now_ms(), us1 = buf_now_us();
+    int64_t ms2, us2;
+
+    usleep(20000);
+    ms2 = buf_now_ms();
+    us2 = buf_now_us();
+    ck_assert_int_ge(ms2 - ms1, 19);
+    ck_assert_int_ge(us2 - us1, 19000);
+    ck_assert_int_lt(ms2 - ms1, 5000);
+    /* same clock: ms and us agree */
+    ck_assert_int_le(us2 / 1000 - ms2, 1);
+    ck_assert_int_ge(us2 / 1000 - ms2, 0);
+}
+END_TEST
+
+static Suite *
+config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("config");
+    TCase *tb = tcase_create("buf");
+
+    tcase_add_test(tc, test_reference);
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_variants);
+    tcase_add_test(tc, test_long_group_name);
+    tcase_add_test(tc, test_bools);
+    tcase_add_loop_test(tc, test_errors, 0, (int)NELEM(error_cases));
+    tcase_add_test(tc, test_too_many_listeners);
+    tcase_add_test(tc, test_long_line);
+    tcase_add_test(tc, test_small_err);
+    tcase_add_test(tc, test_file_ok);
+    tcase_add_test(tc, test_file_errors);
+    tcase_add_loop_test(tc, test_addr, 0, (int)NELEM(addr_cases));
+    tcase_add_test(tc, test_addr_name);
+    suite_add_tcase(s, tc);
+
+    tcase_add_loop_test(tb, test_u64, 0, (int)NELEM(u64_cases));
+    tcase_add_loop_test(tb, test_duration, 0, (int)NELEM(duration_cases));
+    tcase_add_loop_test(tb, test_size, 0, (int)NELEM(size_cases));
+    tcase_add_test(tb, test_ieq);
+    tcase_add_test(tb, test_now);
+    suite_add_tcase(s, tb);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(config_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
