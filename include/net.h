@@ -19,7 +19,8 @@
 
 /*
  * Opens a listening socket on <addr> with SO_REUSEADDR and SO_REUSEPORT,
- * blocking (workers block in accept). Returns the fd or -1 (errno set).
+ * blocking (workers block in accept), and TCP_NODELAY, which accepted
+ * sockets inherit. Returns the fd or -1 (errno set).
  */
 int net_listen(const struct cfg_addr *addr, int backlog);
 
@@ -46,6 +47,13 @@ int net_wait(int fd, short events, int64_t deadline);
  * -1 (errno ETIMEDOUT, ECONNRESET, ...).
  */
 ssize_t net_read(int fd, void *buf, size_t len, int64_t deadline);
+
+/*
+ * As net_read(), but waits in poll() before the first read: for reads that
+ * almost always have to wait (a response just requested, the next request
+ * on an idle keep-alive connection), it saves the read that says EAGAIN.
+ */
+ssize_t net_read_wait(int fd, void *buf, size_t len, int64_t deadline);
 
 /*
  * Writes all of <iov>[0..<cnt>) (modified in place). <timeout_ms> bounds

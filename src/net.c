@@ -29,6 +29,9 @@ net_listen(const struct cfg_addr *addr, int backlog)
     if (addr->ss.ss_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
         goto fail;
+    /* Accepted sockets inherit it: one setsockopt here instead of one per client. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+        goto fail;
     if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) == -1)
         goto fail;
     if (listen(fd, backlog) == -1)
@@ -132,6 +135,14 @@ net_read(int fd, void *buf, size_t len, int64_t deadline)
         if (net_wait(fd, POLLIN, deadline) == -1)
             return -1;
     }
+}
+
+ssize_t
+net_read_wait(int fd, void *buf, size_t len, int64_t deadline)
+{
+    if (net_wait(fd, POLLIN, deadline) == -1)
+        return -1;
+    return net_read(fd, buf, len, deadline);
 }
 
 int

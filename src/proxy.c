@@ -240,6 +240,8 @@ struct exchange {
     bool is_head, idempotent;
     int minor;
     char reqline[256]; /* "METHOD target", truncated, for logs */
+    const char *pend; /* response head not yet written (see to_client) */
+    size_t pend_len;
     /*
      * Chunked request bodies: the part that came with the head is decoded
      * (in place, at body_off) before any upstream is contacted, so a bad or
@@ -409,24 +411,61 @@ open_upstream(struct exchange *x, bool fresh)
     return 0;
 }
 
-/* Sends one chunk "<hex>\r\n<data>\r\n" (and the last chunk when <last>). */
+/*
+ * Fills <iov> with one chunk "<hex>\r\n<data>\r\n" (and the last chunk
+ * when <last>); <hex> is scratch space. Returns the iovec count (0..3).
+ */
 static int
-write_chunk(int fd, const char *data, size_t len, bool last, int64_t timeout_ms)
+chunk_iov(struct iovec *iov, char hex[24], const char *data, size_t len, bool last)
 {
-    char hex[24];
     static const char crlf_last[] = "\r\n0\r\n\r\n";
-    struct iovec iov[3];
     int cnt = 0;
 
     if (len > 0) {
-        int n = snprintf(hex, sizeof(hex), "%zx\r\n", len);
+        int n = snprintf(hex, 24, "%zx\r\n", len);
         iov[cnt++] = (struct iovec){hex, (size_t)n};
         iov[cnt++] = (struct iovec){(void *)data, len};
         iov[cnt++] = (struct iovec){(void *)crlf_last, last ? 7 : 2};
     } else if (last) {
         iov[cnt++] = (struct iovec){(void *)(crlf_last + 2), 5};
     }
+    return cnt;
+}
+
+/* Sends one chunk to the upstream. */
+static int
+write_chunk(int fd, const char *data, size_t len, bool last, int64_t timeout_ms)
+{
+    struct iovec iov[3];
+    char hex[24];
+    int cnt = chunk_iov(iov, hex, data, len, last);
     return cnt == 0 ? 0 : net_writev_all(fd, iov, cnt, timeout_ms);
+}
+
+/*
+ * Sends response body bytes to the client, as a chunk when <chunked>. The
+ * response head waits in x->pend until the first call, so a small response
+ * leaves in one write (one syscall, one packet).
+ */
+static int
+to_client(struct exchange *x, const char *data, size_t len, bool chunked, bool last)
+{
+    struct iovec iov[4];
+    char hex[24];
+    int cnt = 0;
+
+    if (x->pend_len > 0) {
+        iov[cnt++] = (struct iovec){(void *)x->pend, x->pend_len};
+        x->pend_len = 0;
+    }
+    if (chunked)
+        cnt += chunk_iov(iov + cnt, hex, data, len, last);
+    else if (len > 0)
+        iov[cnt++] = (struct iovec){(void *)data, len};
+    if (cnt > 0 && net_writev_all(x->c->fd, iov, cnt, x->px->cfg->send_timeout_ms) == -1)
+        return -1;
+    x->sent += len;
+    return 0;
 }
 
 enum relay_result {
@@ -551,8 +590,10 @@ read_response_head(struct exchange *x, struct http_response *resp, size_t *head_
                 return HEAD_FAILED;
             }
         }
-        ssize_t n = net_read(x->ufd, px->ubuf + len, px->ucap - len,
-                             buf_now_ms() + x->grp->read_timeout_ms);
+        /* The answer to a request just sent is never there yet: wait first. */
+        int64_t deadline = buf_now_ms() + x->grp->read_timeout_ms;
+        ssize_t n = len == 0 ? net_read_wait(x->ufd, px->ubuf, px->ucap, deadline)
+                             : net_read(x->ufd, px->ubuf + len, px->ucap - len, deadline);
         if (n > 0) {
             len += (size_t)n;
             any = true;
@@ -579,8 +620,8 @@ relay_response_body(struct exchange *x, const struct http_response *resp,
                      enum proxy_out_framing outf, size_t off, size_t have)
 {
     struct proxy *px = x->px;
-    int cfd = x->c->fd;
-    int64_t sto = px->cfg->send_timeout_ms, rto = x->grp->read_timeout_ms;
+    int64_t rto = x->grp->read_timeout_ms;
+    bool chunked = outf == PROXY_OUT_CHUNKED;
     char *b = px->ubuf;
 
     if (resp->info.framing == HTTP_BODY_NONE)
@@ -594,9 +635,8 @@ relay_response_body(struct exchange *x, const struct http_response *resp,
         }
         for (;;) {
             if (have > 0) {
-                if (net_write_all(cfd, b + off, have, sto) == -1)
+                if (to_client(x, b + off, have, false, false) == -1)
                     return -1;
-                x->sent += have;
                 left -= have;
             }
             if (left == 0)
@@ -625,12 +665,8 @@ relay_response_body(struct exchange *x, const struct http_response *resp,
                 count_failure(x, "invalid chunked body from");
                 return -1;
             }
-            int w = outf == PROXY_OUT_CHUNKED
-                        ? write_chunk(cfd, b + off, out_len, r == 1, sto)
-                        : (out_len ? net_write_all(cfd, b + off, out_len, sto) : 0);
-            if (w == -1)
+            if (to_client(x, b + off, out_len, chunked, r == 1) == -1)
                 return -1;
-            x->sent += out_len;
             if (r == 1) {
                 if (used < have)
                     x->upstream_keep = false;
@@ -650,16 +686,11 @@ relay_response_body(struct exchange *x, const struct http_response *resp,
 
     /* HTTP_BODY_CLOSE: everything until the upstream closes. */
     for (;;) {
-        if (have > 0) {
-            int w = outf == PROXY_OUT_CHUNKED ? write_chunk(cfd, b + off, have, false, sto)
-                                              : net_write_all(cfd, b + off, have, sto);
-            if (w == -1)
-                return -1;
-            x->sent += have;
-        }
+        if (have > 0 && to_client(x, b + off, have, chunked, false) == -1)
+            return -1;
         ssize_t n = net_read(x->ufd, b, px->ucap, buf_now_ms() + rto);
         if (n == 0)
-            return outf == PROXY_OUT_CHUNKED ? write_chunk(cfd, NULL, 0, true, sto) : 0;
+            return to_client(x, NULL, 0, chunked, chunked);
         if (n == -1) {
             count_failure(x, "response body from");
             return -1;
@@ -888,12 +919,10 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
         goto done;
     }
     x.status = resp.status;
-    if (net_write_all(c->fd, px->obuf, (size_t)hlen, cfg->send_timeout_ms) == -1) {
-        x.client_keep = false;
-        x.upstream_keep = false;
-        goto done;
-    }
-    if (relay_response_body(&x, &resp, outf, rhead, ulen - rhead) == -1) {
+    x.pend = px->obuf;
+    x.pend_len = (size_t)hlen;
+    if (relay_response_body(&x, &resp, outf, rhead, ulen - rhead) == -1 ||
+        to_client(&x, NULL, 0, false, false) == -1) { /* flushes a head still pending */
         x.client_keep = false;
         x.upstream_keep = false;
     }

@@ -87,7 +87,10 @@ read_head(struct proxy *px, struct client *c, struct http_request *req)
         }
         if (draining && c->len == 0)
             return 0;
-        ssize_t n = net_read(c->fd, c->buf + c->len, c->cap - c->len, deadline);
+        /* Between requests the next one is rarely there yet: wait before reading. */
+        ssize_t n = c->len == 0 && c->requests > 0
+                        ? net_read_wait(c->fd, c->buf, c->cap, deadline)
+                        : net_read(c->fd, c->buf + c->len, c->cap - c->len, deadline);
         if (n > 0) {
             if (c->len == 0) {
                 /* The whole head must arrive within client_header_timeout of its first byte. */
@@ -208,8 +211,6 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
         atomic_fetch_add_explicit(&me->connections, 1, memory_order_relaxed);
         c.fd = fd;
         net_addr_ip(&ss, c.ip, sizeof(c.ip));
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         serve_connection(&px, &c);
     }
     set_state(me, SHM_W_FREE);

@@ -1138,6 +1138,11 @@ main(int argc, char **argv)
             usage();
         }
     }
+    uint64_t port_num;
+    if (parse_u64(port, strlen(port), 65535, &port_num) == -1) {
+        fprintf(stderr, "testapp: bad port %s\n", port);
+        usage();
+    }
     if (optind != argc || strlen(g_name) > NAME_MAX_LEN || strpbrk(g_name, "\r\n") != NULL)
         usage();
 
