@@ -21,9 +21,13 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wformat=2 -Wno-format-nonliteral
-CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 $(WARN) -Iinclude -DMP_VERSION='"$(VERSION)"' -D_GNU_SOURCE \
-            $(shell pkg-config --cflags inih 2>/dev/null)
+# OPT and SAN are for the build flavour (`make asan` sets both); CFLAGS and
+# LDFLAGS from the command line are added last.
+OPT      ?= -O2 -g
+SAN      ?=
+ALL_CFLAGS = -std=gnu11 $(WARN) -Iinclude -DMP_VERSION='"$(VERSION)"' -D_GNU_SOURCE \
+            $(shell pkg-config --cflags inih 2>/dev/null) $(OPT) $(SAN) $(CFLAGS)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 LDLIBS   += $(shell pkg-config --libs inih 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
@@ -43,25 +47,25 @@ all: $(BUILD)/miniproxyd $(BUILD)/testapp
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libmp.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
 $(BUILD)/miniproxyd: $(BUILD)/src/main.o $(BUILD)/libmp.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The upstream app for tests and the demo (threads are fine there: it is not the proxy).
 $(BUILD)/testapp: tests/testapp.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -pthread -o $@ $< $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -pthread -o $@ $< $(LDLIBS)
 
 $(BUILD)/tests/testlib.o: tests/testlib.c tests/testlib.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB) $(BUILD)/libmp.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
 # Every test: unit suites first (fast), then integration suites that start
 # the real daemon in front of real upstream processes on ephemeral ports.
@@ -76,8 +80,8 @@ it: all $(IT_BIN)
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan:
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	    LDFLAGS="-fsanitize=address,undefined" test
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
 # libFuzzer target for the parser (clang). Runs for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

@@ -358,8 +358,19 @@ reader_for(int fd)
     return &readers[i];
 }
 
+static int read_response(int fd, bool head_req, struct tl_resp *resp);
+
 int
 tl_read_response(int fd, bool head_req, struct tl_resp *resp)
+{
+    int rc = read_response(fd, head_req, resp);
+    if (rc == -1)
+        tl_resp_free(resp); /* nothing to hand back: the caller frees nothing */
+    return rc;
+}
+
+static int
+read_response(int fd, bool head_req, struct tl_resp *resp)
 {
     struct rd *r = reader_for(fd);
     char line[8192];
