@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,8 +241,8 @@ struct exchange {
     bool is_head, idempotent;
     int minor;
     char reqline[256]; /* "METHOD target", truncated, for logs */
-    const char *pend; /* response head not yet written (see to_client) */
-    size_t pend_len;
+    int perr;         /* enum pump_error: why the body phase stopped */
+    const char *pwhy; /* ... in words, for the error log */
     /*
      * Chunked request bodies: the part that came with the head is decoded
      * (in place, at body_off) before any upstream is contacted, so a bad or
@@ -411,298 +412,439 @@ open_upstream(struct exchange *x, bool fresh)
     return 0;
 }
 
-/*
- * Fills <iov> with one chunk "<hex>\r\n<data>\r\n" (and the last chunk
- * when <last>); <hex> is scratch space. Returns the iovec count (0..3).
- */
-static int
-chunk_iov(struct iovec *iov, char hex[24], const char *data, size_t len, bool last)
-{
-    static const char crlf_last[] = "\r\n0\r\n\r\n";
-    int cnt = 0;
+/* ---- the body phase: both directions at once ------------------------------------------ */
 
-    if (len > 0) {
-        int n = snprintf(hex, 24, "%zx\r\n", len);
-        iov[cnt++] = (struct iovec){hex, (size_t)n};
-        iov[cnt++] = (struct iovec){(void *)data, len};
-        iov[cnt++] = (struct iovec){(void *)crlf_last, last ? 7 : 2};
-    } else if (last) {
-        iov[cnt++] = (struct iovec){(void *)(crlf_last + 2), 5};
-    }
-    return cnt;
-}
-
-/* Sends one chunk to the upstream. */
-static int
-write_chunk(int fd, const char *data, size_t len, bool last, int64_t timeout_ms)
-{
-    struct iovec iov[3];
+/* Bytes waiting to go out on one socket: a few iovecs and how far they got. */
+struct outq {
+    struct iovec iov[5];
+    int first, cnt;
     char hex[24];
-    int cnt = chunk_iov(iov, hex, data, len, last);
-    return cnt == 0 ? 0 : net_writev_all(fd, iov, cnt, timeout_ms);
-}
-
-/*
- * Sends response body bytes to the client, as a chunk when <chunked>. The
- * response head waits in x->pend until the first call, so a small response
- * leaves in one write (one syscall, one packet).
- */
-static int
-to_client(struct exchange *x, const char *data, size_t len, bool chunked, bool last)
-{
-    struct iovec iov[4];
-    char hex[24];
-    int cnt = 0;
-
-    if (x->pend_len > 0) {
-        iov[cnt++] = (struct iovec){(void *)x->pend, x->pend_len};
-        x->pend_len = 0;
-    }
-    if (chunked)
-        cnt += chunk_iov(iov + cnt, hex, data, len, last);
-    else if (len > 0)
-        iov[cnt++] = (struct iovec){(void *)data, len};
-    if (cnt > 0 && net_writev_all(x->c->fd, iov, cnt, x->px->cfg->send_timeout_ms) == -1)
-        return -1;
-    x->sent += len;
-    return 0;
-}
-
-enum relay_result {
-    RELAY_OK,
-    RELAY_CLIENT_GONE,    /* client closed or reset: nobody to answer */
-    RELAY_CLIENT_TIMEOUT, /* 408 */
-    RELAY_TOO_LARGE,      /* 413 */
-    RELAY_BAD_BODY,       /* 400: invalid chunked encoding */
-    RELAY_UPSTREAM_WRITE, /* the upstream stopped reading: look for its early answer */
 };
 
-/* Reads more of the request body into c->buf (reset to empty first). */
-static ssize_t
-read_body(struct exchange *x, size_t max)
+static void
+outq_reset(struct outq *q)
 {
-    struct client *c = x->c;
-    c->start = c->len = 0;
-    ssize_t n = net_read(c->fd, c->buf, max < c->cap ? max : c->cap,
-                         buf_now_ms() + x->px->cfg->client_body_timeout_ms);
-    if (n > 0)
-        c->len = (size_t)n;
-    return n;
+    q->first = q->cnt = 0;
 }
 
-/*
- * Streams the request body to the upstream, re-framed as announced in the
- * head: Content-Length bodies as they are, chunked ones decoded and
- * re-encoded (extensions and trailers dropped). The body bytes that came
- * with the head were already sent with it (Content-Length case).
- */
-static enum relay_result
-relay_request_body(struct exchange *x, uint64_t already_sent)
+static bool
+outq_empty(const struct outq *q)
 {
-    struct proxy *px = x->px;
+    return q->first == q->cnt;
+}
+
+static void
+outq_add(struct outq *q, const void *p, size_t n)
+{
+    if (n > 0)
+        q->iov[q->cnt++] = (struct iovec){(void *)p, n};
+}
+
+/* Queues <data> as one chunk, followed by the last chunk when <last>. */
+static void
+outq_chunk(struct outq *q, const char *data, size_t len, bool last)
+{
+    static const char crlf_last[] = "\r\n0\r\n\r\n";
+
+    if (len > 0) {
+        int n = snprintf(q->hex, sizeof(q->hex), "%zx\r\n", len);
+        outq_add(q, q->hex, (size_t)n);
+        outq_add(q, data, len);
+        outq_add(q, crlf_last, last ? 7 : 2);
+    } else if (last) {
+        outq_add(q, crlf_last + 2, 5);
+    }
+}
+
+/* Writes what fits without blocking: 1 when something moved, 0 when the socket is full, -1. */
+static int
+outq_write(int fd, struct outq *q)
+{
+    int moved = 0;
+
+    while (!outq_empty(q)) {
+        ssize_t n = writev(fd, q->iov + q->first, q->cnt - q->first);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? moved : -1;
+        }
+        moved = 1;
+        size_t left = (size_t)n;
+        while (q->first < q->cnt && left >= q->iov[q->first].iov_len)
+            left -= q->iov[q->first++].iov_len;
+        if (left > 0) {
+            q->iov[q->first].iov_base = (char *)q->iov[q->first].iov_base + left;
+            q->iov[q->first].iov_len -= left;
+        }
+    }
+    return 1;
+}
+
+/* Why the body phase stopped early. */
+enum pump_error {
+    PE_NONE,
+    PE_CLIENT_GONE,      /* the client closed or reset, or refuses to read (send_timeout) */
+    PE_CLIENT_TIMEOUT,   /* its request body stalled: 408 */
+    PE_TOO_LARGE,        /* 413 */
+    PE_BAD_BODY,         /* invalid chunked request body: 400 */
+    PE_UPSTREAM_EMPTY,   /* the upstream closed or reset before any byte of an answer */
+    PE_UPSTREAM_TIMEOUT, /* 504 (or a cut response once it started) */
+    PE_UPSTREAM_FAILED,  /* reset, early EOF, invalid head or body: 502 (or a cut response) */
+};
+
+/* Client -> upstream: the rest of the request body. */
+struct upload {
+    bool done;    /* the whole body is queued (or there was none left) */
+    bool aborted; /* the upstream stopped taking it; what it answers may still come */
+    uint64_t left; /* Content-Length bytes not read yet */
+    struct outq q;
+    int64_t last; /* ms of the last progress */
+};
+
+enum { DL_HEAD, DL_BODY, DL_DONE };
+
+/* Upstream -> client: the response. */
+struct download {
+    int state;
+    size_t len;  /* DL_HEAD: bytes in px->ubuf */
+    bool any;    /* any byte came from the upstream */
+    bool fin;    /* the whole response is queued */
+    struct http_response resp;
+    enum proxy_out_framing outf;
+    struct http_chunked dec;
+    uint64_t left; /* HTTP_BODY_LENGTH: bytes still to come */
+    struct outq q;
+    int64_t last;
+};
+
+/* Records why the phase failed, for proxy_serve and the error log. */
+static int
+pump_fail(struct exchange *x, enum pump_error e, const char *why)
+{
+    x->perr = e;
+    x->pwhy = why;
+    return -1;
+}
+
+/* Reads the next piece of the request body and queues it, re-framed. */
+static int
+upload_read(struct exchange *x, struct upload *u)
+{
     struct client *c = x->c;
     const struct http_request *req = x->req;
-    int64_t wto = x->grp->read_timeout_ms;
-    uint64_t limit = px->cfg->client_max_body_size;
+    uint64_t limit = x->px->cfg->client_max_body_size;
+    size_t max = c->cap;
 
+    if (req->info.framing == HTTP_BODY_LENGTH && u->left < max)
+        max = (size_t)u->left;
+    c->start = c->len = 0; /* everything before was used: reuse the buffer */
+    ssize_t n = read(c->fd, c->buf, max);
+    if (n == -1 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (n <= 0)
+        return pump_fail(x, PE_CLIENT_GONE, "client closed during the request body");
+    c->len = (size_t)n;
+    u->last = buf_now_ms();
+    outq_reset(&u->q);
     if (req->info.framing == HTTP_BODY_LENGTH) {
-        uint64_t left = req->info.content_length - already_sent;
-        while (left > 0) {
-            ssize_t n = read_body(x, left);
-            if (n <= 0)
-                return n == -1 && errno == ETIMEDOUT ? RELAY_CLIENT_TIMEOUT : RELAY_CLIENT_GONE;
-            if (net_write_all(x->ufd, c->buf, (size_t)n, wto) == -1)
-                return RELAY_UPSTREAM_WRITE;
-            left -= (uint64_t)n;
-            c->start = c->len;
-        }
-        x->body_done = true;
-        return RELAY_OK;
-    }
-    if (req->info.framing != HTTP_BODY_CHUNKED) {
-        x->body_done = true;
-        return RELAY_OK;
-    }
-
-    /* The part that came with the head was decoded and sent already. */
-    for (;;) {
-        ssize_t n = read_body(x, c->cap);
-        if (n <= 0)
-            return n == -1 && errno == ETIMEDOUT ? RELAY_CLIENT_TIMEOUT : RELAY_CLIENT_GONE;
+        outq_add(&u->q, c->buf, (size_t)n);
+        u->left -= (uint64_t)n;
+        u->done = u->left == 0;
+        c->start = c->len;
+    } else {
         size_t out_len = 0, used = 0;
         int r = http_chunked_decode(&x->dec, c->buf, c->len, &out_len, &used);
         if (r == -1)
-            return RELAY_BAD_BODY;
+            return pump_fail(x, PE_BAD_BODY, "invalid chunked request body");
         if (limit != 0 && x->dec.total > limit)
-            return RELAY_TOO_LARGE;
-        if (write_chunk(x->ufd, c->buf, out_len, r == 1, wto) == -1)
-            return RELAY_UPSTREAM_WRITE;
-        if (r == 1) {
-            c->start = used; /* pipelined bytes after the body stay */
-            x->body_done = true;
-            return RELAY_OK;
-        }
+            return pump_fail(x, PE_TOO_LARGE, "request body too large");
+        outq_chunk(&u->q, c->buf, out_len, r == 1);
+        u->done = r == 1;
+        c->start = u->done ? used : c->len; /* pipelined bytes after the body stay */
     }
+    x->body_done = u->done;
+    return 1;
 }
 
-/* Outcome of reading the response head. */
-enum head_result { HEAD_OK, HEAD_EMPTY, HEAD_FAILED };
-
-/*
- * Reads the upstream's response head into px->ubuf, skipping interim 1xx
- * responses. HEAD_EMPTY: the connection closed or reset before any byte
- * (a stale pooled connection looks like this). On HEAD_FAILED <*status>
- * is the status to answer with.
- */
-static enum head_result
-read_response_head(struct exchange *x, struct http_response *resp, size_t *head_len,
-                   size_t *ulen, int *status)
-{
-    struct proxy *px = x->px;
-    bool head = x->is_head;
-    size_t len = 0;
-    bool any = false;
-
-    for (;;) {
-        if (len > 0) {
-            int st = 502;
-            int r = http_parse_response(px->ubuf, len, PROXY_RESP_HEAD_MAX, head, resp, &st);
-            if (r > 0 && resp->status >= 100 && resp->status < 200) {
-                if (resp->status == 101) {
-                    log_warn("upstream %s answered 101 to a request without Upgrade",
-                             x->grp->servers[x->s].addr.text);
-                    *status = 502;
-                    return HEAD_FAILED;
-                }
-                memmove(px->ubuf, px->ubuf + r, len - (size_t)r);
-                len -= (size_t)r;
-                continue;
-            }
-            if (r > 0) {
-                *head_len = (size_t)r;
-                *ulen = len;
-                return HEAD_OK;
-            }
-            if (r == HTTP_INVALID) {
-                errno = EPROTO;
-                count_failure(x, "invalid response head from");
-                *status = 502;
-                return HEAD_FAILED;
-            }
-        }
-        /* The answer to a request just sent is never there yet: wait first. */
-        int64_t deadline = buf_now_ms() + x->grp->read_timeout_ms;
-        ssize_t n = len == 0 ? net_read_wait(x->ufd, px->ubuf, px->ucap, deadline)
-                             : net_read(x->ufd, px->ubuf + len, px->ucap - len, deadline);
-        if (n > 0) {
-            len += (size_t)n;
-            any = true;
-            continue;
-        }
-        if (n == 0)
-            errno = ECONNRESET;
-        if (!any && errno != ETIMEDOUT)
-            return HEAD_EMPTY;
-        int timed_out = errno == ETIMEDOUT;
-        count_failure(x, timed_out ? "reading response head from" : "response head from");
-        *status = timed_out ? 504 : 502;
-        return HEAD_FAILED;
-    }
-}
-
-/*
- * Streams the response body from the upstream to the client. <have> bytes
- * of it are already in px->ubuf at <off>. Returns 0 when the body was
- * relayed completely, -1 otherwise (both connections are then closed).
- */
+/* Moves the upload on without blocking: 1 progress, 0 blocked, -1 failed. */
 static int
-relay_response_body(struct exchange *x, const struct http_response *resp,
-                     enum proxy_out_framing outf, size_t off, size_t have)
+upload_step(struct exchange *x, struct upload *u)
 {
-    struct proxy *px = x->px;
-    int64_t rto = x->grp->read_timeout_ms;
-    bool chunked = outf == PROXY_OUT_CHUNKED;
-    char *b = px->ubuf;
-
-    if (resp->info.framing == HTTP_BODY_NONE)
+    if (u->aborted)
         return 0;
+    if (!outq_empty(&u->q)) {
+        int r = outq_write(x->ufd, &u->q);
+        if (r == -1) {
+            /* It stopped reading (an early answer, or it died): see what it says. */
+            log_debug("upstream %s stopped reading the request body: %s",
+                      x->grp->servers[x->s].addr.text, strerror(errno));
+            u->aborted = true;
+            return 1;
+        }
+        if (r == 1)
+            u->last = buf_now_ms();
+        return r;
+    }
+    return u->done ? 0 : upload_read(x, u);
+}
 
-    if (resp->info.framing == HTTP_BODY_LENGTH) {
-        uint64_t left = resp->info.content_length;
-        if (have > left) {
-            have = (size_t)left; /* extra bytes after the body: the upstream lies */
+/* Queues response body bytes <p>[0..<n>) for the client, as its framing says. */
+static int
+download_queue(struct exchange *x, struct download *d, char *p, size_t n)
+{
+    bool chunked = d->outf == PROXY_OUT_CHUNKED;
+
+    switch (d->resp.info.framing) {
+    case HTTP_BODY_NONE:
+        if (n > 0)
+            x->upstream_keep = false; /* bytes where there should be none */
+        d->fin = true;
+        return 0;
+    case HTTP_BODY_LENGTH:
+        if (n > d->left) {
+            n = (size_t)d->left; /* bytes after the body: the upstream lies */
             x->upstream_keep = false;
         }
-        for (;;) {
-            if (have > 0) {
-                if (to_client(x, b + off, have, false, false) == -1)
-                    return -1;
-                left -= have;
-            }
-            if (left == 0)
-                return 0;
-            size_t want = left < px->ucap ? (size_t)left : px->ucap;
-            ssize_t n = net_read(x->ufd, b, want, buf_now_ms() + rto);
-            if (n <= 0) {
-                if (n == 0)
-                    errno = ECONNRESET;
-                count_failure(x, "response body from");
-                return -1;
-            }
-            off = 0;
-            have = (size_t)n;
+        outq_add(&d->q, p, n);
+        d->left -= n;
+        d->fin = d->left == 0;
+        break;
+    case HTTP_BODY_CHUNKED: {
+        size_t out_len = 0, used = 0;
+        int r = http_chunked_decode(&d->dec, p, n, &out_len, &used);
+        if (r == -1) {
+            errno = EPROTO;
+            return pump_fail(x, PE_UPSTREAM_FAILED, "invalid chunked body from");
+        }
+        if (chunked)
+            outq_chunk(&d->q, p, out_len, r == 1);
+        else
+            outq_add(&d->q, p, out_len);
+        if (r == 1 && used < n)
+            x->upstream_keep = false;
+        d->fin = r == 1;
+        n = out_len;
+        break;
+    }
+    case HTTP_BODY_CLOSE:
+        if (chunked)
+            outq_chunk(&d->q, p, n, false);
+        else
+            outq_add(&d->q, p, n);
+        break;
+    }
+    x->sent += n;
+    return 0;
+}
+
+/*
+ * The response head is in: decide the client's framing and connection,
+ * rewrite the head and queue it with the body bytes that came with it.
+ */
+static int
+download_begin(struct exchange *x, struct download *d, size_t head_len)
+{
+    struct proxy *px = x->px;
+    const struct http_response *resp = &d->resp;
+
+    x->u1_us = buf_now_us();
+    x->ustatus = resp->status;
+    x->upstream_keep = resp->info.keep_alive && x->grp->keepalive > 0;
+    if (!x->body_done)
+        x->client_keep = false; /* answered before the whole body came: close after */
+    d->outf = PROXY_OUT_AS_IS;
+    if (resp->info.framing == HTTP_BODY_CHUNKED || resp->info.framing == HTTP_BODY_CLOSE) {
+        /* HTTP/1.1 clients get chunks (and keep their connection); 1.0 ones a close. */
+        if (x->minor == 1) {
+            d->outf = PROXY_OUT_CHUNKED;
+        } else {
+            d->outf = PROXY_OUT_CLOSE;
+            x->client_keep = false;
         }
     }
-
-    if (resp->info.framing == HTTP_BODY_CHUNKED) {
-        struct http_chunked dec;
-        http_chunked_init(&dec);
-        for (;;) {
-            size_t out_len = 0, used = 0;
-            int r = http_chunked_decode(&dec, b + off, have, &out_len, &used);
-            if (r == -1) {
-                errno = EPROTO;
-                count_failure(x, "invalid chunked body from");
-                return -1;
-            }
-            if (to_client(x, b + off, out_len, chunked, r == 1) == -1)
-                return -1;
-            if (r == 1) {
-                if (used < have)
-                    x->upstream_keep = false;
-                return 0;
-            }
-            ssize_t n = net_read(x->ufd, b, px->ucap, buf_now_ms() + rto);
-            if (n <= 0) {
-                if (n == 0)
-                    errno = ECONNRESET;
-                count_failure(x, "chunked body from");
-                return -1;
-            }
-            off = 0;
-            have = (size_t)n;
-        }
+    ssize_t hlen = proxy_rewrite_response(resp, d->outf, x->client_keep, x->minor, px->obuf,
+                                          px->ocap);
+    if (hlen < 0) {
+        errno = EMSGSIZE;
+        return pump_fail(x, PE_UPSTREAM_FAILED, "response head too large from");
     }
+    x->status = resp->status;
+    d->state = DL_BODY;
+    d->left = resp->info.content_length;
+    http_chunked_init(&d->dec);
+    outq_reset(&d->q);
+    outq_add(&d->q, px->obuf, (size_t)hlen);
+    if (resp->info.framing == HTTP_BODY_NONE ||
+        (resp->info.framing == HTTP_BODY_LENGTH && d->left == 0)) {
+        d->fin = true;
+        if (d->len > head_len)
+            x->upstream_keep = false;
+        return 0;
+    }
+    return download_queue(x, d, px->ubuf + head_len, d->len - head_len);
+}
 
-    /* HTTP_BODY_CLOSE: everything until the upstream closes. */
-    for (;;) {
-        if (have > 0 && to_client(x, b + off, have, chunked, false) == -1)
-            return -1;
-        ssize_t n = net_read(x->ufd, b, px->ucap, buf_now_ms() + rto);
+/* Parses what came of the response head; skips interim 1xx responses. */
+static int
+download_head(struct exchange *x, struct download *d)
+{
+    struct proxy *px = x->px;
+
+    while (d->len > 0) {
+        int st = 502;
+        int r = http_parse_response(px->ubuf, d->len, PROXY_RESP_HEAD_MAX, x->is_head, &d->resp,
+                                    &st);
+        if (r == HTTP_NEED_MORE)
+            return 0;
+        if (r == HTTP_INVALID) {
+            errno = EPROTO;
+            return pump_fail(x, PE_UPSTREAM_FAILED, "invalid response head from");
+        }
+        if (d->resp.status == 101) {
+            errno = EPROTO;
+            return pump_fail(x, PE_UPSTREAM_FAILED, "101 to a request without Upgrade from");
+        }
+        if (d->resp.status >= 200)
+            return download_begin(x, d, (size_t)r);
+        memmove(px->ubuf, px->ubuf + r, d->len - (size_t)r); /* 1xx: not for the client */
+        d->len -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Moves the download on without blocking: 1 progress, 0 blocked, -1 failed. */
+static int
+download_step(struct exchange *x, struct download *d)
+{
+    struct proxy *px = x->px;
+
+    if (!outq_empty(&d->q)) {
+        int r = outq_write(x->c->fd, &d->q);
+        if (r == -1)
+            return pump_fail(x, PE_CLIENT_GONE, "client closed during the response");
+        if (r == 1)
+            d->last = buf_now_ms();
+        if (outq_empty(&d->q) && d->fin)
+            d->state = DL_DONE;
+        return r;
+    }
+    if (d->state == DL_DONE)
+        return 0;
+    if (d->fin) {
+        d->state = DL_DONE;
+        return 1;
+    }
+    size_t cap = px->ucap;
+    char *dst = px->ubuf;
+    if (d->state == DL_HEAD) {
+        dst += d->len;
+        cap -= d->len;
+    } else if (d->resp.info.framing == HTTP_BODY_LENGTH && d->left < cap) {
+        cap = (size_t)d->left;
+    }
+    ssize_t n = read(x->ufd, dst, cap);
+    if (n == -1 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (n == 0 && d->state == DL_BODY && d->resp.info.framing == HTTP_BODY_CLOSE) {
+        outq_reset(&d->q);
+        if (d->outf == PROXY_OUT_CHUNKED)
+            outq_chunk(&d->q, NULL, 0, true);
+        d->fin = true;
+        return 1;
+    }
+    if (n <= 0) {
         if (n == 0)
-            return to_client(x, NULL, 0, chunked, chunked);
-        if (n == -1) {
-            count_failure(x, "response body from");
-            return -1;
+            errno = ECONNRESET;
+        if (!d->any)
+            return pump_fail(x, PE_UPSTREAM_EMPTY, "no response from");
+        return pump_fail(x, PE_UPSTREAM_FAILED,
+                         d->state == DL_HEAD ? "response head from" : "response body from");
+    }
+    d->any = true;
+    d->last = buf_now_ms();
+    if (d->state == DL_HEAD) {
+        d->len += (size_t)n;
+        return download_head(x, d) == -1 ? -1 : 1;
+    }
+    outq_reset(&d->q);
+    return download_queue(x, d, px->ubuf, (size_t)n) == -1 ? -1 : 1;
+}
+
+/*
+ * The body phase: streams the rest of the request body to the upstream
+ * while streaming its response back, both at once, so an upstream that
+ * answers before it has read everything (an echo, an early 413) neither
+ * stalls nor is cut. Each side moves without blocking; when neither can,
+ * one poll() waits for both, with the deadline of whichever wait is due
+ * first. Returns PE_NONE when the response was relayed whole.
+ */
+static enum pump_error
+pump(struct exchange *x, struct upload *u, struct download *d)
+{
+    const struct config *cfg = x->px->cfg;
+    int64_t rto = x->grp->read_timeout_ms;
+
+    u->last = d->last = buf_now_ms();
+    /* With nothing to upload, the answer to a request just sent is never there yet: poll first. */
+    bool skip_read = u->done;
+    for (;;) {
+        int pu = upload_step(x, u);
+        if (pu == -1)
+            return x->perr;
+        int pd = skip_read ? 0 : download_step(x, d);
+        skip_read = false;
+        if (pd == -1)
+            return x->perr;
+        if (d->state == DL_DONE)
+            return PE_NONE;
+        if (pu > 0 || pd > 0)
+            continue;
+
+        /* Neither side can move: wait for what each needs, until the first deadline. */
+        struct pollfd pfd[2] = {{.fd = x->c->fd}, {.fd = x->ufd}};
+        int64_t deadline = INT64_MAX;
+        enum pump_error late = PE_NONE;
+        const char *why = NULL;
+#define WAIT_FOR(i, ev, at, err, what)                                                             \
+    do {                                                                                           \
+        pfd[i].events |= (ev);                                                                     \
+        if ((at) < deadline) {                                                                     \
+            deadline = (at);                                                                       \
+            late = (err);                                                                          \
+            why = (what);                                                                          \
+        }                                                                                          \
+    } while (0)
+        if (!u->aborted && !outq_empty(&u->q))
+            WAIT_FOR(1, POLLOUT, u->last + rto, PE_UPSTREAM_TIMEOUT, "sending request body to");
+        else if (!u->aborted && !u->done)
+            WAIT_FOR(0, POLLIN, u->last + cfg->client_body_timeout_ms, PE_CLIENT_TIMEOUT,
+                     "client request body timed out");
+        if (!outq_empty(&d->q))
+            WAIT_FOR(0, POLLOUT, d->last + cfg->send_timeout_ms, PE_CLIENT_GONE,
+                     "client stopped reading the response");
+        else
+            WAIT_FOR(1, POLLIN, d->last + rto, PE_UPSTREAM_TIMEOUT,
+                     d->state == DL_HEAD ? "reading response head from"
+                                         : "reading response body from");
+#undef WAIT_FOR
+        for (int i = 0; i < 2; i++)
+            if (pfd[i].events == 0)
+                pfd[i].fd = -1;
+        int64_t left = deadline - buf_now_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return pump_fail(x, late, why), late;
         }
-        off = 0;
-        have = (size_t)n;
+        if (poll(pfd, 2, left > 1000000 ? 1000000 : (int)left) == -1 && errno != EINTR)
+            return pump_fail(x, PE_CLIENT_GONE, "poll"), PE_CLIENT_GONE;
     }
 }
 
 /*
- * Sends the request head (and the Content-Length body bytes that came
- * with it) on x->ufd. Returns 0, or -1 with errno when the write failed.
+ * Sends the request head with the body bytes that came with it (as they
+ * are for Content-Length, re-chunked for chunked) on x->ufd. Returns 0, or
+ * -1 with errno when the write failed.
  */
 static int
 send_request_head(struct exchange *x, size_t *body_sent)
@@ -727,27 +869,18 @@ send_request_head(struct exchange *x, size_t *body_sent)
         errno = EMSGSIZE;
         return -1;
     }
-    size_t inbuf = c->len - x->body_off;
-    char hex[24];
-    struct iovec iov[4] = {{px->obuf, (size_t)hlen}};
-    int cnt = 1;
+    struct outq q;
+    outq_reset(&q);
+    outq_add(&q, px->obuf, (size_t)hlen);
     *body_sent = 0;
     if (req->info.framing == HTTP_BODY_LENGTH) {
-        size_t body = inbuf < req->info.content_length ? inbuf : (size_t)req->info.content_length;
-        iov[cnt++] = (struct iovec){c->buf + x->body_off, body};
-        *body_sent = body;
+        size_t inbuf = c->len - x->body_off;
+        *body_sent = inbuf < req->info.content_length ? inbuf : (size_t)req->info.content_length;
+        outq_add(&q, c->buf + x->body_off, *body_sent);
     } else if (req->info.framing == HTTP_BODY_CHUNKED) {
-        static const char crlf_last[] = "\r\n0\r\n\r\n";
-        if (x->pre_len > 0) {
-            int n = snprintf(hex, sizeof(hex), "%zx\r\n", x->pre_len);
-            iov[cnt++] = (struct iovec){hex, (size_t)n};
-            iov[cnt++] = (struct iovec){c->buf + x->body_off, x->pre_len};
-            iov[cnt++] = (struct iovec){(void *)crlf_last, x->pre_done ? 7 : 2};
-        } else if (x->pre_done) {
-            iov[cnt++] = (struct iovec){(void *)(crlf_last + 2), 5};
-        }
+        outq_chunk(&q, c->buf + x->body_off, x->pre_len, x->pre_done);
     }
-    return net_writev_all(x->ufd, iov, cnt, x->grp->read_timeout_ms);
+    return net_writev_all(x->ufd, q.iov, q.cnt, x->grp->read_timeout_ms);
 }
 
 int
@@ -765,7 +898,8 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
         .t0_us = buf_now_us(),
         .body_off = c->start + head_len,
     };
-    struct http_response resp;
+    struct download d;
+    struct upload u;
     int st;
 
     x.is_head = req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
@@ -811,7 +945,6 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
      * closed by the upstream before it answered, on a fresh connection to the
      * same server, and only while the request can be sent again whole.
      */
-    size_t ulen = 0, rhead = 0;
     for (int attempt = 0;; attempt++) {
         if ((st = open_upstream(&x, attempt > 0)) != 0) {
             fail(&x, st);
@@ -829,106 +962,78 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
                 continue;
             }
             count_failure(&x, "sending request to");
-            fail(&x, 502);
+            fail(&x, errno == ETIMEDOUT ? 504 : 502);
             goto done;
         }
-        bool replayable = req->info.framing == HTTP_BODY_NONE ||
-                          (req->info.framing == HTTP_BODY_LENGTH &&
-                           body_sent == req->info.content_length) ||
-                          (req->info.framing == HTTP_BODY_CHUNKED && x.pre_done);
-        if (req->expect_continue && !replayable && x.minor == 1) {
+        memset(&u, 0, sizeof(u));
+        if (req->info.framing == HTTP_BODY_LENGTH) {
+            c->start = x.body_off + body_sent;
+            u.left = req->info.content_length - body_sent;
+            x.body_done = u.left == 0;
+        } else if (req->info.framing == HTTP_BODY_CHUNKED) {
+            c->start = x.pre_end;
+            x.body_done = x.pre_done;
+        }
+        u.done = x.body_done;
+        bool replayable = x.body_done; /* all of it was in the buffer, and still is */
+        if (req->expect_continue && !x.body_done && x.minor == 1) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             if (net_write_all(c->fd, cont, sizeof(cont) - 1, cfg->send_timeout_ms) == -1) {
                 x.client_keep = false;
                 goto done;
             }
         }
-        if (body_sent > 0) {
-            c->start = x.body_off + body_sent;
-            x.body_done = body_sent == req->info.content_length;
-        }
-        if (req->info.framing == HTTP_BODY_CHUNKED) {
-            c->start = x.pre_end;
-            x.body_done = x.pre_done;
-        }
-        enum relay_result rr = RELAY_OK;
-        if (!x.body_done)
-            rr = relay_request_body(&x, body_sent);
-        switch (rr) {
-        case RELAY_OK:
-        case RELAY_UPSTREAM_WRITE: /* it may have answered early: read on */
-            break;
-        case RELAY_CLIENT_GONE:
-            x.status = 499; /* nginx's "client closed request", for the log only */
-            x.client_keep = false;
-            goto done;
-        case RELAY_CLIENT_TIMEOUT:
-            x.client_keep = false;
-            fail(&x, 408);
-            goto done;
-        case RELAY_TOO_LARGE:
-            x.client_keep = false;
-            fail(&x, 413);
-            goto done;
-        case RELAY_BAD_BODY:
-            x.client_keep = false;
-            fail(&x, 400);
-            goto done;
-        }
-        if (rr == RELAY_UPSTREAM_WRITE)
-            x.client_keep = false;
 
-        enum head_result hr = read_response_head(&x, &resp, &rhead, &ulen, &st);
-        if (hr == HEAD_OK)
+        memset(&d, 0, sizeof(d));
+        enum pump_error pe = pump(&x, &u, &d);
+        if (pe == PE_NONE)
             break;
-        if (hr == HEAD_EMPTY && x.reused && attempt == 0 && replayable &&
-            x.idempotent) {
+        if (pe == PE_UPSTREAM_EMPTY && x.reused && attempt == 0 && replayable && x.idempotent) {
             log_debug("pooled connection to %s was closed; retrying on a fresh one",
                       x.grp->servers[x.s].addr.text);
             release_upstream(&x);
             continue;
         }
-        if (hr == HEAD_EMPTY) {
-            count_failure(&x, "no response from");
-            st = 502;
+        x.upstream_keep = false;
+        x.client_keep = false;
+        switch (pe) {
+        case PE_CLIENT_GONE:
+            log_info("%s: %s (\"%s\")", c->ip, x.pwhy, x.reqline);
+            if (x.status == 0)
+                x.status = 499; /* nginx's "client closed request", for the log only */
+            break;
+        case PE_CLIENT_TIMEOUT:
+            log_info("%s: %s (\"%s\")", c->ip, x.pwhy, x.reqline);
+            fail(&x, 408);
+            break;
+        case PE_TOO_LARGE:
+            fail(&x, 413);
+            break;
+        case PE_BAD_BODY:
+            fail(&x, 400);
+            break;
+        case PE_UPSTREAM_TIMEOUT:
+            count_failure(&x, x.pwhy);
+            fail(&x, 504);
+            break;
+        case PE_UPSTREAM_EMPTY:
+        case PE_UPSTREAM_FAILED:
+            count_failure(&x, x.pwhy);
+            fail(&x, 502);
+            break;
+        case PE_NONE:
+            break;
         }
-        fail(&x, st);
         goto done;
     }
-
-    x.u1_us = buf_now_us();
-    x.ustatus = resp.status;
-    x.upstream_keep = resp.info.keep_alive && x.body_done && x.grp->keepalive > 0;
-
-    enum proxy_out_framing outf = PROXY_OUT_AS_IS;
-    if (resp.info.framing == HTTP_BODY_CHUNKED || resp.info.framing == HTTP_BODY_CLOSE) {
-        /* HTTP/1.1 clients get chunks (and keep their connection); 1.0 ones a close. */
-        if (x.minor == 1) {
-            outf = PROXY_OUT_CHUNKED;
-        } else {
-            outf = PROXY_OUT_CLOSE;
-            x.client_keep = false;
-        }
-    }
-    ssize_t hlen = proxy_rewrite_response(&resp, outf, x.client_keep, x.minor,
-                                          px->obuf, px->ocap);
-    if (hlen < 0) {
-        errno = EMSGSIZE;
-        count_failure(&x, "response head too large from");
-        fail(&x, 502);
-        goto done;
-    }
-    x.status = resp.status;
-    x.pend = px->obuf;
-    x.pend_len = (size_t)hlen;
-    if (relay_response_body(&x, &resp, outf, rhead, ulen - rhead) == -1 ||
-        to_client(&x, NULL, 0, false, false) == -1) { /* flushes a head still pending */
+    if (!x.body_done || u.aborted) {
+        /* The response is whole, but the request body was not all read or sent. */
         x.client_keep = false;
         x.upstream_keep = false;
     }
 
 done:
-    if (x.s >= 0 && x.status != 0 && x.ufd == -1 && x.u1_us == 0)
+    if (x.s >= 0 && x.status != 0 && x.u1_us == 0)
         x.u1_us = buf_now_us();
     if (!x.body_done)
         x.client_keep = false;

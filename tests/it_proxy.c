@@ -235,6 +235,18 @@ START_TEST(t_upload_integrity)
                            path, px.port),
                      0);
     ck_assert_str_eq(out, want);
+    /* echo: the upstream streams its answer while it still reads the body; both flow at once */
+    ck_assert_int_eq(tl_sh(out, sizeof(out),
+                           "curl -s --data-binary @%s http://127.0.0.1:%d/echo | cmp - %s && echo same",
+                           path, px.port, path),
+                     0);
+    ck_assert_str_eq(out, "same\n");
+    ck_assert_int_eq(tl_sh(out, sizeof(out),
+                           "curl -s -H 'Transfer-Encoding: chunked' --data-binary @%s "
+                           "http://127.0.0.1:%d/echo | cmp - %s && echo same",
+                           path, px.port, path),
+                     0);
+    ck_assert_str_eq(out, "same\n");
     unlink(path);
     stop_all();
 }
@@ -694,6 +706,26 @@ START_TEST(t_client_timeouts)
 }
 END_TEST
 
+START_TEST(t_send_timeout_frees_worker)
+{
+    struct tl_resp r;
+    start1(1, "send_timeout = 300ms", "");
+    /* A client that asks for 256 MiB and never reads: the only worker must not stay stuck. */
+    int fd = tl_connect(px.port);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    ck_assert(tl_send_str(fd, REQ("/bytes?n=268435456")) == 0);
+    int64_t t0 = tl_now_ms();
+    ck_assert_int_eq(tl_request(px.port, REQ("/"), &r), 200);
+    int64_t dt = tl_now_ms() - t0;
+    ck_assert_msg(dt < 3000, "second client waited %lld ms", (long long)dt);
+    tl_resp_free(&r);
+    ck_assert(tl_file_waitfor(px.errlog, "client stopped reading the response", 1000));
+    close(fd);
+    stop_all();
+}
+END_TEST
+
 /* ---- processes ------------------------------------------------------------------------- */
 
 START_TEST(t_worker_respawn_under_load)
@@ -818,6 +850,7 @@ main(void)
     tcase_add_test(tc, t_connect_timeout_504);
     tcase_add_test(tc, t_bad_requests_rejected);
     tcase_add_test(tc, t_client_timeouts);
+    tcase_add_test(tc, t_send_timeout_frees_worker);
     tcase_add_test(tc, t_worker_respawn_under_load);
     tcase_add_test(tc, t_stop_leaves_no_orphans);
     tcase_add_test(tc, t_config_check_flag);
