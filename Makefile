@@ -28,7 +28,7 @@ SAN      ?=
 ALL_CFLAGS = -std=gnu11 $(WARN) -Iinclude -DMP_VERSION='"$(VERSION)"' -D_GNU_SOURCE \
             $(shell pkg-config --cflags inih 2>/dev/null) $(OPT) $(SAN) $(CFLAGS)
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
-LDLIBS   += $(shell pkg-config --libs inih 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs inih 2>/dev/null) -lm
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 

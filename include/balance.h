@@ -1,15 +1,29 @@
 /*
- * balance: choosing the upstream server for a request.
+ * balance: choosing the upstream server for a request, and the circuit
+ * breaker that keeps failing servers out (nginx's get/free pair:
+ * balance_pick() before, balance_done() after).
  *
- * Round-robin is weighted and smooth, and shared by all workers: at
- * start-up each group's weights are unrolled into the sequence nginx's
- * smooth weighted round-robin produces (weights 3,1 -> a a b a, not
- * a a a b), and workers step through it with one atomic increment of the
- * group's cursor in shared memory. No lock, no per-server shared state,
- * and the spread is even across workers.
+ * A server is usable when the health checker has it UP (or its group has
+ * health_check off) and its breaker lets traffic through. Backup servers
+ * are picked only while no primary of the group is usable.
  *
- * The health checker and circuit breaker (later) plug in through
- * balance_pick()'s eligibility test; backups are skipped for now.
+ * Algorithms (cfg_group.balance):
+ *  - round_robin: weighted and smooth, shared by all workers: each group's
+ *    weights are unrolled at start-up into the sequence nginx's smooth
+ *    weighted round-robin produces (weights 3,1 -> a a b a), and workers
+ *    step through it with one atomic increment of the group's cursor in
+ *    shared memory. Unusable servers are skipped.
+ *  - least_conn: fewest active requests relative to weight (active counts
+ *    are atomics in shared memory); ties go round the cursor.
+ *  - random: two random choices (weighted), the one with fewer active
+ *    requests relative to weight.
+ *  - hash: rendezvous (highest random weight) hashing of the key over the
+ *    usable servers: consistent, removing one of N servers moves only the
+ *    keys it had (about 1/N).
+ *
+ * Circuit breaker, per server, shared by all workers: max_fails failures
+ * within fail_window open it; it stays open for cooldown, then one trial
+ * request goes through (half-open): success closes it, failure reopens it.
  */
 #ifndef MP_BALANCE_H
 #define MP_BALANCE_H
@@ -27,27 +41,57 @@ struct balance_set {
 };
 
 struct balance_group {
-    uint16_t *seq; /* server indexes, length = sum of the primaries' weights */
+    uint16_t *seq; /* primaries, unrolled smooth WRR; length = sum of their weights */
     size_t nseq;
+    uint16_t *bseq; /* the same for the backups */
+    size_t nbseq;
 };
 
 struct balance {
+    const struct config *cfg;
     struct balance_group *groups; /* one per cfg group */
     size_t ngroups;
 };
 
-/* Builds the sequences for every group of <cfg>. Returns 0 or -1 (ENOMEM). */
+/* What balance_pick() chose, to hand back to balance_done(). */
+struct balance_ticket {
+    int server;  /* index in the group, -1: none usable */
+    bool trial;  /* the half-open breaker's one trial request */
+    bool started;      /* rr_start is set: later picks are this request's retries */
+    uint64_t rr_start; /* the request's slot of the shared cursor */
+};
+
+/* Builds the sequences for every group of <cfg> (kept by pointer). Returns 0 or -1 (ENOMEM). */
 int balance_init(struct balance *b, const struct config *cfg);
 
 void balance_free(struct balance *b);
 
 /*
- * Picks a server of group <g> for a new request, skipping those in
- * <exclude> (servers already tried for this request). Returns the server
- * index, or -1 when no server is available (the caller answers 503).
+ * Picks a usable server of group <g> for a new request, skipping those in
+ * <exclude> (servers already tried for this request; may be NULL). <key>
+ * [0..<keylen>) is the hash key (client address or header value) for
+ * balance = hash, ignored otherwise. <now_ms> is buf_now_ms(). Sets
+ * t->server to -1 when none is usable (the caller answers 503).
+ * Zero <t> before a request's first pick; pass it again for its retries,
+ * which then move the shared cursor no further: a request takes one slot,
+ * however many servers it tries, so retries don't skew the spread.
  */
-int balance_pick(const struct balance *b, struct shm *shm, size_t g,
-                 const struct balance_set *exclude);
+void balance_pick(const struct balance *b, struct shm *shm, size_t g,
+                  const struct balance_set *exclude, const char *key, size_t keylen,
+                  int64_t now_ms, struct balance_ticket *t);
+
+/*
+ * Reports how the request sent with ticket <t> went: <ok> false when it
+ * failed in a way that counts against the server (connect refused or timed
+ * out, reset, timeout, invalid answer; 5xx with fail_on_5xx). Drives the
+ * breaker; logs when it opens and closes.
+ */
+void balance_done(const struct balance *b, struct shm *shm, size_t g,
+                  const struct balance_ticket *t, bool ok, int64_t now_ms);
+
+/* True when server <s> of group <g> could get traffic now (health and breaker). */
+bool balance_usable(const struct balance *b, const struct shm *shm, size_t g, size_t s,
+                    int64_t now_ms);
 
 static inline void
 balance_set_add(struct balance_set *s, size_t i)

@@ -21,10 +21,15 @@
 #define CFG_MAX_LISTENERS 32
 #define CFG_MAX_GROUPS 64
 #define CFG_MAX_SERVERS 256  /* per group */
+#define CFG_MAX_TOTAL_SERVERS 1024 /* over all groups: the shared table's size */
 #define CFG_MAX_WORKERS 1024
 #define CFG_MAX_WEIGHT 100
 
 enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+
+enum cfg_balance { CFG_BAL_ROUND_ROBIN, CFG_BAL_LEAST_CONN, CFG_BAL_RANDOM, CFG_BAL_HASH };
+
+enum cfg_hash_key { CFG_HASH_CLIENT_IP, CFG_HASH_HEADER };
 
 /* An IPv4 or IPv6 address with port, as written "127.0.0.1:80" / "[::1]:80". */
 struct cfg_addr {
@@ -36,7 +41,7 @@ struct cfg_addr {
 struct cfg_server {
     struct cfg_addr addr;
     unsigned weight; /* 1..CFG_MAX_WEIGHT, default 1 */
-    bool backup;
+    bool backup;     /* gets traffic only while no primary of its group is usable */
     int line; /* where it was defined, for messages */
 };
 
@@ -49,6 +54,28 @@ struct cfg_group {
     unsigned keepalive;         /* idle connections kept per worker, default 16; 0 = none */
     bool preserve_host;         /* default no */
     int line;                   /* line of the [upstream NAME] header */
+
+    /* balancing */
+    enum cfg_balance balance;   /* balance = round_robin (default) | least_conn | random | hash */
+    enum cfg_hash_key hash_key; /* hash_key = client_ip (default) | header:NAME */
+    char hash_header[CFG_NAME_MAX]; /* NAME of header:NAME (a token) */
+    unsigned retries;           /* retries = 2: other servers tried after a failure, 0..10 */
+
+    /* active health checks (the health-check child) */
+    bool health_check;          /* health_check = on (default) | off */
+    char health_path[256];      /* health_path = /health: origin-form, starts with '/' */
+    int64_t health_interval_ms; /* health_interval = 2s, > 0 */
+    int64_t health_timeout_ms;  /* health_timeout = 1s, > 0 */
+    unsigned rise;              /* rise = 2: good probes to go up, 1..100 */
+    unsigned fall;              /* fall = 3: failed probes to go down, 1..100 */
+    unsigned health_status_min; /* health_status = 200-399: statuses that count as healthy, */
+    unsigned health_status_max; /* "N" or "N-M" within 100..599 */
+
+    /* passive health: the circuit breaker */
+    unsigned max_fails;         /* max_fails = 5: failures within fail_window open it; 0 = never */
+    int64_t fail_window_ms;     /* fail_window = 10s, > 0 */
+    int64_t cooldown_ms;        /* cooldown = 10s, > 0: open this long, then one trial */
+    bool fail_on_5xx;           /* fail_on_5xx = no: count 5xx answers as failures too */
 };
 
 struct cfg_listener {

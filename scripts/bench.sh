@@ -10,7 +10,8 @@
 #   - starts three proxies in front of them, on free ports too:
 #       miniproxyd (build/miniproxyd, MP_WORKERS workers, access log off),
 #       nginx      (PROXY_CPUS workers, upstream keepalive 256, HTTP/1.1,
-#                   proxy_buffering off so it streams like the others),
+#                   proxy_buffering off with a 16 KiB buffer: it streams
+#                   like the others instead of buffering whole responses),
 #       HAProxy    (PROXY_CPUS threads, roundrobin, http-reuse always);
 #     miniproxyd is skipped, with a message, when build/miniproxyd is missing;
 #   - runs `wrk -t1 -d${DUR}s -c N --latency` against each proxy, interleaved
@@ -24,9 +25,11 @@
 #     shared between forked workers are counted once, not once per worker;
 #   - after each run checks that the upstreams served about as many requests
 #     as wrk completed (nginx stub_status) and warns when wrk completed none,
-#     when errors occurred, or when the counts disagree. This matters for a
-#     prefork proxy: with fewer workers than wrk connections, the surplus
-#     connections just wait, and wrk's averages look fine while clients starve.
+#     when errors occurred, or when the counts disagree; it also samples the
+#     proxy's accept queue and warns when connections stay in it. That matters
+#     for a prefork proxy: with fewer workers than wrk connections the surplus
+#     connections are never accepted, wrk reports no error at all for them,
+#     and its figures look fine while those clients starve.
 #
 # Reading the table
 #   req/s     median over the REPEAT runs of wrk's Requests/sec
@@ -34,6 +37,10 @@
 #   p50, p99  medians of wrk's 50% and 99% latency, in milliseconds
 #   errors    summed over the runs: socket errors (connect, read, write,
 #             timeout) plus non-2xx/3xx responses. Anything but 0 is suspect.
+#   accept q  most connections seen waiting in the proxy's accept queue
+#             (sampled with ss). A prefork proxy with fewer free workers than
+#             connections leaves the rest there, and wrk does not report them
+#             as errors, so the script warns when the queue stays non-empty.
 #   peak PSS  highest memory sample of that proxy (all its processes), MiB
 #   mp/nginx, mp/haproxy   miniproxyd's req/s divided by the other proxy's:
 #             above 1.00 miniproxyd is faster. Everything (wrk, proxies,
@@ -308,7 +315,12 @@ http {
             proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_buffering off;     # stream through a fixed buffer, as the others do
+            # Stream through one fixed 16 KiB buffer, as HAProxy (bufsize 16k)
+            # and miniproxyd do, instead of buffering whole responses.
+            proxy_buffering off;
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;
+            proxy_busy_buffers_size 32k;
         }
     }
 }
@@ -377,15 +389,25 @@ mem_kib() {
         awk -v k="$MEM_KEY" '$1 == k { s += $2 } END { print s + 0 }'
 }
 
-# Runs in the background: writes the peak of mem_kib <pid> to <file> until killed.
-sample_peak() {
-    local pid=$1 file=$2 peak=0 cur
+# Prints how many connections wait in the accept queue of the listener on <port>.
+accept_queue() {
+    command -v ss >/dev/null || { echo 0; return; }
+    { ss -Htln "( sport = :$1 )" || true; } | awk '{ s += $2 } END { print s + 0 }'
+}
+
+# Runs in the background until killed, sampling every SAMPLE_INTERVAL the
+# memory of <pid> and its descendants and the accept queue on <port>. Keeps
+# "<peak KiB> <max queue> <longest run of samples with a non-empty queue>" in <file>.
+sample() {
+    local pid=$1 port=$2 file=$3 peak=0 cur q qmax=0 run=0 runmax=0
     while :; do
         cur=$(mem_kib "$pid")
-        if ((cur > peak)); then
-            peak=$cur
-            echo "$peak" >"$file"
-        fi
+        q=$(accept_queue "$port")
+        if ((cur > peak)); then peak=$cur; fi
+        if ((q > qmax)); then qmax=$q; fi
+        if ((q > 0)); then run=$((run + 1)); else run=0; fi
+        if ((run > runmax)); then runmax=$run; fi
+        echo "$peak $qmax $runmax" >"$file"
         sleep "$SAMPLE_INTERVAL"
     done
 }
@@ -434,14 +456,14 @@ run_one() {
     local proxy=$1 i=$2 rep=$3
     local name=${SC_NAME[$i]} conns=${SC_CONNS[$i]} hdr=${SC_HDR[$i]}
     local url="http://127.0.0.1:${PORT[$proxy]}${SC_PATH[$i]}"
-    local out="$T/wrk/$name.$proxy.$rep.txt" peakf="$T/wrk/$name.$proxy.$rep.peak"
+    local out="$T/wrk/$name.$proxy.$rep.txt" samplef="$T/wrk/$name.$proxy.$rep.sample"
     local args=(-t1 -c "$conns" -d "${DUR}s" --latency)
-    local before after served rps mibs p50 p99 errs total peak slack
+    local before after served rps mibs p50 p99 errs total peak qmax qrun slack
 
     [[ -n $hdr ]] && args+=(-H "$hdr")
     before=$(upstream_requests)
-    echo 0 >"$peakf"
-    sample_peak "${PID[$proxy]}" "$peakf" &
+    echo 0 0 0 >"$samplef"
+    sample "${PID[$proxy]}" "${PORT[$proxy]}" "$samplef" &
     SAMPLER=$!
     if ! wrk "${args[@]}" "$url" >"$out" 2>&1; then
         warn "$name/$proxy round $rep: wrk failed: $(tail -1 "$out")"
@@ -451,11 +473,11 @@ run_one() {
     SAMPLER=""
     after=$(upstream_requests)
     read -r rps mibs p50 p99 errs total < <(parse_wrk "$out")
-    peak=$(cat "$peakf")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$proxy" "$rep" \
-        "$rps" "$mibs" "$p50" "$p99" "$errs" "$total" "$peak" >>"$RESULTS"
-    say "$(printf '  %-10s %-8s round %s: %10.0f req/s  p99 %8.3f ms  errors %s  peak %s MiB' \
-        "$name" "$proxy" "$rep" "$rps" "$p99" "$errs" "$((peak / 1024))")"
+    read -r peak qmax qrun <"$samplef"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$proxy" "$rep" \
+        "$rps" "$mibs" "$p50" "$p99" "$errs" "$total" "$peak" "$qmax" >>"$RESULTS"
+    say "$(printf '  %-10s %-8s round %s: %10.0f req/s  p99 %8.3f ms  errors %s  peak %s MiB  acceptq %s' \
+        "$name" "$proxy" "$rep" "$rps" "$p99" "$errs" "$((peak / 1024))" "$qmax")"
 
     # Plausibility: each completed request reached an upstream once, plus the
     # ones in flight when wrk stopped, plus health checks. (-1: the stub_status
@@ -465,6 +487,13 @@ run_one() {
     fi
     if ((errs > 0)); then
         warn "$name/$proxy round $rep: $errs errors (socket errors + non-2xx/3xx), see $(basename "$out")"
+    fi
+    # wrk reports nothing when some of its connections are never accepted: they
+    # just wait in the listen queue while the others run. Catch it there.
+    if ((qrun >= 3)); then
+        warn "$name/$proxy round $rep: up to $qmax connections waited in the accept queue for" \
+            "about $(awk -v n="$qrun" -v i="$SAMPLE_INTERVAL" 'BEGIN { print n * i }') s:" \
+            "clients starved (fewer workers than connections?)"
     fi
     if [[ -n $before && -n $after ]]; then
         served=$((after - before - 1))
@@ -497,14 +526,14 @@ column_of() {
 }
 
 report() {
-    local i name proxy rps mibs p50 p99 errs peak r_ng r_ha
+    local i name proxy rps mibs p50 p99 errs peak qmax r_ng r_ha
     declare -A med
     echo
     echo "miniproxyd benchmark: DUR=${DUR}s REPEAT=$REPEAT, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "wrk -t1 --latency; medians over the rounds; memory = peak Pss of all processes"
     echo
-    echo "| scenario | proxy | req/s | MiB/s | p50 ms | p99 ms | errors | peak PSS MiB | mp/nginx | mp/haproxy |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| scenario | proxy | req/s | MiB/s | p50 ms | p99 ms | errors | accept q | peak PSS MiB | mp/nginx | mp/haproxy |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for i in "${!SC_NAME[@]}"; do
         name=${SC_NAME[$i]}
         for proxy in "${PROXIES[@]}"; do
@@ -518,14 +547,16 @@ report() {
             p99=$(printf '%.3f' "$(column_of "$name" "$proxy" 7 | median)")
             errs=$(column_of "$name" "$proxy" 8 | awk '{ s += $1 } END { print s + 0 }')
             peak=$(column_of "$name" "$proxy" 10 | sort -g | tail -1)
+            qmax=$(column_of "$name" "$proxy" 11 | sort -g | tail -1)
             r_ng=- r_ha=-
             if [[ $proxy == mp ]]; then
                 r_ng=$(ratio "$rps" "${med[nginx]:-0}")
                 r_ha=$(ratio "$rps" "${med[haproxy]:-0}")
             fi
-            printf '| %s | %s | %.0f | %s | %s | %s | %s | %.1f | %s | %s |\n' "$name" \
+            printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %.1f | %s | %s |\n' "$name" \
                 "$([[ $proxy == mp ]] && echo miniproxyd || echo "$proxy")" "$rps" "$mibs" \
-                "$p50" "$p99" "$errs" "$(awk -v k="$peak" 'BEGIN { print k / 1024 }')" "$r_ng" "$r_ha"
+                "$p50" "$p99" "$errs" "$qmax" "$(awk -v k="$peak" 'BEGIN { print k / 1024 }')" \
+                "$r_ng" "$r_ha"
         done
     done
     if [[ " ${PROXIES[*]} " != *" mp "* ]]; then

@@ -1,63 +1,74 @@
 /*
- * balance: smooth weighted round-robin over a shared cursor. See balance.h.
+ * balance: picking a server, and the circuit breaker. See balance.h.
  */
 #include "balance.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* ---- set-up -------------------------------------------------------------------------------- */
 
 /*
- * Unrolls nginx's smooth weighted round-robin for one group: each step adds
- * every server's weight to its current weight, picks the largest, and
- * subtracts the total from it. After sum(weights) steps the state is back
- * at zero, so the sequence repeats exactly.
+ * Unrolls nginx's smooth weighted round-robin over the servers of <grp>
+ * whose backup flag is <backup>: each step adds every server's weight to
+ * its current weight, picks the largest, and subtracts the total from it.
+ * After sum(weights) steps the state is back at zero, so the sequence
+ * repeats exactly.
  */
 static int
-build_sequence(const struct cfg_group *grp, struct balance_group *out)
+build_sequence(const struct cfg_group *grp, bool backup, uint16_t **seq, size_t *nseq)
 {
     size_t total = 0;
     for (size_t i = 0; i < grp->nservers; i++)
-        if (!grp->servers[i].backup)
+        if (grp->servers[i].backup == backup)
             total += grp->servers[i].weight;
-    out->nseq = total;
-    out->seq = NULL;
+    *nseq = total;
+    *seq = NULL;
     if (total == 0)
         return 0;
-    out->seq = malloc(total * sizeof(*out->seq));
+    uint16_t *out = malloc(total * sizeof(*out));
     long *cur = calloc(grp->nservers, sizeof(*cur));
-    if (out->seq == NULL || cur == NULL) {
-        free(out->seq);
+    if (out == NULL || cur == NULL) {
+        free(out);
         free(cur);
-        out->seq = NULL;
         errno = ENOMEM;
         return -1;
     }
     for (size_t step = 0; step < total; step++) {
         size_t best = SIZE_MAX;
         for (size_t i = 0; i < grp->nservers; i++) {
-            if (grp->servers[i].backup)
+            if (grp->servers[i].backup != backup)
                 continue;
             cur[i] += grp->servers[i].weight;
             if (best == SIZE_MAX || cur[i] > cur[best])
                 best = i;
         }
         cur[best] -= (long)total;
-        out->seq[step] = (uint16_t)best;
+        out[step] = (uint16_t)best;
     }
     free(cur);
+    *seq = out;
     return 0;
 }
 
 int
 balance_init(struct balance *b, const struct config *cfg)
 {
+    b->cfg = cfg;
     b->ngroups = cfg->ngroups;
     b->groups = calloc(cfg->ngroups, sizeof(*b->groups));
     if (b->groups == NULL)
         return -1;
     for (size_t g = 0; g < cfg->ngroups; g++) {
-        if (build_sequence(&cfg->groups[g], &b->groups[g]) == -1) {
+        struct balance_group *bg = &b->groups[g];
+        if (build_sequence(&cfg->groups[g], false, &bg->seq, &bg->nseq) == -1 ||
+            build_sequence(&cfg->groups[g], true, &bg->bseq, &bg->nbseq) == -1) {
             balance_free(b);
             return -1;
         }
@@ -68,31 +79,339 @@ balance_init(struct balance *b, const struct config *cfg)
 void
 balance_free(struct balance *b)
 {
-    for (size_t g = 0; g < b->ngroups && b->groups != NULL; g++)
+    for (size_t g = 0; g < b->ngroups && b->groups != NULL; g++) {
         free(b->groups[g].seq);
+        free(b->groups[g].bseq);
+    }
     free(b->groups);
     b->groups = NULL;
     b->ngroups = 0;
 }
 
-int
-balance_pick(const struct balance *b, struct shm *shm, size_t g,
-             const struct balance_set *exclude)
+/* ---- usability and the breaker ---------------------------------------------------------- */
+
+/*
+ * A half-open breaker whose trial never reported back (its worker died)
+ * would keep a server out forever; after this long another trial may go.
+ */
+static int64_t
+trial_expiry_ms(const struct cfg_group *grp)
 {
-    const struct balance_group *bg = &b->groups[g];
-    if (bg->nseq == 0)
-        return -1;
-    uint64_t start = atomic_fetch_add_explicit(&shm->groups[g].rr_cursor, 1,
-                                               memory_order_relaxed);
-    /*
-     * Walk forward from our slot until a server not excluded; one full lap
-     * means none is left. The cursor only moved once: retries of this
-     * request do not skew the spread for everyone else.
-     */
-    for (size_t i = 0; i < bg->nseq; i++) {
-        uint16_t s = bg->seq[(start + i) % bg->nseq];
-        if (exclude == NULL || !balance_set_has(exclude, s))
-            return s;
+    return grp->cooldown_ms + grp->connect_timeout_ms + grp->read_timeout_ms;
+}
+
+bool
+balance_usable(const struct balance *b, const struct shm *shm, size_t g, size_t s,
+               int64_t now_ms)
+{
+    const struct cfg_group *grp = &b->cfg->groups[g];
+    const struct shm_server *srv = &shm->servers[shm->groups[g].first + s];
+
+    if (atomic_load_explicit(&srv->health, memory_order_relaxed) != SHM_HEALTH_UP)
+        return false;
+    int64_t since = atomic_load_explicit(&srv->breaker_since_ms, memory_order_relaxed);
+    switch (atomic_load_explicit(&srv->breaker, memory_order_relaxed)) {
+    case SHM_BREAKER_OPEN:
+        return now_ms - since >= grp->cooldown_ms;
+    case SHM_BREAKER_HALF_OPEN:
+        return now_ms - since >= trial_expiry_ms(grp);
+    default:
+        return true;
     }
-    return -1;
+}
+
+/*
+ * Takes server <s> for a request if it is usable: with a closed breaker
+ * anyone may; an open one past its cooldown lets exactly one request
+ * through (the compare-and-swap decides which worker's), as the trial.
+ */
+static bool
+take(const struct balance *b, struct shm *shm, size_t g, size_t s, int64_t now_ms, bool *trial)
+{
+    const struct cfg_group *grp = &b->cfg->groups[g];
+    struct shm_server *srv = shm_srv(shm, g, s);
+
+    *trial = false;
+    if (atomic_load_explicit(&srv->health, memory_order_relaxed) != SHM_HEALTH_UP)
+        return false;
+    int state = atomic_load_explicit(&srv->breaker, memory_order_acquire);
+    if (state == SHM_BREAKER_CLOSED)
+        return true;
+    int64_t since = atomic_load_explicit(&srv->breaker_since_ms, memory_order_relaxed);
+    if (state == SHM_BREAKER_OPEN && now_ms - since >= grp->cooldown_ms) {
+        int expect = SHM_BREAKER_OPEN;
+        if (!atomic_compare_exchange_strong(&srv->breaker, &expect, SHM_BREAKER_HALF_OPEN))
+            return false;
+    } else if (state == SHM_BREAKER_HALF_OPEN && now_ms - since >= trial_expiry_ms(grp)) {
+        if (!atomic_compare_exchange_strong(&srv->breaker_since_ms, &since, now_ms))
+            return false;
+        log_warn("[%s] %s: the breaker's trial request never reported back; trying another",
+                 grp->name, grp->servers[s].addr.text);
+    } else {
+        return false;
+    }
+    atomic_store_explicit(&srv->breaker_since_ms, now_ms, memory_order_relaxed);
+    *trial = true;
+    log_info("[%s] %s circuit half-open: one trial request after %lld ms", grp->name,
+             grp->servers[s].addr.text, (long long)(now_ms - since));
+    return true;
+}
+
+void
+balance_done(const struct balance *b, struct shm *shm, size_t g, const struct balance_ticket *t,
+             bool ok, int64_t now_ms)
+{
+    if (t->server < 0)
+        return;
+    const struct cfg_group *grp = &b->cfg->groups[g];
+    const char *addr = grp->servers[t->server].addr.text;
+    struct shm_server *srv = shm_srv(shm, g, (size_t)t->server);
+
+    if (t->trial) {
+        if (ok) {
+            atomic_store(&srv->window_fails, 0);
+            atomic_store(&srv->breaker, SHM_BREAKER_CLOSED);
+            log_info("[%s] %s circuit closed: the trial request succeeded", grp->name, addr);
+        } else {
+            atomic_store(&srv->breaker_since_ms, now_ms);
+            atomic_store(&srv->breaker, SHM_BREAKER_OPEN);
+            atomic_fetch_add(&srv->breaker_opens, 1);
+            log_warn("[%s] %s circuit open again: the trial request failed; no traffic for "
+                     "%lld ms",
+                     grp->name, addr, (long long)grp->cooldown_ms);
+        }
+        return;
+    }
+    if (ok || grp->max_fails == 0)
+        return;
+
+    /* A fixed window that starts at the first failure after the last one ended. */
+    unsigned fails;
+    int64_t start = atomic_load(&srv->window_start_ms);
+    if (now_ms - start > grp->fail_window_ms &&
+        atomic_compare_exchange_strong(&srv->window_start_ms, &start, now_ms)) {
+        atomic_store(&srv->window_fails, 1);
+        fails = 1;
+    } else {
+        fails = atomic_fetch_add(&srv->window_fails, 1) + 1;
+    }
+    if (fails < grp->max_fails)
+        return;
+    int expect = SHM_BREAKER_CLOSED;
+    if (atomic_compare_exchange_strong(&srv->breaker, &expect, SHM_BREAKER_OPEN)) {
+        atomic_store(&srv->breaker_since_ms, now_ms);
+        atomic_fetch_add(&srv->breaker_opens, 1);
+        log_warn("[%s] %s circuit open: %u failures within %lld ms; no traffic for %lld ms",
+                 grp->name, addr, fails, (long long)grp->fail_window_ms,
+                 (long long)grp->cooldown_ms);
+    }
+}
+
+/* ---- algorithms ------------------------------------------------------------------------- */
+
+/* Candidates of one pick: usable, not excluded, of one tier (primaries or backups). */
+struct cands {
+    uint16_t idx[CFG_MAX_SERVERS];
+    size_t n;
+};
+
+static void
+gather(const struct balance *b, struct shm *shm, size_t g, bool backup,
+       const struct balance_set *exclude, int64_t now_ms, struct cands *c)
+{
+    const struct cfg_group *grp = &b->cfg->groups[g];
+    c->n = 0;
+    for (size_t s = 0; s < grp->nservers; s++) {
+        if (grp->servers[s].backup != backup || (exclude && balance_set_has(exclude, s)))
+            continue;
+        if (balance_usable(b, shm, g, s, now_ms))
+            c->idx[c->n++] = (uint16_t)s;
+    }
+}
+
+static void
+drop(struct cands *c, size_t i)
+{
+    c->idx[i] = c->idx[--c->n];
+}
+
+/* a/wa < b/wb without division: fewer active requests per unit of weight. */
+static bool
+less_loaded(int64_t a, unsigned wa, int64_t b, unsigned wb)
+{
+    return a * (int64_t)wb < b * (int64_t)wa;
+}
+
+static int64_t
+active_of(struct shm *shm, size_t g, size_t s)
+{
+    return atomic_load_explicit(&shm_srv(shm, g, s)->active, memory_order_relaxed);
+}
+
+/* A small per-process generator (xorshift64*), seeded from pid and time. */
+static uint64_t
+rnd(void)
+{
+    static uint64_t x;
+    if (x == 0)
+        x = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* A 64-bit mix (splitmix64's finaliser). */
+static uint64_t
+mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t
+hash_bytes(const char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+    return mix64(h);
+}
+
+/* Weighted rendezvous score of server <s> for key hash <kh>: -w / ln(u), u in (0, 1). */
+static double
+hrw_score(const struct cfg_server *srv, uint64_t kh)
+{
+    uint64_t h = mix64(kh ^ hash_bytes(srv->addr.text, strlen(srv->addr.text)));
+    double u = ((double)(h >> 11) + 0.5) / 9007199254740992.0; /* 2^53 */
+    return -(double)srv->weight / log(u);
+}
+
+/* The request's slot of the group's shared cursor, taken at its first pick only. */
+static uint64_t
+slot(struct shm *shm, size_t g, struct balance_ticket *t)
+{
+    if (!t->started) {
+        t->rr_start = atomic_fetch_add_explicit(&shm->groups[g].rr_cursor, 1,
+                                                memory_order_relaxed);
+        t->started = true;
+    }
+    return t->rr_start;
+}
+
+/* Index in <c> of the server the group's algorithm chooses. */
+static size_t
+choose(const struct balance *b, struct shm *shm, size_t g, const struct cands *c, bool backup,
+       const char *key, size_t keylen, struct balance_ticket *t)
+{
+    const struct cfg_group *grp = &b->cfg->groups[g];
+    const struct balance_group *bg = &b->groups[g];
+
+    switch (grp->balance) {
+    case CFG_BAL_LEAST_CONN: {
+        /* Start the scan at a rotating place so ties spread instead of piling on one. */
+        size_t start = slot(shm, g, t) % c->n;
+        size_t best = start;
+        int64_t best_a = active_of(shm, g, c->idx[best]);
+        for (size_t k = 1; k < c->n; k++) {
+            size_t i = (start + k) % c->n;
+            int64_t a = active_of(shm, g, c->idx[i]);
+            if (less_loaded(a, grp->servers[c->idx[i]].weight, best_a,
+                            grp->servers[c->idx[best]].weight)) {
+                best = i;
+                best_a = a;
+            }
+        }
+        return best;
+    }
+    case CFG_BAL_RANDOM: {
+        /* Two weighted random choices; the less loaded one wins. */
+        uint64_t total = 0;
+        for (size_t i = 0; i < c->n; i++)
+            total += grp->servers[c->idx[i]].weight;
+        size_t pick[2];
+        for (int k = 0; k < 2; k++) {
+            uint64_t r = rnd() % total;
+            size_t i = 0;
+            while (r >= grp->servers[c->idx[i]].weight) {
+                r -= grp->servers[c->idx[i]].weight;
+                i++;
+            }
+            pick[k] = i;
+        }
+        int64_t a0 = active_of(shm, g, c->idx[pick[0]]), a1 = active_of(shm, g, c->idx[pick[1]]);
+        return less_loaded(a1, grp->servers[c->idx[pick[1]]].weight, a0,
+                           grp->servers[c->idx[pick[0]]].weight)
+                   ? pick[1]
+                   : pick[0];
+    }
+    case CFG_BAL_HASH: {
+        uint64_t kh = hash_bytes(key, keylen);
+        size_t best = 0;
+        double best_score = hrw_score(&grp->servers[c->idx[0]], kh);
+        for (size_t i = 1; i < c->n; i++) {
+            double sc = hrw_score(&grp->servers[c->idx[i]], kh);
+            if (sc > best_score) {
+                best = i;
+                best_score = sc;
+            }
+        }
+        return best;
+    }
+    case CFG_BAL_ROUND_ROBIN:
+    default: {
+        /*
+         * The request's slot of the smooth sequence names its server. When that
+         * one is out (down, open, or already tried), the slot goes to a usable
+         * server drawn in proportion to weight from the slot number, not to
+         * the next one in the sequence, which would inherit the missing
+         * server's whole share (1,1,1 with the first down: 2/3 for the second).
+         * The cursor moves once per request, whatever is skipped.
+         */
+        const uint16_t *seq = backup ? bg->bseq : bg->seq;
+        size_t nseq = backup ? bg->nbseq : bg->nseq;
+        uint64_t start = slot(shm, g, t);
+        uint16_t want = seq[start % nseq];
+        uint64_t total = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            if (c->idx[i] == want)
+                return i;
+            total += grp->servers[c->idx[i]].weight;
+        }
+        uint64_t r = mix64(start) % total;
+        for (size_t i = 0; i < c->n; i++) {
+            if (r < grp->servers[c->idx[i]].weight)
+                return i;
+            r -= grp->servers[c->idx[i]].weight;
+        }
+        return 0; /* unreachable: r < total */
+    }
+    }
+}
+
+void
+balance_pick(const struct balance *b, struct shm *shm, size_t g,
+             const struct balance_set *exclude, const char *key, size_t keylen, int64_t now_ms,
+             struct balance_ticket *t)
+{
+    struct cands c;
+
+    t->server = -1;
+    t->trial = false;
+    for (int tier = 0; tier < 2; tier++) {
+        bool backup = tier == 1;
+        gather(b, shm, g, backup, exclude, now_ms, &c);
+        /* Another worker may take a half-open server's only trial first: choose again. */
+        while (c.n > 0) {
+            size_t i = choose(b, shm, g, &c, backup, key, keylen, t);
+            bool trial;
+            if (take(b, shm, g, c.idx[i], now_ms, &trial)) {
+                t->server = c.idx[i];
+                t->trial = trial;
+                return;
+            }
+            drop(&c, i);
+        }
+    }
 }

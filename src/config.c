@@ -29,10 +29,12 @@
  *
  *   [upstream app]               ; NAME is [A-Za-z0-9_.-]{1,63}, unique; at
  *                                ; most 64 groups
- *   server = 127.0.0.1:3001      ; required, repeatable (at most 256); the
- *   server = 127.0.0.1:3002 weight=2   ; address (port 1..65535) may be
- *   server = 127.0.0.1:3003 backup     ; followed by weight=N (1..100,
- *                                ; default 1) and backup; at least one server
+ *   server = 127.0.0.1:3001      ; required, repeatable (at most 256 per
+ *   server = 127.0.0.1:3002 weight=2   ; group, 1024 over all groups); the
+ *   server = 127.0.0.1:3003 backup     ; address (port 1..65535) may be
+ *                                ; followed by weight=N (1..100, default 1)
+ *                                ; and backup (gets traffic only while no
+ *                                ; primary is usable); at least one server
  *                                ; must not be a backup; the same address
  *                                ; twice in a group is an error
  *   connect_timeout = 3s         ; > 0; default 3s
@@ -40,6 +42,30 @@
  *   keepalive = 16               ; 0..1024; default 16 idle connections per
  *                                ; worker; 0 = none
  *   preserve_host = no           ; yes|no|on|off|true|false; default no
+ *   balance = round_robin        ; round_robin|least_conn|random|hash;
+ *                                ; default round_robin
+ *   hash_key = client_ip         ; client_ip or header:NAME (NAME a token of
+ *                                ; 1..63 characters); default client_ip;
+ *                                ; used by balance = hash, ignored otherwise
+ *   retries = 2                  ; 0..10; default 2: other servers tried
+ *                                ; after a failure
+ *   health_check = on            ; boolean as preserve_host; default on
+ *   health_path = /health        ; starts with '/', bytes 0x21-0x7e only, at
+ *                                ; most 255; default /health
+ *   health_interval = 2s         ; > 0; default 2s
+ *   health_timeout = 1s          ; > 0; default 1s
+ *   rise = 2                     ; 1..100; default 2 good probes to go up
+ *   fall = 3                     ; 1..100; default 3 failed probes to go down
+ *   health_status = 200-399      ; "N" or "N-M", 100 <= N <= M <= 599;
+ *                                ; default 200-399
+ *   max_fails = 5                ; 0..1000; default 5 failures within
+ *                                ; fail_window open the circuit breaker;
+ *                                ; 0 disables it
+ *   fail_window = 10s            ; > 0; default 10s
+ *   cooldown = 10s               ; > 0; default 10s: open this long, then
+ *                                ; one trial request
+ *   fail_on_5xx = no             ; boolean; default no: 5xx answers count as
+ *                                ; failures too when yes
  *
  * Errors read "FILE:LINE: [SECTION] KEY: REASON", or "FILE:LINE: [SECTION]:
  * REASON" for a whole section (LINE is then the header's).
@@ -97,6 +123,20 @@ enum cfg_group_key {
     GK_READ_TIMEOUT,
     GK_KEEPALIVE,
     GK_PRESERVE_HOST,
+    GK_BALANCE,
+    GK_HASH_KEY,
+    GK_RETRIES,
+    GK_HEALTH_CHECK,
+    GK_HEALTH_PATH,
+    GK_HEALTH_INTERVAL,
+    GK_HEALTH_TIMEOUT,
+    GK_RISE,
+    GK_FALL,
+    GK_HEALTH_STATUS,
+    GK_MAX_FAILS,
+    GK_FAIL_WINDOW,
+    GK_COOLDOWN,
+    GK_FAIL_ON_5XX,
     GK_COUNT
 };
 
@@ -118,7 +158,8 @@ struct cfg_state {
     enum cfg_section sec;
     char sectext[80]; /* "proxy", "upstream app": for messages */
     int secline;
-    size_t group; /* index of the current group when sec is CFG_SEC_UPSTREAM */
+    size_t group;         /* index of the current group when sec is CFG_SEC_UPSTREAM */
+    size_t total_servers; /* over all groups, against CFG_MAX_TOTAL_SERVERS */
 
     int proxy_line; /* line of [proxy], 0 if absent */
     char upstream[CFG_NAME_MAX];
@@ -601,6 +642,11 @@ set_server(struct cfg_state *st, const char *val, char *why, size_t whylen)
         snprintf(why, whylen, "too many servers (max %d)", CFG_MAX_SERVERS);
         return -1;
     }
+    /* the shared table has one slot per server of every group */
+    if (st->total_servers >= CFG_MAX_TOTAL_SERVERS) {
+        snprintf(why, whylen, "too many servers over all groups (max %d)", CFG_MAX_TOTAL_SERVERS);
+        return -1;
+    }
     s = cfg_push(g->servers, &g->nservers, sizeof(*s), &arr);
     if (s == NULL) {
         snprintf(why, whylen, "out of memory");
@@ -608,6 +654,7 @@ set_server(struct cfg_state *st, const char *val, char *why, size_t whylen)
     }
     g->servers = arr;
     *s = srv;
+    st->total_servers++;
     return 0;
 }
 
@@ -640,6 +687,205 @@ set_preserve_host(struct cfg_state *st, const char *val, char *why, size_t whyle
     return cfg_bool(val, &st->cfg->groups[st->group].preserve_host, why, whylen);
 }
 
+static int
+set_balance(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    /* indexed by enum cfg_balance */
+    static const char *const names[] = {"round_robin", "least_conn", "random", "hash"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(val, names[i]) == 0) {
+            st->cfg->groups[st->group].balance = (enum cfg_balance)i;
+            return 0;
+        }
+    }
+    snprintf(why, whylen, "bad balance \"%s\" (round_robin|least_conn|random|hash)", val);
+    return -1;
+}
+
+/* RFC 9110 tchar: what a header field name is made of. */
+static bool
+cfg_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/*
+ * "client_ip" or "header:NAME". Whether balance = hash goes with it is
+ * checked in cfg_validate(), since balance may come later in the section.
+ */
+static int
+set_hash_key(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    struct cfg_group *g = &st->cfg->groups[st->group];
+    const char *name;
+    size_t n;
+
+    if (strcmp(val, "client_ip") == 0) {
+        g->hash_key = CFG_HASH_CLIENT_IP;
+        return 0;
+    }
+    if (strncmp(val, "header:", 7) != 0) {
+        snprintf(why, whylen, "bad hash key \"%s\" (client_ip or header:NAME)", val);
+        return -1;
+    }
+    name = val + 7;
+    n = strlen(name);
+    if (n == 0) {
+        snprintf(why, whylen, "missing header name in \"%s\" (header:NAME)", val);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!cfg_tchar(name[i])) {
+            snprintf(why, whylen,
+                     "bad header name \"%s\" (a token: letters, digits and "
+                     "!#$%%&'*+-.^_`|~)",
+                     name);
+            return -1;
+        }
+    }
+    if (n >= sizeof(g->hash_header)) {
+        snprintf(why, whylen, "header name too long (%zu characters, max %zu)", n,
+                 sizeof(g->hash_header) - 1);
+        return -1;
+    }
+    g->hash_key = CFG_HASH_HEADER;
+    memcpy(g->hash_header, name, n + 1);
+    return 0;
+}
+
+static int
+set_retries(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    uint64_t v;
+
+    if (cfg_number(val, 0, 10, &v, why, whylen) == -1)
+        return -1;
+    st->cfg->groups[st->group].retries = (unsigned)v;
+    return 0;
+}
+
+static int
+set_health_check(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_bool(val, &st->cfg->groups[st->group].health_check, why, whylen);
+}
+
+/* Goes verbatim into the probe's request line, hence visible ASCII only. */
+static int
+set_health_path(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    struct cfg_group *g = &st->cfg->groups[st->group];
+    size_t n = strlen(val);
+
+    if (val[0] != '/') {
+        snprintf(why, whylen, "bad path \"%s\": must start with '/'", val);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)val[i];
+
+        if (c < 0x21 || c > 0x7e) {
+            snprintf(why, whylen,
+                     "bad character 0x%02x at byte %zu of the path (visible ASCII "
+                     "only)",
+                     c, i + 1);
+            return -1;
+        }
+    }
+    if (n >= sizeof(g->health_path)) {
+        snprintf(why, whylen, "path too long (%zu bytes, max %zu)", n, sizeof(g->health_path) - 1);
+        return -1;
+    }
+    memcpy(g->health_path, val, n + 1);
+    return 0;
+}
+
+static int
+set_health_interval(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_duration(val, true, &st->cfg->groups[st->group].health_interval_ms, why, whylen);
+}
+
+static int
+set_health_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_duration(val, true, &st->cfg->groups[st->group].health_timeout_ms, why, whylen);
+}
+
+static int
+set_rise(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    uint64_t v;
+
+    if (cfg_number(val, 1, 100, &v, why, whylen) == -1)
+        return -1;
+    st->cfg->groups[st->group].rise = (unsigned)v;
+    return 0;
+}
+
+static int
+set_fall(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    uint64_t v;
+
+    if (cfg_number(val, 1, 100, &v, why, whylen) == -1)
+        return -1;
+    st->cfg->groups[st->group].fall = (unsigned)v;
+    return 0;
+}
+
+/* "N" or "N-M", 100 <= N <= M <= 599. */
+static int
+set_health_status(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    struct cfg_group *g = &st->cfg->groups[st->group];
+    const char *dash = strchr(val, '-');
+    size_t nlen = dash != NULL ? (size_t)(dash - val) : strlen(val);
+    const char *m = dash != NULL ? dash + 1 : val;
+    uint64_t lo, hi;
+
+    /* buf_parse_u64() takes digits only, so "", "+2" and "2xx" fail here */
+    if (buf_parse_u64(val, nlen, 599, &lo) == -1 || lo < 100 ||
+        buf_parse_u64(m, strlen(m), 599, &hi) == -1 || hi < lo) {
+        snprintf(why, whylen, "bad status range \"%s\" (N or N-M, 100 <= N <= M <= 599)", val);
+        return -1;
+    }
+    g->health_status_min = (unsigned)lo;
+    g->health_status_max = (unsigned)hi;
+    return 0;
+}
+
+static int
+set_max_fails(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    uint64_t v;
+
+    if (cfg_number(val, 0, 1000, &v, why, whylen) == -1)
+        return -1;
+    st->cfg->groups[st->group].max_fails = (unsigned)v;
+    return 0;
+}
+
+static int
+set_fail_window(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_duration(val, true, &st->cfg->groups[st->group].fail_window_ms, why, whylen);
+}
+
+static int
+set_cooldown(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_duration(val, true, &st->cfg->groups[st->group].cooldown_ms, why, whylen);
+}
+
+static int
+set_fail_on_5xx(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_bool(val, &st->cfg->groups[st->group].fail_on_5xx, why, whylen);
+}
+
 /* Indexed by enum cfg_group_key. */
 static const struct cfg_key cfg_group_keys[GK_COUNT] = {
     [GK_SERVER] = {"server", true, set_server},
@@ -647,6 +893,20 @@ static const struct cfg_key cfg_group_keys[GK_COUNT] = {
     [GK_READ_TIMEOUT] = {"read_timeout", false, set_read_timeout},
     [GK_KEEPALIVE] = {"keepalive", false, set_keepalive},
     [GK_PRESERVE_HOST] = {"preserve_host", false, set_preserve_host},
+    [GK_BALANCE] = {"balance", false, set_balance},
+    [GK_HASH_KEY] = {"hash_key", false, set_hash_key},
+    [GK_RETRIES] = {"retries", false, set_retries},
+    [GK_HEALTH_CHECK] = {"health_check", false, set_health_check},
+    [GK_HEALTH_PATH] = {"health_path", false, set_health_path},
+    [GK_HEALTH_INTERVAL] = {"health_interval", false, set_health_interval},
+    [GK_HEALTH_TIMEOUT] = {"health_timeout", false, set_health_timeout},
+    [GK_RISE] = {"rise", false, set_rise},
+    [GK_FALL] = {"fall", false, set_fall},
+    [GK_HEALTH_STATUS] = {"health_status", false, set_health_status},
+    [GK_MAX_FAILS] = {"max_fails", false, set_max_fails},
+    [GK_FAIL_WINDOW] = {"fail_window", false, set_fail_window},
+    [GK_COOLDOWN] = {"cooldown", false, set_cooldown},
+    [GK_FAIL_ON_5XX] = {"fail_on_5xx", false, set_fail_on_5xx},
 };
 
 /* ---- inih callbacks -------------------------------------------------- */
@@ -778,6 +1038,21 @@ cfg_section(struct cfg_state *st, const char *p)
     g->read_timeout_ms = 60000;
     g->keepalive = 16;
     g->preserve_host = false;
+    g->balance = CFG_BAL_ROUND_ROBIN;
+    g->hash_key = CFG_HASH_CLIENT_IP;
+    g->retries = 2;
+    g->health_check = true;
+    snprintf(g->health_path, sizeof(g->health_path), "/health");
+    g->health_interval_ms = 2000;
+    g->health_timeout_ms = 1000;
+    g->rise = 2;
+    g->fall = 3;
+    g->health_status_min = 200;
+    g->health_status_max = 399;
+    g->max_fails = 5;
+    g->fail_window_ms = 10000;
+    g->cooldown_ms = 10000;
+    g->fail_on_5xx = false;
     g->line = st->lineno;
     st->sec = CFG_SEC_UPSTREAM;
     st->group = cfg->ngroups - 1;

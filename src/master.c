@@ -18,6 +18,7 @@
 #include "log.h"
 #include "net.h"
 #include "shm.h"
+#include "health.h"
 #include "worker.h"
 
 /* A child that dies sooner than this after its start counts as crashing. */
@@ -64,29 +65,54 @@ struct master {
     struct shm *shm;
     int lfds[CFG_MAX_LISTENERS];
     size_t nlisten;
-    struct child *workers;
+    struct child *children; /* [0, workers): the workers; [workers]: the health checker */
+    unsigned nchildren;
     sigset_t waitmask; /* the mask ppoll() waits with: our signals unblocked */
 };
 
-static pid_t
-spawn_worker(struct master *m, int slot)
+static bool
+is_checker(const struct master *m, unsigned i)
 {
+    return i == m->cfg->workers;
+}
+
+/* "worker 3" or "health checker", for messages. */
+static const char *
+child_name(const struct master *m, unsigned i, char *buf, size_t len)
+{
+    if (is_checker(m, i))
+        snprintf(buf, len, "health checker");
+    else
+        snprintf(buf, len, "worker %u", i);
+    return buf;
+}
+
+/* Forks child <i>: a worker or, for the last slot, the health checker. */
+static pid_t
+spawn_child(struct master *m, unsigned i)
+{
+    char name[32];
+    pid_t master = getpid();
     pid_t pid = fork();
     if (pid == -1) {
-        log_error_errno("fork worker %d", slot);
+        log_error_errno("fork %s", child_name(m, i, name, sizeof(name)));
         return -1;
     }
     if (pid == 0) {
-        if (getppid() == 1)
+        if (getppid() != master)
             _exit(MP_EXIT_OK); /* the master died before we could ask to follow it */
-        worker_run(m->cfg, m->shm, slot, m->lfds, m->nlisten);
+        if (is_checker(m, i))
+            health_run(m->cfg, m->shm);
+        worker_run(m->cfg, m->shm, (int)i, m->lfds, m->nlisten);
     }
-    struct child *ch = &m->workers[slot];
+    struct child *ch = &m->children[i];
     ch->pid = pid;
     ch->started = buf_now_ms();
     ch->respawn_at = 0;
-    atomic_store(&m->shm->workers[slot].pid, pid);
-    m->shm->workers[slot].generation = m->shm->generation;
+    if (!is_checker(m, i)) {
+        atomic_store(&m->shm->workers[i].pid, pid);
+        m->shm->workers[i].generation = m->shm->generation;
+    }
     return pid;
 }
 
@@ -112,19 +138,23 @@ reap(struct master *m, bool stopping)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         char why[96];
         describe_exit(status, why, sizeof(why));
-        for (unsigned i = 0; i < m->cfg->workers; i++) {
-            struct child *ch = &m->workers[i];
+        for (unsigned i = 0; i < m->nchildren; i++) {
+            struct child *ch = &m->children[i];
+            char name[32];
             if (ch->pid != pid)
                 continue;
             ch->pid = 0;
-            atomic_store(&m->shm->workers[i].pid, 0);
-            atomic_store(&m->shm->workers[i].state, SHM_W_FREE);
+            if (!is_checker(m, i)) {
+                atomic_store(&m->shm->workers[i].pid, 0);
+                atomic_store(&m->shm->workers[i].state, SHM_W_FREE);
+            }
+            child_name(m, i, name, sizeof(name));
             if (stopping)
                 break;
             int64_t now = buf_now_ms();
             if (WIFEXITED(status) && WEXITSTATUS(status) == MP_EXIT_FATAL) {
                 ch->fatal = true;
-                log_error("worker %u (pid %d) %s: fatal, not respawned", i, (int)pid, why);
+                log_error("%s (pid %d) %s: fatal, not respawned", name, (int)pid, why);
                 break;
             }
             if (now - ch->started < CRASH_WINDOW_MS)
@@ -140,10 +170,10 @@ reap(struct master *m, bool stopping)
             }
             ch->respawn_at = now + delay;
             if (delay > 0)
-                log_error("worker %u (pid %d) %s; crashing repeatedly, respawn in %lld ms", i,
+                log_error("%s (pid %d) %s; crashing repeatedly, respawn in %lld ms", name,
                           (int)pid, why, (long long)delay);
             else
-                log_warn("worker %u (pid %d) %s; respawning", i, (int)pid, why);
+                log_warn("%s (pid %d) %s; respawning", name, (int)pid, why);
             break;
         }
     }
@@ -154,12 +184,12 @@ static int64_t
 respawn_due(struct master *m)
 {
     int64_t now = buf_now_ms(), next = -1;
-    for (unsigned i = 0; i < m->cfg->workers; i++) {
-        struct child *ch = &m->workers[i];
+    for (unsigned i = 0; i < m->nchildren; i++) {
+        struct child *ch = &m->children[i];
         if (ch->pid != 0 || ch->fatal || ch->respawn_at == 0)
             continue;
         if (ch->respawn_at <= now) {
-            if (spawn_worker(m, (int)i) == -1)
+            if (spawn_child(m, i) == -1)
                 ch->respawn_at = now + 1000; /* fork failed: try again, slowly */
             continue;
         }
@@ -173,17 +203,17 @@ static unsigned
 live_children(struct master *m)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < m->cfg->workers; i++)
-        n += m->workers[i].pid != 0;
+    for (unsigned i = 0; i < m->nchildren; i++)
+        n += m->children[i].pid != 0;
     return n;
 }
 
 static void
 signal_children(struct master *m, int sig)
 {
-    for (unsigned i = 0; i < m->cfg->workers; i++)
-        if (m->workers[i].pid != 0)
-            kill(m->workers[i].pid, sig);
+    for (unsigned i = 0; i < m->nchildren; i++)
+        if (m->children[i].pid != 0)
+            kill(m->children[i].pid, sig);
 }
 
 /* Waits for our signals (or <ms>, -1 = forever) with them unblocked. */
@@ -220,6 +250,38 @@ stop_children(struct master *m, int sig, int64_t grace_ms)
             break;
         wait_signal(m, left < 100 ? left : 100);
     }
+}
+
+/*
+ * Waits until the checker's first round is done (every server probed once),
+ * at most the longest health_timeout plus a second. Returns -1 when told to
+ * stop meanwhile.
+ */
+static int
+wait_health_ready(struct master *m)
+{
+    int64_t longest = 0;
+    for (size_t g = 0; g < m->cfg->ngroups; g++)
+        if (m->cfg->groups[g].health_check && m->cfg->groups[g].health_timeout_ms > longest)
+            longest = m->cfg->groups[g].health_timeout_ms;
+    int64_t deadline = buf_now_ms() + longest + 1000;
+    while (!atomic_load(&m->shm->health_ready)) {
+        if (sig_term || sig_quit)
+            return -1;
+        if (buf_now_ms() >= deadline) {
+            log_warn("first health checks not done after %lld ms; starting the workers anyway "
+                     "(servers not checked yet get no traffic)",
+                     (long long)(longest + 1000));
+            break;
+        }
+        if (sig_chld) {
+            sig_chld = 0;
+            reap(m, false);
+            respawn_due(m);
+        }
+        wait_signal(m, 5);
+    }
+    return 0;
 }
 
 static int
@@ -282,14 +344,24 @@ master_run(struct config *cfg, const char *path)
         log_error_errno("shared memory");
         goto out;
     }
-    m.workers = calloc(cfg->workers, sizeof(*m.workers));
-    if (m.workers == NULL) {
+    m.nchildren = cfg->workers + 1;
+    m.children = calloc(m.nchildren, sizeof(*m.children));
+    if (m.children == NULL) {
         log_error("out of memory");
         goto out;
     }
+    /*
+     * The health checker first, and the workers once it has probed every
+     * server: no request goes to a server before its first probe. Clients
+     * that come meanwhile wait in the accept queue.
+     */
+    if (spawn_child(&m, cfg->workers) == -1)
+        goto out;
+    if (wait_health_ready(&m) == -1)
+        goto stop;
     for (unsigned i = 0; i < cfg->workers; i++)
-        if (spawn_worker(&m, (int)i) == -1)
-            m.workers[i].respawn_at = buf_now_ms() + 1000;
+        if (spawn_child(&m, i) == -1)
+            m.children[i].respawn_at = buf_now_ms() + 1000;
     log_info("miniproxyd %s started: %u workers, upstream %s", MP_VERSION, cfg->workers,
              cfg->groups[cfg->group].name);
 
@@ -322,12 +394,15 @@ master_run(struct config *cfg, const char *path)
             log_info("log files reopened");
         }
     }
-    log_info("stopped");
     rc = 0;
+stop:
+    if (live_children(&m) > 0)
+        stop_children(&m, SIGTERM, FAST_STOP_MS);
+    log_info("stopped");
 out:
     for (size_t i = 0; i < m.nlisten; i++)
         close(m.lfds[i]);
-    free(m.workers);
+    free(m.children);
     shm_destroy(m.shm);
     return rc;
 }

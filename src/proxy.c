@@ -241,6 +241,13 @@ struct exchange {
     bool is_head, idempotent;
     int minor;
     char reqline[256]; /* "METHOD target", truncated, for logs */
+    /* the server in use and the ones tried (retries never go to the same one twice) */
+    struct balance_ticket ticket;
+    struct balance_set tried;
+    bool counted;        /* the request is counted active on server s */
+    unsigned retries_left;
+    char key[256];       /* balance = hash: the key */
+    size_t keylen;
     int perr;         /* enum pump_error: why the body phase stopped */
     const char *pwhy; /* ... in words, for the error log */
     /*
@@ -355,61 +362,106 @@ fail(struct exchange *x, int status)
 }
 
 static void
-release_upstream(struct exchange *x)
-{
-    if (x->ufd == -1)
-        return;
-    struct proxy *px = x->px;
-    atomic_fetch_sub_explicit(&px->shm->servers[x->g][x->s].active, 1, memory_order_relaxed);
-    if (x->upstream_keep)
-        upool_put(&px->pool, x->g, (size_t)x->s, x->ufd);
-    else
-        close(x->ufd);
-    x->ufd = -1;
-}
-
-static void
 count_failure(struct exchange *x, const char *what)
 {
-    struct proxy *px = x->px;
-    atomic_fetch_add_explicit(&px->shm->servers[x->g][x->s].failures, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&shm_srv(x->px->shm, x->g, (size_t)x->s)->failures, 1,
+                              memory_order_relaxed);
     log_warn("%s %s: %s (client %s, \"%s\")", what, x->grp->servers[x->s].addr.text,
              strerror(errno), x->c->ip, x->reqline);
 }
 
 /*
- * Takes a pooled connection to a picked server or connects a new one.
- * <fresh> skips the pool (retry after a stale one). Returns 0, or the
- * status to answer with.
+ * Picks a server this request has not tried yet and counts the request
+ * active on it. Returns 0, or 503 when no server of the group is usable.
  */
 static int
-open_upstream(struct exchange *x, bool fresh)
+pick_server(struct exchange *x)
 {
     struct proxy *px = x->px;
 
-    if (x->s < 0) {
-        x->s = balance_pick(&px->bal, px->shm, x->g, NULL);
-        if (x->s < 0) {
-            log_warn("no server available in upstream %s", x->grp->name);
-            return 503;
-        }
+    balance_pick(&px->bal, px->shm, x->g, &x->tried, x->key, x->keylen, buf_now_ms(),
+                 &x->ticket);
+    if (x->ticket.server < 0) {
+        log_warn("[%s] no usable server (client %s, \"%s\")", x->grp->name, x->c->ip,
+                 x->reqline);
+        return 503;
     }
+    x->s = x->ticket.server;
+    x->counted = true;
+    balance_set_add(&x->tried, (size_t)x->s);
+    struct shm_server *srv = shm_srv(px->shm, x->g, (size_t)x->s);
+    atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&srv->requests, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* Closes the connection to the current server (keeping the server). */
+static void
+drop_conn(struct exchange *x)
+{
+    if (x->ufd != -1)
+        close(x->ufd);
+    x->ufd = -1;
+}
+
+/*
+ * Done with the current server for this request: tells the balancer how it
+ * went (<ok>: it did its part), uncounts the request, and pools its
+ * connection when both sides agreed to keep it.
+ */
+static void
+leave_server(struct exchange *x, bool ok)
+{
+    struct proxy *px = x->px;
+
+    if (!x->counted)
+        return;
+    x->counted = false;
+    balance_done(&px->bal, px->shm, x->g, &x->ticket, ok, buf_now_ms());
+    atomic_fetch_sub_explicit(&shm_srv(px->shm, x->g, (size_t)x->s)->active, 1,
+                              memory_order_relaxed);
+    if (x->ufd != -1 && x->upstream_keep && ok)
+        upool_put(&px->pool, x->g, (size_t)x->s, x->ufd);
+    else
+        drop_conn(x);
+    x->ufd = -1;
+}
+
+/*
+ * Takes a pooled connection to the current server or connects a new one;
+ * <fresh> skips the pool (after a stale one). Returns 0, or the status to
+ * answer with (502 refused, 504 timed out).
+ */
+static int
+open_conn(struct exchange *x, bool fresh)
+{
+    struct proxy *px = x->px;
+
     x->ufd = fresh ? -1 : upool_get(&px->pool, x->g, (size_t)x->s);
     x->reused = x->ufd != -1;
     if (x->u0_us == 0)
         x->u0_us = buf_now_us();
-    if (x->ufd == -1) {
-        const struct cfg_server *srv = &x->grp->servers[x->s];
-        x->ufd = net_connect(&srv->addr, buf_now_ms() + x->grp->connect_timeout_ms);
-        if (x->ufd == -1) {
-            int timed_out = errno == ETIMEDOUT;
-            count_failure(x, "connect to");
-            return timed_out ? 504 : 502;
-        }
-    }
-    atomic_fetch_add_explicit(&px->shm->servers[x->g][x->s].active, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&px->shm->servers[x->g][x->s].requests, 1, memory_order_relaxed);
-    return 0;
+    if (x->ufd != -1)
+        return 0;
+    const struct cfg_server *srv = &x->grp->servers[x->s];
+    x->ufd = net_connect(&srv->addr, buf_now_ms() + x->grp->connect_timeout_ms);
+    if (x->ufd != -1)
+        return 0;
+    int timed_out = errno == ETIMEDOUT;
+    count_failure(x, "connect to");
+    return timed_out ? 504 : 502;
+}
+
+/* Whether another server may be tried; says so in the log when it will be. */
+static bool
+may_retry(struct exchange *x)
+{
+    if (x->retries_left == 0 || x->status != 0)
+        return false;
+    x->retries_left--;
+    log_info("retrying \"%s\" on another server of [%s] after %s failed", x->reqline,
+             x->grp->name, x->grp->servers[x->s].addr.text);
+    return true;
 }
 
 /* ---- the body phase: both directions at once ------------------------------------------ */
@@ -900,6 +952,7 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
     };
     struct download d;
     struct upload u;
+    bool server_ok = true; /* the server did its part (for the breaker) */
     int st;
 
     x.is_head = req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
@@ -907,6 +960,17 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
     x.minor = req->minor_version;
     snprintf(x.reqline, sizeof(x.reqline), "%.*s %.*s", (int)req->method.len, req->method.p,
              (int)(req->target.len > 200 ? 200 : req->target.len), req->target.p);
+    if (x.grp->balance == CFG_BAL_HASH) {
+        /* The key, copied: the head's slices do not outlive the body. */
+        struct http_slice k = {c->ip, strlen(c->ip)};
+        if (x.grp->hash_key == CFG_HASH_HEADER) {
+            int h = http_find_header(req->headers, req->nheaders, x.grp->hash_header);
+            if (h >= 0)
+                k = req->headers[h].value; /* absent: the client address stands in */
+        }
+        x.keylen = k.len < sizeof(x.key) ? k.len : sizeof(x.key);
+        memcpy(x.key, k.p, x.keylen);
+    }
     x.client_keep = req->info.keep_alive && !*px->draining && cfg->keepalive_timeout_ms > 0 &&
                     c->requests < cfg->keepalive_requests;
     x.body_done = req->info.framing == HTTP_BODY_NONE;
@@ -941,12 +1005,31 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
     }
 
     /*
-     * Up to two attempts: the second only when a pooled connection turned out
-     * closed by the upstream before it answered, on a fresh connection to the
-     * same server, and only while the request can be sent again whole.
+     * Attempts: a server that cannot be reached before any byte of the
+     * request left, or (for an idempotent request that can be sent again
+     * whole) that closes or resets without answering, is replaced by another
+     * one of the group, up to `retries` times, never the same one twice. A
+     * pooled connection that turns out closed is first retried once, on a
+     * fresh connection to the same server. Non-idempotent requests that
+     * reached a server, answers already begun, and bodies already streamed
+     * (they cannot be replayed) are never retried.
      */
-    for (int attempt = 0;; attempt++) {
-        if ((st = open_upstream(&x, attempt > 0)) != 0) {
+    bool fresh = false, stale_retried = false;
+    int last_st = 0; /* what the client gets if a retry finds no other server */
+    x.retries_left = x.grp->retries;
+    for (;;) {
+        if (!x.counted) {
+            if ((st = pick_server(&x)) != 0) {
+                fail(&x, last_st != 0 ? last_st : st);
+                goto done;
+            }
+            fresh = false;
+        }
+        if ((st = open_conn(&x, fresh)) != 0) {
+            leave_server(&x, false);
+            last_st = st;
+            if (may_retry(&x))
+                continue;
             fail(&x, st);
             goto done;
         }
@@ -957,12 +1040,18 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
                 fail(&x, 431);
                 goto done;
             }
-            if (x.reused && attempt == 0) {
-                release_upstream(&x);
+            if (x.reused && !stale_retried) {
+                stale_retried = fresh = true;
+                drop_conn(&x);
                 continue;
             }
+            int timed_out = errno == ETIMEDOUT;
             count_failure(&x, "sending request to");
-            fail(&x, errno == ETIMEDOUT ? 504 : 502);
+            leave_server(&x, false);
+            last_st = timed_out ? 504 : 502;
+            if (x.idempotent && !timed_out && may_retry(&x))
+                continue;
+            fail(&x, last_st);
             goto done;
         }
         memset(&u, 0, sizeof(u));
@@ -986,13 +1075,30 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
 
         memset(&d, 0, sizeof(d));
         enum pump_error pe = pump(&x, &u, &d);
-        if (pe == PE_NONE)
+        if (pe == PE_NONE) {
+            if (x.grp->fail_on_5xx && x.ustatus >= 500) {
+                errno = EPROTO;
+                server_ok = false;
+                atomic_fetch_add_explicit(&shm_srv(px->shm, x.g, (size_t)x.s)->failures, 1,
+                                          memory_order_relaxed);
+            }
             break;
-        if (pe == PE_UPSTREAM_EMPTY && x.reused && attempt == 0 && replayable && x.idempotent) {
-            log_debug("pooled connection to %s was closed; retrying on a fresh one",
-                      x.grp->servers[x.s].addr.text);
-            release_upstream(&x);
-            continue;
+        }
+        if (pe == PE_UPSTREAM_EMPTY && replayable && x.idempotent) {
+            if (x.reused && !stale_retried) {
+                log_debug("pooled connection to %s was closed; retrying on a fresh one",
+                          x.grp->servers[x.s].addr.text);
+                stale_retried = fresh = true;
+                drop_conn(&x);
+                continue;
+            }
+            count_failure(&x, x.pwhy);
+            leave_server(&x, false);
+            last_st = 502;
+            if (may_retry(&x))
+                continue;
+            fail(&x, 502);
+            goto done;
         }
         x.upstream_keep = false;
         x.client_keep = false;
@@ -1014,11 +1120,13 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
             break;
         case PE_UPSTREAM_TIMEOUT:
             count_failure(&x, x.pwhy);
+            server_ok = false;
             fail(&x, 504);
             break;
         case PE_UPSTREAM_EMPTY:
         case PE_UPSTREAM_FAILED:
             count_failure(&x, x.pwhy);
+            server_ok = false;
             fail(&x, 502);
             break;
         case PE_NONE:
@@ -1037,7 +1145,7 @@ done:
         x.u1_us = buf_now_us();
     if (!x.body_done)
         x.client_keep = false;
-    release_upstream(&x);
+    leave_server(&x, server_ok);
     atomic_fetch_add_explicit(&px->me->requests, 1, memory_order_relaxed);
     access_log(&x);
     return x.client_keep ? 0 : -1;

@@ -3,25 +3,138 @@
  */
 #include "shm.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 struct shm *
 shm_create(const struct config *cfg, uint32_t generation)
 {
-    struct shm *shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                           -1, 0);
-    if (shm == MAP_FAILED)
+    /*
+     * A memfd rather than an anonymous mapping: the children inherit the
+     * mapping all the same, and a reader outside (tests, tools) can map it
+     * through /proc/<master>/fd. It disappears with the last process.
+     */
+    int fd = memfd_create(SHM_NAME, MFD_CLOEXEC);
+    if (fd == -1)
         return NULL;
-    /* Anonymous mappings are zero-filled: every counter and state starts at 0. */
+    if (ftruncate(fd, sizeof(struct shm)) == -1) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return NULL;
+    }
+    struct shm *shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (shm == MAP_FAILED) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return NULL;
+    }
+    /*
+     * The fd stays open, in the master only (CLOEXEC does not matter: we never
+     * exec); children close nothing, which is harmless.
+     */
+    /* A new memfd is zero-filled: counters, UNKNOWN health, closed breakers. */
     shm->magic = SHM_MAGIC;
+    shm->fd = fd;
     shm->generation = generation;
     shm->nworkers = cfg->workers;
+    shm->ngroups = (uint32_t)cfg->ngroups;
+    uint32_t first = 0;
+    for (size_t g = 0; g < cfg->ngroups; g++) {
+        shm->groups[g].first = first;
+        shm->groups[g].nservers = (uint32_t)cfg->groups[g].nservers;
+        if (!cfg->groups[g].health_check)
+            for (size_t s = 0; s < cfg->groups[g].nservers; s++)
+                atomic_store(&shm->servers[first + s].health, SHM_HEALTH_UP);
+        first += (uint32_t)cfg->groups[g].nservers;
+    }
+    shm->nservers = first;
     return shm;
 }
 
 void
 shm_destroy(struct shm *shm)
 {
+    if (shm == NULL)
+        return;
+    close(shm->fd);
+    munmap(shm, sizeof(*shm));
+}
+
+void
+shm_set_error(struct shm_server *srv, const char *text)
+{
+    /* One writer (the checker): a seqlock is enough for readers to see whole strings. */
+    atomic_fetch_add_explicit(&srv->error_seq, 1, memory_order_acq_rel);
+    atomic_thread_fence(memory_order_release);
+    snprintf(srv->last_error, sizeof(srv->last_error), "%s", text);
+    atomic_thread_fence(memory_order_release);
+    atomic_fetch_add_explicit(&srv->error_seq, 1, memory_order_acq_rel);
+}
+
+void
+shm_read_error(struct shm_server *srv, char *out, size_t len)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        unsigned seq = atomic_load_explicit(&srv->error_seq, memory_order_acquire);
+        if (seq & 1)
+            continue;
+        atomic_thread_fence(memory_order_acquire);
+        snprintf(out, len, "%.*s", (int)sizeof(srv->last_error), srv->last_error);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&srv->error_seq, memory_order_acquire) == seq)
+            return;
+    }
+    snprintf(out, len, "(being updated)");
+}
+
+const struct shm *
+shm_attach(pid_t master)
+{
+    char dir[64], path[320], target[256];
+    struct dirent *e;
+    const struct shm *found = NULL;
+
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)master);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return NULL;
+    while (found == NULL && (e = readdir(d)) != NULL) {
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strncmp(target, "/memfd:" SHM_NAME, strlen("/memfd:" SHM_NAME)) != 0)
+            continue;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd == -1)
+            continue;
+        void *p = mmap(NULL, sizeof(struct shm), PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+        if (p == MAP_FAILED)
+            continue;
+        if (((const struct shm *)p)->magic != SHM_MAGIC) {
+            munmap(p, sizeof(struct shm));
+            continue;
+        }
+        found = p;
+    }
+    closedir(d);
+    if (found == NULL)
+        errno = ENOENT;
+    return found;
+}
+
+void
+shm_detach(const struct shm *shm)
+{
     if (shm != NULL)
-        munmap(shm, sizeof(*shm));
+        munmap((void *)shm, sizeof(struct shm));
 }

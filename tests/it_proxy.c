@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "shm.h"
 #include "testlib.h"
 #include "testpattern.h"
 
@@ -31,9 +32,13 @@ start3(int workers, const char *proxy_keys, const char *group_keys)
     tl_app_start(&app[0], "a1");
     tl_app_start(&app[1], "a2");
     tl_app_start(&app[2], "a3");
+    /*
+     * Health checks and the breaker are it_balance's subject: here probes would
+     * skew upstream counts, and the failures these tests provoke would open it.
+     */
     tl_proxy_start(&px,
-                   "workers = %d\nupstream = app\n%s\n[upstream app]\n"
-                   "server = 127.0.0.1:%d\nserver = 127.0.0.1:%d\nserver = 127.0.0.1:%d\n%s\n",
+                   "workers = %d\nupstream = app\n%s\n[upstream app]\nhealth_check = off\n"
+                   "max_fails = 0\nserver = 127.0.0.1:%d\nserver = 127.0.0.1:%d\nserver = 127.0.0.1:%d\n%s\n",
                    workers, proxy_keys, app[0].port, app[1].port, app[2].port, group_keys);
 }
 
@@ -42,7 +47,9 @@ static void
 start1(int workers, const char *proxy_keys, const char *group_keys)
 {
     tl_app_start(&app[0], "a1");
-    tl_proxy_start(&px, "workers = %d\nupstream = app\n%s\n[upstream app]\nserver = 127.0.0.1:%d\n%s\n",
+    tl_proxy_start(&px,
+                   "workers = %d\nupstream = app\n%s\n[upstream app]\nhealth_check = off\n"
+                   "max_fails = 0\nserver = 127.0.0.1:%d\n%s\n",
                    workers, proxy_keys, app[0].port, group_keys);
 }
 
@@ -515,6 +522,7 @@ START_TEST(t_502_unreachable_and_lying)
     int port = dead_port();
     tl_app_start(&app[0], "a1");
     tl_proxy_start(&px, "workers = 2\nupstream = dead\n[upstream dead]\nserver = 127.0.0.1:%d\n"
+                        "health_check = off\n"
                         "[upstream live]\nserver = 127.0.0.1:%d\n",
                    port, app[0].port);
     int64_t t0 = tl_now_ms();
@@ -524,7 +532,8 @@ START_TEST(t_502_unreachable_and_lying)
     ck_assert(tl_file_waitfor(px.errlog, "Connection refused", 2000));
     tl_stop(px.pid);
 
-    tl_proxy_start(&px, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n",
+    tl_proxy_start(&px, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
+                        "health_check = off\nmax_fails = 0\n",
                    app[0].port);
     const char *bad[] = {REQ("/garbage"), REQ("/close"), REQ("/reset")};
     for (size_t i = 0; i < 3; i++) {
@@ -581,8 +590,9 @@ START_TEST(t_connect_timeout_504)
         connect(fill[i], (struct sockaddr *)&sin, sizeof(sin));
     }
     usleep(100 * 1000);
-    tl_proxy_start(&px, "workers = 1\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
-                        "connect_timeout = 300ms\n",
+    tl_proxy_start(&px,
+                   "workers = 1\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
+                   "connect_timeout = 300ms\nhealth_check = off\n",
                    port);
     int64_t t0 = tl_now_ms();
     int st = tl_request(px.port, REQ("/"), &r);
@@ -733,7 +743,12 @@ START_TEST(t_worker_respawn_under_load)
     pid_t kids[16], after[16];
     start3(4, "", "");
     int n = tl_children(px.pid, kids, 16);
-    ck_assert_int_eq(n, 4);
+    ck_assert_int_eq(n, 5); /* 4 workers and the health checker */
+    const struct shm *shm = shm_attach(px.pid);
+    ck_assert(shm != NULL);
+    pid_t victim = atomic_load(&shm->workers[0].pid);
+    ck_assert_int_gt(victim, 0);
+    shm_detach(shm);
     /* load in the background: curl loops, 400 requests */
     char cmd[512], out[256];
     snprintf(cmd, sizeof(cmd),
@@ -742,15 +757,15 @@ START_TEST(t_worker_respawn_under_load)
              px.port);
     FILE *f = popen(cmd, "r");
     usleep(200 * 1000);
-    ck_assert(kill(kids[0], SIGKILL) == 0);
+    ck_assert(kill(victim, SIGKILL) == 0);
     int64_t t0 = tl_now_ms();
     bool replaced = false;
     while (tl_now_ms() - t0 < 1000 && !replaced) {
         int m = tl_children(px.pid, after, 16);
         bool old_gone = true;
         for (int i = 0; i < m; i++)
-            old_gone &= after[i] != kids[0];
-        replaced = m == 4 && old_gone;
+            old_gone &= after[i] != victim;
+        replaced = m == 5 && old_gone;
         usleep(10 * 1000);
     }
     ck_assert_msg(replaced, "no replacement worker within 1 s");
@@ -777,7 +792,7 @@ START_TEST(t_stop_leaves_no_orphans)
     pid_t kids[16];
     start1(3, "", "");
     int n = tl_children(px.pid, kids, 16);
-    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(n, 4); /* 3 workers and the health checker */
     int64_t t0 = tl_now_ms();
     int st = tl_stop(px.pid);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -788,7 +803,7 @@ START_TEST(t_stop_leaves_no_orphans)
     tl_proxy_start(&px, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n",
                    app[0].port);
     n = tl_children(px.pid, kids, 16);
-    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(n, 3);
     kill(px.pid, SIGKILL);
     waitpid(px.pid, NULL, 0);
     for (int i = 0; i < n; i++) {

@@ -3,7 +3,10 @@
  * tests and the demo. One detached thread per connection, blocking I/O; it is
  * a test fixture, not the proxy, so simplicity wins over scale.
  *
- *   testapp [-l ADDR] [-p PORT] [-n NAME]
+ *   testapp [-l ADDR] [-p PORT] [-n NAME] [-d MS]
+ *
+ * -d MS makes the default endpoint ("/" and unknown paths) wait MS ms before
+ * answering: a slow instance, for least-connections tests.
  *
  * PORT 0 (the default) binds an ephemeral port. After listen() it prints
  * exactly "PORT <n>\n" on stdout and flushes, then serves until SIGTERM or
@@ -77,6 +80,7 @@
 #define LINGER_MS 1000 /* how long a closing connection drains the peer */
 
 static const char *g_name = "testapp";
+static uint64_t g_hello_delay_ms; /* -d */
 static atomic_uint_fast64_t g_conns;
 static atomic_uint_fast64_t g_reqs;
 static atomic_int g_health = 200;
@@ -982,6 +986,8 @@ h_hello(struct conn *c, struct req *r)
 
     if (body_drain(c, r) == -1)
         return respond_error(c, r, 400);
+    if (g_hello_delay_ms > 0)
+        sleep_ms(g_hello_delay_ms);
     snprintf(body, sizeof(body), "hello from %s\n", g_name);
     return respond_text(c, r, 200, body);
 }
@@ -1110,7 +1116,7 @@ bound_port(int fd)
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: testapp [-l ADDR] [-p PORT] [-n NAME]\n");
+    fprintf(stderr, "usage: testapp [-l ADDR] [-p PORT] [-n NAME] [-d MS]\n");
     exit(2);
 }
 
@@ -1123,7 +1129,7 @@ main(int argc, char **argv)
     pthread_attr_t attr;
     int lfd, opt;
 
-    while ((opt = getopt(argc, argv, "l:p:n:h")) != -1) {
+    while ((opt = getopt(argc, argv, "l:p:n:d:h")) != -1) {
         switch (opt) {
         case 'l':
             addr = optarg;
@@ -1133,6 +1139,10 @@ main(int argc, char **argv)
             break;
         case 'n':
             g_name = optarg;
+            break;
+        case 'd':
+            if (parse_u64(optarg, strlen(optarg), MS_MAX, &g_hello_delay_ms) == -1)
+                usage();
             break;
         default:
             usage();

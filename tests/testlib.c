@@ -109,10 +109,18 @@ spawn(char *const argv[], int out_fd)
 void
 tl_app_start(struct tl_proc *p, const char *name)
 {
-    char bin[256];
+    tl_app_start_opts(p, name, 0, 0);
+}
+
+void
+tl_app_start_opts(struct tl_proc *p, const char *name, int port, int delay_ms)
+{
+    char bin[256], portarg[16], delay[16];
     int pfd[2];
     snprintf(bin, sizeof(bin), "%s/testapp", tl_build());
-    char *argv[] = {bin, "-l", "127.0.0.1", "-p", "0", "-n", (char *)name, NULL};
+    snprintf(portarg, sizeof(portarg), "%d", port);
+    snprintf(delay, sizeof(delay), "%d", delay_ms);
+    char *argv[] = {bin, "-l", "127.0.0.1", "-p", portarg, "-n", (char *)name, "-d", delay, NULL};
 
     ck_assert(pipe(pfd) == 0);
     p->pid = spawn(argv, pfd[1]);
@@ -157,10 +165,13 @@ tl_proxy_start(struct tl_proxy *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
+    /* The test's own access_log (e.g. off) wins over ours. */
+    char acc[256] = "";
+    if (strstr(body, "access_log =") == NULL)
+        snprintf(acc, sizeof(acc), "access_log = %s\n", p->acclog);
     snprintf(text, sizeof(text),
-             "[proxy]\nlisten = 127.0.0.1:0\nerror_log = %s\naccess_log = %s\n"
-             "log_level = debug\n%s",
-             p->errlog, p->acclog, body);
+             "[proxy]\nlisten = 127.0.0.1:0\nerror_log = %s\n%slog_level = debug\n%s",
+             p->errlog, acc, body);
     write_file(p->conf, text);
 
     snprintf(bin, sizeof(bin), "%s/miniproxyd", tl_build());

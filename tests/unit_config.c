@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,35 @@ static const char ref_ini[] =
     "read_timeout = 60s             ; > 0\n"
     "keepalive = 16                 ; 0..1024\n"
     "preserve_host = no             ; yes|no|on|off|true|false\n";
+
+/*
+ * The [upstream NAME] reference block of the health-check/balancing brief,
+ * verbatim (lines 4-20 after P): a contract, it must load as written
+ * (hash_key is accepted with any balance and used only by balance = hash).
+ */
+static const char ref_upstream_ini[] =
+    "[upstream app]\n"
+    "server = 127.0.0.1:3001 weight=3\n"
+    "server = 127.0.0.1:3009 backup\n"
+    "balance = round_robin          ; round_robin | least_conn | random | hash  (default "
+    "round_robin)\n"
+    "hash_key = client_ip           ; with balance = hash: client_ip, or header:NAME (NAME a "
+    "token, < 64 chars) (default client_ip)\n"
+    "health_check = on              ; on|off (also yes/no/true/false like preserve_host), "
+    "default on\n"
+    "health_path = /health          ; must start with '/', visible ASCII only (0x21-0x7e), < "
+    "256 bytes; default /health\n"
+    "health_interval = 2s           ; duration > 0, default 2s\n"
+    "health_timeout = 1s            ; duration > 0, default 1s\n"
+    "rise = 2                       ; 1..100, default 2\n"
+    "fall = 3                       ; 1..100, default 3\n"
+    "health_status = 200-399        ; \"N\" or \"N-M\", 100 <= N <= M <= 599; default 200-399 "
+    "-> health_status_min/max\n"
+    "max_fails = 5                  ; 0..1000, default 5 (0 disables the circuit breaker)\n"
+    "fail_window = 10s              ; duration > 0, default 10s\n"
+    "cooldown = 10s                 ; duration > 0, default 10s\n"
+    "retries = 2                    ; 0..10, default 2\n"
+    "fail_on_5xx = no               ; boolean, default no\n";
 
 /* A minimal valid config; P is lines 1-3, U lines 4-5 when both are used. */
 #define P "[proxy]\nlisten = 127.0.0.1:8080\nupstream = app\n"
@@ -151,7 +181,249 @@ START_TEST(test_defaults)
     ck_assert_int_eq(g->read_timeout_ms, 60000);
     ck_assert_uint_eq(g->keepalive, 16);
     ck_assert(!g->preserve_host);
+    ck_assert_int_eq(g->balance, CFG_BAL_ROUND_ROBIN);
+    ck_assert_int_eq(g->hash_key, CFG_HASH_CLIENT_IP);
+    ck_assert_str_eq(g->hash_header, "");
+    ck_assert_uint_eq(g->retries, 2);
+    ck_assert(g->health_check);
+    ck_assert_str_eq(g->health_path, "/health");
+    ck_assert_int_eq(g->health_interval_ms, 2000);
+    ck_assert_int_eq(g->health_timeout_ms, 1000);
+    ck_assert_uint_eq(g->rise, 2);
+    ck_assert_uint_eq(g->fall, 3);
+    ck_assert_uint_eq(g->health_status_min, 200);
+    ck_assert_uint_eq(g->health_status_max, 399);
+    ck_assert_uint_eq(g->max_fails, 5);
+    ck_assert_int_eq(g->fail_window_ms, 10000);
+    ck_assert_int_eq(g->cooldown_ms, 10000);
+    ck_assert(!g->fail_on_5xx);
+    /* every group gets them, not only the one in use */
+    ck_assert_int_eq(c->groups[0].balance, CFG_BAL_ROUND_ROBIN);
+    ck_assert_uint_eq(c->groups[0].retries, 2);
+    ck_assert(c->groups[0].health_check);
+    ck_assert_str_eq(c->groups[0].health_path, "/health");
+    ck_assert_uint_eq(c->groups[0].health_status_max, 399);
+    ck_assert_int_eq(c->groups[0].cooldown_ms, 10000);
     cfg_free(c);
+}
+END_TEST
+
+START_TEST(test_upstream_reference)
+{
+    char text[4096], *bal;
+    struct config *c;
+    struct cfg_group *g;
+
+    snprintf(text, sizeof(text), P "%s", ref_upstream_ini);
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->groups[0].balance, CFG_BAL_ROUND_ROBIN);
+    ck_assert_int_eq(c->groups[0].hash_key, CFG_HASH_CLIENT_IP);
+    cfg_free(c);
+
+    bal = strstr(text, "balance = round_robin");
+    ck_assert_ptr_nonnull(bal);
+    memcpy(bal, "balance = hash       ", 21); /* same length: line numbers stay */
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s", err);
+    g = &c->groups[0];
+    ck_assert_str_eq(g->name, "app");
+    ck_assert_int_eq(g->line, 4);
+    ck_assert_uint_eq(g->nservers, 2);
+    ck_assert_str_eq(g->servers[0].addr.text, "127.0.0.1:3001");
+    ck_assert_uint_eq(g->servers[0].weight, 3);
+    ck_assert(!g->servers[0].backup);
+    ck_assert_int_eq(g->servers[0].line, 5);
+    ck_assert_str_eq(g->servers[1].addr.text, "127.0.0.1:3009");
+    ck_assert_uint_eq(g->servers[1].weight, 1);
+    ck_assert(g->servers[1].backup);
+    ck_assert_int_eq(g->servers[1].line, 6);
+    ck_assert_int_eq(g->balance, CFG_BAL_HASH);
+    ck_assert_int_eq(g->hash_key, CFG_HASH_CLIENT_IP);
+    ck_assert_str_eq(g->hash_header, "");
+    ck_assert(g->health_check);
+    ck_assert_str_eq(g->health_path, "/health");
+    ck_assert_int_eq(g->health_interval_ms, 2000);
+    ck_assert_int_eq(g->health_timeout_ms, 1000);
+    ck_assert_uint_eq(g->rise, 2);
+    ck_assert_uint_eq(g->fall, 3);
+    ck_assert_uint_eq(g->health_status_min, 200);
+    ck_assert_uint_eq(g->health_status_max, 399);
+    ck_assert_uint_eq(g->max_fails, 5);
+    ck_assert_int_eq(g->fail_window_ms, 10000);
+    ck_assert_int_eq(g->cooldown_ms, 10000);
+    ck_assert_uint_eq(g->retries, 2);
+    ck_assert(!g->fail_on_5xx);
+    /* untouched keys of the group keep their defaults */
+    ck_assert_int_eq(g->connect_timeout_ms, 3000);
+    ck_assert_uint_eq(g->keepalive, 16);
+    cfg_free(c);
+}
+END_TEST
+
+/* ---- [upstream NAME] values: one key (or two) after P U, one field checked */
+
+enum vtype { V_UINT, V_MS, V_BOOL, V_BALANCE, V_HASH_KEY, V_STR };
+
+#define F(field) offsetof(struct cfg_group, field)
+
+static const struct {
+    const char *lines;
+    size_t off;
+    enum vtype type;
+    int64_t want;
+    const char *swant; /* for V_STR */
+} value_cases[] = {
+    {"balance = round_robin", F(balance), V_BALANCE, CFG_BAL_ROUND_ROBIN, NULL},
+    {"balance = least_conn", F(balance), V_BALANCE, CFG_BAL_LEAST_CONN, NULL},
+    {"balance = random", F(balance), V_BALANCE, CFG_BAL_RANDOM, NULL},
+    {"balance = hash", F(balance), V_BALANCE, CFG_BAL_HASH, NULL},
+    {"balance = hash\nhash_key = client_ip", F(hash_key), V_HASH_KEY, CFG_HASH_CLIENT_IP, NULL},
+    /* hash_key may come before balance: checked once the file is read */
+    {"hash_key = header:X-User\nbalance = hash", F(hash_key), V_HASH_KEY, CFG_HASH_HEADER, NULL},
+    {"hash_key = header:X-User\nbalance = hash", F(hash_header), V_STR, 0, "X-User"},
+    {"balance = hash\nhash_key = header:!#$%&'*+-.^_`|~09aZ", F(hash_header), V_STR, 0,
+     "!#$%&'*+-.^_`|~09aZ"},
+    {"retries = 0", F(retries), V_UINT, 0, NULL},
+    {"retries = 10", F(retries), V_UINT, 10, NULL},
+    {"health_check = off", F(health_check), V_BOOL, false, NULL},
+    {"health_check = No", F(health_check), V_BOOL, false, NULL},
+    {"health_check = true", F(health_check), V_BOOL, true, NULL},
+    {"health_path = /", F(health_path), V_STR, 0, "/"},
+    {"health_path = /healthz?full=1&x=%20;y#z", F(health_path), V_STR, 0,
+     "/healthz?full=1&x=%20;y#z"},
+    {"health_path = /a ; comment", F(health_path), V_STR, 0, "/a"},
+    {"health_interval = 100ms", F(health_interval_ms), V_MS, 100, NULL},
+    {"health_interval = 1440m", F(health_interval_ms), V_MS, 86400000, NULL},
+    {"health_timeout = 5", F(health_timeout_ms), V_MS, 5000, NULL},
+    {"health_timeout = 1ms", F(health_timeout_ms), V_MS, 1, NULL},
+    {"rise = 1", F(rise), V_UINT, 1, NULL},
+    {"rise = 100", F(rise), V_UINT, 100, NULL},
+    {"fall = 1", F(fall), V_UINT, 1, NULL},
+    {"fall = 100", F(fall), V_UINT, 100, NULL},
+    {"health_status = 200", F(health_status_min), V_UINT, 200, NULL},
+    {"health_status = 200", F(health_status_max), V_UINT, 200, NULL},
+    {"health_status = 100-599", F(health_status_min), V_UINT, 100, NULL},
+    {"health_status = 100-599", F(health_status_max), V_UINT, 599, NULL},
+    {"health_status = 204-204", F(health_status_max), V_UINT, 204, NULL},
+    {"health_status = 200-299", F(health_status_max), V_UINT, 299, NULL},
+    {"max_fails = 0", F(max_fails), V_UINT, 0, NULL},
+    {"max_fails = 1000", F(max_fails), V_UINT, 1000, NULL},
+    {"fail_window = 1m", F(fail_window_ms), V_MS, 60000, NULL},
+    {"fail_window = 250ms", F(fail_window_ms), V_MS, 250, NULL},
+    {"cooldown = 30", F(cooldown_ms), V_MS, 30000, NULL},
+    {"cooldown = 1ms", F(cooldown_ms), V_MS, 1, NULL},
+    {"fail_on_5xx = yes", F(fail_on_5xx), V_BOOL, true, NULL},
+    {"fail_on_5xx = ON", F(fail_on_5xx), V_BOOL, true, NULL},
+    {"fail_on_5xx = false", F(fail_on_5xx), V_BOOL, false, NULL},
+};
+
+START_TEST(test_values)
+{
+    char text[512];
+    struct config *c;
+    const char *p;
+    int64_t got = 0;
+
+    snprintf(text, sizeof(text), P U "%s\n", value_cases[_i].lines);
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s: %s", value_cases[_i].lines, err);
+    p = (const char *)&c->groups[0] + value_cases[_i].off;
+    switch (value_cases[_i].type) {
+    case V_UINT:
+        got = *(const unsigned *)(const void *)p;
+        break;
+    case V_MS:
+        got = *(const int64_t *)(const void *)p;
+        break;
+    case V_BOOL:
+        got = *(const bool *)(const void *)p;
+        break;
+    case V_BALANCE:
+        got = *(const enum cfg_balance *)(const void *)p;
+        break;
+    case V_HASH_KEY:
+        got = *(const enum cfg_hash_key *)(const void *)p;
+        break;
+    case V_STR:
+        ck_assert_msg(strcmp(p, value_cases[_i].swant) == 0, "%s: got '%s'", value_cases[_i].lines,
+                      p);
+        break;
+    }
+    if (value_cases[_i].type != V_STR)
+        ck_assert_msg(got == value_cases[_i].want, "%s: got %lld, want %lld",
+                      value_cases[_i].lines, (long long)got, (long long)value_cases[_i].want);
+    cfg_free(c);
+}
+END_TEST
+
+/* The longest header name (63) and health_path (255) fit; one more does not. */
+START_TEST(test_upstream_lengths)
+{
+    char text[1024], name[65], path[257];
+    struct config *c;
+
+    memset(name, 'h', 64);
+    name[63] = '\0';
+    snprintf(text, sizeof(text), P U "balance = hash\nhash_key = header:%s\n", name);
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->groups[0].hash_header, name);
+    cfg_free(c);
+    name[63] = 'h';
+    name[64] = '\0';
+    snprintf(text, sizeof(text), P U "balance = hash\nhash_key = header:%s\n", name);
+    ck_assert_ptr_null(load(text));
+    ck_assert_str_eq(err, "t.ini:7: [upstream app] hash_key: header name too long (64 characters, "
+                          "max 63)");
+
+    path[0] = '/';
+    memset(path + 1, 'p', 255);
+    path[255] = '\0';
+    snprintf(text, sizeof(text), P U "health_path = %s\n", path);
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->groups[0].health_path, path);
+    cfg_free(c);
+    path[255] = 'p';
+    path[256] = '\0';
+    snprintf(text, sizeof(text), P U "health_path = %s\n", path);
+    ck_assert_ptr_null(load(text));
+    ck_assert_str_eq(err,
+                     "t.ini:6: [upstream app] health_path: path too long (256 bytes, max 255)");
+}
+END_TEST
+
+/*
+ * CFG_MAX_TOTAL_SERVERS over all groups: four full groups fill it; one more
+ * server anywhere is an error at its line.
+ */
+START_TEST(test_total_servers)
+{
+    size_t cap = 64 * 1024, n = 0;
+    char *text = malloc(cap);
+    struct config *c;
+
+    ck_assert_ptr_nonnull(text);
+    n += (size_t)snprintf(text + n, cap - n, "[proxy]\nlisten = 127.0.0.1:1\nupstream = g0\n");
+    for (int gi = 0; gi < 4; gi++) {
+        n += (size_t)snprintf(text + n, cap - n, "[upstream g%d]\n", gi);
+        for (int i = 0; i < CFG_MAX_SERVERS; i++)
+            n += (size_t)snprintf(text + n, cap - n, "server = 127.0.0.1:%d\n", 1000 + i);
+    }
+    ck_assert_uint_lt(n, cap - 100);
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_uint_eq(c->ngroups, 4);
+    ck_assert_uint_eq(c->groups[3].nservers, CFG_MAX_SERVERS);
+    cfg_free(c);
+
+    /* lines: 3 of [proxy], 4 x 257 of groups, then the header at 1032 */
+    snprintf(text + n, cap - n, "[upstream g4]\nserver = 127.0.0.1:2000\n");
+    ck_assert_ptr_null(load(text));
+    ck_assert_str_eq(err, "t.ini:1033: [upstream g4] server: too many servers over all groups "
+                          "(max 1024)");
+    free(text);
 }
 END_TEST
 
@@ -393,6 +665,91 @@ static const struct {
     {P U "preserve_host = maybe\n",
      "t.ini:6: [upstream app] preserve_host: bad boolean \"maybe\" (yes|no|on|off|true|false)",
      true},
+    /* balancing */
+    {P U "balance = weighted\n",
+     "t.ini:6: [upstream app] balance: bad balance \"weighted\" "
+     "(round_robin|least_conn|random|hash)",
+     true},
+    {P U "balance = Round_Robin\n", "balance: bad balance \"Round_Robin\"", false},
+    {P U "balance = round-robin\n", "balance: bad balance \"round-robin\"", false},
+    {P U "balance = hash\nhash_key = cookie\n",
+     "t.ini:7: [upstream app] hash_key: bad hash key \"cookie\" (client_ip or header:NAME)", true},
+    {P U "balance = hash\nhash_key = header\n", "hash_key: bad hash key \"header\"", false},
+    {P U "balance = hash\nhash_key = Header:X\n", "hash_key: bad hash key \"Header:X\"", false},
+    {P U "balance = hash\nhash_key = header:\n",
+     "t.ini:7: [upstream app] hash_key: missing header name in \"header:\" (header:NAME)", true},
+    {P U "balance = hash\nhash_key = header:X User\n",
+     "t.ini:7: [upstream app] hash_key: bad header name \"X User\" (a token: letters, digits "
+     "and !#$%&'*+-.^_`|~)",
+     true},
+    {P U "balance = hash\nhash_key = header: X\n", "hash_key: bad header name \" X\"", false},
+    {P U "balance = hash\nhash_key = header:X:Y\n", "hash_key: bad header name \"X:Y\"", false},
+    {P U "balance = hash\nhash_key = header:X(1)\n", "hash_key: bad header name \"X(1)\"", false},
+    {P U "balance = hash\nhash_key = header:X\xc3\xa9\n", "hash_key: bad header name", false},
+    {P U "balance = hash\nhash_key = client_ip\nhash_key = header:X\n",
+     "t.ini:8: [upstream app] hash_key: given twice, first at line 7", true},
+    {P U "balance = random\nbalance = hash\n",
+     "t.ini:7: [upstream app] balance: given twice, first at line 6", true},
+    {P U "retries = 11\n", "t.ini:6: [upstream app] retries: 11 out of range (0..10)", true},
+    {P U "retries = -1\n", "retries: bad number \"-1\"", false},
+    /* active health checks */
+    {P U "health_check = maybe\n",
+     "t.ini:6: [upstream app] health_check: bad boolean \"maybe\" (yes|no|on|off|true|false)",
+     true},
+    {P U "health_check = 1\n", "health_check: bad boolean \"1\"", false},
+    {P U "health_path = health\n",
+     "t.ini:6: [upstream app] health_path: bad path \"health\": must start with '/'", true},
+    {P U "health_path = http://a/health\n", "health_path: bad path \"http://a/health\"", false},
+    {P U "health_path = /a b\n",
+     "t.ini:6: [upstream app] health_path: bad character 0x20 at byte 3 of the path (visible "
+     "ASCII only)",
+     true},
+    {P U "health_path = /a\tb\n", "health_path: bad character 0x09 at byte 3", false},
+    {P U "health_path = /\xc3\xa9\n", "health_path: bad character 0xc3 at byte 2", false},
+    {P U "health_path = /\x7f\n", "health_path: bad character 0x7f at byte 2", false},
+    {P U "health_interval = 0\n",
+     "t.ini:6: [upstream app] health_interval: must be greater than 0", true},
+    {P U "health_interval = 2h\n", "health_interval: bad duration unit \"h\"", false},
+    {P U "health_timeout = 0ms\n", "health_timeout: must be greater than 0", false},
+    {P U "health_timeout = 86401\n", "health_timeout: duration 86401 out of range", false},
+    {P U "rise = 0\n", "t.ini:6: [upstream app] rise: 0 out of range (1..100)", true},
+    {P U "rise = 101\n", "t.ini:6: [upstream app] rise: 101 out of range (1..100)", true},
+    {P U "fall = 0\n", "t.ini:6: [upstream app] fall: 0 out of range (1..100)", true},
+    {P U "fall = 101\n", "fall: 101 out of range (1..100)", false},
+    {P U "fall = three\n", "fall: bad number \"three\"", false},
+    {P U "health_status = 99\n",
+     "t.ini:6: [upstream app] health_status: bad status range \"99\" (N or N-M, "
+     "100 <= N <= M <= 599)",
+     true},
+    {P U "health_status = 600\n", "health_status: bad status range \"600\"", false},
+    {P U "health_status = 300-200\n", "health_status: bad status range \"300-200\"", false},
+    {P U "health_status = 2xx\n", "health_status: bad status range \"2xx\"", false},
+    {P U "health_status = 200-600\n", "health_status: bad status range \"200-600\"", false},
+    {P U "health_status = 99-200\n", "health_status: bad status range \"99-200\"", false},
+    {P U "health_status = 200-\n", "health_status: bad status range \"200-\"", false},
+    {P U "health_status = -399\n", "health_status: bad status range \"-399\"", false},
+    {P U "health_status = 200-300-400\n", "health_status: bad status range \"200-300-400\"",
+     false},
+    {P U "health_status = 200 - 399\n", "health_status: bad status range \"200 - 399\"", false},
+    {P U "health_status = 200,204\n", "health_status: bad status range \"200,204\"", false},
+    {P U "health_status = 99999999999999999999999\n", "health_status: bad status range", false},
+    {P U "health_status = 200-399\nhealth_status = 200\n",
+     "t.ini:7: [upstream app] health_status: given twice, first at line 6", true},
+    /* the circuit breaker */
+    {P U "max_fails = 1001\n", "t.ini:6: [upstream app] max_fails: 1001 out of range (0..1000)",
+     true},
+    {P U "max_fails = -1\n", "max_fails: bad number \"-1\"", false},
+    {P U "fail_window = 0\n", "t.ini:6: [upstream app] fail_window: must be greater than 0", true},
+    {P U "fail_window = 10x\n", "fail_window: bad duration unit \"x\"", false},
+    {P U "cooldown = 0s\n", "t.ini:6: [upstream app] cooldown: must be greater than 0", true},
+    {P U "fail_on_5xx = sometimes\n",
+     "t.ini:6: [upstream app] fail_on_5xx: bad boolean \"sometimes\" "
+     "(yes|no|on|off|true|false)",
+     true},
+    {P U "fail_on_5xx =\n", "t.ini:6: [upstream app] fail_on_5xx: empty value", true},
+    {P U "fail_on_5xx = no\nfail_on_5xx = yes\n",
+     "t.ini:7: [upstream app] fail_on_5xx: given twice, first at line 6", true},
+    {P U "max_fail = 3\n", "t.ini:6: [upstream app] max_fail: unknown key", true},
 };
 
 START_TEST(test_errors)
@@ -733,6 +1090,10 @@ config_suite(void)
 
     tcase_add_test(tc, test_reference);
     tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_upstream_reference);
+    tcase_add_loop_test(tc, test_values, 0, (int)NELEM(value_cases));
+    tcase_add_test(tc, test_upstream_lengths);
+    tcase_add_test(tc, test_total_servers);
     tcase_add_test(tc, test_variants);
     tcase_add_test(tc, test_long_group_name);
     tcase_add_test(tc, test_bools);
