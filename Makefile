@@ -40,7 +40,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 IT_BIN    := $(IT_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_LIB  := $(BUILD)/tests/testlib.o
 
-.PHONY: all test unit it asan run deps clean fuzz format help
+.PHONY: all test unit it asan run deps clean fuzz format help install uninstall
 .SECONDARY:
 
 all: $(BUILD)/miniproxyd $(BUILD)/testapp
@@ -103,5 +103,39 @@ format:
 
 clean:
 	rm -rf build build-asan
+
+# Installation: `make install` (as root), or into a staging tree for packaging:
+# `make install DESTDIR=/tmp/stage PREFIX=/usr`. The example configuration is
+# installed only where there is none: an operator's file is never overwritten
+# (nor removed by uninstall). /etc is not under PREFIX: that is where
+# systemd, logrotate and the default -c path look.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+SBINDIR    := $(PREFIX)/sbin
+MANDIR     := $(PREFIX)/share/man
+UNITDIR    := $(PREFIX)/lib/systemd/system
+CONFDIR    := /etc/miniproxyd
+LOGROTDIR  := /etc/logrotate.d
+
+install: $(BUILD)/miniproxyd
+	install -D -m 755 $(BUILD)/miniproxyd $(DESTDIR)$(SBINDIR)/miniproxyd
+	install -D -m 644 etc/miniproxyd.8 $(DESTDIR)$(MANDIR)/man8/miniproxyd.8
+	install -D -m 644 etc/miniproxy.ini.5 $(DESTDIR)$(MANDIR)/man5/miniproxy.ini.5
+	sed 's|/usr/sbin/|$(SBINDIR)/|g' etc/miniproxyd.service > $(BUILD)/miniproxyd.service
+	install -D -m 644 $(BUILD)/miniproxyd.service $(DESTDIR)$(UNITDIR)/miniproxyd.service
+	install -D -m 644 etc/miniproxyd.logrotate $(DESTDIR)$(LOGROTDIR)/miniproxyd
+	@if [ -e $(DESTDIR)$(CONFDIR)/miniproxy.ini ]; then \
+	    echo "keeping the existing $(DESTDIR)$(CONFDIR)/miniproxy.ini"; \
+	else \
+	    echo "install -D -m 644 etc/miniproxy.ini $(DESTDIR)$(CONFDIR)/miniproxy.ini"; \
+	    install -D -m 644 etc/miniproxy.ini $(DESTDIR)$(CONFDIR)/miniproxy.ini; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/miniproxyd
+	rm -f $(DESTDIR)$(MANDIR)/man8/miniproxyd.8 $(DESTDIR)$(MANDIR)/man5/miniproxy.ini.5
+	rm -f $(DESTDIR)$(UNITDIR)/miniproxyd.service
+	rm -f $(DESTDIR)$(LOGROTDIR)/miniproxyd
+	@echo "left in place: $(DESTDIR)$(CONFDIR)/miniproxy.ini (the operator's configuration)"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

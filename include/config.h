@@ -101,6 +101,14 @@ struct config {
     int64_t send_timeout_ms;          /* default 30s: between two writes to the client */
     uint64_t client_max_body_size;    /* default 1m; 0 = unlimited */
     size_t max_header_size;           /* default 16k; 1k..1m */
+    char *pid_file;                   /* pid_file = PATH; NULL (default): none */
+    char *user;                       /* user = NAME: children run as NAME; NULL: unchanged */
+    int64_t shutdown_timeout_ms;      /* default 30s: graceful stop and reload drain bound */
+
+    /* [admin] (optional) */
+    bool admin;                       /* the section is present */
+    struct cfg_addr admin_addr;       /* listen = (required in [admin]), loopback advised */
+    int admin_line;                   /* line of its listen = */
 
     /* [upstream NAME] sections, in file order */
     struct cfg_group *groups;
@@ -117,6 +125,15 @@ struct config *cfg_load(const char *path, char *err, size_t errlen);
 struct config *cfg_load_string(const char *text, const char *name, char *err, size_t errlen);
 
 void cfg_free(struct config *cfg);
+
+/*
+ * Writes to <log> (one call per line, no newline) what differs between
+ * <old> and <new>, for the reload message: listeners added/removed, groups
+ * added/removed, servers added/removed/reweighted per group, workers,
+ * timeouts and other changed keys. Returns the number of lines.
+ */
+int cfg_diff(const struct config *old, const struct config *new,
+             void (*log)(void *arg, const char *line), void *arg);
 
 /*
  * Parses "host:port" ("127.0.0.1:8080", "[::1]:8080", "localhost:80";

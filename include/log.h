@@ -21,6 +21,12 @@ int log_open(const struct config *cfg, char *err, size_t errlen);
 /* Reopens the log files by name (logrotate). */
 void log_reopen(void);
 
+/*
+ * Gives the log files to <user> (NULL: nothing to do), so children that
+ * run as that user can reopen them after a rotation.
+ */
+void log_chown(const char *user);
+
 /* Sets the role shown in each line: "master", "worker", "health". */
 void log_set_role(const char *role);
 

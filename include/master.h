@@ -11,8 +11,9 @@
 #include "config.h"
 
 /*
- * Runs the master with the validated <cfg> (read from <path>). Returns the
- * process exit status after a stop: 0, or 1 when start-up failed.
+ * Runs the master with the validated <cfg> (read from <path>, which SIGHUP
+ * reads again), taking ownership of <cfg>. Returns the process exit status
+ * after a stop: 0, or 1 when start-up failed.
  */
 int master_run(struct config *cfg, const char *path);
 

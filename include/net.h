@@ -10,6 +10,7 @@
 #ifndef MP_NET_H
 #define MP_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,6 +24,9 @@
  * sockets inherit. Returns the fd or -1 (errno set).
  */
 int net_listen(const struct cfg_addr *addr, int backlog);
+
+/* Sets or clears O_NONBLOCK on <fd>. Returns 0 or -1. */
+int net_set_blocking(int fd, bool blocking);
 
 /* The port <fd> is bound to (after binding port 0), or -1. */
 int net_local_port(int fd);

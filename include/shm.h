@@ -41,6 +41,8 @@ struct shm_server {
     _Alignas(64) atomic_int_fast64_t active; /* requests in flight to it now */
     atomic_uint_fast64_t requests;           /* requests sent to it */
     atomic_uint_fast64_t failures;           /* passive failures: connect, reset, timeout, bad answer */
+    atomic_uint_fast64_t responses[5];       /* answers by class: [0] 1xx .. [4] 5xx */
+    atomic_uint_fast64_t latency_us_sum;     /* request sent -> response head, summed over answers */
 
     /* active health: the health checker is the only writer */
     atomic_int health;                  /* enum shm_health */
@@ -79,6 +81,7 @@ struct shm_worker {
     atomic_int state;                 /* enum shm_worker_state, written by the worker */
     atomic_uint_fast64_t requests;    /* served by this worker */
     atomic_uint_fast64_t connections; /* client connections accepted */
+    atomic_int draining;              /* set by the worker when told to finish: accepts no more */
     uint32_t generation;
 };
 
@@ -88,6 +91,7 @@ struct shm {
     uint32_t nworkers;
     uint32_t ngroups;
     uint32_t nservers;
+    int64_t started;         /* Unix time the master started (not this generation) */
     atomic_int health_ready; /* the checker finished its first round */
     atomic_int checker_pid;
     int fd;                  /* the memfd, open in the master (closed by shm_destroy) */

@@ -6,6 +6,7 @@
 #ifndef MP_WORKER_H
 #define MP_WORKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -16,11 +17,14 @@
 #define MP_EXIT_FATAL 2 /* set-up failed in a way a respawn cannot fix: don't respawn */
 
 /*
- * Runs worker <slot> until told to stop: SIGQUIT (or SIGHUP, for the
- * reload of later) finishes the connection's current request, answers it
- * with Connection: close and exits; SIGTERM exits at once. Never returns.
+ * Runs worker <slot> (its scoreboard entry; -1 for none) until told to
+ * stop: SIGQUIT (graceful stop, or its generation retiring after a reload)
+ * finishes the request in flight, answers it with Connection: close, closes
+ * an idle keep-alive connection at once, and exits; SIGTERM exits at once.
+ * With <admin> it serves the status pages on its listener instead of
+ * proxying. Never returns.
  */
 _Noreturn void worker_run(const struct config *cfg, struct shm *shm, int slot,
-                          const int *listen_fds, size_t nlisten);
+                          const int *listen_fds, size_t nlisten, bool admin);
 
 #endif

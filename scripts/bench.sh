@@ -221,6 +221,7 @@ EOF
     server {
         listen 127.0.0.1:${!port_var};
         location = / { default_type text/plain; return 200 "$SMALL_BODY\n"; }
+        location = /health { default_type text/plain; return 200 "ok\n"; }
         location = /1m { root $d/www; default_type application/octet-stream; }
         location = /__requests { stub_status; }
     }
@@ -272,6 +273,7 @@ server = 127.0.0.1:$UP1
 server = 127.0.0.1:$UP2
 server = 127.0.0.1:$UP3
 keepalive = 32
+health_path = /health
 EOF
     "$MP_BIN" -c "$d/miniproxy.ini" >"$d/stdout.log" 2>&1 &
     PIDS+=($!)

@@ -26,6 +26,20 @@
  *   send_timeout = 30s           ; > 0; default 30s: between two client writes
  *   client_max_body_size = 1m    ; default 1m; 0 = unlimited
  *   max_header_size = 16k        ; 1k..1m; default 16k
+ *   pid_file = /run/miniproxyd.pid ; a path (not ending in '/'); default:
+ *                                ; none (no pid file). Needed by -s
+ *   user = nobody                ; a user that exists (getpwnam); workers
+ *                                ; and the health checker run as it when
+ *                                ; started as root; default: none (unchanged)
+ *   shutdown_timeout = 30s       ; > 0; default 30s: bounds a graceful stop
+ *                                ; and the drain of a reload
+ *
+ *   [admin]                      ; optional, at most once
+ *   listen = 127.0.0.1:9090      ; required in [admin]; serves /status,
+ *                                ; /status.json and /metrics; port 0 picks
+ *                                ; one; must not take the traffic of a
+ *                                ; [proxy] listen (the same address, or a
+ *                                ; wildcard, on the same port)
  *
  *   [upstream app]               ; NAME is [A-Za-z0-9_.-]{1,63}, unique; at
  *                                ; most 64 groups
@@ -89,6 +103,7 @@
 #include <ini.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +113,7 @@
 /* inih's line buffer (a VLA in Debian's build); 3 bytes go to \r\n\0. */
 #define CFG_MAX_LINE 1024
 
-enum cfg_section { CFG_SEC_NONE, CFG_SEC_PROXY, CFG_SEC_UPSTREAM };
+enum cfg_section { CFG_SEC_NONE, CFG_SEC_PROXY, CFG_SEC_ADMIN, CFG_SEC_UPSTREAM };
 
 enum cfg_proxy_key {
     PK_LISTEN,
@@ -114,8 +129,13 @@ enum cfg_proxy_key {
     PK_SEND_TIMEOUT,
     PK_CLIENT_MAX_BODY_SIZE,
     PK_MAX_HEADER_SIZE,
+    PK_PID_FILE,
+    PK_USER,
+    PK_SHUTDOWN_TIMEOUT,
     PK_COUNT
 };
+
+enum cfg_admin_key { AK_LISTEN, AK_COUNT };
 
 enum cfg_group_key {
     GK_SERVER,
@@ -162,8 +182,10 @@ struct cfg_state {
     size_t total_servers; /* over all groups, against CFG_MAX_TOTAL_SERVERS */
 
     int proxy_line; /* line of [proxy], 0 if absent */
+    int admin_secline; /* line of [admin], 0 if absent */
     char upstream[CFG_NAME_MAX];
     int proxy_seen[PK_COUNT]; /* line where each key was first given */
+    int admin_seen[AK_COUNT];
     int group_seen[CFG_MAX_GROUPS][GK_COUNT];
 };
 
@@ -558,6 +580,44 @@ set_max_header_size(struct cfg_state *st, const char *val, char *why, size_t why
     return 0;
 }
 
+/* The master writes it at start-up; a path ending in '/' can only be a directory. */
+static int
+set_pid_file(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    if (val[strlen(val) - 1] == '/') {
+        snprintf(why, whylen, "bad path \"%s\": names a directory", val);
+        return -1;
+    }
+    return cfg_string(val, &st->cfg->pid_file, why, whylen);
+}
+
+/*
+ * Looked up now, so that -t and a reload catch a typo; the uid is looked
+ * up again when privileges are dropped (see privs_drop()).
+ */
+static int
+set_user(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    struct passwd *pw;
+
+    errno = 0;
+    pw = getpwnam(val);
+    if (pw == NULL) {
+        if (errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF && errno != EPERM)
+            snprintf(why, whylen, "cannot look up user \"%s\": %s", val, strerror(errno));
+        else
+            snprintf(why, whylen, "no such user \"%s\"", val);
+        return -1;
+    }
+    return cfg_string(val, &st->cfg->user, why, whylen);
+}
+
+static int
+set_shutdown_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_duration(val, true, &st->cfg->shutdown_timeout_ms, why, whylen);
+}
+
 /* Indexed by enum cfg_proxy_key. */
 static const struct cfg_key cfg_proxy_keys[PK_COUNT] = {
     [PK_LISTEN] = {"listen", true, set_listen},
@@ -573,6 +633,26 @@ static const struct cfg_key cfg_proxy_keys[PK_COUNT] = {
     [PK_SEND_TIMEOUT] = {"send_timeout", false, set_send_timeout},
     [PK_CLIENT_MAX_BODY_SIZE] = {"client_max_body_size", false, set_client_max_body_size},
     [PK_MAX_HEADER_SIZE] = {"max_header_size", false, set_max_header_size},
+    [PK_PID_FILE] = {"pid_file", false, set_pid_file},
+    [PK_USER] = {"user", false, set_user},
+    [PK_SHUTDOWN_TIMEOUT] = {"shutdown_timeout", false, set_shutdown_timeout},
+};
+
+/* ---- [admin] keys ---------------------------------------------------- */
+
+/* Whether it clashes with a [proxy] listen is checked in cfg_validate(). */
+static int
+set_admin_listen(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    if (cfg_parse_addr(val, &st->cfg->admin_addr, why, whylen) == -1)
+        return -1;
+    st->cfg->admin_line = st->lineno;
+    return 0;
+}
+
+/* Indexed by enum cfg_admin_key. */
+static const struct cfg_key cfg_admin_keys[AK_COUNT] = {
+    [AK_LISTEN] = {"listen", false, set_admin_listen},
 };
 
 /* ---- [upstream NAME] keys -------------------------------------------- */
@@ -934,6 +1014,10 @@ cfg_handler(void *user, const char *section, const char *key, const char *val)
         keys = cfg_proxy_keys;
         nkeys = PK_COUNT;
         seen = st->proxy_seen;
+    } else if (st->sec == CFG_SEC_ADMIN) {
+        keys = cfg_admin_keys;
+        nkeys = AK_COUNT;
+        seen = st->admin_seen;
     } else {
         keys = cfg_group_keys;
         nkeys = GK_COUNT;
@@ -999,9 +1083,21 @@ cfg_section(struct cfg_state *st, const char *p)
         snprintf(st->sectext, sizeof(st->sectext), "proxy");
         return;
     }
+    if (strcmp(text, "admin") == 0) {
+        if (st->admin_secline != 0) {
+            cfg_fail(st, st->lineno, "[admin]: section given twice, first at line %d",
+                     st->admin_secline);
+            return;
+        }
+        st->sec = CFG_SEC_ADMIN;
+        st->admin_secline = st->lineno;
+        cfg->admin = true;
+        snprintf(st->sectext, sizeof(st->sectext), "admin");
+        return;
+    }
     if (strncmp(text, "upstream", 8) != 0 ||
         (text[8] != '\0' && text[8] != ' ' && text[8] != '\t')) {
-        cfg_fail(st, st->lineno, "[%s]: unknown section (proxy, upstream NAME)", text);
+        cfg_fail(st, st->lineno, "[%s]: unknown section (proxy, admin, upstream NAME)", text);
         return;
     }
     b = text + 8 + strspn(text + 8, " \t");
@@ -1146,6 +1242,75 @@ cfg_reader(char *str, int num, void *stream)
 
 /* ---- loading --------------------------------------------------------- */
 
+static unsigned short
+cfg_port(const struct cfg_addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+}
+
+static bool
+cfg_wildcard(const struct cfg_addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+}
+
+/*
+ * Whether binding <a> and <b> would take the same connections. Listeners
+ * are bound with SO_REUSEPORT, so such a clash would not fail at bind()
+ * time: the two sockets would silently share, or steal, traffic. Port 0
+ * picks a distinct free port for each. A wildcard takes its port on every
+ * address of its family ("[::]" on IPv4 too: dual stack).
+ */
+static bool
+cfg_addr_overlap(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+    if (cfg_port(a) == 0 || cfg_port(a) != cfg_port(b))
+        return false;
+    if (a->ss.ss_family != b->ss.ss_family)
+        return (a->ss.ss_family == AF_INET6 && cfg_wildcard(a)) ||
+               (b->ss.ss_family == AF_INET6 && cfg_wildcard(b));
+    if (cfg_wildcard(a) || cfg_wildcard(b))
+        return true;
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)&b->ss)->sin_addr.s_addr;
+    return IN6_ARE_ADDR_EQUAL(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr,
+                              &((const struct sockaddr_in6 *)&b->ss)->sin6_addr);
+}
+
+/* [admin]: listen is required and must not take a [proxy] listener's traffic. */
+static int
+cfg_validate_admin(struct cfg_state *st)
+{
+    struct config *cfg = st->cfg;
+
+    if (!cfg->admin)
+        return 0;
+    if (st->admin_seen[AK_LISTEN] == 0) {
+        cfg_fail(st, st->admin_secline, "[admin] listen: missing, listen = ADDR is required");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct cfg_listener *l = &cfg->listeners[i];
+
+        if (!cfg_addr_overlap(&cfg->admin_addr, &l->addr))
+            continue;
+        if (strcmp(cfg->admin_addr.text, l->addr.text) == 0)
+            cfg_fail(st, cfg->admin_line, "[admin] listen: %s is also a [proxy] listen (line %d)",
+                     l->addr.text, l->line);
+        else
+            cfg_fail(st, cfg->admin_line,
+                     "[admin] listen: %s overlaps the [proxy] listen %s (line %d)",
+                     cfg->admin_addr.text, l->addr.text, l->line);
+        return -1;
+    }
+    return 0;
+}
+
 /* The whole-file checks, once every line was read. */
 static int
 cfg_validate(struct cfg_state *st)
@@ -1171,6 +1336,8 @@ cfg_validate(struct cfg_state *st)
         return -1;
     }
     cfg->group = i;
+    if (cfg_validate_admin(st) == -1)
+        return -1;
     for (i = 0; i < cfg->ngroups; i++) {
         struct cfg_group *g = &cfg->groups[i];
 
@@ -1229,6 +1396,7 @@ cfg_run(struct cfg_state *st)
     cfg->send_timeout_ms = 30000;
     cfg->client_max_body_size = 1024 * 1024;
     cfg->max_header_size = 16 * 1024;
+    cfg->shutdown_timeout_ms = 30000;
 
     /* inih's runtime options (globals in Debian's build): set them all. */
     ini_allow_multiline = false; /* one line is one key */
@@ -1310,6 +1478,245 @@ cfg_free(struct config *cfg)
     free(cfg->listeners);
     free(cfg->error_log);
     free(cfg->access_log);
+    free(cfg->pid_file);
+    free(cfg->user);
     free(cfg->path);
     free(cfg);
+}
+
+/* ---- cfg_diff -------------------------------------------------------- */
+
+struct cfg_diff_out {
+    void (*log)(void *arg, const char *line);
+    void *arg;
+    int n;
+};
+
+__attribute__((format(printf, 2, 3))) static void
+cfg_dline(struct cfg_diff_out *d, const char *fmt, ...)
+{
+    /* two paths of up to a line each, and some words */
+    char line[2 * CFG_MAX_LINE + 128];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    d->log(d->arg, line);
+    d->n++;
+}
+
+/* "KEY OLD -> NEW" for each kind of value; <pfx> is "" or "[app] ". */
+static void
+cfg_dms(struct cfg_diff_out *d, const char *pfx, const char *key, int64_t a, int64_t b)
+{
+    if (a != b)
+        cfg_dline(d, "%s%s %lld ms -> %lld ms", pfx, key, (long long)a, (long long)b);
+}
+
+static void
+cfg_duint(struct cfg_diff_out *d, const char *pfx, const char *key, uint64_t a, uint64_t b)
+{
+    if (a != b)
+        cfg_dline(d, "%s%s %llu -> %llu", pfx, key, (unsigned long long)a, (unsigned long long)b);
+}
+
+static void
+cfg_dbytes(struct cfg_diff_out *d, const char *key, uint64_t a, uint64_t b)
+{
+    if (a != b)
+        cfg_dline(d, "%s %llu bytes -> %llu bytes", key, (unsigned long long)a,
+                  (unsigned long long)b);
+}
+
+/* Strings that may be NULL ("none": the key is not set). */
+static void
+cfg_dstr(struct cfg_diff_out *d, const char *pfx, const char *key, const char *a, const char *b)
+{
+    if ((a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0))
+        cfg_dline(d, "%s%s %s -> %s", pfx, key, a != NULL ? a : "none", b != NULL ? b : "none");
+}
+
+static void
+cfg_dbool(struct cfg_diff_out *d, const char *pfx, const char *key, bool a, bool b,
+          const char *yes, const char *no)
+{
+    if (a != b)
+        cfg_dline(d, "%s%s %s -> %s", pfx, key, a ? yes : no, b ? yes : no);
+}
+
+static const char *
+cfg_balance_name(enum cfg_balance b)
+{
+    switch (b) {
+    case CFG_BAL_ROUND_ROBIN:
+        return "round_robin";
+    case CFG_BAL_LEAST_CONN:
+        return "least_conn";
+    case CFG_BAL_RANDOM:
+        return "random";
+    case CFG_BAL_HASH:
+        return "hash";
+    }
+    return "?";
+}
+
+static const char *
+cfg_level_name(enum cfg_log_level l)
+{
+    switch (l) {
+    case CFG_LOG_ERROR:
+        return "error";
+    case CFG_LOG_WARN:
+        return "warn";
+    case CFG_LOG_INFO:
+        return "info";
+    case CFG_LOG_DEBUG:
+        return "debug";
+    }
+    return "?";
+}
+
+/* hash_key as written in the file: "client_ip" or "header:NAME". */
+static void
+cfg_hash_key_text(const struct cfg_group *g, char *out, size_t outlen)
+{
+    if (g->hash_key == CFG_HASH_HEADER)
+        snprintf(out, outlen, "header:%s", g->hash_header);
+    else
+        snprintf(out, outlen, "client_ip");
+}
+
+static const struct cfg_server *
+cfg_find_server(const struct cfg_group *g, const char *text)
+{
+    for (size_t i = 0; i < g->nservers; i++)
+        if (strcmp(g->servers[i].addr.text, text) == 0)
+            return &g->servers[i];
+    return NULL;
+}
+
+static const struct cfg_group *
+cfg_find_group(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->ngroups; i++)
+        if (strcmp(cfg->groups[i].name, name) == 0)
+            return &cfg->groups[i];
+    return NULL;
+}
+
+static bool
+cfg_has_listener(const struct config *cfg, const char *text)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (strcmp(cfg->listeners[i].addr.text, text) == 0)
+            return true;
+    return false;
+}
+
+/* One group present in both configs: servers (matched by address), then keys. */
+static void
+cfg_diff_group(struct cfg_diff_out *d, const struct cfg_group *a, const struct cfg_group *b)
+{
+    char pfx[CFG_NAME_MAX + 4], ka[CFG_NAME_MAX + 8], kb[CFG_NAME_MAX + 8];
+
+    snprintf(pfx, sizeof(pfx), "[%s] ", a->name);
+    for (size_t i = 0; i < a->nservers; i++)
+        if (cfg_find_server(b, a->servers[i].addr.text) == NULL)
+            cfg_dline(d, "%sserver removed %s", pfx, a->servers[i].addr.text);
+    for (size_t i = 0; i < b->nservers; i++)
+        if (cfg_find_server(a, b->servers[i].addr.text) == NULL)
+            cfg_dline(d, "%sserver added %s", pfx, b->servers[i].addr.text);
+    for (size_t i = 0; i < b->nservers; i++) {
+        const struct cfg_server *ns = &b->servers[i];
+        const struct cfg_server *os = cfg_find_server(a, ns->addr.text);
+
+        if (os == NULL)
+            continue;
+        if (os->weight != ns->weight)
+            cfg_dline(d, "%s%s weight %u -> %u", pfx, ns->addr.text, os->weight, ns->weight);
+        if (os->backup != ns->backup)
+            cfg_dline(d, "%s%s now %s", pfx, ns->addr.text, ns->backup ? "backup" : "primary");
+    }
+    cfg_dms(d, pfx, "connect_timeout", a->connect_timeout_ms, b->connect_timeout_ms);
+    cfg_dms(d, pfx, "read_timeout", a->read_timeout_ms, b->read_timeout_ms);
+    cfg_duint(d, pfx, "keepalive", a->keepalive, b->keepalive);
+    cfg_dbool(d, pfx, "preserve_host", a->preserve_host, b->preserve_host, "yes", "no");
+    if (a->balance != b->balance)
+        cfg_dline(d, "%sbalance %s -> %s", pfx, cfg_balance_name(a->balance),
+                  cfg_balance_name(b->balance));
+    cfg_hash_key_text(a, ka, sizeof(ka));
+    cfg_hash_key_text(b, kb, sizeof(kb));
+    cfg_dstr(d, pfx, "hash_key", ka, kb);
+    cfg_duint(d, pfx, "retries", a->retries, b->retries);
+    cfg_dbool(d, pfx, "health_check", a->health_check, b->health_check, "on", "off");
+    cfg_dstr(d, pfx, "health_path", a->health_path, b->health_path);
+    cfg_dms(d, pfx, "health_interval", a->health_interval_ms, b->health_interval_ms);
+    cfg_dms(d, pfx, "health_timeout", a->health_timeout_ms, b->health_timeout_ms);
+    cfg_duint(d, pfx, "rise", a->rise, b->rise);
+    cfg_duint(d, pfx, "fall", a->fall, b->fall);
+    if (a->health_status_min != b->health_status_min ||
+        a->health_status_max != b->health_status_max)
+        cfg_dline(d, "%shealth_status %u-%u -> %u-%u", pfx, a->health_status_min,
+                  a->health_status_max, b->health_status_min, b->health_status_max);
+    cfg_duint(d, pfx, "max_fails", a->max_fails, b->max_fails);
+    cfg_dms(d, pfx, "fail_window", a->fail_window_ms, b->fail_window_ms);
+    cfg_dms(d, pfx, "cooldown", a->cooldown_ms, b->cooldown_ms);
+    cfg_dbool(d, pfx, "fail_on_5xx", a->fail_on_5xx, b->fail_on_5xx, "yes", "no");
+}
+
+/*
+ * Order: listeners, [proxy] keys in the order of the file format, [admin],
+ * groups removed then added, then each group kept (in <new>'s order).
+ * Line numbers and the file name are not compared: they are not behaviour.
+ */
+int
+cfg_diff(const struct config *old, const struct config *new,
+         void (*log)(void *arg, const char *line), void *arg)
+{
+    struct cfg_diff_out d = {log, arg, 0};
+    const char *oa, *na;
+
+    for (size_t i = 0; i < old->nlisteners; i++)
+        if (!cfg_has_listener(new, old->listeners[i].addr.text))
+            cfg_dline(&d, "listener removed %s", old->listeners[i].addr.text);
+    for (size_t i = 0; i < new->nlisteners; i++)
+        if (!cfg_has_listener(old, new->listeners[i].addr.text))
+            cfg_dline(&d, "listener added %s", new->listeners[i].addr.text);
+    cfg_duint(&d, "", "workers", old->workers, new->workers);
+    cfg_dstr(&d, "", "upstream", old->groups[old->group].name, new->groups[new->group].name);
+    cfg_dstr(&d, "", "error_log", old->error_log, new->error_log);
+    cfg_dstr(&d, "", "access_log", old->access_log, new->access_log);
+    if (old->log_level != new->log_level)
+        cfg_dline(&d, "log_level %s -> %s", cfg_level_name(old->log_level),
+                  cfg_level_name(new->log_level));
+    cfg_dms(&d, "", "keepalive_timeout", old->keepalive_timeout_ms, new->keepalive_timeout_ms);
+    cfg_duint(&d, "", "keepalive_requests", old->keepalive_requests, new->keepalive_requests);
+    cfg_dms(&d, "", "client_header_timeout", old->client_header_timeout_ms,
+            new->client_header_timeout_ms);
+    cfg_dms(&d, "", "client_body_timeout", old->client_body_timeout_ms,
+            new->client_body_timeout_ms);
+    cfg_dms(&d, "", "send_timeout", old->send_timeout_ms, new->send_timeout_ms);
+    cfg_dbytes(&d, "client_max_body_size", old->client_max_body_size, new->client_max_body_size);
+    cfg_dbytes(&d, "max_header_size", old->max_header_size, new->max_header_size);
+    cfg_dstr(&d, "", "pid_file", old->pid_file, new->pid_file);
+    cfg_dstr(&d, "", "user", old->user, new->user);
+    cfg_dms(&d, "", "shutdown_timeout", old->shutdown_timeout_ms, new->shutdown_timeout_ms);
+    oa = old->admin ? old->admin_addr.text : NULL;
+    na = new->admin ? new->admin_addr.text : NULL;
+    cfg_dstr(&d, "", "admin listen", oa, na);
+
+    for (size_t i = 0; i < old->ngroups; i++)
+        if (cfg_find_group(new, old->groups[i].name) == NULL)
+            cfg_dline(&d, "upstream group removed %s", old->groups[i].name);
+    for (size_t i = 0; i < new->ngroups; i++)
+        if (cfg_find_group(old, new->groups[i].name) == NULL)
+            cfg_dline(&d, "upstream group added %s", new->groups[i].name);
+    for (size_t i = 0; i < new->ngroups; i++) {
+        const struct cfg_group *og = cfg_find_group(old, new->groups[i].name);
+
+        if (og != NULL)
+            cfg_diff_group(&d, og, &new->groups[i]);
+    }
+    return d.n;
 }

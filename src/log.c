@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,20 @@ log_reopen(void)
 {
     reopen_one(error_path, &error_fd);
     reopen_one(access_path, &access_fd);
+}
+
+void
+log_chown(const char *user)
+{
+    if (user == NULL || geteuid() != 0)
+        return;
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL)
+        return;
+    const char *paths[] = {error_path, access_path};
+    for (size_t i = 0; i < 2; i++)
+        if (paths[i] != NULL && chown(paths[i], pw->pw_uid, pw->pw_gid) == -1)
+            log_warn_errno("chown %s to %s", paths[i], user);
 }
 
 void

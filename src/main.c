@@ -1,15 +1,23 @@
 /*
  * main: the command line.
- *   miniproxyd [-c FILE]   run (master + workers)
- *   miniproxyd -t -c FILE  validate the configuration and exit
+ *   miniproxyd [-c FILE]          run (master + workers)
+ *   miniproxyd -t -c FILE         validate the configuration and exit
+ *   miniproxyd -s SIGNAL -c FILE  signal the running master, as nginx -s:
+ *                                 reload (HUP), stop (TERM), quit (QUIT),
+ *                                 reopen (USR1); the master is found through
+ *                                 FILE's pid_file
  *   miniproxyd -v | -h
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "master.h"
+#include "pidfile.h"
 
 #define DEFAULT_CONFIG "/etc/miniproxyd/miniproxy.ini"
 
@@ -17,27 +25,91 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "usage: miniproxyd [-t] [-c FILE]\n"
+               "       miniproxyd -s reload|stop|quit|reopen [-c FILE]\n"
                "       miniproxyd -v | -h\n"
-               "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
-               "  -t       check the configuration and exit\n"
-               "  -v       print the version and exit\n"
-               "  -h       this help\n");
+               "  -c FILE    configuration file (default " DEFAULT_CONFIG ")\n"
+               "  -t         check the configuration and exit\n"
+               "  -s SIGNAL  send SIGNAL to the master named by FILE's pid_file and exit:\n"
+               "             reload (SIGHUP), stop (SIGTERM, fast), quit (SIGQUIT, graceful),\n"
+               "             reopen (SIGUSR1, reopen the log files)\n"
+               "  -v         print the version and exit\n"
+               "  -h         this help\n");
+}
+
+/* -s names, as nginx's */
+static const struct {
+    const char *name;
+    int sig;
+} signals[] = {
+    {"reload", SIGHUP},
+    {"stop", SIGTERM},
+    {"quit", SIGQUIT},
+    {"reopen", SIGUSR1},
+};
+
+/*
+ * -s: sends <sig> to the master whose pid is in <cfg>'s pid_file (<path>
+ * is the config file, for messages). Returns the exit status; prints
+ * nothing on success.
+ */
+static int
+signal_master(const struct config *cfg, const char *path, int sig)
+{
+    char err[1024];
+    pid_t pid;
+
+    if (cfg->pid_file == NULL) {
+        fprintf(stderr, "miniproxyd: %s has no pid_file; cannot find the master\n", path);
+        return 1;
+    }
+    pid = pidfile_read(cfg->pid_file, err, sizeof(err));
+    if (pid == -1) {
+        fprintf(stderr, "miniproxyd: %s\n", err);
+        return 1;
+    }
+    if (kill(pid, 0) == -1) {
+        if (errno == ESRCH)
+            fprintf(stderr, "miniproxyd: no running master with pid %ld (from %s)\n", (long)pid,
+                    cfg->pid_file);
+        else
+            fprintf(stderr, "miniproxyd: cannot signal pid %ld (from %s): %s\n", (long)pid,
+                    cfg->pid_file, strerror(errno));
+        return 1;
+    }
+    if (kill(pid, sig) == -1) {
+        fprintf(stderr, "miniproxyd: cannot signal pid %ld (from %s): %s\n", (long)pid,
+                cfg->pid_file, strerror(errno));
+        return 1;
+    }
+    return 0;
 }
 
 int
 main(int argc, char **argv)
 {
     const char *path = DEFAULT_CONFIG;
-    int test = 0, opt;
+    int test = 0, sig = 0, opt;
     char err[1024];
 
-    while ((opt = getopt(argc, argv, "c:tvh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:ts:vh")) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
             break;
         case 't':
             test = 1;
+            break;
+        case 's':
+            sig = 0;
+            for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+                if (strcmp(optarg, signals[i].name) == 0)
+                    sig = signals[i].sig;
+            if (sig == 0) {
+                fprintf(stderr, "miniproxyd: unknown signal \"%s\" (reload|stop|quit|reopen)\n",
+                        optarg);
+                usage(stderr);
+                return 2;
+            }
             break;
         case 'v':
             printf("miniproxyd %s\n", MP_VERSION);
@@ -50,7 +122,7 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || (test && sig != 0)) {
         usage(stderr);
         return 2;
     }
@@ -67,7 +139,11 @@ main(int argc, char **argv)
         cfg_free(cfg);
         return 0;
     }
-    int rc = master_run(cfg, path);
-    cfg_free(cfg);
-    return rc;
+    if (sig != 0) {
+        int rc = signal_master(cfg, path, sig);
+
+        cfg_free(cfg);
+        return rc;
+    }
+    return master_run(cfg, path); /* it owns <cfg> from here */
 }

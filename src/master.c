@@ -1,11 +1,20 @@
 /*
- * master: listeners, shared memory, workers; spawn, reap, respawn, stop.
- * See master.h.
+ * master: listeners, shared memory, children; spawn, reap, respawn,
+ * reload, stop. See master.h.
+ *
+ * Children belong to a generation: a configuration, its shared table and
+ * its processes (workers, the health checker, the admin worker). SIGHUP
+ * builds a whole new generation next to the live one and, once it serves,
+ * retires the old one: its workers finish the request they are on and exit
+ * (nginx's reload, done with prefork workers). Listening sockets belong to
+ * the master and outlive generations, so connections waiting in the accept
+ * queue are served by whichever generation accepts next.
  */
 #include "master.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,17 +24,20 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "health.h"
 #include "log.h"
 #include "net.h"
+#include "pidfile.h"
 #include "shm.h"
-#include "health.h"
 #include "worker.h"
 
 /* A child that dies sooner than this after its start counts as crashing. */
 #define CRASH_WINDOW_MS 1000
 #define BACKOFF_MAX_MS 5000
 #define FAST_STOP_MS 3000
-#define GRACEFUL_STOP_MS 30000
+/* Generations alive at once: the current one and those still draining. */
+#define MAX_GENS 8
+#define MAX_LISTENERS (2 * (CFG_MAX_LISTENERS + 1))
 
 static volatile sig_atomic_t sig_chld, sig_term, sig_quit, sig_hup, sig_usr1;
 
@@ -53,67 +65,143 @@ on_signal(int sig)
 }
 
 struct child {
-    pid_t pid;         /* 0: not running */
-    int64_t started;   /* buf_now_ms() of the last fork */
-    int64_t respawn_at;/* when to fork again, 0 if not pending */
-    unsigned crashes;  /* consecutive deaths within CRASH_WINDOW_MS */
-    bool fatal;        /* exited with MP_EXIT_FATAL: not respawned */
+    pid_t pid;          /* 0: not running */
+    int64_t started;    /* buf_now_ms() of the last fork */
+    int64_t respawn_at; /* when to fork again, 0 if not pending */
+    unsigned crashes;   /* consecutive deaths within CRASH_WINDOW_MS */
+    bool fatal;         /* exited with MP_EXIT_FATAL: not respawned */
+};
+
+/* A listening socket, owned by the master across generations. */
+struct listener {
+    char key[96]; /* "proxy 127.0.0.1:8080", "admin 127.0.0.1:9090" */
+    int fd;
+    int port;
+};
+
+/* One configuration and the processes serving it. */
+struct generation {
+    uint32_t id;
+    struct config *cfg;
+    struct shm *shm;
+    struct child *children; /* workers, then the checker, then the admin worker if any */
+    unsigned nchildren;
+    int lfds[CFG_MAX_LISTENERS]; /* the proxy listeners its workers accept on */
+    size_t nlisten;
+    int admin_fd; /* -1: no [admin] */
+    bool retiring;
+    int64_t kill_at; /* retiring: SIGKILL whatever is left then */
 };
 
 struct master {
-    struct config *cfg;
-    struct shm *shm;
-    int lfds[CFG_MAX_LISTENERS];
-    size_t nlisten;
-    struct child *children; /* [0, workers): the workers; [workers]: the health checker */
-    unsigned nchildren;
+    const char *path;
+    struct generation *gens[MAX_GENS]; /* gens[0] is the current one */
+    size_t ngens;
+    struct listener ls[MAX_LISTENERS];
+    size_t nls;
+    uint32_t next_id;
+    int64_t started_unix;
     sigset_t waitmask; /* the mask ppoll() waits with: our signals unblocked */
 };
 
-static bool
-is_checker(const struct master *m, unsigned i)
+static struct generation *
+current(struct master *m)
 {
-    return i == m->cfg->workers;
+    return m->gens[0];
 }
 
-/* "worker 3" or "health checker", for messages. */
-static const char *
-child_name(const struct master *m, unsigned i, char *buf, size_t len)
+/* ---- children -------------------------------------------------------------------------- */
+
+static bool
+is_checker(const struct generation *gen, unsigned i)
 {
-    if (is_checker(m, i))
+    return i == gen->cfg->workers;
+}
+
+static bool
+is_admin(const struct generation *gen, unsigned i)
+{
+    return i == gen->cfg->workers + 1;
+}
+
+/* "worker 3", "health checker", "admin worker", for messages. */
+static const char *
+child_name(const struct generation *gen, unsigned i, char *buf, size_t len)
+{
+    if (is_checker(gen, i))
         snprintf(buf, len, "health checker");
+    else if (is_admin(gen, i))
+        snprintf(buf, len, "admin worker");
     else
         snprintf(buf, len, "worker %u", i);
     return buf;
 }
 
-/* Forks child <i>: a worker or, for the last slot, the health checker. */
+/* Forks child <i> of <gen>. */
 static pid_t
-spawn_child(struct master *m, unsigned i)
+spawn_child(struct generation *gen, unsigned i)
 {
     char name[32];
     pid_t master = getpid();
     pid_t pid = fork();
     if (pid == -1) {
-        log_error_errno("fork %s", child_name(m, i, name, sizeof(name)));
+        log_error_errno("fork %s", child_name(gen, i, name, sizeof(name)));
         return -1;
     }
     if (pid == 0) {
         if (getppid() != master)
             _exit(MP_EXIT_OK); /* the master died before we could ask to follow it */
-        if (is_checker(m, i))
-            health_run(m->cfg, m->shm);
-        worker_run(m->cfg, m->shm, (int)i, m->lfds, m->nlisten);
+        char err[256];
+        if (privs_drop(gen->cfg->user, err, sizeof(err)) == -1)
+            log_fatal(MP_EXIT_FATAL, "%s", err);
+        if (is_checker(gen, i))
+            health_run(gen->cfg, gen->shm);
+        if (is_admin(gen, i))
+            worker_run(gen->cfg, gen->shm, -1, &gen->admin_fd, 1, true);
+        worker_run(gen->cfg, gen->shm, (int)i, gen->lfds, gen->nlisten, false);
     }
-    struct child *ch = &m->children[i];
+    struct child *ch = &gen->children[i];
     ch->pid = pid;
     ch->started = buf_now_ms();
     ch->respawn_at = 0;
-    if (!is_checker(m, i)) {
-        atomic_store(&m->shm->workers[i].pid, pid);
-        m->shm->workers[i].generation = m->shm->generation;
+    if (i < gen->cfg->workers) {
+        atomic_store(&gen->shm->workers[i].pid, pid);
+        gen->shm->workers[i].generation = gen->id;
     }
     return pid;
+}
+
+static unsigned
+live_in(const struct generation *gen)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < gen->nchildren; i++)
+        n += gen->children[i].pid != 0;
+    return n;
+}
+
+static unsigned
+live_children(const struct master *m)
+{
+    unsigned n = 0;
+    for (size_t k = 0; k < m->ngens; k++)
+        n += live_in(m->gens[k]);
+    return n;
+}
+
+static void
+signal_gen(struct generation *gen, int sig)
+{
+    for (unsigned i = 0; i < gen->nchildren; i++)
+        if (gen->children[i].pid != 0)
+            kill(gen->children[i].pid, sig);
+}
+
+static void
+signal_all(struct master *m, int sig)
+{
+    for (size_t k = 0; k < m->ngens; k++)
+        signal_gen(m->gens[k], sig);
 }
 
 static void
@@ -128,7 +216,40 @@ describe_exit(int status, char *out, size_t len)
         snprintf(out, len, "stopped (status %d)", status);
 }
 
-/* Reaps every dead child; schedules respawns unless <stopping>. */
+/* A child of a live generation died: schedule its respawn, with back-off. */
+static void
+child_died(struct generation *gen, unsigned i, pid_t pid, int status, const char *why)
+{
+    struct child *ch = &gen->children[i];
+    char name[32];
+    int64_t now = buf_now_ms();
+
+    child_name(gen, i, name, sizeof(name));
+    if (WIFEXITED(status) && WEXITSTATUS(status) == MP_EXIT_FATAL) {
+        ch->fatal = true;
+        log_error("%s (pid %d) %s: fatal, not respawned", name, (int)pid, why);
+        return;
+    }
+    if (now - ch->started < CRASH_WINDOW_MS)
+        ch->crashes++;
+    else
+        ch->crashes = 0;
+    /* The first death respawns at once; a crash loop backs off, doubling. */
+    int64_t delay = 0;
+    if (ch->crashes > 1) {
+        delay = 100LL << (ch->crashes - 2 < 6 ? ch->crashes - 2 : 6);
+        if (delay > BACKOFF_MAX_MS)
+            delay = BACKOFF_MAX_MS;
+    }
+    ch->respawn_at = now + delay;
+    if (delay > 0)
+        log_error("%s (pid %d) %s; crashing repeatedly, respawn in %lld ms", name, (int)pid, why,
+                  (long long)delay);
+    else
+        log_warn("%s (pid %d) %s; respawning", name, (int)pid, why);
+}
+
+/* Reaps every dead child; schedules respawns in live generations unless <stopping>. */
 static void
 reap(struct master *m, bool stopping)
 {
@@ -138,82 +259,54 @@ reap(struct master *m, bool stopping)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         char why[96];
         describe_exit(status, why, sizeof(why));
-        for (unsigned i = 0; i < m->nchildren; i++) {
-            struct child *ch = &m->children[i];
-            char name[32];
-            if (ch->pid != pid)
-                continue;
-            ch->pid = 0;
-            if (!is_checker(m, i)) {
-                atomic_store(&m->shm->workers[i].pid, 0);
-                atomic_store(&m->shm->workers[i].state, SHM_W_FREE);
+        for (size_t k = 0; k < m->ngens; k++) {
+            struct generation *gen = m->gens[k];
+            for (unsigned i = 0; i < gen->nchildren; i++) {
+                if (gen->children[i].pid != pid)
+                    continue;
+                gen->children[i].pid = 0;
+                if (i < gen->cfg->workers) {
+                    atomic_store(&gen->shm->workers[i].pid, 0);
+                    atomic_store(&gen->shm->workers[i].state, SHM_W_FREE);
+                }
+                if (gen->retiring || stopping) {
+                    /* Expected: an old generation drains away. */
+                    char name[32];
+                    log_debug("generation %u: %s (pid %d) %s", gen->id,
+                              child_name(gen, i, name, sizeof(name)), (int)pid, why);
+                } else {
+                    child_died(gen, i, pid, status, why);
+                }
+                goto next;
             }
-            child_name(m, i, name, sizeof(name));
-            if (stopping)
-                break;
-            int64_t now = buf_now_ms();
-            if (WIFEXITED(status) && WEXITSTATUS(status) == MP_EXIT_FATAL) {
-                ch->fatal = true;
-                log_error("%s (pid %d) %s: fatal, not respawned", name, (int)pid, why);
-                break;
-            }
-            if (now - ch->started < CRASH_WINDOW_MS)
-                ch->crashes++;
-            else
-                ch->crashes = 0;
-            /* The first death respawns at once; a crash loop backs off, doubling. */
-            int64_t delay = 0;
-            if (ch->crashes > 1) {
-                delay = 100LL << (ch->crashes - 2 < 6 ? ch->crashes - 2 : 6);
-                if (delay > BACKOFF_MAX_MS)
-                    delay = BACKOFF_MAX_MS;
-            }
-            ch->respawn_at = now + delay;
-            if (delay > 0)
-                log_error("%s (pid %d) %s; crashing repeatedly, respawn in %lld ms", name,
-                          (int)pid, why, (long long)delay);
-            else
-                log_warn("%s (pid %d) %s; respawning", name, (int)pid, why);
-            break;
         }
+    next:;
     }
 }
 
-/* Forks the workers whose respawn time has come; returns ms until the next one, or -1. */
+/* Forks the children whose respawn time has come; returns ms until the next one, or -1. */
 static int64_t
 respawn_due(struct master *m)
 {
     int64_t now = buf_now_ms(), next = -1;
-    for (unsigned i = 0; i < m->nchildren; i++) {
-        struct child *ch = &m->children[i];
-        if (ch->pid != 0 || ch->fatal || ch->respawn_at == 0)
+    for (size_t k = 0; k < m->ngens; k++) {
+        struct generation *gen = m->gens[k];
+        if (gen->retiring)
             continue;
-        if (ch->respawn_at <= now) {
-            if (spawn_child(m, i) == -1)
-                ch->respawn_at = now + 1000; /* fork failed: try again, slowly */
-            continue;
+        for (unsigned i = 0; i < gen->nchildren; i++) {
+            struct child *ch = &gen->children[i];
+            if (ch->pid != 0 || ch->fatal || ch->respawn_at == 0)
+                continue;
+            if (ch->respawn_at <= now) {
+                if (spawn_child(gen, i) == -1)
+                    ch->respawn_at = now + 1000; /* fork failed: try again, slowly */
+                continue;
+            }
+            if (next == -1 || ch->respawn_at - now < next)
+                next = ch->respawn_at - now;
         }
-        if (next == -1 || ch->respawn_at - now < next)
-            next = ch->respawn_at - now;
     }
     return next;
-}
-
-static unsigned
-live_children(struct master *m)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < m->nchildren; i++)
-        n += m->children[i].pid != 0;
-    return n;
-}
-
-static void
-signal_children(struct master *m, int sig)
-{
-    for (unsigned i = 0; i < m->nchildren; i++)
-        if (m->children[i].pid != 0)
-            kill(m->children[i].pid, sig);
 }
 
 /* Waits for our signals (or <ms>, -1 = forever) with them unblocked. */
@@ -229,43 +322,198 @@ wait_signal(struct master *m, int64_t ms)
     (void)ppoll(NULL, 0, tp, &m->waitmask);
 }
 
-/* Stops every child: <sig> first, SIGKILL for those still alive after <grace_ms>. */
-static void
-stop_children(struct master *m, int sig, int64_t grace_ms)
+/* ---- listeners ------------------------------------------------------------------------- */
+
+/*
+ * The master's socket for <addr> (opening it when no generation has it
+ * yet). Returns the fd or -1 (logged).
+ */
+static int
+listener_get(struct master *m, const char *kind, const struct cfg_addr *addr,
+             const struct config *cfg, const char *section, int line)
 {
-    int64_t deadline = buf_now_ms() + grace_ms;
-    signal_children(m, sig);
-    while (live_children(m) > 0) {
-        int64_t left = deadline - buf_now_ms();
-        if (left <= 0) {
-            log_warn("%u children still running after %lld ms: killing them", live_children(m),
-                     (long long)grace_ms);
-            signal_children(m, SIGKILL);
-            deadline = buf_now_ms() + 1000000;
-            left = 1000;
+    char key[96];
+    snprintf(key, sizeof(key), "%s %s", kind, addr->text);
+    for (size_t i = 0; i < m->nls; i++)
+        if (strcmp(m->ls[i].key, key) == 0)
+            return m->ls[i].fd;
+    if (m->nls == MAX_LISTENERS) {
+        log_error("too many listening sockets");
+        return -1;
+    }
+    int fd = net_listen(addr, 4096);
+    if (fd == -1) {
+        log_error_errno("%s:%d: [%s] listen: cannot listen on %s", cfg->path, line, section,
+                        addr->text);
+        return -1;
+    }
+    struct listener *l = &m->ls[m->nls++];
+    snprintf(l->key, sizeof(l->key), "%s", key);
+    l->fd = fd;
+    l->port = net_local_port(fd);
+    log_info("listening on %s (port %d)%s", addr->text, l->port,
+             strcmp(kind, "admin") == 0 ? " for /status, /status.json, /metrics" : "");
+    return fd;
+}
+
+static bool
+gen_uses(const struct generation *gen, int fd)
+{
+    if (gen->admin_fd == fd)
+        return true;
+    for (size_t i = 0; i < gen->nlisten; i++)
+        if (gen->lfds[i] == fd)
+            return true;
+    return false;
+}
+
+/* Closes the listening sockets no generation uses any more. */
+static void
+listeners_prune(struct master *m)
+{
+    for (size_t i = 0; i < m->nls;) {
+        bool used = false;
+        for (size_t k = 0; k < m->ngens && !used; k++)
+            used = gen_uses(m->gens[k], m->ls[i].fd);
+        if (used) {
+            i++;
+            continue;
         }
-        sig_chld = 0;
-        reap(m, true);
-        if (live_children(m) == 0)
-            break;
-        wait_signal(m, left < 100 ? left : 100);
+        log_info("closed listener %s", m->ls[i].key);
+        close(m->ls[i].fd);
+        m->ls[i] = m->ls[--m->nls];
+    }
+}
+
+/* ---- generations ----------------------------------------------------------------------- */
+
+static void
+gen_free(struct generation *gen)
+{
+    if (gen == NULL)
+        return;
+    shm_destroy(gen->shm);
+    cfg_free(gen->cfg);
+    free(gen->children);
+    free(gen);
+}
+
+/*
+ * Health state of servers that exist in both configurations (same group
+ * name and address) carries over, so a reload never sends a healthy server
+ * back to unknown, nor a sick one back into rotation.
+ */
+static void
+carry_health(const struct generation *old, struct generation *gen)
+{
+    for (size_t g = 0; g < gen->cfg->ngroups; g++) {
+        const struct cfg_group *ng = &gen->cfg->groups[g];
+        if (!ng->health_check)
+            continue;
+        for (size_t og = 0; og < old->cfg->ngroups; og++) {
+            const struct cfg_group *pg = &old->cfg->groups[og];
+            if (strcmp(pg->name, ng->name) != 0 || !pg->health_check)
+                continue;
+            for (size_t s = 0; s < ng->nservers; s++)
+                for (size_t os = 0; os < pg->nservers; os++) {
+                    if (strcmp(ng->servers[s].addr.text, pg->servers[os].addr.text) != 0)
+                        continue;
+                    struct shm_server *from = shm_srv(old->shm, og, os);
+                    struct shm_server *to = shm_srv(gen->shm, g, s);
+                    char err[SHM_ERR_MAX];
+                    atomic_store(&to->checks_ok, atomic_load(&from->checks_ok));
+                    atomic_store(&to->checks_failed, atomic_load(&from->checks_failed));
+                    atomic_store(&to->checks, atomic_load(&from->checks));
+                    atomic_store(&to->last_check_ms, atomic_load(&from->last_check_ms));
+                    atomic_store(&to->last_latency_us, atomic_load(&from->last_latency_us));
+                    shm_read_error(from, err, sizeof(err));
+                    shm_set_error(to, err);
+                    atomic_store(&to->health, atomic_load(&from->health));
+                }
+        }
     }
 }
 
 /*
- * Waits until the checker's first round is done (every server probed once),
- * at most the longest health_timeout plus a second. Returns -1 when told to
- * stop meanwhile.
+ * Makes a generation for <cfg> (taking it over): its listeners, shared
+ * table and child slots; no process yet. NULL on failure (logged; <cfg>
+ * freed).
+ */
+static struct generation *
+gen_new(struct master *m, struct config *cfg)
+{
+    struct generation *gen = calloc(1, sizeof(*gen));
+    if (gen == NULL) {
+        cfg_free(cfg);
+        log_error("out of memory");
+        return NULL;
+    }
+    gen->cfg = cfg;
+    gen->id = m->next_id;
+    gen->admin_fd = -1;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct cfg_listener *l = &cfg->listeners[i];
+        int fd = listener_get(m, "proxy", &l->addr, cfg, "proxy", l->line);
+        if (fd == -1)
+            goto fail;
+        gen->lfds[gen->nlisten++] = fd;
+    }
+    if (cfg->admin) {
+        gen->admin_fd = listener_get(m, "admin", &cfg->admin_addr, cfg, "admin", cfg->admin_line);
+        if (gen->admin_fd == -1)
+            goto fail;
+    }
+    gen->shm = shm_create(cfg, gen->id);
+    if (gen->shm == NULL) {
+        log_error_errno("shared memory");
+        goto fail;
+    }
+    gen->shm->started = m->started_unix;
+    gen->nchildren = cfg->workers + 1 + (cfg->admin ? 1 : 0);
+    gen->children = calloc(gen->nchildren, sizeof(*gen->children));
+    if (gen->children == NULL) {
+        log_error("out of memory");
+        goto fail;
+    }
+    m->next_id++;
+    return gen;
+fail:
+    gen_free(gen);
+    /* Sockets opened for it and used by nobody else go again. */
+    listeners_prune(m);
+    return NULL;
+}
+
+/*
+ * Sets the listeners' blocking mode for <gen>'s workers: with one proxy
+ * listener they block in accept() (the kernel wakes one worker per
+ * connection); with several they poll them all and accept without blocking.
+ * The mode is the socket's, shared with a retiring generation, which only
+ * drains and accepts no more.
+ */
+static void
+gen_listener_mode(struct generation *gen)
+{
+    for (size_t i = 0; i < gen->nlisten; i++)
+        net_set_blocking(gen->lfds[i], gen->nlisten == 1);
+    if (gen->admin_fd != -1)
+        net_set_blocking(gen->admin_fd, true);
+}
+
+/*
+ * Waits until <gen>'s checker has probed every server it must (at most the
+ * longest health_timeout plus a second), reaping and respawning meanwhile.
+ * Returns -1 when told to stop during the wait.
  */
 static int
-wait_health_ready(struct master *m)
+wait_health_ready(struct master *m, struct generation *gen)
 {
     int64_t longest = 0;
-    for (size_t g = 0; g < m->cfg->ngroups; g++)
-        if (m->cfg->groups[g].health_check && m->cfg->groups[g].health_timeout_ms > longest)
-            longest = m->cfg->groups[g].health_timeout_ms;
+    for (size_t g = 0; g < gen->cfg->ngroups; g++)
+        if (gen->cfg->groups[g].health_check && gen->cfg->groups[g].health_timeout_ms > longest)
+            longest = gen->cfg->groups[g].health_timeout_ms;
     int64_t deadline = buf_now_ms() + longest + 1000;
-    while (!atomic_load(&m->shm->health_ready)) {
+    while (!atomic_load(&gen->shm->health_ready)) {
         if (sig_term || sig_quit)
             return -1;
         if (buf_now_ms() >= deadline) {
@@ -284,44 +532,211 @@ wait_health_ready(struct master *m)
     return 0;
 }
 
+/*
+ * Starts <gen>'s processes: the checker first, the workers (and the admin
+ * worker) once it has probed every server, so no request goes to a server
+ * before its first probe; clients that come meanwhile wait in the accept
+ * queue, or are served by the generation being replaced. Returns -1 when
+ * told to stop meanwhile.
+ */
 static int
-open_listeners(struct master *m)
+gen_start(struct master *m, struct generation *gen)
 {
-    for (size_t i = 0; i < m->cfg->nlisteners; i++) {
-        const struct cfg_listener *l = &m->cfg->listeners[i];
-        int fd = net_listen(&l->addr, 4096);
-        if (fd == -1) {
-            log_error_errno("%s:%d: [proxy] listen: cannot listen on %s", m->cfg->path, l->line,
-                            l->addr.text);
-            return -1;
-        }
-        /* With several listeners, workers poll them all and must not block in accept(). */
-        if (m->cfg->nlisteners > 1 && net_prepare(fd) == -1) {
-            log_error_errno("listener %s", l->addr.text);
-            close(fd);
-            return -1;
-        }
-        m->lfds[m->nlisten++] = fd;
-        log_info("listening on %s (port %d)", l->addr.text, net_local_port(fd));
-    }
+    struct config *cfg = gen->cfg;
+    if (spawn_child(gen, cfg->workers) == -1)
+        gen->children[cfg->workers].respawn_at = buf_now_ms() + 1000;
+    if (wait_health_ready(m, gen) == -1)
+        return -1;
+    gen_listener_mode(gen);
+    for (unsigned i = 0; i < gen->nchildren; i++)
+        if (!is_checker(gen, i) && spawn_child(gen, i) == -1)
+            gen->children[i].respawn_at = buf_now_ms() + 1000;
     return 0;
 }
+
+/* Asks <gen> to finish: workers complete their request, answer it with close, and exit. */
+static void
+gen_retire(struct generation *gen)
+{
+    gen->retiring = true;
+    gen->kill_at = buf_now_ms() + gen->cfg->shutdown_timeout_ms;
+    signal_gen(gen, SIGQUIT);
+}
+
+/*
+ * Waits (at most a second) until every worker of the retiring <gen> has
+ * taken the signal in, so none of them accepts a connection any more: from
+ * then on, new connections go to the new generation only.
+ */
+static void
+wait_retired(struct master *m, struct generation *gen)
+{
+    int64_t deadline = buf_now_ms() + 1000;
+    for (;;) {
+        unsigned pending = 0;
+        for (unsigned i = 0; i < gen->cfg->workers; i++)
+            if (gen->children[i].pid != 0 && !atomic_load(&gen->shm->workers[i].draining))
+                pending++;
+        if (pending == 0 || buf_now_ms() >= deadline)
+            return;
+        if (sig_chld) {
+            sig_chld = 0;
+            reap(m, false);
+        }
+        wait_signal(m, 1);
+    }
+}
+
+/* Frees retired generations that have no process left; kills overdue ones. */
+static void
+gens_collect(struct master *m)
+{
+    int64_t now = buf_now_ms();
+    bool freed = false;
+    for (size_t k = 1; k < m->ngens;) {
+        struct generation *gen = m->gens[k];
+        if (live_in(gen) > 0) {
+            if (now >= gen->kill_at) {
+                log_warn("generation %u: %u processes still running after shutdown_timeout "
+                         "(%lld ms): killing them",
+                         gen->id, live_in(gen), (long long)gen->cfg->shutdown_timeout_ms);
+                signal_gen(gen, SIGKILL);
+                gen->kill_at = now + 1000000;
+            }
+            k++;
+            continue;
+        }
+        log_info("generation %u finished", gen->id);
+        gen_free(gen);
+        memmove(&m->gens[k], &m->gens[k + 1], (m->ngens - k - 1) * sizeof(m->gens[0]));
+        m->ngens--;
+        freed = true;
+    }
+    if (freed)
+        listeners_prune(m);
+}
+
+/* ms until the earliest kill_at of a retiring generation, or -1. */
+static int64_t
+next_kill(const struct master *m)
+{
+    int64_t now = buf_now_ms(), next = -1;
+    for (size_t k = 1; k < m->ngens; k++) {
+        int64_t left = m->gens[k]->kill_at - now;
+        if (left < 0)
+            left = 0;
+        if (next == -1 || left < next)
+            next = left;
+    }
+    return next;
+}
+
+static void
+log_change(void *arg, const char *line)
+{
+    (void)arg;
+    log_info("reload: %s", line);
+}
+
+/*
+ * SIGHUP: reads and validates the file again. On any error the old
+ * configuration keeps serving, untouched. Otherwise a new generation starts
+ * beside the current one and, once its workers run, the current one is
+ * retired.
+ */
+static void
+reload(struct master *m)
+{
+    struct generation *old = current(m);
+    char err[1024];
+
+    log_info("reload: reading %s", m->path);
+    struct config *cfg = cfg_load(m->path, err, sizeof(err));
+    if (cfg == NULL) {
+        log_error("reload failed, still serving generation %u: %s", old->id, err);
+        return;
+    }
+    if (m->ngens == MAX_GENS) {
+        log_error("reload refused: %d generations are still draining", MAX_GENS - 1);
+        cfg_free(cfg);
+        return;
+    }
+    if (cfg_diff(old->cfg, cfg, log_change, NULL) == 0)
+        log_info("reload: no changes");
+    if (log_open(cfg, err, sizeof(err)) == -1) {
+        log_error("reload failed, still serving generation %u: %s", old->id, err);
+        cfg_free(cfg);
+        return;
+    }
+    struct generation *gen = gen_new(m, cfg);
+    if (gen == NULL) {
+        log_open(old->cfg, err, sizeof(err));
+        log_error("reload failed, still serving generation %u", old->id);
+        return;
+    }
+    carry_health(old, gen);
+    /* The new generation counts as live from now on: its children are respawned. */
+    memmove(&m->gens[1], &m->gens[0], m->ngens * sizeof(m->gens[0]));
+    m->gens[0] = gen;
+    m->ngens++;
+    if (gen_start(m, gen) == -1)
+        return; /* stopping: the main loop stops everything */
+    gen_retire(old);
+    wait_retired(m, old);
+    log_info("reloaded: generation %u serving (%u workers), generation %u finishing", gen->id,
+             gen->cfg->workers, old->id);
+}
+
+/* ---- stop -------------------------------------------------------------------------------- */
+
+/* Stops every child: <sig> first, SIGKILL for those still alive after <grace_ms>. */
+static void
+stop_children(struct master *m, int sig, int64_t grace_ms)
+{
+    int64_t deadline = buf_now_ms() + grace_ms;
+    signal_all(m, sig);
+    while (live_children(m) > 0) {
+        int64_t left = deadline - buf_now_ms();
+        if (left <= 0) {
+            log_warn("%u children still running after %lld ms: killing them", live_children(m),
+                     (long long)grace_ms);
+            signal_all(m, SIGKILL);
+            deadline = buf_now_ms() + 1000000;
+            left = 1000;
+        }
+        sig_chld = 0;
+        reap(m, true);
+        if (live_children(m) == 0)
+            break;
+        if (sig_term && sig == SIGQUIT) {
+            /* A graceful stop, overtaken by a fast one. */
+            sig = SIGTERM;
+            signal_all(m, SIGTERM);
+            deadline = buf_now_ms() + FAST_STOP_MS;
+        }
+        wait_signal(m, left < 100 ? left : 100);
+    }
+}
+
+/* ---- main loop --------------------------------------------------------------------------- */
 
 int
 master_run(struct config *cfg, const char *path)
 {
-    struct master m = {.cfg = cfg};
+    struct master m = {.path = path, .next_id = 1};
     struct sigaction sa = {0};
     sigset_t block;
     char err[512];
     int rc = 1;
+    bool pid_written = false;
 
-    (void)path;
     if (log_open(cfg, err, sizeof(err)) == -1) {
         log_error("%s", err);
+        cfg_free(cfg);
         return 1;
     }
     log_set_role("master");
+    m.started_unix = (int64_t)time(NULL);
 
     /* Our signals stay blocked except while the master waits in ppoll(). */
     sigemptyset(&block);
@@ -337,36 +752,26 @@ master_run(struct config *cfg, const char *path)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
-    if (open_listeners(&m) == -1)
+    struct generation *gen = gen_new(&m, cfg);
+    if (gen == NULL)
         goto out;
-    m.shm = shm_create(cfg, 1);
-    if (m.shm == NULL) {
-        log_error_errno("shared memory");
-        goto out;
+    m.gens[m.ngens++] = gen;
+    if (cfg->pid_file != NULL) {
+        if (pidfile_write(cfg->pid_file, err, sizeof(err)) == -1) {
+            log_error("%s", err);
+            goto out;
+        }
+        pid_written = true;
     }
-    m.nchildren = cfg->workers + 1;
-    m.children = calloc(m.nchildren, sizeof(*m.children));
-    if (m.children == NULL) {
-        log_error("out of memory");
-        goto out;
-    }
-    /*
-     * The health checker first, and the workers once it has probed every
-     * server: no request goes to a server before its first probe. Clients
-     * that come meanwhile wait in the accept queue.
-     */
-    if (spawn_child(&m, cfg->workers) == -1)
-        goto out;
-    if (wait_health_ready(&m) == -1)
+    if (gen_start(&m, gen) == -1)
         goto stop;
-    for (unsigned i = 0; i < cfg->workers; i++)
-        if (spawn_child(&m, i) == -1)
-            m.children[i].respawn_at = buf_now_ms() + 1000;
     log_info("miniproxyd %s started: %u workers, upstream %s", MP_VERSION, cfg->workers,
              cfg->groups[cfg->group].name);
 
     for (;;) {
-        int64_t next = respawn_due(&m);
+        int64_t next = respawn_due(&m), k = next_kill(&m);
+        if (k != -1 && (next == -1 || k < next))
+            next = k;
         if (!(sig_chld || sig_term || sig_quit || sig_hup || sig_usr1))
             wait_signal(&m, next);
         if (sig_term) {
@@ -375,22 +780,26 @@ master_run(struct config *cfg, const char *path)
             break;
         }
         if (sig_quit) {
-            log_info("stopping (graceful): finishing requests in flight");
-            stop_children(&m, SIGQUIT, GRACEFUL_STOP_MS);
+            int64_t grace = current(&m)->cfg->shutdown_timeout_ms;
+            log_info("stopping (graceful): finishing requests in flight, at most %lld ms",
+                     (long long)grace);
+            stop_children(&m, SIGQUIT, grace);
             break;
         }
         if (sig_chld) {
             sig_chld = 0;
             reap(&m, false);
         }
+        gens_collect(&m);
         if (sig_hup) {
             sig_hup = 0;
-            log_warn("SIGHUP: configuration reload is not implemented yet; still serving");
+            reload(&m);
         }
         if (sig_usr1) {
             sig_usr1 = 0;
             log_reopen();
-            signal_children(&m, SIGUSR1);
+            log_chown(current(&m)->cfg->user);
+            signal_all(&m, SIGUSR1);
             log_info("log files reopened");
         }
     }
@@ -400,9 +809,11 @@ stop:
         stop_children(&m, SIGTERM, FAST_STOP_MS);
     log_info("stopped");
 out:
-    for (size_t i = 0; i < m.nlisten; i++)
-        close(m.lfds[i]);
-    free(m.children);
-    shm_destroy(m.shm);
+    if (pid_written && m.ngens > 0)
+        pidfile_remove(current(&m)->cfg->pid_file);
+    for (size_t k = 0; k < m.ngens; k++)
+        gen_free(m.gens[k]);
+    for (size_t i = 0; i < m.nls; i++)
+        close(m.ls[i].fd);
     return rc;
 }

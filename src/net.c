@@ -60,6 +60,16 @@ net_local_port(int fd)
 }
 
 int
+net_set_blocking(int fd, bool blocking)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl == -1)
+        return -1;
+    fl = blocking ? fl & ~O_NONBLOCK : fl | O_NONBLOCK;
+    return fcntl(fd, F_SETFL, fl);
+}
+
+int
 net_prepare(int fd)
 {
     int one = 1;

@@ -702,9 +702,15 @@ download_begin(struct exchange *x, struct download *d, size_t head_len)
 
     x->u1_us = buf_now_us();
     x->ustatus = resp->status;
+    struct shm_server *srv = shm_srv(px->shm, x->g, (size_t)x->s);
+    if (resp->status >= 100 && resp->status < 600)
+        atomic_fetch_add_explicit(&srv->responses[resp->status / 100 - 1], 1,
+                                  memory_order_relaxed);
+    atomic_fetch_add_explicit(&srv->latency_us_sum, (uint64_t)(x->u1_us - x->u0_us),
+                              memory_order_relaxed);
     x->upstream_keep = resp->info.keep_alive && x->grp->keepalive > 0;
-    if (!x->body_done)
-        x->client_keep = false; /* answered before the whole body came: close after */
+    if (!x->body_done || *px->draining)
+        x->client_keep = false; /* answered before the whole body came, or stopping: close */
     d->outf = PROXY_OUT_AS_IS;
     if (resp->info.framing == HTTP_BODY_CHUNKED || resp->info.framing == HTTP_BODY_CLOSE) {
         /* HTTP/1.1 clients get chunks (and keep their connection); 1.0 ones a close. */
@@ -1160,7 +1166,9 @@ proxy_init(struct proxy *px, const struct config *cfg, struct shm *shm, int slot
     memset(px, 0, sizeof(*px));
     px->cfg = cfg;
     px->shm = shm;
-    px->me = &shm->workers[slot];
+    /* The admin worker (slot -1) has no scoreboard entry: it counts in a private one. */
+    static struct shm_worker unlisted;
+    px->me = slot >= 0 ? &shm->workers[slot] : &unlisted;
     px->draining = draining;
     px->ucap = PROXY_IO_BUF;
     px->ocap = 2 * cfg->max_header_size + PROXY_RESP_HEAD_MAX + 1024;

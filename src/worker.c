@@ -4,10 +4,12 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -19,15 +21,39 @@
 #include "log.h"
 #include "net.h"
 #include "proxy.h"
+#include "status.h"
 
 static volatile sig_atomic_t draining;
 static volatile sig_atomic_t reopen_logs;
 
+/* For the drain handler: what it must wake up. */
+static int wake_pipe[2] = {-1, -1};
+static int drain_dummy = -1;
+static const int *drain_lfds;
+static size_t drain_nlisten;
+static struct shm_worker *drain_me;
+
+/*
+ * SIGQUIT: finish the request in flight, then exit. Async-signal-safe and
+ * race-free: a byte in the wake pipe ends an idle keep-alive wait at once,
+ * and the listening descriptors are replaced by a socket that cannot
+ * accept, so an accept() this process is about to enter fails at once
+ * instead of blocking (the signal may land just before the call). Other
+ * processes keep their own descriptors and go on accepting.
+ */
 static void
 on_drain(int sig)
 {
+    int saved = errno;
     (void)sig;
     draining = 1;
+    if (drain_me != NULL) /* tells the master this worker accepts no more (lock-free: safe here) */
+        atomic_store(&drain_me->draining, 1);
+    if (wake_pipe[1] != -1)
+        (void)!write(wake_pipe[1], "q", 1);
+    for (size_t i = 0; i < drain_nlisten && drain_dummy != -1; i++)
+        dup2(drain_dummy, drain_lfds[i]);
+    errno = saved;
 }
 
 static void
@@ -85,12 +111,28 @@ read_head(struct proxy *px, struct client *c, struct http_request *req)
             proxy_send_error(cfg, c, 431, true);
             return -1;
         }
-        if (draining && c->len == 0)
-            return 0;
-        /* Between requests the next one is rarely there yet: wait before reading. */
-        ssize_t n = c->len == 0 && c->requests > 0
-                        ? net_read_wait(c->fd, c->buf, c->cap, deadline)
-                        : net_read(c->fd, c->buf + c->len, c->cap - c->len, deadline);
+        if (draining && c->len == 0 && c->requests > 0)
+            return 0; /* idle between requests: close; a new connection still gets its answer */
+        if (c->len == 0 && c->requests > 0) {
+            /*
+             * Idle between requests (the next one is rarely there yet): wait
+             * for it, or for the drain signal, which closes an idle
+             * connection at once (a legal close between requests).
+             */
+            struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN},
+                                    {.fd = wake_pipe[0], .events = POLLIN}};
+            int64_t left = deadline - buf_now_ms();
+            if (left <= 0)
+                return 0;
+            int r = poll(pfd, 2, left > 1000000 ? 1000000 : (int)left);
+            if (r == -1 && errno != EINTR)
+                return 0;
+            if (draining)
+                return 0;
+            if (r <= 0 || !(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+        }
+        ssize_t n = net_read(c->fd, c->buf + c->len, c->cap - c->len, deadline);
         if (n > 0) {
             if (c->len == 0) {
                 /* The whole head must arrive within client_header_timeout of its first byte. */
@@ -109,8 +151,53 @@ read_head(struct proxy *px, struct client *c, struct http_request *req)
     }
 }
 
+/*
+ * The admin worker's answer: /status, /status.json or /metrics rendered
+ * from the shared table, then close. Returns -1 (one request per
+ * connection keeps it simple and cheap).
+ */
+static int
+serve_admin(struct proxy *px, struct client *c, const struct http_request *req)
+{
+    const struct config *cfg = px->cfg;
+    const char *path = req->target.p;
+    size_t plen = req->target.len;
+    const char *q = memchr(path, '?', plen);
+    bool head = req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
+
+    if (q != NULL)
+        plen = (size_t)(q - path);
+    if (!head && !(req->method.len == 3 && memcmp(req->method.p, "GET", 3) == 0)) {
+        proxy_send_error(cfg, c, 405, true);
+        return -1;
+    }
+    int kind = status_kind_for(path, plen);
+    if (kind < 0) {
+        proxy_send_error(cfg, c, 404, true);
+        return -1;
+    }
+    size_t cap = status_size_hint(cfg);
+    char *body = malloc(cap);
+    ssize_t n = body == NULL ? -1 : status_render((enum status_kind)kind, cfg, px->shm, body, cap);
+    if (n < 0) {
+        free(body);
+        proxy_send_error(cfg, c, 500, true);
+        return -1;
+    }
+    char hdr[256];
+    int hl = snprintf(hdr, sizeof(hdr),
+                      "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zd\r\n"
+                      "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                      status_content_type((enum status_kind)kind), n);
+    struct iovec iov[2] = {{hdr, (size_t)hl}, {body, head ? 0 : (size_t)n}};
+    if (net_writev_all(c->fd, iov, 2, cfg->send_timeout_ms) == -1)
+        log_debug("%s: admin answer: %s", c->ip, strerror(errno));
+    free(body);
+    return -1;
+}
+
 static void
-serve_connection(struct proxy *px, struct client *c)
+serve_connection(struct proxy *px, struct client *c, bool admin)
 {
     struct http_request req;
 
@@ -122,6 +209,10 @@ serve_connection(struct proxy *px, struct client *c)
             break;
         c->requests++;
         set_state(px->me, SHM_W_PROXY);
+        if (admin) {
+            serve_admin(px, c, &req);
+            break;
+        }
         if (proxy_serve(px, c, &req, (size_t)hl) == -1)
             break;
         if (draining)
@@ -159,7 +250,8 @@ accept_client(const int *lfds, size_t n, struct sockaddr_storage *ss)
 }
 
 void
-worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds, size_t nlisten)
+worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds, size_t nlisten,
+           bool admin)
 {
     struct proxy px;
     struct client c = {.fd = -1};
@@ -170,8 +262,14 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
     /* Die with the master: no orphan keeps serving a stale config. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
 
+    if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) == -1)
+        log_fatal(MP_EXIT_FATAL, "pipe: %s", strerror(errno));
+    drain_dummy = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    drain_lfds = lfds;
+    drain_nlisten = nlisten;
     sa.sa_handler = on_drain; /* no SA_RESTART: a blocking accept() returns EINTR */
     sigaction(SIGQUIT, &sa, NULL);
+    sa.sa_handler = SIG_IGN; /* reload is the master's business */
     sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = on_usr1;
     sigaction(SIGUSR1, &sa, NULL);
@@ -191,7 +289,10 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
     if (c.buf == NULL)
         log_fatal(MP_EXIT_FATAL, "worker %d: out of memory", slot);
 
-    struct shm_worker *me = &shm->workers[slot];
+    struct shm_worker *me = px.me;
+    drain_me = me;
+    if (draining) /* the signal came before drain_me was set */
+        atomic_store(&me->draining, 1);
     while (!draining) {
         struct sockaddr_storage ss;
         if (reopen_logs) {
@@ -211,7 +312,7 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
         atomic_fetch_add_explicit(&me->connections, 1, memory_order_relaxed);
         c.fd = fd;
         net_addr_ip(&ss, c.ip, sizeof(c.ip));
-        serve_connection(&px, &c);
+        serve_connection(&px, &c, admin);
     }
     set_state(me, SHM_W_FREE);
     exit(MP_EXIT_OK);

@@ -151,10 +151,38 @@ write_file(const char *path, const char *text)
     fclose(f);
 }
 
+static void
+write_conf(struct tl_proxy *p, const char *fmt, va_list ap)
+{
+    char body[8192], text[10240];
+    vsnprintf(body, sizeof(body), fmt, ap);
+    /* The test's own access_log (e.g. off) wins over ours. */
+    char acc[256] = "";
+    if (strstr(body, "access_log =") == NULL)
+        snprintf(acc, sizeof(acc), "access_log = %s\n", p->acclog);
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:0\nerror_log = %s\n%slog_level = debug\n%s", p->errlog,
+             acc, body);
+    /* Written aside and renamed: a reload never reads a half-written file. */
+    char tmp[256];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", p->conf);
+    write_file(tmp, text);
+    ck_assert(rename(tmp, p->conf) == 0);
+}
+
+void
+tl_proxy_write_conf(struct tl_proxy *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    write_conf(p, fmt, ap);
+    va_end(ap);
+}
+
 void
 tl_proxy_start(struct tl_proxy *p, const char *fmt, ...)
 {
-    char body[8192], text[10240], bin[256];
+    char bin[256];
     va_list ap;
 
     snprintf(p->dir, sizeof(p->dir), "/tmp/mp-test-XXXXXX");
@@ -163,41 +191,40 @@ tl_proxy_start(struct tl_proxy *p, const char *fmt, ...)
     snprintf(p->errlog, sizeof(p->errlog), "%s/error.log", p->dir);
     snprintf(p->acclog, sizeof(p->acclog), "%s/access.log", p->dir);
     va_start(ap, fmt);
-    vsnprintf(body, sizeof(body), fmt, ap);
+    write_conf(p, fmt, ap);
     va_end(ap);
-    /* The test's own access_log (e.g. off) wins over ours. */
-    char acc[256] = "";
-    if (strstr(body, "access_log =") == NULL)
-        snprintf(acc, sizeof(acc), "access_log = %s\n", p->acclog);
-    snprintf(text, sizeof(text),
-             "[proxy]\nlisten = 127.0.0.1:0\nerror_log = %s\n%slog_level = debug\n%s",
-             p->errlog, acc, body);
-    write_file(p->conf, text);
 
     snprintf(bin, sizeof(bin), "%s/miniproxyd", tl_build());
     char *argv[] = {bin, "-c", p->conf, NULL};
     p->pid = spawn(argv, -1);
 
-    /* The master logs the port it bound; wait for that line. */
+    /* The master logs each port it bound, then "started" once it serves. */
     int64_t deadline = tl_now_ms() + 5000;
-    p->port = 0;
+    p->port = p->admin_port = 0;
+    bool started = false;
     while (tl_now_ms() < deadline) {
         FILE *f = fopen(p->errlog, "r");
         char line[1024];
         while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
             char *s = strstr(line, "(port ");
-            if (s != NULL && strstr(line, "listening on") != NULL)
-                p->port = atoi(s + 6);
+            if (s != NULL && strstr(line, "listening on") != NULL) {
+                if (strstr(line, "for /status") != NULL)
+                    p->admin_port = atoi(s + 6);
+                else if (p->port == 0)
+                    p->port = atoi(s + 6);
+            }
+            if (strstr(line, "started:") != NULL)
+                started = true;
         }
         if (f != NULL)
             fclose(f);
-        if (p->port > 0)
+        if (p->port > 0 && started)
             return;
         int st;
         ck_assert_msg(waitpid(p->pid, &st, WNOHANG) == 0, "miniproxyd exited at start-up");
         usleep(10 * 1000);
     }
-    ck_abort_msg("miniproxyd did not listen within 5 s");
+    ck_abort_msg("miniproxyd did not start within 5 s");
 }
 
 int

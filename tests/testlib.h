@@ -22,7 +22,8 @@ struct tl_proc {
 
 struct tl_proxy {
     pid_t pid;
-    int port;
+    int port;          /* the first proxy listener's */
+    int admin_port;    /* the [admin] listener's, 0 if none */
     char dir[128];     /* temp dir holding the files below */
     char conf[192];
     char errlog[192];
@@ -45,6 +46,13 @@ void tl_app_start_opts(struct tl_proc *p, const char *name, int port, int delay_
  * `upstream =` and define the groups). Waits until the daemon listens.
  */
 void tl_proxy_start(struct tl_proxy *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Writes the config file of <p> anew (same preamble as tl_proxy_start,
+ * <fmt> continuing [proxy]), e.g. before sending SIGHUP.
+ */
+void tl_proxy_write_conf(struct tl_proxy *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Runs miniproxyd with <args> (e.g. "-t -c FILE"); returns its exit status, output in <out>. */

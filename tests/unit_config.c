@@ -166,6 +166,11 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c->send_timeout_ms, 30000);
     ck_assert_uint_eq(c->client_max_body_size, 1024 * 1024);
     ck_assert_uint_eq(c->max_header_size, 16 * 1024);
+    ck_assert_ptr_null(c->pid_file);
+    ck_assert_ptr_null(c->user);
+    ck_assert_int_eq(c->shutdown_timeout_ms, 30000);
+    ck_assert(!c->admin);
+    ck_assert_int_eq(c->admin_line, 0);
     ck_assert_uint_eq(c->ngroups, 2);
     ck_assert_uint_eq(c->group, 1);
     ck_assert_str_eq(c->groups[0].name, "a");
@@ -496,6 +501,79 @@ START_TEST(test_variants)
 }
 END_TEST
 
+/* pid_file, user, shutdown_timeout and [admin], wherever they are in the file. */
+START_TEST(test_process_keys)
+{
+    struct config *c = load("[upstream app]\nserver = 127.0.0.1:3001\n"
+                            "[admin]                  ; status pages\n"
+                            "listen = 127.0.0.1:9090  ; loopback only\n"
+                            "[proxy]\n"
+                            "listen = 127.0.0.1:8080\n"
+                            "upstream = app\n"
+                            "pid_file = /run/miniproxyd.pid   ; a path\n"
+                            "user = nobody\n"
+                            "shutdown_timeout = 45s\n");
+
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->pid_file, "/run/miniproxyd.pid");
+    ck_assert_str_eq(c->user, "nobody");
+    ck_assert_int_eq(c->shutdown_timeout_ms, 45000);
+    ck_assert(c->admin);
+    ck_assert_str_eq(c->admin_addr.text, "127.0.0.1:9090");
+    ck_assert_int_eq(c->admin_addr.ss.ss_family, AF_INET);
+    ck_assert_uint_eq(c->admin_addr.len, sizeof(struct sockaddr_in));
+    ck_assert_uint_eq(port_of(&c->admin_addr), 9090);
+    ck_assert_int_eq(c->admin_line, 4);
+    cfg_free(c);
+
+    /* a relative pid file, units, an IPv6 admin address */
+    c = load(P "pid_file = run/m.pid\nshutdown_timeout = 100ms\nuser = root\n" U
+               "[admin]\nlisten = [::1]:9090\n");
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->pid_file, "run/m.pid");
+    ck_assert_int_eq(c->shutdown_timeout_ms, 100);
+    ck_assert_str_eq(c->user, "root");
+    ck_assert_str_eq(c->admin_addr.text, "[::1]:9090");
+    ck_assert_int_eq(c->admin_line, 10);
+    cfg_free(c);
+}
+END_TEST
+
+/* [admin] listen next to [proxy] listeners: what does not clash. */
+static const struct {
+    const char *proxy; /* the [proxy] listen */
+    const char *admin; /* the [admin] listen */
+} admin_ok_cases[] = {
+    {"127.0.0.1:0", "127.0.0.1:0"}, /* port 0: each gets its own free port */
+    {"0.0.0.0:0", "127.0.0.1:0"},
+    {"127.0.0.1:8080", "127.0.0.1:8081"},
+    {"127.0.0.1:8080", "127.0.0.2:8080"},
+    {"127.0.0.1:8080", "[::1]:8080"},
+    {"0.0.0.0:8080", "[::1]:8080"}, /* an IPv4 wildcard leaves IPv6 alone */
+    {"[::1]:8080", "127.0.0.1:8080"},
+    {"0.0.0.0:80", "127.0.0.1:9090"},
+    {"127.0.0.1:8080", "127.0.0.1:1"},
+};
+
+START_TEST(test_admin_ok)
+{
+    char text[512];
+    struct config *c;
+
+    snprintf(text, sizeof(text), "[proxy]\nlisten = %s\nupstream = app\n" U
+             "[admin]\nlisten = %s\n",
+             admin_ok_cases[_i].proxy, admin_ok_cases[_i].admin);
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s / %s: %s", admin_ok_cases[_i].proxy, admin_ok_cases[_i].admin,
+                  err);
+    ck_assert(c->admin);
+    ck_assert_str_eq(c->admin_addr.text, admin_ok_cases[_i].admin);
+    ck_assert_int_eq(c->admin_line, 7);
+    ck_assert_str_eq(c->listeners[0].addr.text, admin_ok_cases[_i].proxy);
+    cfg_free(c);
+}
+END_TEST
+
 /* inih keeps only 49 bytes of a section name; we track sections ourselves. */
 START_TEST(test_long_group_name)
 {
@@ -544,7 +622,7 @@ static const struct {
     bool exact; /* else <want> is a substring */
 } error_cases[] = {
     /* sections */
-    {P U "[foo]\n", "t.ini:6: [foo]: unknown section (proxy, upstream NAME)", true},
+    {P U "[foo]\n", "t.ini:6: [foo]: unknown section (proxy, admin, upstream NAME)", true},
     {P U "[upstream]\n", "t.ini:6: [upstream]: missing group name", false},
     {P U "[upstreamx]\n", "t.ini:6: [upstreamx]: unknown section", false},
     {P U "[upstream a/b]\n", "t.ini:6: [upstream a/b]: bad group name \"a/b\"", false},
@@ -750,6 +828,76 @@ static const struct {
     {P U "fail_on_5xx = no\nfail_on_5xx = yes\n",
      "t.ini:7: [upstream app] fail_on_5xx: given twice, first at line 6", true},
     {P U "max_fail = 3\n", "t.ini:6: [upstream app] max_fail: unknown key", true},
+    /* pid_file, user, shutdown_timeout */
+    {P "pid_file =\n" U, "t.ini:4: [proxy] pid_file: empty value", true},
+    {P "pid_file = /run/\n" U, "t.ini:4: [proxy] pid_file: bad path \"/run/\": names a directory",
+     true},
+    {P "pid_file = /run/a.pid\npid_file = /run/b.pid\n" U,
+     "t.ini:5: [proxy] pid_file: given twice, first at line 4", true},
+    {P "user = no-such-user-mp\n" U, "t.ini:4: [proxy] user: no such user \"no-such-user-mp\"",
+     true},
+    {P "user = Nobody\n" U, "t.ini:4: [proxy] user: no such user \"Nobody\"", true},
+    {P "user =\n" U, "t.ini:4: [proxy] user: empty value", true},
+    {P "user = nobody\nuser = root\n" U, "t.ini:5: [proxy] user: given twice, first at line 4",
+     true},
+    {P "shutdown_timeout = 0\n" U, "t.ini:4: [proxy] shutdown_timeout: must be greater than 0",
+     true},
+    {P "shutdown_timeout = 0ms\n" U, "t.ini:4: [proxy] shutdown_timeout: must be greater than 0",
+     true},
+    {P "shutdown_timeout = 30x\n" U,
+     "t.ini:4: [proxy] shutdown_timeout: bad duration unit \"x\" in \"30x\" (ms, s or m)", true},
+    {P "shutdown_timeout = soon\n" U, "shutdown_timeout: bad duration \"soon\"", false},
+    {P "shutdown_timeout = 86401\n" U,
+     "t.ini:4: [proxy] shutdown_timeout: duration 86401 out of range (max 1 day)", true},
+    {P "shutdown_timeout = 1s\nshutdown_timeout = 2s\n" U,
+     "t.ini:5: [proxy] shutdown_timeout: given twice, first at line 4", true},
+    /* [admin] */
+    {P U "[admin]\n", "t.ini:6: [admin] listen: missing, listen = ADDR is required", true},
+    {P "[admin]\n; nothing here\n" U,
+     "t.ini:4: [admin] listen: missing, listen = ADDR is required", true},
+    {P U "[admin]\nlisten = 127.0.0.1:9090\n[admin]\nlisten = 127.0.0.1:9091\n",
+     "t.ini:8: [admin]: section given twice, first at line 6", true},
+    {P U "[ admin ]\nlisten = 127.0.0.1:9090\n[admin]\n",
+     "t.ini:8: [admin]: section given twice, first at line 6", true},
+    {P U "[admin]\nlisten = 127.0.0.1:9090\nport = 9090\n",
+     "t.ini:8: [admin] port: unknown key", true},
+    {P U "[admin]\nworkers = 2\nlisten = 127.0.0.1:9090\n",
+     "t.ini:7: [admin] workers: unknown key", true},
+    {P U "[admin]\nlisten = 127.0.0.1:9090\nlisten = 127.0.0.1:9091\n",
+     "t.ini:8: [admin] listen: given twice, first at line 7", true},
+    {P U "[admin]\nlisten =\n", "t.ini:7: [admin] listen: empty value", true},
+    {P U "[admin]\nlisten = 127.0.0.1\n",
+     "t.ini:7: [admin] listen: missing port in \"127.0.0.1\"", true},
+    {P U "[admin]\nlisten = 127.0.0.1:90x0\n", "t.ini:7: [admin] listen: bad port \"90x0\"",
+     true},
+    {P U "[admin]\nlisten = 127.0.0.1:65536\n", "t.ini:7: [admin] listen: bad port \"65536\"",
+     true},
+    {P U "[admin]\nlisten = ::1:9090\n",
+     "t.ini:7: [admin] listen: bad address \"::1:9090\": write IPv6 as [addr]:port", true},
+    {P U "[admin]\nlisten = no-such-host.invalid:9090\n",
+     "t.ini:7: [admin] listen: cannot resolve \"no-such-host.invalid\"", false},
+    {P U "[admin]\nlisten = 127.0.0.1:8080\n",
+     "t.ini:7: [admin] listen: 127.0.0.1:8080 is also a [proxy] listen (line 2)", true},
+    /* [admin] before [proxy]: checked once the whole file is read */
+    {"[admin]\nlisten = 127.0.0.1:8080\n" P U,
+     "t.ini:2: [admin] listen: 127.0.0.1:8080 is also a [proxy] listen (line 4)", true},
+    {"[proxy]\nlisten = 127.0.0.1:1\nlisten = 0.0.0.0:8080\nupstream = app\n" U
+     "[admin]\nlisten = 127.0.0.1:8080\n",
+     "t.ini:8: [admin] listen: 127.0.0.1:8080 overlaps the [proxy] listen 0.0.0.0:8080 (line 3)",
+     true},
+    {"[proxy]\nlisten = 127.0.0.1:8080\nupstream = app\n" U "[admin]\nlisten = 0.0.0.0:8080\n",
+     "t.ini:7: [admin] listen: 0.0.0.0:8080 overlaps the [proxy] listen 127.0.0.1:8080 (line 2)",
+     true},
+    {"[proxy]\nlisten = [::]:8080\nupstream = app\n" U "[admin]\nlisten = 127.0.0.1:8080\n",
+     "t.ini:7: [admin] listen: 127.0.0.1:8080 overlaps the [proxy] listen [::]:8080 (line 2)",
+     true},
+    {"[proxy]\nlisten = [::1]:8080\nupstream = app\n" U "[admin]\nlisten = [::]:8080\n",
+     "t.ini:7: [admin] listen: [::]:8080 overlaps the [proxy] listen [::1]:8080 (line 2)", true},
+    {"[proxy]\nlisten = [::1]:8080\nupstream = app\n" U "[admin]\nlisten = [::1]:8080\n",
+     "t.ini:7: [admin] listen: [::1]:8080 is also a [proxy] listen (line 2)", true},
+    {P U "[admin]\nlisten = 127.0.0.1:9090\n[upstream app]\n",
+     "t.ini:8: [upstream app]: duplicate group name, first at line 4", true},
+    {P U "[administration]\n", "t.ini:6: [administration]: unknown section", false},
 };
 
 START_TEST(test_errors)
@@ -863,6 +1011,250 @@ START_TEST(test_file_errors)
 
     ck_assert_ptr_null(cfg_load("/nonexistent/miniproxy.ini", err, sizeof(err)));
     ck_assert_str_eq(err, "/nonexistent/miniproxy.ini: cannot open: No such file or directory");
+}
+END_TEST
+
+/* ---- cfg_diff -------------------------------------------------------- */
+
+/*
+ * D(p, u): a base config with <p> added to [proxy] and <u> after [upstream
+ * app] (<u> may open more sections). DX(p, u) leaves out "upstream = app".
+ */
+#define DX(p, u)                                                                                  \
+    "[proxy]\nlisten = 127.0.0.1:8080\nworkers = 4\n" p                                           \
+    "[upstream app]\nserver = 127.0.0.1:3001\nserver = 127.0.0.1:3002\n" u
+#define D(p, u) DX("upstream = app\n" p, u)
+#define GB "[upstream b]\nserver = 127.0.0.1:4001\n"
+
+static const struct {
+    const char *old, *new;
+    const char *want; /* the lines, each ended with '\n'; "" for none */
+} diff_cases[] = {
+    /* nothing that behaves differently */
+    {D("", ""), D("", ""), ""},
+    {D("", ""),
+     "; same config, other order, other lines\n\n[upstream app]\nserver = 127.0.0.1:3002\n"
+     "server = 127.0.0.1:3001 weight=1\nkeepalive = 16\n[proxy]\nupstream = app\n"
+     "workers = 4\nlisten = 127.0.0.1:8080\nkeepalive_timeout = 5s\n",
+     ""},
+    {D("pid_file = /run/m.pid\n", "[admin]\nlisten = 127.0.0.1:9090\n"),
+     D("pid_file = /run/m.pid\n", "[admin]\nlisten = 127.0.0.1:9090\n"), ""},
+    /* listeners */
+    {D("", ""), D("listen = 127.0.0.1:8081\n", ""), "listener added 127.0.0.1:8081\n"},
+    {D("listen = 127.0.0.1:8081\n", ""), D("", ""), "listener removed 127.0.0.1:8081\n"},
+    {D("listen = 127.0.0.1:8081\n", ""), D("listen = [::1]:8081\n", ""),
+     "listener removed 127.0.0.1:8081\nlistener added [::1]:8081\n"},
+    /* [proxy] keys */
+    {D("", ""), "[proxy]\nlisten = 127.0.0.1:8080\nworkers = 8\nupstream = app\n"
+                "[upstream app]\nserver = 127.0.0.1:3001\nserver = 127.0.0.1:3002\n",
+     "workers 4 -> 8\n"},
+    {D("", GB), DX("upstream = b\n", GB), "upstream app -> b\n"},
+    {D("", ""), D("error_log = /var/log/miniproxyd/error.log\n", ""),
+     "error_log stderr -> /var/log/miniproxyd/error.log\n"},
+    {D("access_log = /var/log/a.log\n", ""), D("access_log = off\n", ""),
+     "access_log /var/log/a.log -> off\n"},
+    {D("", ""), D("log_level = debug\n", ""), "log_level info -> debug\n"},
+    {D("log_level = error\n", ""), D("log_level = warn\n", ""), "log_level error -> warn\n"},
+    {D("", ""), D("keepalive_timeout = 0\n", ""), "keepalive_timeout 5000 ms -> 0 ms\n"},
+    {D("", ""), D("keepalive_requests = 10\n", ""), "keepalive_requests 1000 -> 10\n"},
+    {D("", ""), D("client_header_timeout = 2s\n", ""),
+     "client_header_timeout 10000 ms -> 2000 ms\n"},
+    {D("", ""), D("client_body_timeout = 1m\n", ""),
+     "client_body_timeout 30000 ms -> 60000 ms\n"},
+    {D("", ""), D("send_timeout = 100ms\n", ""), "send_timeout 30000 ms -> 100 ms\n"},
+    {D("", ""), D("client_max_body_size = 0\n", ""),
+     "client_max_body_size 1048576 bytes -> 0 bytes\n"},
+    {D("", ""), D("max_header_size = 32k\n", ""),
+     "max_header_size 16384 bytes -> 32768 bytes\n"},
+    {D("", ""), D("pid_file = /run/m.pid\n", ""), "pid_file none -> /run/m.pid\n"},
+    {D("pid_file = /run/a.pid\n", ""), D("pid_file = /run/b.pid\n", ""),
+     "pid_file /run/a.pid -> /run/b.pid\n"},
+    {D("pid_file = /run/m.pid\n", ""), D("", ""), "pid_file /run/m.pid -> none\n"},
+    {D("", ""), D("user = nobody\n", ""), "user none -> nobody\n"},
+    {D("user = root\n", ""), D("user = nobody\n", ""), "user root -> nobody\n"},
+    {D("", ""), D("shutdown_timeout = 5s\n", ""), "shutdown_timeout 30000 ms -> 5000 ms\n"},
+    /* [admin] */
+    {D("", ""), D("", "[admin]\nlisten = 127.0.0.1:9090\n"),
+     "admin listen none -> 127.0.0.1:9090\n"},
+    {D("", "[admin]\nlisten = 127.0.0.1:9090\n"), D("", ""),
+     "admin listen 127.0.0.1:9090 -> none\n"},
+    {D("", "[admin]\nlisten = 127.0.0.1:9090\n"), D("", "[admin]\nlisten = 127.0.0.1:9091\n"),
+     "admin listen 127.0.0.1:9090 -> 127.0.0.1:9091\n"},
+    /* groups */
+    {D("", ""), D("", GB), "upstream group added b\n"},
+    {D("", GB), D("", ""), "upstream group removed b\n"},
+    {D("", GB), D("", "[upstream c]\nserver = 127.0.0.1:4001\n"),
+     "upstream group removed b\nupstream group added c\n"},
+    {D("", GB), D("", "[upstream b]\nserver = 127.0.0.1:4001\nserver = 127.0.0.1:4002\n"),
+     "[b] server added 127.0.0.1:4002\n"},
+    /* servers, matched by address text */
+    {D("", ""), D("", "server = 127.0.0.1:3004\n"), "[app] server added 127.0.0.1:3004\n"},
+    {D("", "server = 127.0.0.1:3004\n"), D("", ""), "[app] server removed 127.0.0.1:3004\n"},
+    {"[proxy]\nlisten = 127.0.0.1:8080\nworkers = 4\nupstream = app\n"
+     "[upstream app]\nserver = 127.0.0.1:3001\nserver = 127.0.0.1:3002\n",
+     "[proxy]\nlisten = 127.0.0.1:8080\nworkers = 4\nupstream = app\n"
+     "[upstream app]\nserver = 127.0.0.1:3001 weight=3\nserver = 127.0.0.1:3003\n",
+     "[app] server removed 127.0.0.1:3002\n[app] server added 127.0.0.1:3003\n"
+     "[app] 127.0.0.1:3001 weight 1 -> 3\n"},
+    {D("", "server = 127.0.0.1:3005 weight=2\n"), D("", "server = 127.0.0.1:3005 backup\n"),
+     "[app] 127.0.0.1:3005 weight 2 -> 1\n[app] 127.0.0.1:3005 now backup\n"},
+    {D("", "server = 127.0.0.1:3005 backup\n"), D("", "server = 127.0.0.1:3005\n"),
+     "[app] 127.0.0.1:3005 now primary\n"},
+    /* [upstream NAME] keys */
+    {D("", ""), D("", "connect_timeout = 1s\n"), "[app] connect_timeout 3000 ms -> 1000 ms\n"},
+    {D("", ""), D("", "read_timeout = 1s\n"), "[app] read_timeout 60000 ms -> 1000 ms\n"},
+    {D("", ""), D("", "keepalive = 0\n"), "[app] keepalive 16 -> 0\n"},
+    {D("", ""), D("", "preserve_host = yes\n"), "[app] preserve_host no -> yes\n"},
+    {D("", ""), D("", "balance = least_conn\n"), "[app] balance round_robin -> least_conn\n"},
+    {D("", "balance = random\n"), D("", "balance = hash\n"), "[app] balance random -> hash\n"},
+    {D("", "balance = hash\n"), D("", "balance = hash\nhash_key = header:X-User\n"),
+     "[app] hash_key client_ip -> header:X-User\n"},
+    {D("", "hash_key = header:A\n"), D("", "hash_key = header:B\n"),
+     "[app] hash_key header:A -> header:B\n"},
+    {D("", ""), D("", "retries = 0\n"), "[app] retries 2 -> 0\n"},
+    {D("", ""), D("", "health_check = off\n"), "[app] health_check on -> off\n"},
+    {D("", ""), D("", "health_path = /ready\n"), "[app] health_path /health -> /ready\n"},
+    {D("", ""), D("", "health_interval = 500ms\n"),
+     "[app] health_interval 2000 ms -> 500 ms\n"},
+    {D("", ""), D("", "health_timeout = 2s\n"), "[app] health_timeout 1000 ms -> 2000 ms\n"},
+    {D("", ""), D("", "rise = 5\n"), "[app] rise 2 -> 5\n"},
+    {D("", ""), D("", "fall = 1\n"), "[app] fall 3 -> 1\n"},
+    {D("", ""), D("", "health_status = 200-299\n"), "[app] health_status 200-399 -> 200-299\n"},
+    {D("", ""), D("", "health_status = 200\n"), "[app] health_status 200-399 -> 200-200\n"},
+    {D("", ""), D("", "max_fails = 0\n"), "[app] max_fails 5 -> 0\n"},
+    {D("", ""), D("", "fail_window = 1m\n"), "[app] fail_window 10000 ms -> 60000 ms\n"},
+    {D("", ""), D("", "cooldown = 1s\n"), "[app] cooldown 10000 ms -> 1000 ms\n"},
+    {D("", ""), D("", "fail_on_5xx = on\n"), "[app] fail_on_5xx no -> yes\n"},
+    /* many at once, in order: listeners, [proxy], [admin], groups, each group kept */
+    {D("listen = 127.0.0.1:8081\nlog_level = warn\n", GB "read_timeout = 5s\n"),
+     DX("upstream = c\nlisten = 127.0.0.1:8082\nlog_level = warn\nshutdown_timeout = 1m\n",
+        "server = 127.0.0.1:3003\nbalance = least_conn\nfall = 4\n"
+        "[admin]\nlisten = 127.0.0.1:9090\n"
+        "[upstream c]\nserver = 127.0.0.1:5001\n"
+        "[upstream b]\nserver = 127.0.0.1:4001 weight=2\nread_timeout = 5s\n"),
+     "listener removed 127.0.0.1:8081\n"
+     "listener added 127.0.0.1:8082\n"
+     "upstream app -> c\n"
+     "shutdown_timeout 30000 ms -> 60000 ms\n"
+     "admin listen none -> 127.0.0.1:9090\n"
+     "upstream group added c\n"
+     "[app] server added 127.0.0.1:3003\n"
+     "[app] balance round_robin -> least_conn\n"
+     "[app] fall 3 -> 4\n"
+     "[b] 127.0.0.1:4001 weight 1 -> 2\n"},
+};
+
+struct diff_lines {
+    char text[4096];
+    size_t len;
+};
+
+static void
+collect_line(void *arg, const char *line)
+{
+    struct diff_lines *dl = arg;
+    int n = snprintf(dl->text + dl->len, sizeof(dl->text) - dl->len, "%s\n", line);
+
+    ck_assert_int_ge(n, 0);
+    ck_assert_uint_lt(dl->len + (size_t)n, sizeof(dl->text));
+    ck_assert_ptr_null(strchr(line, '\n'));
+    dl->len += (size_t)n;
+}
+
+START_TEST(test_diff)
+{
+    struct config *a, *b;
+    struct diff_lines dl = {"", 0};
+    int n, want_n = 0;
+
+    a = load(diff_cases[_i].old);
+    ck_assert_msg(a != NULL, "case %d old: %s", _i, err);
+    b = load(diff_cases[_i].new);
+    ck_assert_msg(b != NULL, "case %d new: %s", _i, err);
+    n = cfg_diff(a, b, collect_line, &dl);
+    ck_assert_msg(strcmp(dl.text, diff_cases[_i].want) == 0, "case %d: got\n%s\nwant\n%s", _i,
+                  dl.text, diff_cases[_i].want);
+    for (const char *p = diff_cases[_i].want; *p != '\0'; p++)
+        want_n += *p == '\n';
+    ck_assert_int_eq(n, want_n);
+
+    /* a config against itself: no changes */
+    dl.len = 0;
+    dl.text[0] = '\0';
+    ck_assert_int_eq(cfg_diff(b, b, collect_line, &dl), 0);
+    ck_assert_str_eq(dl.text, "");
+    cfg_free(a);
+    cfg_free(b);
+}
+END_TEST
+
+/* Every key set away from its default, then reset: each one gives its line. */
+START_TEST(test_diff_all_keys)
+{
+    static const char all[] = "[proxy]\nlisten = 127.0.0.1:8080\nworkers = 3\nupstream = app\n"
+                              "error_log = /e\naccess_log = off\nlog_level = debug\n"
+                              "keepalive_timeout = 1s\nkeepalive_requests = 5\n"
+                              "client_header_timeout = 1s\nclient_body_timeout = 1s\n"
+                              "send_timeout = 1s\nclient_max_body_size = 2m\n"
+                              "max_header_size = 8k\npid_file = /p\nuser = nobody\n"
+                              "shutdown_timeout = 1s\n"
+                              "[admin]\nlisten = 127.0.0.1:9090\n"
+                              "[upstream app]\nserver = 127.0.0.1:3001 weight=2 backup\n"
+                              "server = 127.0.0.1:3002\n"
+                              "connect_timeout = 1s\nread_timeout = 1s\nkeepalive = 1\n"
+                              "preserve_host = yes\nbalance = hash\nhash_key = header:X\n"
+                              "retries = 1\nhealth_check = off\nhealth_path = /h\n"
+                              "health_interval = 1s\nhealth_timeout = 2s\nrise = 1\nfall = 1\n"
+                              "health_status = 200\nmax_fails = 1\nfail_window = 1s\n"
+                              "cooldown = 1s\nfail_on_5xx = yes\n";
+    static const char base[] = "[proxy]\nlisten = 127.0.0.1:8080\nworkers = 4\nupstream = app\n"
+                               "[upstream app]\nserver = 127.0.0.1:3001\n"
+                               "server = 127.0.0.1:3002\n";
+    struct config *a = load(all), *b;
+    struct diff_lines dl = {"", 0};
+
+    ck_assert_msg(a != NULL, "%s", err);
+    b = load(base);
+    ck_assert_msg(b != NULL, "%s", err);
+    /* 14 [proxy] keys, [admin], 2 server changes, 18 group keys */
+    ck_assert_int_eq(cfg_diff(a, b, collect_line, &dl), 35);
+    ck_assert_str_eq(dl.text, "workers 3 -> 4\n"
+                              "error_log /e -> stderr\n"
+                              "access_log off -> stderr\n"
+                              "log_level debug -> info\n"
+                              "keepalive_timeout 1000 ms -> 5000 ms\n"
+                              "keepalive_requests 5 -> 1000\n"
+                              "client_header_timeout 1000 ms -> 10000 ms\n"
+                              "client_body_timeout 1000 ms -> 30000 ms\n"
+                              "send_timeout 1000 ms -> 30000 ms\n"
+                              "client_max_body_size 2097152 bytes -> 1048576 bytes\n"
+                              "max_header_size 8192 bytes -> 16384 bytes\n"
+                              "pid_file /p -> none\n"
+                              "user nobody -> none\n"
+                              "shutdown_timeout 1000 ms -> 30000 ms\n"
+                              "admin listen 127.0.0.1:9090 -> none\n"
+                              "[app] 127.0.0.1:3001 weight 2 -> 1\n"
+                              "[app] 127.0.0.1:3001 now primary\n"
+                              "[app] connect_timeout 1000 ms -> 3000 ms\n"
+                              "[app] read_timeout 1000 ms -> 60000 ms\n"
+                              "[app] keepalive 1 -> 16\n"
+                              "[app] preserve_host yes -> no\n"
+                              "[app] balance hash -> round_robin\n"
+                              "[app] hash_key header:X -> client_ip\n"
+                              "[app] retries 1 -> 2\n"
+                              "[app] health_check off -> on\n"
+                              "[app] health_path /h -> /health\n"
+                              "[app] health_interval 1000 ms -> 2000 ms\n"
+                              "[app] health_timeout 2000 ms -> 1000 ms\n"
+                              "[app] rise 1 -> 2\n"
+                              "[app] fall 1 -> 3\n"
+                              "[app] health_status 200-200 -> 200-399\n"
+                              "[app] max_fails 1 -> 5\n"
+                              "[app] fail_window 1000 ms -> 10000 ms\n"
+                              "[app] cooldown 1000 ms -> 10000 ms\n"
+                              "[app] fail_on_5xx yes -> no\n");
+    cfg_free(a);
+    cfg_free(b);
 }
 END_TEST
 
@@ -1096,6 +1488,8 @@ config_suite(void)
     tcase_add_test(tc, test_total_servers);
     tcase_add_test(tc, test_variants);
     tcase_add_test(tc, test_long_group_name);
+    tcase_add_test(tc, test_process_keys);
+    tcase_add_loop_test(tc, test_admin_ok, 0, (int)NELEM(admin_ok_cases));
     tcase_add_test(tc, test_bools);
     tcase_add_loop_test(tc, test_errors, 0, (int)NELEM(error_cases));
     tcase_add_test(tc, test_too_many_listeners);
@@ -1103,6 +1497,8 @@ config_suite(void)
     tcase_add_test(tc, test_small_err);
     tcase_add_test(tc, test_file_ok);
     tcase_add_test(tc, test_file_errors);
+    tcase_add_loop_test(tc, test_diff, 0, (int)NELEM(diff_cases));
+    tcase_add_test(tc, test_diff_all_keys);
     tcase_add_loop_test(tc, test_addr, 0, (int)NELEM(addr_cases));
     tcase_add_test(tc, test_addr_name);
     suite_add_tcase(s, tc);

@@ -1,0 +1,39 @@
+/*
+ * status: what the admin listener serves, rendered from the shared table:
+ *   /status        an HTML page for people (refreshes itself every 2 s)
+ *   /status.json   the same data for scripts
+ *   /metrics       Prometheus text exposition format 0.0.4
+ * Every upstream group and server (health and the reason of its last
+ * failed check, breaker state, requests in flight, requests, failures,
+ * last probe latency), and the worker scoreboard (pid, state, requests,
+ * connections). Pure functions over <cfg> and <shm>: no I/O.
+ */
+#ifndef MP_STATUS_H
+#define MP_STATUS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "shm.h"
+
+enum status_kind { STATUS_HTML, STATUS_JSON, STATUS_METRICS };
+
+/* The page for a request path ("/status", ...); -1 when there is none (404). */
+int status_kind_for(const char *path, size_t len);
+
+/* The Content-Type header value for <kind>. */
+const char *status_content_type(enum status_kind kind);
+
+/* A buffer size that always fits status_render() of <cfg>. */
+size_t status_size_hint(const struct config *cfg);
+
+/*
+ * Renders <kind> into <buf>, uptime from shm->started, the configuration
+ * generation from shm->generation. Returns the length, or -1 when <cap> is
+ * too small.
+ */
+ssize_t status_render(enum status_kind kind, const struct config *cfg, const struct shm *shm,
+                      char *buf, size_t cap);
+
+#endif
