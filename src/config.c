@@ -181,7 +181,7 @@ struct cfg_state {
     size_t group;         /* index of the current group when sec is CFG_SEC_UPSTREAM */
     size_t total_servers; /* over all groups, against CFG_MAX_TOTAL_SERVERS */
 
-    int proxy_line; /* line of [proxy], 0 if absent */
+    int proxy_line;    /* line of [proxy], 0 if absent */
     int admin_secline; /* line of [admin], 0 if absent */
     char upstream[CFG_NAME_MAX];
     int proxy_seen[PK_COUNT]; /* line where each key was first given */

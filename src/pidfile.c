@@ -239,8 +239,8 @@ privs_drop(const char *user, char *err, size_t errlen)
     }
     if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid) {
         snprintf(err, errlen, "user %s: ids not all changed (uid %lu euid %lu gid %lu egid %lu)",
-                 user, (unsigned long)getuid(), (unsigned long)geteuid(),
-                 (unsigned long)getgid(), (unsigned long)getegid());
+                 user, (unsigned long)getuid(), (unsigned long)geteuid(), (unsigned long)getgid(),
+                 (unsigned long)getegid());
         return -1;
     }
     return 0;

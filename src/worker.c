@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,7 +125,12 @@ read_head(struct proxy *px, struct client *c, struct http_request *req)
             int64_t left = deadline - buf_now_ms();
             if (left <= 0)
                 return 0;
-            int r = poll(pfd, 2, left > 1000000 ? 1000000 : (int)left);
+            /* As before an upstream's answer (proxy.c, pump): yield once before sleeping. */
+            int r = poll(pfd, 2, 0);
+            if (r == 0) {
+                sched_yield();
+                r = poll(pfd, 2, left > 1000000 ? 1000000 : (int)left);
+            }
             if (r == -1 && errno != EINTR)
                 return 0;
             if (draining)

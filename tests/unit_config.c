@@ -545,13 +545,10 @@ static const struct {
     const char *admin; /* the [admin] listen */
 } admin_ok_cases[] = {
     {"127.0.0.1:0", "127.0.0.1:0"}, /* port 0: each gets its own free port */
-    {"0.0.0.0:0", "127.0.0.1:0"},
-    {"127.0.0.1:8080", "127.0.0.1:8081"},
-    {"127.0.0.1:8080", "127.0.0.2:8080"},
-    {"127.0.0.1:8080", "[::1]:8080"},
+    {"0.0.0.0:0", "127.0.0.1:0"},         {"127.0.0.1:8080", "127.0.0.1:8081"},
+    {"127.0.0.1:8080", "127.0.0.2:8080"}, {"127.0.0.1:8080", "[::1]:8080"},
     {"0.0.0.0:8080", "[::1]:8080"}, /* an IPv4 wildcard leaves IPv6 alone */
-    {"[::1]:8080", "127.0.0.1:8080"},
-    {"0.0.0.0:80", "127.0.0.1:9090"},
+    {"[::1]:8080", "127.0.0.1:8080"},     {"0.0.0.0:80", "127.0.0.1:9090"},
     {"127.0.0.1:8080", "127.0.0.1:1"},
 };
 
@@ -560,8 +557,8 @@ START_TEST(test_admin_ok)
     char text[512];
     struct config *c;
 
-    snprintf(text, sizeof(text), "[proxy]\nlisten = %s\nupstream = app\n" U
-             "[admin]\nlisten = %s\n",
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = %s\nupstream = app\n" U "[admin]\nlisten = %s\n",
              admin_ok_cases[_i].proxy, admin_ok_cases[_i].admin);
     c = load(text);
     ck_assert_msg(c != NULL, "%s / %s: %s", admin_ok_cases[_i].proxy, admin_ok_cases[_i].admin,
@@ -859,17 +856,16 @@ static const struct {
      "t.ini:8: [admin]: section given twice, first at line 6", true},
     {P U "[ admin ]\nlisten = 127.0.0.1:9090\n[admin]\n",
      "t.ini:8: [admin]: section given twice, first at line 6", true},
-    {P U "[admin]\nlisten = 127.0.0.1:9090\nport = 9090\n",
-     "t.ini:8: [admin] port: unknown key", true},
+    {P U "[admin]\nlisten = 127.0.0.1:9090\nport = 9090\n", "t.ini:8: [admin] port: unknown key",
+     true},
     {P U "[admin]\nworkers = 2\nlisten = 127.0.0.1:9090\n",
      "t.ini:7: [admin] workers: unknown key", true},
     {P U "[admin]\nlisten = 127.0.0.1:9090\nlisten = 127.0.0.1:9091\n",
      "t.ini:8: [admin] listen: given twice, first at line 7", true},
     {P U "[admin]\nlisten =\n", "t.ini:7: [admin] listen: empty value", true},
-    {P U "[admin]\nlisten = 127.0.0.1\n",
-     "t.ini:7: [admin] listen: missing port in \"127.0.0.1\"", true},
-    {P U "[admin]\nlisten = 127.0.0.1:90x0\n", "t.ini:7: [admin] listen: bad port \"90x0\"",
+    {P U "[admin]\nlisten = 127.0.0.1\n", "t.ini:7: [admin] listen: missing port in \"127.0.0.1\"",
      true},
+    {P U "[admin]\nlisten = 127.0.0.1:90x0\n", "t.ini:7: [admin] listen: bad port \"90x0\"", true},
     {P U "[admin]\nlisten = 127.0.0.1:65536\n", "t.ini:7: [admin] listen: bad port \"65536\"",
      true},
     {P U "[admin]\nlisten = ::1:9090\n",
@@ -1045,8 +1041,9 @@ static const struct {
     {D("listen = 127.0.0.1:8081\n", ""), D("listen = [::1]:8081\n", ""),
      "listener removed 127.0.0.1:8081\nlistener added [::1]:8081\n"},
     /* [proxy] keys */
-    {D("", ""), "[proxy]\nlisten = 127.0.0.1:8080\nworkers = 8\nupstream = app\n"
-                "[upstream app]\nserver = 127.0.0.1:3001\nserver = 127.0.0.1:3002\n",
+    {D("", ""),
+     "[proxy]\nlisten = 127.0.0.1:8080\nworkers = 8\nupstream = app\n"
+     "[upstream app]\nserver = 127.0.0.1:3001\nserver = 127.0.0.1:3002\n",
      "workers 4 -> 8\n"},
     {D("", GB), DX("upstream = b\n", GB), "upstream app -> b\n"},
     {D("", ""), D("error_log = /var/log/miniproxyd/error.log\n", ""),
@@ -1059,13 +1056,11 @@ static const struct {
     {D("", ""), D("keepalive_requests = 10\n", ""), "keepalive_requests 1000 -> 10\n"},
     {D("", ""), D("client_header_timeout = 2s\n", ""),
      "client_header_timeout 10000 ms -> 2000 ms\n"},
-    {D("", ""), D("client_body_timeout = 1m\n", ""),
-     "client_body_timeout 30000 ms -> 60000 ms\n"},
+    {D("", ""), D("client_body_timeout = 1m\n", ""), "client_body_timeout 30000 ms -> 60000 ms\n"},
     {D("", ""), D("send_timeout = 100ms\n", ""), "send_timeout 30000 ms -> 100 ms\n"},
     {D("", ""), D("client_max_body_size = 0\n", ""),
      "client_max_body_size 1048576 bytes -> 0 bytes\n"},
-    {D("", ""), D("max_header_size = 32k\n", ""),
-     "max_header_size 16384 bytes -> 32768 bytes\n"},
+    {D("", ""), D("max_header_size = 32k\n", ""), "max_header_size 16384 bytes -> 32768 bytes\n"},
     {D("", ""), D("pid_file = /run/m.pid\n", ""), "pid_file none -> /run/m.pid\n"},
     {D("pid_file = /run/a.pid\n", ""), D("pid_file = /run/b.pid\n", ""),
      "pid_file /run/a.pid -> /run/b.pid\n"},
@@ -1114,8 +1109,7 @@ static const struct {
     {D("", ""), D("", "retries = 0\n"), "[app] retries 2 -> 0\n"},
     {D("", ""), D("", "health_check = off\n"), "[app] health_check on -> off\n"},
     {D("", ""), D("", "health_path = /ready\n"), "[app] health_path /health -> /ready\n"},
-    {D("", ""), D("", "health_interval = 500ms\n"),
-     "[app] health_interval 2000 ms -> 500 ms\n"},
+    {D("", ""), D("", "health_interval = 500ms\n"), "[app] health_interval 2000 ms -> 500 ms\n"},
     {D("", ""), D("", "health_timeout = 2s\n"), "[app] health_timeout 1000 ms -> 2000 ms\n"},
     {D("", ""), D("", "rise = 5\n"), "[app] rise 2 -> 5\n"},
     {D("", ""), D("", "fall = 1\n"), "[app] fall 3 -> 1\n"},

@@ -155,10 +155,13 @@ START_TEST(test_write_read)
 }
 END_TEST
 
-/* What an old file may hold that does not stop a new master. */
+/*
+ * What an old file may hold that does not stop a new master; "DEAD" stands
+ * for the pid of a child that has exited.
+ */
 static const char *const stale_cases[] = {
-    "", "\n", "garbage\n", "0\n", "-1\n", "12x\n", "99999999999999999999999999999999999999\n",
-    "DEAD", /* replaced by a dead child's pid */
+    "DEAD", "",     "\n",    "garbage\n",
+    "0\n",  "-1\n", "12x\n", "99999999999999999999999999999999999999\n",
 };
 
 START_TEST(test_write_replaces_stale)
@@ -283,8 +286,8 @@ START_TEST(test_read)
     pid = pidfile_read(path, err, sizeof(err));
     ck_assert_msg(pid == read_cases[_i].want, "'%s': got %ld", read_cases[_i].text, (long)pid);
     if (pid == -1) {
-        snprintf(want, sizeof(want),
-                 "pid file %s: no pid in it (expected a number and a newline)", path);
+        snprintf(want, sizeof(want), "pid file %s: no pid in it (expected a number and a newline)",
+                 path);
         ck_assert_str_eq(err, want);
     }
 }
