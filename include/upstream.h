@@ -7,6 +7,7 @@
 #ifndef MP_UPSTREAM_H
 #define MP_UPSTREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,9 +37,12 @@ void upool_free(struct upool *p);
 /*
  * Takes an idle connection to server <s> of group <g>, the most recent
  * first. Connections the upstream closed meanwhile (readable: EOF or stray
- * bytes) are closed and skipped. Returns an fd or -1 when there is none.
+ * bytes) are closed and skipped; that check costs a syscall and is skipped
+ * for a connection idle less than 2 s when the caller says the request is
+ * <retryable> on a fresh connection should it find it closed. Returns an
+ * fd or -1 when there is none.
  */
-int upool_get(struct upool *p, size_t g, size_t s);
+int upool_get(struct upool *p, size_t g, size_t s, bool retryable);
 
 /* Gives back a connection that is idle and reusable. */
 void upool_put(struct upool *p, size_t g, size_t s, int fd);

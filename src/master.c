@@ -668,6 +668,7 @@ reload(struct master *m)
         cfg_free(cfg);
         return;
     }
+    log_chown(cfg->user);
     struct generation *gen = gen_new(m, cfg);
     if (gen == NULL) {
         log_open(old->cfg, err, sizeof(err));
@@ -736,6 +737,7 @@ master_run(struct config *cfg, const char *path)
         return 1;
     }
     log_set_role("master");
+    log_chown(cfg->user); /* children running as <user> must be able to reopen them */
     m.started_unix = (int64_t)time(NULL);
 
     /* Our signals stay blocked except while the master waits in ppoll(). */

@@ -438,7 +438,9 @@ open_conn(struct exchange *x, bool fresh)
 {
     struct proxy *px = x->px;
 
-    x->ufd = fresh ? -1 : upool_get(&px->pool, x->g, (size_t)x->s);
+    /* An idempotent request whose body is all here is retried if a pooled connection is dead. */
+    bool retryable = x->idempotent && x->body_done;
+    x->ufd = fresh ? -1 : upool_get(&px->pool, x->g, (size_t)x->s, retryable);
     x->reused = x->ufd != -1;
     if (x->u0_us == 0)
         x->u0_us = buf_now_us();
@@ -976,8 +978,15 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
     x.is_head = req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
     x.idempotent = is_idempotent(req->method);
     x.minor = req->minor_version;
-    snprintf(x.reqline, sizeof(x.reqline), "%.*s %.*s", (int)req->method.len, req->method.p,
-             (int)(req->target.len > 200 ? 200 : req->target.len), req->target.p);
+    {
+        /* "METHOD target" for the logs, truncated; copied, not formatted: it is on every request */
+        size_t ml = req->method.len < 32 ? req->method.len : 32;
+        size_t tl = req->target.len < 200 ? req->target.len : 200;
+        memcpy(x.reqline, req->method.p, ml);
+        x.reqline[ml] = ' ';
+        memcpy(x.reqline + ml + 1, req->target.p, tl);
+        x.reqline[ml + 1 + tl] = '\0';
+    }
     if (x.grp->balance == CFG_BAL_HASH) {
         /* The key, copied: the head's slices do not outlive the body. */
         struct http_slice k = {c->ip, strlen(c->ip)};
