@@ -69,7 +69,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB) $(BUILD)/libmp.a
 
 # Every test: unit suites first (fast), then integration suites that start
 # the real daemon in front of real upstream processes on ephemeral ports.
-test: all $(UNIT_BIN) $(IT_BIN)
+# The suites also use curl: make sure every package is there (quick when it is).
+test: deps all $(UNIT_BIN) $(IT_BIN)
 	@sh tests/run.sh $(BUILD) $(UNIT_BIN) $(IT_BIN)
 
 unit: all $(UNIT_BIN)

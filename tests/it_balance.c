@@ -27,21 +27,7 @@ static struct tl_proxy px;
 static void
 stop_all(void)
 {
-    tl_stop(px.pid);
-    for (int i = 0; i < 3; i++)
-        if (app[i].pid > 0)
-            tl_stop(app[i].pid);
-    memset(app, 0, sizeof(app));
-}
-
-/* Which instance ("hello from aN") answered; 0 for anything else. */
-static int
-who(const struct tl_resp *r)
-{
-    int k = 0;
-    if (r->status != 200 || r->body == NULL || sscanf(r->body, "hello from a%d", &k) != 1)
-        return 0;
-    return k;
+    tl_stop_all(&px, app, 3);
 }
 
 static const struct shm *
@@ -169,7 +155,7 @@ START_TEST(t_kill_one_under_load)
         total++;
         if (st != 200)
             failed++;
-        if (down_at >= 0 && who(&r) == 2)
+        if (down_at >= 0 && tl_who(&r) == 2)
             seen_after_down++;
         tl_resp_free(&r);
         if (!killed && tl_now_ms() - t0 > 500) {
@@ -202,7 +188,7 @@ START_TEST(t_kill_one_under_load)
     for (int i = 0; i < 9; i++) {
         struct tl_resp r;
         tl_request(px.port, GET_ROOT, &r);
-        seen += who(&r) == 2;
+        seen += tl_who(&r) == 2;
         tl_resp_free(&r);
     }
     ck_assert_int_eq(seen, 3);
@@ -233,7 +219,7 @@ START_TEST(t_failing_health_endpoint)
     /* "/" still answers on a1, but it is out of rotation */
     for (int i = 0; i < 10; i++) {
         tl_request(px.port, GET_ROOT, &r);
-        ck_assert_int_eq(who(&r), 2);
+        ck_assert_int_eq(tl_who(&r), 2);
         tl_resp_free(&r);
     }
     shm_detach(shm);
@@ -363,7 +349,7 @@ START_TEST(t_least_conn_avoids_slow_server)
             for (int i = 0; i < 40; i++) {
                 struct tl_resp r;
                 tl_request(px.port, GET_ROOT, &r);
-                char c = (char)('0' + who(&r));
+                char c = (char)('0' + tl_who(&r));
                 (void)!write(pp[1], &c, 1);
                 tl_resp_free(&r);
             }
@@ -401,7 +387,7 @@ START_TEST(t_backup_only_when_primaries_down)
     const struct shm *shm = attach();
     for (int i = 0; i < 6; i++) {
         tl_request(px.port, GET_ROOT, &r);
-        ck_assert_int_eq(who(&r), 1);
+        ck_assert_int_eq(tl_who(&r), 1);
         tl_resp_free(&r);
     }
     tl_request(app[0].port, "GET /sethealth?status=500 HTTP/1.1\r\nHost: t\r\n\r\n", &r);
@@ -409,14 +395,14 @@ START_TEST(t_backup_only_when_primaries_down)
     ck_assert(wait_health(shm, 0, SHM_HEALTH_DOWN, 2000) >= 0);
     for (int i = 0; i < 6; i++) {
         tl_request(px.port, GET_ROOT, &r);
-        ck_assert_int_eq(who(&r), 2);
+        ck_assert_int_eq(tl_who(&r), 2);
         tl_resp_free(&r);
     }
     tl_request(app[0].port, "GET /sethealth?status=200 HTTP/1.1\r\nHost: t\r\n\r\n", &r);
     tl_resp_free(&r);
     ck_assert(wait_health(shm, 0, SHM_HEALTH_UP, 2000) >= 0);
     tl_request(px.port, GET_ROOT, &r);
-    ck_assert_int_eq(who(&r), 1);
+    ck_assert_int_eq(tl_who(&r), 1);
     tl_resp_free(&r);
     shm_detach(shm);
     stop_all();
@@ -496,7 +482,7 @@ START_TEST(t_hash_is_sticky_and_shm_counts)
         for (int i = 0; i < 4; i++) {
             struct tl_resp r;
             tl_request(px.port, req, &r);
-            int k = who(&r);
+            int k = tl_who(&r);
             tl_resp_free(&r);
             ck_assert_int_ne(k, 0);
             if (first == 0)
@@ -575,9 +561,5 @@ main(void)
     tcase_add_test(tc, t_hash_is_sticky_and_shm_counts);
     tcase_add_test(tc, t_checker_respawned_state_kept);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return tl_run(s);
 }

@@ -853,9 +853,5 @@ main(void)
     tcase_add_test(tc, t_signals_from_master);
     tcase_add_test(tc, t_dies_with_master);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return tl_run(s);
 }

@@ -24,20 +24,7 @@ static struct tl_proxy px;
 static void
 stop_all(void)
 {
-    tl_stop(px.pid);
-    for (int i = 0; i < 4; i++)
-        if (app[i].pid > 0)
-            tl_stop(app[i].pid);
-    memset(app, 0, sizeof(app));
-}
-
-static int
-who(const struct tl_resp *r)
-{
-    int k = 0;
-    if (r->status != 200 || r->body == NULL || sscanf(r->body, "hello from a%d", &k) != 1)
-        return 0;
-    return k;
+    tl_stop_all(&px, app, 4);
 }
 
 /* Writes a config whose group serves apps <first> and <first+1> (0-based). */
@@ -76,7 +63,7 @@ client_loop(int port, int n, bool keepalive)
             int rc = tl_send_str(fd, req) == 0 ? tl_read_response(fd, false, &r) : -1;
             if (rc == 0) {
                 bool keep = keepalive && strstr(r.head, "Connection: close") == NULL;
-                if (who(&r) == 0) {
+                if (tl_who(&r) == 0) {
                     fprintf(stderr, "client: status %d\n", r.status);
                     failures++;
                 }
@@ -105,7 +92,7 @@ client_loop(int port, int n, bool keepalive)
 START_TEST(t_reload_under_load_loses_nothing)
 {
     for (int i = 0; i < 4; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof(name), "a%d", i + 1);
         tl_app_start(&app[i], name);
     }
@@ -153,7 +140,7 @@ START_TEST(t_reload_under_load_loses_nothing)
                                                  "Connection: close\r\n\r\n",
                                         &r),
                              200);
-            int k = who(&r);
+            int k = tl_who(&r);
             tl_resp_free(&r);
             ck_assert_msg(k == set + 1 || k == set + 2, "reload %d: a%d answered, want a%d/a%d",
                           h, k, set + 1, set + 2);
@@ -447,9 +434,5 @@ main(void)
     tcase_add_test(tc, t_pid_file_signals_and_user);
     tcase_add_test(tc, t_status_pages);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return tl_run(s);
 }

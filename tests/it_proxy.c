@@ -56,11 +56,7 @@ start1(int workers, const char *proxy_keys, const char *group_keys)
 static void
 stop_all(void)
 {
-    tl_stop(px.pid);
-    for (int i = 0; i < 3; i++)
-        if (app[i].pid > 0)
-            tl_stop(app[i].pid);
-    memset(app, 0, sizeof(app));
+    tl_stop_all(&px, app, 3);
 }
 
 /* A port nothing listens on: bind port 0, read it, close. */
@@ -870,9 +866,5 @@ main(void)
     tcase_add_test(tc, t_stop_leaves_no_orphans);
     tcase_add_test(tc, t_config_check_flag);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return tl_run(s);
 }

@@ -661,3 +661,34 @@ tl_pid_alive(pid_t pid)
     char *rp = strrchr(buf, ')');
     return rp != NULL && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
 }
+
+int
+tl_who(const struct tl_resp *r)
+{
+    int k = 0;
+    if (r->status != 200 || r->body == NULL || sscanf(r->body, "hello from a%d", &k) != 1)
+        return 0;
+    return k;
+}
+
+void
+tl_stop_all(struct tl_proxy *px, struct tl_proc *apps, int n)
+{
+    if (px->pid > 0)
+        tl_stop(px->pid);
+    px->pid = 0;
+    for (int i = 0; i < n; i++)
+        if (apps[i].pid > 0)
+            tl_stop(apps[i].pid);
+    memset(apps, 0, (size_t)n * sizeof(*apps));
+}
+
+int
+tl_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

@@ -10,6 +10,7 @@
 #ifndef MP_TESTLIB_H
 #define MP_TESTLIB_H
 
+#include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,6 +102,15 @@ int tl_file_count(const char *path, const char *needle);
 
 /* Reads testapp /stats: accepted connections and requests, minus the /stats call itself. */
 void tl_app_stats(int port, long *conns, long *reqs);
+
+/* Which testapp instance answered "hello from aN": N, or 0 for anything else. */
+int tl_who(const struct tl_resp *r);
+
+/* Stops the proxy and the <n> apps (those with a pid) by PID, and forgets them. */
+void tl_stop_all(struct tl_proxy *px, struct tl_proc *apps, int n);
+
+/* Runs suite <s> (freeing it); returns the process exit status: 0 when all passed. */
+int tl_run(Suite *s);
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t tl_now_ms(void);

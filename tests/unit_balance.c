@@ -10,6 +10,7 @@
 #include "config.h"
 #include "log.h"
 #include "shm.h"
+#include "testlib.h"
 
 #include <check.h>
 #include <errno.h>
@@ -1298,13 +1299,7 @@ balance_suite(void)
 int
 main(void)
 {
-    SRunner *sr = srunner_create(balance_suite());
-    int failed;
-
     /* The breaker logs every opening and closing: keep the output to the results. */
     log_set_level(CFG_LOG_ERROR);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tl_run(balance_suite());
 }

@@ -4,6 +4,7 @@
  */
 #include "buf.h"
 #include "config.h"
+#include "testlib.h"
 
 #include <check.h>
 #include <netinet/in.h>
@@ -1509,11 +1510,5 @@ config_suite(void)
 int
 main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tl_run(config_suite());
 }

@@ -6,6 +6,7 @@
  * crashes.
  */
 #include "health.h"
+#include "testlib.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -128,9 +129,5 @@ main(void)
     tcase_add_loop_test(tc, t_status_table, 0, (int)NELEM(cases));
     tcase_add_loop_test(tc, t_status_prefixes, 0, (int)NELEM(cases));
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return tl_run(s);
 }

@@ -9,6 +9,7 @@
  * position and one byte at a time.
  */
 #include "http.h"
+#include "testlib.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -971,14 +972,7 @@ http_suite(void)
 int
 main(void)
 {
-    SRunner *sr;
-    int failed;
-
     guard_setup();
     chunk_big_setup();
-    sr = srunner_create(http_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tl_run(http_suite());
 }

@@ -5,6 +5,7 @@
  * reports the first check that failed through its exit code.
  */
 #include "pidfile.h"
+#include "testlib.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -458,11 +459,5 @@ pidfile_suite(void)
 int
 main(void)
 {
-    SRunner *sr = srunner_create(pidfile_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tl_run(pidfile_suite());
 }

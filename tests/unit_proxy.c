@@ -6,6 +6,7 @@
  */
 #include "http.h"
 #include "proxy.h"
+#include "testlib.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -435,11 +436,5 @@ proxy_suite(void)
 int
 main(void)
 {
-    SRunner *sr = srunner_create(proxy_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tl_run(proxy_suite());
 }

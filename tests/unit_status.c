@@ -10,6 +10,7 @@
 #include "config.h"
 #include "shm.h"
 #include "status.h"
+#include "testlib.h"
 
 #include <check.h>
 #include <errno.h>
@@ -1128,11 +1129,5 @@ status_suite(void)
 int
 main(void)
 {
-    SRunner *sr = srunner_create(status_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return tl_run(status_suite());
 }
