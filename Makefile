@@ -56,7 +56,7 @@ $(BUILD)/miniproxyd: $(BUILD)/src/main.o $(BUILD)/libmp.a
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The upstream app for tests and the demo (threads are fine there: it is not the proxy).
-$(BUILD)/testapp: tests/testapp.c
+$(BUILD)/testapp: tests/testapp.c tests/testpattern.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -pthread -o $@ $< $(LDLIBS)
 

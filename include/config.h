@@ -89,7 +89,23 @@ struct config {
     /* [proxy] */
     struct cfg_listener *listeners; /* listen =, repeatable, at least one */
     size_t nlisteners;
-    unsigned workers;               /* default: number of CPUs (at least 2) */
+    /*
+     * Worker pool. `workers = N` is a fixed pool of N; `workers = auto` (the
+     * default) an adaptive one between min_workers and max_workers that
+     * keeps min_spare..max_spare idle workers. <workers> is the number of
+     * worker slots: N, or max_workers.
+     */
+    unsigned workers;
+    bool workers_auto;
+    unsigned min_workers;  /* min_workers: default max(2, CPUs); N when fixed */
+    unsigned max_workers;  /* max_workers: default min(1024, 128 x CPUs); N when fixed */
+    unsigned min_spare;    /* min_spare: default max(2, CPUs) */
+    unsigned max_spare;    /* max_spare: default max(8, 4 x CPUs) */
+
+    /* slow clients (mod_reqtimeout's MinRate): bytes/s after a 1 s grace; 0 = off */
+    unsigned client_header_min_rate; /* default 256 */
+    unsigned client_body_min_rate;   /* default 256 */
+    unsigned max_conns_per_ip;       /* concurrent connections per client address; 0 (default) = no limit */
     size_t group;                   /* index in groups[] of `upstream =` (required) */
     char *error_log;                /* "stderr" (default) or a path */
     char *access_log;               /* "stderr" (default), "off" or a path */

@@ -22,6 +22,7 @@
 #define SHM_MAGIC 0x6d70726f78796432ULL /* "mproxyd2" */
 #define SHM_NAME "miniproxyd-shm"
 #define SHM_ERR_MAX 96
+#define SHM_IP_BUCKETS 4096
 
 enum shm_health {
     SHM_HEALTH_UNKNOWN = 0, /* not probed yet: gets no traffic */
@@ -82,6 +83,7 @@ struct shm_worker {
     atomic_uint_fast64_t requests;    /* served by this worker */
     atomic_uint_fast64_t connections; /* client connections accepted */
     atomic_int draining;              /* set by the worker when told to finish: accepts no more */
+    atomic_int ip_bucket;             /* its client's slot in shm.ip_conns, -1: none */
     uint32_t generation;
 };
 
@@ -95,6 +97,17 @@ struct shm {
     atomic_int health_ready; /* the checker finished its first round */
     atomic_int checker_pid;
     int fd;                  /* the memfd, open in the master (closed by shm_destroy) */
+
+    /* the worker pool (issue: prefork under pressure) */
+    _Alignas(64) atomic_int idle_workers;  /* proxy workers waiting in accept() now */
+    atomic_int evicting;                   /* fair keep-alive: an idle client is being let go */
+    atomic_uint_fast64_t spawned;          /* workers forked by the pool (the first ones too) */
+    atomic_uint_fast64_t retired;          /* workers retired by the pool for being spare */
+    atomic_uint_fast64_t evictions;        /* idle keep-alive connections closed for a waiting client */
+    atomic_uint_fast64_t slow_rejects;     /* 408s for heads or bodies below the minimum rate */
+    atomic_uint_fast64_t ip_rejects;       /* connections refused by max_conns_per_ip */
+    /* connections per client address, by hash of the address (collisions share a slot) */
+    atomic_int ip_conns[SHM_IP_BUCKETS];
     struct shm_group groups[CFG_MAX_GROUPS];
     struct shm_server servers[CFG_MAX_TOTAL_SERVERS];
     struct shm_worker workers[CFG_MAX_WORKERS];

@@ -13,7 +13,21 @@
  *   listen = 127.0.0.1:8080      ; required, repeatable (at most 32); "ip:port",
  *                                ; "[v6]:port" or "name:port"; port 0 picks one;
  *                                ; the same address twice is an error
- *   workers = 8                  ; 1..1024; default: online CPUs, at least 2
+ *   workers = auto               ; auto (default) or N (1..1024). N is a fixed
+ *                                ; pool of N workers; auto an adaptive one
+ *                                ; between min_workers and max_workers that
+ *                                ; keeps min_spare..max_spare of them idle.
+ *                                ; The four keys below are errors with N.
+ *                                ; CPUs: the online ones (at least 1)
+ *   min_workers = 4              ; 1..1024, at most max_workers; default
+ *                                ; max(2, CPUs), lowered to max_workers
+ *   max_workers = 256            ; 1..1024; default min(1024, 128 x CPUs);
+ *                                ; the number of worker slots
+ *   min_spare = 2                ; 0..1024, below max_spare; default
+ *                                ; max(2, CPUs), lowered below max_spare
+ *   max_spare = 8                ; 1..1024, at most max_workers; default
+ *                                ; max(8, 4 x CPUs), raised above a given
+ *                                ; min_spare, lowered to max_workers
  *   upstream = app               ; required; names an [upstream NAME] section,
  *                                ; which may come later in the file
  *   error_log = stderr           ; default stderr; or a path
@@ -24,6 +38,12 @@
  *   client_header_timeout = 10s  ; > 0; default 10s: to read the whole head
  *   client_body_timeout = 30s    ; > 0; default 30s: between two body reads
  *   send_timeout = 30s           ; > 0; default 30s: between two client writes
+ *   client_header_min_rate = 256 ; 0..1000000000 bytes/s; default 256: the
+ *                                ; rate a request head must keep up after
+ *                                ; its first second; 0 = off
+ *   client_body_min_rate = 256   ; the same for request bodies; default 256
+ *   max_conns_per_ip = 0         ; 0..1000000; default 0 = unlimited:
+ *                                ; concurrent connections per client address
  *   client_max_body_size = 1m    ; default 1m; 0 = unlimited
  *   max_header_size = 16k        ; 1k..1m; default 16k
  *   pid_file = /run/miniproxyd.pid ; a path (not ending in '/'); default:
@@ -118,6 +138,10 @@ enum cfg_section { CFG_SEC_NONE, CFG_SEC_PROXY, CFG_SEC_ADMIN, CFG_SEC_UPSTREAM 
 enum cfg_proxy_key {
     PK_LISTEN,
     PK_WORKERS,
+    PK_MIN_WORKERS,
+    PK_MAX_WORKERS,
+    PK_MIN_SPARE,
+    PK_MAX_SPARE,
     PK_UPSTREAM,
     PK_ERROR_LOG,
     PK_ACCESS_LOG,
@@ -127,6 +151,9 @@ enum cfg_proxy_key {
     PK_CLIENT_HEADER_TIMEOUT,
     PK_CLIENT_BODY_TIMEOUT,
     PK_SEND_TIMEOUT,
+    PK_CLIENT_HEADER_MIN_RATE,
+    PK_CLIENT_BODY_MIN_RATE,
+    PK_MAX_CONNS_PER_IP,
     PK_CLIENT_MAX_BODY_SIZE,
     PK_MAX_HEADER_SIZE,
     PK_PID_FILE,
@@ -275,6 +302,17 @@ cfg_number(const char *val, uint64_t min, uint64_t max, uint64_t *out, char *why
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+static int
+cfg_unsigned(const char *val, unsigned min, unsigned max, unsigned *out, char *why, size_t whylen)
+{
+    uint64_t v;
+
+    if (cfg_number(val, min, max, &v, why, whylen) == -1)
+        return -1;
+    *out = (unsigned)v;
     return 0;
 }
 
@@ -478,15 +516,49 @@ set_listen(struct cfg_state *st, const char *val, char *why, size_t whylen)
     return 0;
 }
 
+/*
+ * "auto" or N. The pool keys are checked against it, and their defaults
+ * computed, in cfg_validate_pool(): they may come before it in the file.
+ */
 static int
 set_workers(struct cfg_state *st, const char *val, char *why, size_t whylen)
 {
-    uint64_t v;
-
-    if (cfg_number(val, 1, CFG_MAX_WORKERS, &v, why, whylen) == -1)
+    if (strcmp(val, "auto") == 0) {
+        st->cfg->workers_auto = true;
+        return 0;
+    }
+    if (!cfg_all_digits(val)) {
+        snprintf(why, whylen, "bad value \"%s\" (auto or 1..%d)", val, CFG_MAX_WORKERS);
         return -1;
-    st->cfg->workers = (unsigned)v;
+    }
+    if (cfg_unsigned(val, 1, CFG_MAX_WORKERS, &st->cfg->workers, why, whylen) == -1)
+        return -1;
+    st->cfg->workers_auto = false;
     return 0;
+}
+
+static int
+set_min_workers(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_unsigned(val, 1, CFG_MAX_WORKERS, &st->cfg->min_workers, why, whylen);
+}
+
+static int
+set_max_workers(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_unsigned(val, 1, CFG_MAX_WORKERS, &st->cfg->max_workers, why, whylen);
+}
+
+static int
+set_min_spare(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_unsigned(val, 0, CFG_MAX_WORKERS, &st->cfg->min_spare, why, whylen);
+}
+
+static int
+set_max_spare(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_unsigned(val, 1, CFG_MAX_WORKERS, &st->cfg->max_spare, why, whylen);
 }
 
 static int
@@ -564,6 +636,24 @@ set_send_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen
 }
 
 static int
+set_client_header_min_rate(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_unsigned(val, 0, 1000000000, &st->cfg->client_header_min_rate, why, whylen);
+}
+
+static int
+set_client_body_min_rate(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_unsigned(val, 0, 1000000000, &st->cfg->client_body_min_rate, why, whylen);
+}
+
+static int
+set_max_conns_per_ip(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_unsigned(val, 0, 1000000, &st->cfg->max_conns_per_ip, why, whylen);
+}
+
+static int
 set_client_max_body_size(struct cfg_state *st, const char *val, char *why, size_t whylen)
 {
     return cfg_size(val, 0, UINT64_MAX, "max 1024g", &st->cfg->client_max_body_size, why, whylen);
@@ -622,6 +712,10 @@ set_shutdown_timeout(struct cfg_state *st, const char *val, char *why, size_t wh
 static const struct cfg_key cfg_proxy_keys[PK_COUNT] = {
     [PK_LISTEN] = {"listen", true, set_listen},
     [PK_WORKERS] = {"workers", false, set_workers},
+    [PK_MIN_WORKERS] = {"min_workers", false, set_min_workers},
+    [PK_MAX_WORKERS] = {"max_workers", false, set_max_workers},
+    [PK_MIN_SPARE] = {"min_spare", false, set_min_spare},
+    [PK_MAX_SPARE] = {"max_spare", false, set_max_spare},
     [PK_UPSTREAM] = {"upstream", false, set_upstream},
     [PK_ERROR_LOG] = {"error_log", false, set_error_log},
     [PK_ACCESS_LOG] = {"access_log", false, set_access_log},
@@ -631,6 +725,9 @@ static const struct cfg_key cfg_proxy_keys[PK_COUNT] = {
     [PK_CLIENT_HEADER_TIMEOUT] = {"client_header_timeout", false, set_client_header_timeout},
     [PK_CLIENT_BODY_TIMEOUT] = {"client_body_timeout", false, set_client_body_timeout},
     [PK_SEND_TIMEOUT] = {"send_timeout", false, set_send_timeout},
+    [PK_CLIENT_HEADER_MIN_RATE] = {"client_header_min_rate", false, set_client_header_min_rate},
+    [PK_CLIENT_BODY_MIN_RATE] = {"client_body_min_rate", false, set_client_body_min_rate},
+    [PK_MAX_CONNS_PER_IP] = {"max_conns_per_ip", false, set_max_conns_per_ip},
     [PK_CLIENT_MAX_BODY_SIZE] = {"client_max_body_size", false, set_client_max_body_size},
     [PK_MAX_HEADER_SIZE] = {"max_header_size", false, set_max_header_size},
     [PK_PID_FILE] = {"pid_file", false, set_pid_file},
@@ -1311,6 +1408,118 @@ cfg_validate_admin(struct cfg_state *st)
     return 0;
 }
 
+/* Online CPUs, at least 1 and at most CFG_MAX_WORKERS (so 128 x CPUs fits). */
+static unsigned
+cfg_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (n < 1)
+        return 1;
+    return n > CFG_MAX_WORKERS ? CFG_MAX_WORKERS : (unsigned)n;
+}
+
+static unsigned
+cfg_umin(unsigned a, unsigned b)
+{
+    return a < b ? a : b;
+}
+
+static unsigned
+cfg_umax(unsigned a, unsigned b)
+{
+    return a > b ? a : b;
+}
+
+/*
+ * The worker pool, once every [proxy] key is known (`workers` may come
+ * after the keys it forbids, so errors are reported at their own lines).
+ *
+ * workers = N: min_workers = max_workers = N; min_spare and max_spare stay
+ * 0 (a fixed pool keeps no spares); the four pool keys are errors.
+ *
+ * workers = auto: the keys not given get defaults from the CPU count, bent
+ * so that a default never contradicts a given value: a given max_workers
+ * below the default min_workers lowers min_workers to it (rather than
+ * failing); the default max_spare rises above a given min_spare and stays
+ * within max_workers; the default min_spare stays below max_spare. The
+ * default max_workers is never raised: it bounds memory and processes, so a
+ * min_workers or max_spare above it must come with an explicit max_workers.
+ * What is left to fail is explicit values that contradict each other (or
+ * the max_workers default), each reported at the line of the key named.
+ * <workers>, the number of slots, is max_workers.
+ */
+static int
+cfg_validate_pool(struct cfg_state *st)
+{
+    static const enum cfg_proxy_key pool_keys[] = {PK_MIN_WORKERS, PK_MAX_WORKERS, PK_MIN_SPARE,
+                                                   PK_MAX_SPARE};
+    struct config *cfg = st->cfg;
+    const int *seen = st->proxy_seen;
+    unsigned cpus = cfg_cpus(), v;
+
+    if (!cfg->workers_auto) {
+        int line = 0;
+        enum cfg_proxy_key first = PK_MIN_WORKERS;
+
+        for (size_t i = 0; i < sizeof(pool_keys) / sizeof(pool_keys[0]); i++) {
+            int l = seen[pool_keys[i]];
+
+            if (l != 0 && (line == 0 || l < line)) {
+                line = l;
+                first = pool_keys[i];
+            }
+        }
+        if (line != 0) {
+            cfg_fail(st, line, "[proxy] %s: only with workers = auto", cfg_proxy_keys[first].name);
+            return -1;
+        }
+        cfg->min_workers = cfg->max_workers = cfg->workers;
+        cfg->min_spare = cfg->max_spare = 0;
+        return 0;
+    }
+
+    if (seen[PK_MAX_WORKERS] == 0)
+        cfg->max_workers = cfg_umin(128 * cpus, CFG_MAX_WORKERS);
+    if (seen[PK_MIN_WORKERS] == 0)
+        cfg->min_workers = cfg_umin(cfg_umax(2, cpus), cfg->max_workers);
+    if (seen[PK_MAX_SPARE] == 0) {
+        v = cfg_umax(8, 4 * cpus);
+        if (seen[PK_MIN_SPARE] != 0)
+            v = cfg_umax(v, cfg->min_spare + 1);
+        cfg->max_spare = cfg_umin(v, cfg->max_workers); /* >= 1: so is max_workers */
+    }
+    if (seen[PK_MIN_SPARE] == 0)
+        cfg->min_spare = cfg_umin(cfg_umax(2, cpus), cfg->max_spare - 1);
+
+    /* Given the defaults above, each failure below implies its key was given. */
+    if (cfg->min_workers > cfg->max_workers) {
+        cfg_fail(st, seen[PK_MIN_WORKERS],
+                 "[proxy] min_workers: min_workers %u is above max_workers %u", cfg->min_workers,
+                 cfg->max_workers);
+        return -1;
+    }
+    if (cfg->max_spare > cfg->max_workers) {
+        cfg_fail(st, seen[PK_MAX_SPARE], "[proxy] max_spare: max_spare %u is above max_workers %u",
+                 cfg->max_spare, cfg->max_workers);
+        return -1;
+    }
+    if (cfg->min_spare >= cfg->max_spare) {
+        /* without a max_spare, only max_workers (its bound) can be in the way */
+        if (seen[PK_MAX_SPARE] != 0)
+            cfg_fail(st, seen[PK_MIN_SPARE],
+                     "[proxy] min_spare: min_spare %u is not below max_spare %u", cfg->min_spare,
+                     cfg->max_spare);
+        else
+            cfg_fail(st, seen[PK_MIN_SPARE],
+                     "[proxy] min_spare: min_spare %u is not below max_workers %u", cfg->min_spare,
+                     cfg->max_workers);
+        return -1;
+    }
+    cfg->workers = cfg->max_workers;
+    return 0;
+}
+
 /* The whole-file checks, once every line was read. */
 static int
 cfg_validate(struct cfg_state *st)
@@ -1336,6 +1545,8 @@ cfg_validate(struct cfg_state *st)
         return -1;
     }
     cfg->group = i;
+    if (cfg_validate_pool(st) == -1)
+        return -1;
     if (cfg_validate_admin(st) == -1)
         return -1;
     for (i = 0; i < cfg->ngroups; i++) {
@@ -1354,16 +1565,6 @@ cfg_validate(struct cfg_state *st)
         }
     }
     return 0;
-}
-
-static unsigned
-cfg_default_workers(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-    if (n < 2)
-        return 2;
-    return n > CFG_MAX_WORKERS ? CFG_MAX_WORKERS : (unsigned)n;
 }
 
 /* Runs the parse over <st> (whose fp or text is set). */
@@ -1387,13 +1588,16 @@ cfg_run(struct cfg_state *st)
         snprintf(st->err, st->errlen, "%s: out of memory", st->name);
         goto fail;
     }
-    cfg->workers = cfg_default_workers();
+    cfg->workers_auto = true; /* the pool's numbers: cfg_validate_pool() */
     cfg->log_level = CFG_LOG_INFO;
     cfg->keepalive_timeout_ms = 5000;
     cfg->keepalive_requests = 1000;
     cfg->client_header_timeout_ms = 10000;
     cfg->client_body_timeout_ms = 30000;
     cfg->send_timeout_ms = 30000;
+    cfg->client_header_min_rate = 256;
+    cfg->client_body_min_rate = 256;
+    cfg->max_conns_per_ip = 0;
     cfg->client_max_body_size = 1024 * 1024;
     cfg->max_header_size = 16 * 1024;
     cfg->shutdown_timeout_ms = 30000;
@@ -1614,6 +1818,39 @@ cfg_has_listener(const struct config *cfg, const char *text)
     return false;
 }
 
+/* workers as written in the file: "auto" or N. */
+static void
+cfg_workers_text(const struct config *cfg, char *out, size_t outlen)
+{
+    if (cfg->workers_auto)
+        snprintf(out, outlen, "auto");
+    else
+        snprintf(out, outlen, "%u", cfg->workers);
+}
+
+/*
+ * The pool: "workers 4 -> 8", "workers auto -> 8", "workers 8 -> auto"; the
+ * adaptive pool's bounds only when both are auto (a fixed pool has none).
+ */
+static void
+cfg_diff_workers(struct cfg_diff_out *d, const struct config *a, const struct config *b)
+{
+    char wa[16], wb[16];
+
+    if (a->workers_auto && b->workers_auto) {
+        cfg_duint(d, "", "min_workers", a->min_workers, b->min_workers);
+        cfg_duint(d, "", "max_workers", a->max_workers, b->max_workers);
+        cfg_duint(d, "", "min_spare", a->min_spare, b->min_spare);
+        cfg_duint(d, "", "max_spare", a->max_spare, b->max_spare);
+        return;
+    }
+    if (a->workers_auto == b->workers_auto && a->workers == b->workers)
+        return;
+    cfg_workers_text(a, wa, sizeof(wa));
+    cfg_workers_text(b, wb, sizeof(wb));
+    cfg_dline(d, "workers %s -> %s", wa, wb);
+}
+
 /* One group present in both configs: servers (matched by address), then keys. */
 static void
 cfg_diff_group(struct cfg_diff_out *d, const struct cfg_group *a, const struct cfg_group *b)
@@ -1683,7 +1920,7 @@ cfg_diff(const struct config *old, const struct config *new,
     for (size_t i = 0; i < new->nlisteners; i++)
         if (!cfg_has_listener(old, new->listeners[i].addr.text))
             cfg_dline(&d, "listener added %s", new->listeners[i].addr.text);
-    cfg_duint(&d, "", "workers", old->workers, new->workers);
+    cfg_diff_workers(&d, old, new);
     cfg_dstr(&d, "", "upstream", old->groups[old->group].name, new->groups[new->group].name);
     cfg_dstr(&d, "", "error_log", old->error_log, new->error_log);
     cfg_dstr(&d, "", "access_log", old->access_log, new->access_log);
@@ -1697,6 +1934,11 @@ cfg_diff(const struct config *old, const struct config *new,
     cfg_dms(&d, "", "client_body_timeout", old->client_body_timeout_ms,
             new->client_body_timeout_ms);
     cfg_dms(&d, "", "send_timeout", old->send_timeout_ms, new->send_timeout_ms);
+    cfg_duint(&d, "", "client_header_min_rate", old->client_header_min_rate,
+              new->client_header_min_rate);
+    cfg_duint(&d, "", "client_body_min_rate", old->client_body_min_rate,
+              new->client_body_min_rate);
+    cfg_duint(&d, "", "max_conns_per_ip", old->max_conns_per_ip, new->max_conns_per_ip);
     cfg_dbytes(&d, "client_max_body_size", old->client_max_body_size, new->client_max_body_size);
     cfg_dbytes(&d, "max_header_size", old->max_header_size, new->max_header_size);
     cfg_dstr(&d, "", "pid_file", old->pid_file, new->pid_file);

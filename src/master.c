@@ -65,6 +65,7 @@ on_signal(int sig)
 }
 
 struct child {
+    bool wanted;        /* the slot should have a process (the adaptive pool clears it) */
     pid_t pid;          /* 0: not running */
     int64_t started;    /* buf_now_ms() of the last fork */
     int64_t respawn_at; /* when to fork again, 0 if not pending */
@@ -91,6 +92,10 @@ struct generation {
     int admin_fd; /* -1: no [admin] */
     bool retiring;
     int64_t kill_at; /* retiring: SIGKILL whatever is left then */
+    /* adaptive pool (workers = auto) */
+    unsigned spawn_rate;  /* workers to fork at the next tick if still short: 1, 2, 4 .. 32 */
+    unsigned over_ticks;  /* consecutive ticks with more than max_spare idle workers */
+    bool cap_logged;      /* "max_workers reached" was said (until idle workers are back) */
 };
 
 struct master {
@@ -162,9 +167,13 @@ spawn_child(struct generation *gen, unsigned i)
     }
     struct child *ch = &gen->children[i];
     ch->pid = pid;
+    ch->wanted = true;
     ch->started = buf_now_ms();
     ch->respawn_at = 0;
     if (i < gen->cfg->workers) {
+        atomic_fetch_add(&gen->shm->spawned, 1);
+        atomic_store(&gen->shm->workers[i].draining, 0);
+        atomic_store(&gen->shm->workers[i].ip_bucket, -1);
         atomic_store(&gen->shm->workers[i].pid, pid);
         gen->shm->workers[i].generation = gen->id;
     }
@@ -249,6 +258,26 @@ child_died(struct generation *gen, unsigned i, pid_t pid, int status, const char
         log_warn("%s (pid %d) %s; respawning", name, (int)pid, why);
 }
 
+/*
+ * Clears what a dead worker left in the shared table: its scoreboard
+ * entry, and the shared counts it held (an idle slot, its client's
+ * per-address count, the fair keep-alive token), so a kill -9 leaks none.
+ */
+static void
+forget_worker(struct generation *gen, unsigned i, pid_t pid)
+{
+    struct shm *shm = gen->shm;
+    struct shm_worker *w = &shm->workers[i];
+    if (atomic_exchange(&w->state, SHM_W_FREE) == SHM_W_IDLE)
+        atomic_fetch_sub(&shm->idle_workers, 1);
+    int b = atomic_exchange(&w->ip_bucket, -1);
+    if (b >= 0 && b < SHM_IP_BUCKETS)
+        atomic_fetch_sub(&shm->ip_conns[b], 1);
+    int token = pid;
+    atomic_compare_exchange_strong(&shm->evicting, &token, 0);
+    atomic_store(&w->pid, 0);
+}
+
 /* Reaps every dead child; schedules respawns in live generations unless <stopping>. */
 static void
 reap(struct master *m, bool stopping)
@@ -265,11 +294,9 @@ reap(struct master *m, bool stopping)
                 if (gen->children[i].pid != pid)
                     continue;
                 gen->children[i].pid = 0;
-                if (i < gen->cfg->workers) {
-                    atomic_store(&gen->shm->workers[i].pid, 0);
-                    atomic_store(&gen->shm->workers[i].state, SHM_W_FREE);
-                }
-                if (gen->retiring || stopping) {
+                if (i < gen->cfg->workers)
+                    forget_worker(gen, i, pid);
+                if (gen->retiring || stopping || !gen->children[i].wanted) {
                     /* Expected: an old generation drains away. */
                     char name[32];
                     log_debug("generation %u: %s (pid %d) %s", gen->id,
@@ -295,7 +322,7 @@ respawn_due(struct master *m)
             continue;
         for (unsigned i = 0; i < gen->nchildren; i++) {
             struct child *ch = &gen->children[i];
-            if (ch->pid != 0 || ch->fatal || ch->respawn_at == 0)
+            if (!ch->wanted || ch->pid != 0 || ch->fatal || ch->respawn_at == 0)
                 continue;
             if (ch->respawn_at <= now) {
                 if (spawn_child(gen, i) == -1)
@@ -543,14 +570,20 @@ static int
 gen_start(struct master *m, struct generation *gen)
 {
     struct config *cfg = gen->cfg;
+    gen->children[cfg->workers].wanted = true;
     if (spawn_child(gen, cfg->workers) == -1)
         gen->children[cfg->workers].respawn_at = buf_now_ms() + 1000;
     if (wait_health_ready(m, gen) == -1)
         return -1;
     gen_listener_mode(gen);
-    for (unsigned i = 0; i < gen->nchildren; i++)
-        if (!is_checker(gen, i) && spawn_child(gen, i) == -1)
+    gen->spawn_rate = 1;
+    for (unsigned i = 0; i < gen->nchildren; i++) {
+        if (is_checker(gen, i) || (i < cfg->workers && i >= cfg->min_workers))
+            continue; /* slots above min_workers are the adaptive pool's */
+        gen->children[i].wanted = true;
+        if (spawn_child(gen, i) == -1)
             gen->children[i].respawn_at = buf_now_ms() + 1000;
+    }
     return 0;
 }
 
@@ -688,6 +721,82 @@ reload(struct master *m)
              gen->cfg->workers, old->id);
 }
 
+/* ---- the adaptive pool -------------------------------------------------------------------- */
+
+/* How often the pool is looked at (Apache prefork looks once a second; we ramp faster). */
+#define POOL_TICK_MS 200
+/* Spare workers beyond max_spare for this many ticks: retire one. */
+#define POOL_OVER_TICKS 5
+#define POOL_MAX_SPAWN_RATE 32
+
+/*
+ * Apache prefork's idle-server maintenance, on the scoreboard: fewer than
+ * min_spare idle workers: fork more, doubling the number forked per tick
+ * while the shortage lasts (1, 2, 4 .. 32); more than max_spare idle for a
+ * second: retire idle workers, one per tick while the surplus lasts,
+ * gracefully (SIGQUIT: it is in accept(), so it exits at once). Never above max_workers (said once when
+ * reached) nor below min_workers.
+ */
+static void
+pool_tick(struct generation *gen)
+{
+    const struct config *cfg = gen->cfg;
+    unsigned live = 0, idle = 0, top_idle = UINT32_MAX;
+
+    for (unsigned i = 0; i < cfg->workers; i++) {
+        if (!gen->children[i].wanted)
+            continue;
+        live++;
+        if (gen->children[i].pid != 0 &&
+            atomic_load_explicit(&gen->shm->workers[i].state, memory_order_relaxed) ==
+                SHM_W_IDLE) {
+            idle++;
+            top_idle = i;
+        }
+    }
+    if (idle < cfg->min_spare && live < cfg->max_workers) {
+        unsigned n = gen->spawn_rate;
+        if (n > cfg->max_workers - live)
+            n = cfg->max_workers - live;
+        for (unsigned i = 0; i < cfg->workers && n > 0; i++) {
+            if (gen->children[i].wanted)
+                continue;
+            gen->children[i].crashes = 0;
+            gen->children[i].fatal = false;
+            if (spawn_child(gen, i) == -1)
+                break;
+            n--;
+            live++;
+        }
+        log_debug("pool: %u idle of %u workers, forked %u", idle, live, gen->spawn_rate - n);
+        if (gen->spawn_rate < POOL_MAX_SPAWN_RATE)
+            gen->spawn_rate *= 2;
+    } else {
+        gen->spawn_rate = 1;
+    }
+    if (idle == 0 && live >= cfg->max_workers) {
+        if (!gen->cap_logged)
+            log_warn("pool: max_workers (%u) reached, none idle: new connections wait in the "
+                     "accept queue, and idle keep-alive connections are closed for them",
+                     cfg->max_workers);
+        gen->cap_logged = true;
+    } else if (idle > 0) {
+        gen->cap_logged = false;
+    }
+    if (idle > cfg->max_spare && live > cfg->min_workers && top_idle != UINT32_MAX) {
+        if (++gen->over_ticks >= POOL_OVER_TICKS) {
+            /* over for a second: one per tick from now on, while the surplus lasts */
+            gen->over_ticks = POOL_OVER_TICKS - 1;
+            gen->children[top_idle].wanted = false;
+            kill(gen->children[top_idle].pid, SIGQUIT);
+            atomic_fetch_add(&gen->shm->retired, 1);
+            log_debug("pool: %u idle of %u workers, retiring worker %u", idle, live, top_idle);
+        }
+    } else {
+        gen->over_ticks = 0;
+    }
+}
+
 /* ---- stop -------------------------------------------------------------------------------- */
 
 /* Stops every child: <sig> first, SIGKILL for those still alive after <grace_ms>. */
@@ -770,10 +879,20 @@ master_run(struct config *cfg, const char *path)
     log_info("miniproxyd %s started: %u workers, upstream %s", MP_VERSION, cfg->workers,
              cfg->groups[cfg->group].name);
 
+    int64_t next_tick = buf_now_ms() + POOL_TICK_MS;
     for (;;) {
         int64_t next = respawn_due(&m), k = next_kill(&m);
         if (k != -1 && (next == -1 || k < next))
             next = k;
+        if (current(&m)->cfg->workers_auto) {
+            int64_t now = buf_now_ms();
+            if (now >= next_tick) {
+                pool_tick(current(&m));
+                next_tick = now + POOL_TICK_MS;
+            }
+            if (next == -1 || next_tick - now < next)
+                next = next_tick - now;
+        }
         if (!(sig_chld || sig_term || sig_quit || sig_hup || sig_usr1))
             wait_signal(&m, next);
         if (sig_term) {

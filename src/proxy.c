@@ -551,6 +551,8 @@ enum pump_error {
 /* Client -> upstream: the rest of the request body. */
 struct upload {
     bool done;    /* the whole body is queued (or there was none left) */
+    int64_t t0;   /* when the pump began reading the body */
+    uint64_t got; /* body bytes read from the client since t0 */
     bool aborted; /* the upstream stopped taking it; what it answers may still come */
     uint64_t left; /* Content-Length bytes not read yet */
     struct outq q;
@@ -601,6 +603,7 @@ upload_read(struct exchange *x, struct upload *u)
         return pump_fail(x, PE_CLIENT_GONE, "client closed during the request body");
     c->len = (size_t)n;
     u->last = buf_now_ms();
+    u->got += (uint64_t)n;
     outq_reset(&u->q);
     if (req->info.framing == HTTP_BODY_LENGTH) {
         outq_add(&u->q, c->buf, (size_t)n);
@@ -846,7 +849,7 @@ pump(struct exchange *x, struct upload *u, struct download *d)
     const struct config *cfg = x->px->cfg;
     int64_t rto = x->grp->read_timeout_ms;
 
-    u->last = d->last = buf_now_ms();
+    u->last = d->last = u->t0 = buf_now_ms();
     /*
      * With nothing to upload, the answer to a request just sent is rarely
      * there yet. Before sleeping in poll(), yield the CPU twice: on a busy
@@ -889,9 +892,15 @@ pump(struct exchange *x, struct upload *u, struct download *d)
     } while (0)
         if (!u->aborted && !outq_empty(&u->q))
             WAIT_FOR(1, POLLOUT, u->last + rto, PE_UPSTREAM_TIMEOUT, "sending request body to");
-        else if (!u->aborted && !u->done)
+        else if (!u->aborted && !u->done) {
             WAIT_FOR(0, POLLIN, u->last + cfg->client_body_timeout_ms, PE_CLIENT_TIMEOUT,
                      "client request body timed out");
+            /* After a first second, a body slower than client_body_min_rate is cut too. */
+            if (cfg->client_body_min_rate > 0)
+                WAIT_FOR(0, POLLIN,
+                         u->t0 + 1000 + (int64_t)(u->got * 1000 / cfg->client_body_min_rate),
+                         PE_CLIENT_TIMEOUT, "client request body too slow");
+        }
         if (!outq_empty(&d->q))
             WAIT_FOR(0, POLLOUT, d->last + cfg->send_timeout_ms, PE_CLIENT_GONE,
                      "client stopped reading the response");
@@ -1137,6 +1146,8 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
             break;
         case PE_CLIENT_TIMEOUT:
             log_info("%s: %s (\"%s\")", c->ip, x.pwhy, x.reqline);
+            if (strstr(x.pwhy, "too slow") != NULL)
+                atomic_fetch_add_explicit(&px->shm->slow_rejects, 1, memory_order_relaxed);
             fail(&x, 408);
             break;
         case PE_TOO_LARGE:

@@ -64,10 +64,137 @@ on_usr1(int sig)
     reopen_logs = 1;
 }
 
+/* A proxy worker (not the admin worker): counted idle in accept(), subject to the pool. */
+static bool proxy_worker;
+/* This worker took the fair keep-alive token (shm->evicting) and must give it back. */
+static bool holding_token;
+
+/*
+ * Publishes the worker's state on the scoreboard, and keeps the shared
+ * count of idle workers (waiting in accept()) that the pool and fair
+ * keep-alive read: one atomic per change to or from idle, not per request.
+ */
 static void
-set_state(struct shm_worker *me, enum shm_worker_state st)
+set_state(struct proxy *px, enum shm_worker_state st)
 {
-    atomic_store_explicit(&me->state, st, memory_order_relaxed);
+    static enum shm_worker_state cur = SHM_W_FREE;
+    if (st == cur)
+        return;
+    if (proxy_worker && cur == SHM_W_IDLE)
+        atomic_fetch_sub_explicit(&px->shm->idle_workers, 1, memory_order_relaxed);
+    if (proxy_worker && st == SHM_W_IDLE)
+        atomic_fetch_add_explicit(&px->shm->idle_workers, 1, memory_order_relaxed);
+    cur = st;
+    atomic_store_explicit(&px->me->state, st, memory_order_relaxed);
+}
+
+/*
+ * When the head began at <t0> and <n> bytes of it are in: the time its
+ * next byte must come by. The whole head has client_header_timeout; after
+ * a first second, a client slower than client_header_min_rate is cut
+ * sooner (mod_reqtimeout's MinRate), so a trickle cannot hold a worker.
+ */
+static int64_t
+head_deadline(const struct config *cfg, int64_t t0, size_t n, bool *by_rate)
+{
+    int64_t d = t0 + cfg->client_header_timeout_ms;
+    *by_rate = false;
+    if (cfg->client_header_min_rate > 0) {
+        int64_t r = t0 + 1000 + (int64_t)n * 1000 / cfg->client_header_min_rate;
+        if (r < d) {
+            d = r;
+            *by_rate = true;
+        }
+    }
+    return d;
+}
+
+/*
+ * Fair keep-alive: a client is waiting in the accept queue and no worker is
+ * idle to take it. One worker at a time (a token in shared memory, so one
+ * new client does not cost every idle connection) lets its idle keep-alive
+ * connection go, a legal close between requests, and goes to accept.
+ */
+static bool
+yield_idle_connection(struct proxy *px)
+{
+    if (atomic_load_explicit(&px->shm->idle_workers, memory_order_relaxed) > 0)
+        return false;
+    int none = 0;
+    if (!atomic_compare_exchange_strong(&px->shm->evicting, &none, (int)getpid()))
+        return false;
+    holding_token = true;
+    atomic_fetch_add_explicit(&px->shm->evictions, 1, memory_order_relaxed);
+    return true;
+}
+
+/* Gives the fair keep-alive token back once this worker has been to accept(). */
+static void
+release_token(struct proxy *px)
+{
+    if (!holding_token)
+        return;
+    int mine = (int)getpid();
+    atomic_compare_exchange_strong(&px->shm->evicting, &mine, 0);
+    holding_token = false;
+}
+
+/*
+ * Waits on an idle keep-alive connection for the next request, until
+ * <deadline>. Returns 1 when the client sent something (or closed), 0 when
+ * the connection is to be closed: timeout, drain, or a client waiting for a
+ * worker (fair keep-alive). It also watches the listening sockets; after a
+ * false alarm (another worker is taking that client) it looks away from
+ * them for a moment instead of spinning.
+ */
+static int
+idle_wait(struct proxy *px, struct client *c, int64_t deadline)
+{
+    struct pollfd pfd[2 + CFG_MAX_LISTENERS];
+    int64_t mute_until = 0;
+    bool yielded = false;
+
+    pfd[0] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+    pfd[1] = (struct pollfd){.fd = wake_pipe[0], .events = POLLIN};
+    for (;;) {
+        if (draining)
+            return 0; /* a legal close between requests */
+        int64_t now = buf_now_ms(), left = deadline - now;
+        if (left <= 0)
+            return 0;
+        int n = 2;
+        if (proxy_worker && now >= mute_until) {
+            for (size_t i = 0; i < drain_nlisten; i++)
+                pfd[n++] = (struct pollfd){.fd = drain_lfds[i], .events = POLLIN};
+        } else if (proxy_worker && mute_until - now < left) {
+            left = mute_until - now;
+        }
+        /* As before an upstream's answer (proxy.c, pump): yield once before sleeping. */
+        int r = poll(pfd, (nfds_t)n, 0);
+        if (r == 0 && !yielded) {
+            yielded = true;
+            sched_yield();
+            continue;
+        }
+        if (r == 0)
+            r = poll(pfd, (nfds_t)n, left > 1000000 ? 1000000 : (int)left);
+        if (r == -1) {
+            if (errno == EINTR)
+                continue;
+            return 0;
+        }
+        if (r == 0 || pfd[1].revents != 0)
+            continue;
+        if (pfd[0].revents != 0)
+            return 1;
+        if (yield_idle_connection(px)) {
+            log_debug("%s: idle keep-alive connection closed: a new client waits and no worker "
+                      "is idle",
+                      c->ip);
+            return 0;
+        }
+        mute_until = buf_now_ms() + 20;
+    }
 }
 
 /*
@@ -81,10 +208,9 @@ static ssize_t
 read_head(struct proxy *px, struct client *c, struct http_request *req)
 {
     const struct config *cfg = px->cfg;
-    int64_t now = buf_now_ms();
-    int64_t deadline = now + (c->requests == 0 ? cfg->client_header_timeout_ms
-                                               : cfg->keepalive_timeout_ms);
-    bool started = c->len > c->start;
+    int64_t now = buf_now_ms(), t0 = now;
+    bool started = c->len > c->start, by_rate = false;
+    int64_t deadline = head_deadline(cfg, t0, c->len - c->start, &by_rate);
 
     /* Pipelined bytes stay; move them to the front so a whole head fits. */
     if (c->start > 0) {
@@ -92,9 +218,7 @@ read_head(struct proxy *px, struct client *c, struct http_request *req)
         c->len -= c->start;
         c->start = 0;
     }
-    if (started)
-        deadline = now + cfg->client_header_timeout_ms;
-    set_state(px->me, c->requests == 0 || started ? SHM_W_READ : SHM_W_KEEPALIVE);
+    set_state(px, c->requests == 0 || started ? SHM_W_READ : SHM_W_KEEPALIVE);
 
     for (;;) {
         if (c->len > 0) {
@@ -115,41 +239,31 @@ read_head(struct proxy *px, struct client *c, struct http_request *req)
         if (draining && c->len == 0 && c->requests > 0)
             return 0; /* idle between requests: close; a new connection still gets its answer */
         if (c->len == 0 && c->requests > 0) {
-            /*
-             * Idle between requests (the next one is rarely there yet): wait
-             * for it, or for the drain signal, which closes an idle
-             * connection at once (a legal close between requests).
-             */
-            struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN},
-                                    {.fd = wake_pipe[0], .events = POLLIN}};
-            int64_t left = deadline - buf_now_ms();
-            if (left <= 0)
+            /* Idle between requests: the next one, a drain or a waiting client. */
+            if (idle_wait(px, c, now + cfg->keepalive_timeout_ms) == 0)
                 return 0;
-            /* As before an upstream's answer (proxy.c, pump): yield once before sleeping. */
-            int r = poll(pfd, 2, 0);
-            if (r == 0) {
-                sched_yield();
-                r = poll(pfd, 2, left > 1000000 ? 1000000 : (int)left);
-            }
-            if (r == -1 && errno != EINTR)
-                return 0;
-            if (draining)
-                return 0;
-            if (r <= 0 || !(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
         }
         ssize_t n = net_read(c->fd, c->buf + c->len, c->cap - c->len, deadline);
         if (n > 0) {
             if (c->len == 0) {
-                /* The whole head must arrive within client_header_timeout of its first byte. */
-                deadline = buf_now_ms() + cfg->client_header_timeout_ms;
-                set_state(px->me, SHM_W_READ);
+                /* The head's clock starts at its first byte. */
+                t0 = buf_now_ms();
+                set_state(px, SHM_W_READ);
             }
             c->len += (size_t)n;
+            deadline = head_deadline(cfg, t0, c->len, &by_rate);
             continue;
         }
         if (n == -1 && errno == ETIMEDOUT && c->len > 0) {
-            log_info("%s: request head timed out", c->ip);
+            if (by_rate) {
+                atomic_fetch_add_explicit(&px->shm->slow_rejects, 1, memory_order_relaxed);
+                log_info("%s: request head too slow: %zu bytes in %lld ms (client_header_min_rate "
+                         "%u bytes/s)",
+                         c->ip, c->len, (long long)(buf_now_ms() - t0),
+                         cfg->client_header_min_rate);
+            } else {
+                log_info("%s: request head timed out", c->ip);
+            }
             proxy_send_error(cfg, c, 408, true);
             return -1;
         }
@@ -214,7 +328,7 @@ serve_connection(struct proxy *px, struct client *c, bool admin)
         if (hl <= 0)
             break;
         c->requests++;
-        set_state(px->me, SHM_W_PROXY);
+        set_state(px, SHM_W_PROXY);
         if (admin) {
             serve_admin(px, c, &req);
             break;
@@ -227,6 +341,41 @@ serve_connection(struct proxy *px, struct client *c, bool admin)
     /* Close without RST on unread input: shutdown first, then close. */
     shutdown(c->fd, SHUT_WR);
     close(c->fd);
+}
+
+/*
+ * max_conns_per_ip: counts the client in its address's slot of the shared
+ * table (the master takes it back if this worker dies). Over the limit it
+ * answers 503 and returns -1; the caller closes. The slot is remembered in
+ * the scoreboard for ip_release().
+ */
+static int
+ip_admit(struct proxy *px, struct client *c)
+{
+    const struct config *cfg = px->cfg;
+    if (cfg->max_conns_per_ip == 0 || !proxy_worker)
+        return 0;
+    uint32_t h = 2166136261u;
+    for (const char *p = c->ip; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    int b = (int)(h % SHM_IP_BUCKETS);
+    int n = atomic_fetch_add(&px->shm->ip_conns[b], 1) + 1;
+    atomic_store(&px->me->ip_bucket, b);
+    if ((unsigned)n <= cfg->max_conns_per_ip)
+        return 0;
+    atomic_fetch_add_explicit(&px->shm->ip_rejects, 1, memory_order_relaxed);
+    log_info("%s: refused: %d connections from this address (max_conns_per_ip %u)", c->ip, n,
+             cfg->max_conns_per_ip);
+    proxy_send_error(cfg, c, 503, true);
+    return -1;
+}
+
+static void
+ip_release(struct proxy *px)
+{
+    int b = atomic_exchange(&px->me->ip_bucket, -1);
+    if (b >= 0 && b < SHM_IP_BUCKETS)
+        atomic_fetch_sub(&px->shm->ip_conns[b], 1);
 }
 
 /* Accepts the next client on one of the listeners; -1 when interrupted. */
@@ -273,6 +422,7 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
     drain_dummy = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     drain_lfds = lfds;
     drain_nlisten = nlisten;
+    proxy_worker = !admin;
     sa.sa_handler = on_drain; /* no SA_RESTART: a blocking accept() returns EINTR */
     sigaction(SIGQUIT, &sa, NULL);
     sa.sa_handler = SIG_IGN; /* reload is the master's business */
@@ -296,6 +446,7 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
         log_fatal(MP_EXIT_FATAL, "worker %d: out of memory", slot);
 
     struct shm_worker *me = px.me;
+    atomic_store(&me->ip_bucket, -1);
     drain_me = me;
     if (draining) /* the signal came before drain_me was set */
         atomic_store(&me->draining, 1);
@@ -305,8 +456,9 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
             reopen_logs = 0;
             log_reopen();
         }
-        set_state(me, SHM_W_IDLE);
+        set_state(&px, SHM_W_IDLE);
         int fd = accept_client(lfds, nlisten, &ss);
+        release_token(&px);
         if (fd == -1) {
             if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
                 continue;
@@ -318,8 +470,14 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
         atomic_fetch_add_explicit(&me->connections, 1, memory_order_relaxed);
         c.fd = fd;
         net_addr_ip(&ss, c.ip, sizeof(c.ip));
+        if (ip_admit(&px, &c) == -1) {
+            ip_release(&px);
+            close(fd);
+            continue;
+        }
         serve_connection(&px, &c, admin);
+        ip_release(&px);
     }
-    set_state(me, SHM_W_FREE);
+    set_state(&px, SHM_W_FREE);
     exit(MP_EXIT_OK);
 }

@@ -7,6 +7,7 @@
 #include "testlib.h"
 
 #include <check.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -110,6 +111,11 @@ START_TEST(test_reference)
     ck_assert_uint_eq(port_of(&c->listeners[0].addr), 8080);
     ck_assert_int_eq(c->listeners[0].line, 2);
     ck_assert_uint_eq(c->workers, 8);
+    ck_assert(!c->workers_auto);
+    ck_assert_uint_eq(c->min_workers, 8);
+    ck_assert_uint_eq(c->max_workers, 8);
+    ck_assert_uint_eq(c->min_spare, 0);
+    ck_assert_uint_eq(c->max_spare, 0);
     ck_assert_uint_eq(c->group, 0);
     ck_assert_str_eq(c->error_log, "stderr");
     ck_assert_str_eq(c->access_log, "stderr");
@@ -143,19 +149,56 @@ START_TEST(test_reference)
 }
 END_TEST
 
+/*
+ * The adaptive pool's defaults on this machine, spelled out from the
+ * README: min_workers max(2, CPUs), max_workers min(1024, 128 x CPUs),
+ * min_spare max(2, CPUs), max_spare max(8, 4 x CPUs), each within its
+ * bounds (CPUs at least 1).
+ */
+struct pool {
+    unsigned min_workers, max_workers, min_spare, max_spare;
+};
+
+static struct pool
+default_pool(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned long cpus = n < 1 ? 1 : (unsigned long)n;
+    struct pool p;
+
+    p.max_workers = 128 * cpus > 1024 ? 1024 : (unsigned)(128 * cpus);
+    p.min_workers = cpus < 2 ? 2 : cpus > 1024 ? 1024 : (unsigned)cpus;
+    p.max_spare = 4 * cpus < 8 ? 8 : 4 * cpus > 1024 ? 1024 : (unsigned)(4 * cpus);
+    p.min_spare = cpus < 2 ? 2 : cpus > 1024 ? 1024 : (unsigned)cpus;
+    if (p.min_spare >= p.max_spare)
+        p.min_spare = p.max_spare - 1;
+    return p;
+}
+
 START_TEST(test_defaults)
 {
     /* upstream = names a group that comes later; the unused group stays */
     struct config *c = load("[proxy]\nlisten = 127.0.0.1:0\nupstream = b\n"
                             "[upstream a]\nserver = 127.0.0.1:1\n"
                             "[upstream b]\nserver = localhost:2\n");
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned want = ncpu < 2 ? 2 : ncpu > 1024 ? 1024 : (unsigned)ncpu;
+    struct pool want = default_pool();
     struct cfg_group *g;
 
     ck_assert_msg(c != NULL, "%s", err);
-    ck_assert_uint_eq(c->workers, want);
-    ck_assert_uint_ge(c->workers, 2);
+    /* workers = auto: as many slots as max_workers */
+    ck_assert(c->workers_auto);
+    ck_assert_uint_eq(c->workers, want.max_workers);
+    ck_assert_uint_eq(c->max_workers, want.max_workers);
+    ck_assert_uint_ge(c->max_workers, 128);
+    ck_assert_uint_eq(c->min_workers, want.min_workers);
+    ck_assert_uint_ge(c->min_workers, 2);
+    ck_assert_uint_eq(c->min_spare, want.min_spare);
+    ck_assert_uint_eq(c->max_spare, want.max_spare);
+    ck_assert_uint_ge(c->max_spare, 8);
+    ck_assert_uint_lt(c->min_spare, c->max_spare);
+    ck_assert_uint_eq(c->client_header_min_rate, 256);
+    ck_assert_uint_eq(c->client_body_min_rate, 256);
+    ck_assert_uint_eq(c->max_conns_per_ip, 0);
     ck_assert_str_eq(c->listeners[0].addr.text, "127.0.0.1:0");
     ck_assert_str_eq(c->error_log, "stderr");
     ck_assert_str_eq(c->access_log, "stderr");
@@ -210,6 +253,131 @@ START_TEST(test_defaults)
     ck_assert_str_eq(c->groups[0].health_path, "/health");
     ck_assert_uint_eq(c->groups[0].health_status_max, 399);
     ck_assert_int_eq(c->groups[0].cooldown_ms, 10000);
+    cfg_free(c);
+}
+END_TEST
+
+/* The [proxy] block of the worker-pool/slow-client brief, verbatim. */
+static const char ref_pool_ini[] =
+    "[proxy]\n"
+    "listen = 127.0.0.1:8080\n"
+    "upstream = app\n"
+    "workers = auto            ; auto (default) | N (1..1024): N = fixed pool (min_workers = "
+    "max_workers = N)\n"
+    "min_workers = 4           ; with auto: default max(2, CPUs); 1..1024\n"
+    "max_workers = 256         ; with auto: default min(1024, 128 x CPUs); 1..1024 "
+    "(CFG_MAX_WORKERS)\n"
+    "min_spare = 2             ; with auto: default max(2, CPUs); 0..1024\n"
+    "max_spare = 8             ; with auto: default max(8, 4 x CPUs); 1..1024\n"
+    "client_header_min_rate = 256  ; bytes/s a request head must keep up after its first "
+    "second; 0 = off; default 256; 0..1000000000\n"
+    "client_body_min_rate = 256    ; the same for request bodies; default 256\n"
+    "max_conns_per_ip = 0          ; concurrent connections per client address; 0 = unlimited "
+    "(default); 0..1000000\n" U;
+
+/* DEF in pool_cases: this machine's default for that field, from default_pool() */
+#define DEF UINT_MAX
+
+/* workers and the pool keys, when they load */
+static const struct {
+    const char *proxy; /* [proxy] keys after P */
+    bool automatic;
+    unsigned min_workers, max_workers, min_spare, max_spare; /* or DEF */
+} pool_cases[] = {
+    /* a fixed pool: N..N, no spares */
+    {"workers = 1\n", false, 1, 1, 0, 0},
+    {"workers = 8\n", false, 8, 8, 0, 0},
+    {"workers = 1024\n", false, 1024, 1024, 0, 0},
+    {"workers = 012\n", false, 12, 12, 0, 0},
+    /* auto, said or not */
+    {"", true, DEF, DEF, DEF, DEF},
+    {"workers = auto\n", true, DEF, DEF, DEF, DEF},
+    /* everything given, before or after workers = auto */
+    {"min_workers = 4\nmax_workers = 256\nmin_spare = 2\nmax_spare = 8\nworkers = auto\n", true, 4,
+     256, 2, 8},
+    {"min_workers = 1\nmax_workers = 1\nmin_spare = 0\nmax_spare = 1\n", true, 1, 1, 0, 1},
+    {"min_workers = 1024\nmax_workers = 1024\nmin_spare = 1023\nmax_spare = 1024\n", true, 1024,
+     1024, 1023, 1024},
+    {"max_workers = 1024\nmax_spare = 1024\n", true, DEF, 1024, DEF, 1024},
+    {"min_workers = 1\n", true, 1, DEF, DEF, DEF},
+    {"min_spare = 0\n", true, DEF, DEF, 0, DEF},
+    /* defaults yield to given values: a max_workers below the default min_workers lowers it */
+    {"max_workers = 1\n", true, 1, 1, 0, 1},
+    {"max_workers = 2\n", true, 2, 2, 1, 2},
+    {"min_workers = 3\nmax_workers = 3\nmin_spare = 0\n", true, 3, 3, 0, 3},
+    /* a small max_spare lowers the default min_spare */
+    {"max_spare = 1\n", true, DEF, DEF, 0, 1},
+    {"max_spare = 2\nmin_workers = 1\n", true, 1, DEF, 1, 2},
+    /* a large min_spare raises the default max_spare, within max_workers */
+    {"min_spare = 99\nmax_workers = 100\nmin_workers = 2\n", true, 2, 100, 99, 100},
+    {"min_spare = 1000\nmax_workers = 1001\nmin_workers = 2\n", true, 2, 1001, 1000, 1001},
+};
+
+START_TEST(test_pool)
+{
+    struct pool def = default_pool();
+    unsigned minw = pool_cases[_i].min_workers, maxw = pool_cases[_i].max_workers;
+    unsigned mins = pool_cases[_i].min_spare, maxs = pool_cases[_i].max_spare;
+    char text[1024];
+    struct config *c;
+
+    snprintf(text, sizeof(text), P "%s" U, pool_cases[_i].proxy);
+    c = load(text);
+    ck_assert_msg(c != NULL, "case %d: %s", _i, err);
+    minw = minw == DEF ? def.min_workers : minw;
+    maxw = maxw == DEF ? def.max_workers : maxw;
+    mins = mins == DEF ? def.min_spare : mins;
+    maxs = maxs == DEF ? def.max_spare : maxs;
+    ck_assert_msg(c->workers_auto == pool_cases[_i].automatic, "case %d", _i);
+    ck_assert_msg(c->min_workers == minw, "case %d: min_workers %u, want %u", _i, c->min_workers,
+                  minw);
+    ck_assert_msg(c->max_workers == maxw, "case %d: max_workers %u, want %u", _i, c->max_workers,
+                  maxw);
+    ck_assert_msg(c->min_spare == mins, "case %d: min_spare %u, want %u", _i, c->min_spare, mins);
+    ck_assert_msg(c->max_spare == maxs, "case %d: max_spare %u, want %u", _i, c->max_spare, maxs);
+    /* the slots: N, or max_workers */
+    ck_assert_uint_eq(c->workers, maxw);
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(test_pool_reference)
+{
+    struct pool def = default_pool();
+    struct config *c = load(ref_pool_ini);
+
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert(c->workers_auto);
+    ck_assert_uint_eq(c->workers, 256);
+    ck_assert_uint_eq(c->min_workers, 4);
+    ck_assert_uint_eq(c->max_workers, 256);
+    ck_assert_uint_eq(c->min_spare, 2);
+    ck_assert_uint_eq(c->max_spare, 8);
+    ck_assert_uint_eq(c->client_header_min_rate, 256);
+    ck_assert_uint_eq(c->client_body_min_rate, 256);
+    ck_assert_uint_eq(c->max_conns_per_ip, 0);
+    cfg_free(c);
+
+    /* the raised default max_spare, where this machine's default may be above 1001 */
+    c = load(P "min_spare = 1000\nmax_workers = 1024\n" U);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_uint_eq(c->min_spare, 1000);
+    ck_assert_uint_eq(c->max_spare, def.max_spare > 1001 ? def.max_spare : 1001);
+    cfg_free(c);
+
+    c = load(P "client_header_min_rate = 0\nclient_body_min_rate = 1000000000\n"
+               "max_conns_per_ip = 1000000\n" U);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_uint_eq(c->client_header_min_rate, 0);
+    ck_assert_uint_eq(c->client_body_min_rate, 1000000000);
+    ck_assert_uint_eq(c->max_conns_per_ip, 1000000);
+    cfg_free(c);
+
+    c = load(P "client_body_min_rate = 0\nmax_conns_per_ip = 1\nclient_header_min_rate = 1\n" U);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_uint_eq(c->client_header_min_rate, 1);
+    ck_assert_uint_eq(c->client_body_min_rate, 0);
+    ck_assert_uint_eq(c->max_conns_per_ip, 1);
     cfg_free(c);
 }
 END_TEST
@@ -653,13 +821,88 @@ static const struct {
     {P U "connect_timeout = 1s\nconnect_timeout = 2s\n",
      "t.ini:7: [upstream app] connect_timeout: given twice, first at line 6", true},
     /* [proxy] values */
-    {P "workers = abc\n" U, "t.ini:4: [proxy] workers: bad number \"abc\"", true},
-    {P "workers = -1\n" U, "t.ini:4: [proxy] workers: bad number \"-1\"", true},
-    {P "workers = 4;x\n" U, "t.ini:4: [proxy] workers: bad number \"4;x\"", true},
+    {P "workers = abc\n" U, "t.ini:4: [proxy] workers: bad value \"abc\" (auto or 1..1024)", true},
+    {P "workers = -1\n" U, "t.ini:4: [proxy] workers: bad value \"-1\" (auto or 1..1024)", true},
+    {P "workers = 4;x\n" U, "t.ini:4: [proxy] workers: bad value \"4;x\"", false},
+    {P "workers = AUTO\n" U, "t.ini:4: [proxy] workers: bad value \"AUTO\"", false},
+    {P "workers = auto4\n" U, "t.ini:4: [proxy] workers: bad value \"auto4\"", false},
     {P "workers = 0\n" U, "t.ini:4: [proxy] workers: 0 out of range (1..1024)", true},
     {P "workers = 1025\n" U, "workers: 1025 out of range (1..1024)", false},
     {P "workers = 99999999999999999999999\n" U, "workers: 99999999999999999999999 out of range",
      false},
+    {P "workers = auto\nworkers = 4\n" U, "t.ini:5: [proxy] workers: given twice, first at line 4",
+     true},
+    /* the pool keys: values */
+    {P "min_workers = 0\n" U, "t.ini:4: [proxy] min_workers: 0 out of range (1..1024)", true},
+    {P "min_workers = 1025\n" U, "t.ini:4: [proxy] min_workers: 1025 out of range (1..1024)",
+     true},
+    {P "min_workers = auto\n" U, "t.ini:4: [proxy] min_workers: bad number \"auto\"", true},
+    {P "max_workers = 0\n" U, "t.ini:4: [proxy] max_workers: 0 out of range (1..1024)", true},
+    {P "max_workers = 1025\n" U, "t.ini:4: [proxy] max_workers: 1025 out of range (1..1024)",
+     true},
+    {P "max_workers = 2k\n" U, "t.ini:4: [proxy] max_workers: bad number \"2k\"", true},
+    {P "min_spare = 1025\n" U, "t.ini:4: [proxy] min_spare: 1025 out of range (0..1024)", true},
+    {P "min_spare = -1\n" U, "t.ini:4: [proxy] min_spare: bad number \"-1\"", true},
+    {P "max_spare = 0\n" U, "t.ini:4: [proxy] max_spare: 0 out of range (1..1024)", true},
+    {P "max_spare = 1025\n" U, "t.ini:4: [proxy] max_spare: 1025 out of range (1..1024)", true},
+    {P "min_workers =\n" U, "t.ini:4: [proxy] min_workers: empty value", true},
+    {P "min_workers = 2\nmin_workers = 2\n" U,
+     "t.ini:5: [proxy] min_workers: given twice, first at line 4", true},
+    {P "max_workers = 8\nmax_workers = 8\n" U,
+     "t.ini:5: [proxy] max_workers: given twice, first at line 4", true},
+    {P "min_spare = 1\nmin_spare = 1\n" U,
+     "t.ini:5: [proxy] min_spare: given twice, first at line 4", true},
+    {P "max_spare = 9\nmax_spare = 9\n" U,
+     "t.ini:5: [proxy] max_spare: given twice, first at line 4", true},
+    /* the pool keys with a fixed pool, before or after workers = N: at their own line */
+    {P "workers = 4\nmin_workers = 2\n" U,
+     "t.ini:5: [proxy] min_workers: only with workers = auto", true},
+    {P "max_workers = 8\nworkers = 4\n" U,
+     "t.ini:4: [proxy] max_workers: only with workers = auto", true},
+    {P "min_spare = 1\nworkers = 1\n" U, "t.ini:4: [proxy] min_spare: only with workers = auto",
+     true},
+    {P "workers = 4\nmax_spare = 2\n" U, "t.ini:5: [proxy] max_spare: only with workers = auto",
+     true},
+    {P "workers = 4\nmax_spare = 2\nmin_workers = 4\n" U,
+     "t.ini:5: [proxy] max_spare: only with workers = auto", true}, /* the first of them */
+    {"[proxy]\nmax_workers = 4\nworkers = 4\nlisten = 127.0.0.1:1\nupstream = app\n" U,
+     "t.ini:2: [proxy] max_workers: only with workers = auto", true},
+    /* the pool keys with auto: what contradicts */
+    {P "min_workers = 10\nmax_workers = 5\n" U,
+     "t.ini:4: [proxy] min_workers: min_workers 10 is above max_workers 5", true},
+    {P "max_workers = 5\nmin_workers = 6\n" U,
+     "t.ini:5: [proxy] min_workers: min_workers 6 is above max_workers 5", true},
+    {P "max_workers = 5\nmax_spare = 6\n" U,
+     "t.ini:5: [proxy] max_spare: max_spare 6 is above max_workers 5", true},
+    {P "max_spare = 600\nmax_workers = 599\n" U,
+     "t.ini:4: [proxy] max_spare: max_spare 600 is above max_workers 599", true},
+    {P "min_spare = 4\nmax_spare = 4\n" U,
+     "t.ini:4: [proxy] min_spare: min_spare 4 is not below max_spare 4", true},
+    {P "max_spare = 3\nmin_spare = 5\nworkers = auto\n" U,
+     "t.ini:5: [proxy] min_spare: min_spare 5 is not below max_spare 3", true},
+    /* without max_spare, max_workers bounds it */
+    {P "min_spare = 5\nmax_workers = 5\n" U,
+     "t.ini:4: [proxy] min_spare: min_spare 5 is not below max_workers 5", true},
+    {P "max_workers = 1\nmin_spare = 1\n" U,
+     "t.ini:5: [proxy] min_spare: min_spare 1 is not below max_workers 1", true},
+    /* slow clients */
+    {P "client_header_min_rate = 1000000001\n" U,
+     "t.ini:4: [proxy] client_header_min_rate: 1000000001 out of range (0..1000000000)", true},
+    {P "client_header_min_rate = 1k\n" U,
+     "t.ini:4: [proxy] client_header_min_rate: bad number \"1k\"", true},
+    {P "client_header_min_rate = off\n" U,
+     "t.ini:4: [proxy] client_header_min_rate: bad number \"off\"", true},
+    {P "client_body_min_rate = 99999999999\n" U,
+     "t.ini:4: [proxy] client_body_min_rate: 99999999999 out of range (0..1000000000)", true},
+    {P "client_body_min_rate = -1\n" U, "t.ini:4: [proxy] client_body_min_rate: bad number \"-1\"",
+     true},
+    {P "client_body_min_rate = 1\nclient_body_min_rate = 2\n" U,
+     "t.ini:5: [proxy] client_body_min_rate: given twice, first at line 4", true},
+    {P "max_conns_per_ip = 1000001\n" U,
+     "t.ini:4: [proxy] max_conns_per_ip: 1000001 out of range (0..1000000)", true},
+    {P "max_conns_per_ip = unlimited\n" U,
+     "t.ini:4: [proxy] max_conns_per_ip: bad number \"unlimited\"", true},
+    {P "max_conns_per_ip =\n" U, "t.ini:4: [proxy] max_conns_per_ip: empty value", true},
     {P "keepalive_requests = 0\n" U, "keepalive_requests: 0 out of range (1..1000000)", false},
     {P "keepalive_requests = 1000001\n" U, "keepalive_requests: 1000001 out of range", false},
     {P "log_level = verbose\n" U,
@@ -1022,6 +1265,11 @@ END_TEST
     "[upstream app]\nserver = 127.0.0.1:3001\nserver = 127.0.0.1:3002\n" u
 #define D(p, u) DX("upstream = app\n" p, u)
 #define GB "[upstream b]\nserver = 127.0.0.1:4001\n"
+/* DA(p): the same with workers = auto (by default), <p> added to [proxy] */
+#define DA(p)                                                                                     \
+    "[proxy]\nlisten = 127.0.0.1:8080\nupstream = app\n" p                                        \
+    "[upstream app]\nserver = 127.0.0.1:3001\nserver = 127.0.0.1:3002\n"
+#define POOL "min_workers = 2\nmax_workers = 256\nmin_spare = 2\nmax_spare = 8\n"
 
 static const struct {
     const char *old, *new;
@@ -1046,6 +1294,23 @@ static const struct {
      "[proxy]\nlisten = 127.0.0.1:8080\nworkers = 8\nupstream = app\n"
      "[upstream app]\nserver = 127.0.0.1:3001\nserver = 127.0.0.1:3002\n",
      "workers 4 -> 8\n"},
+    /* the pool: workers when fixed or switched, the bounds when both are auto */
+    {D("", ""), DA(""), "workers 4 -> auto\n"},
+    {DA(""), D("", ""), "workers auto -> 4\n"},
+    {DA(POOL), DA("workers = 8\n"), "workers auto -> 8\n"},
+    {DA("workers = 8\n"), DA("workers = auto\n" POOL), "workers 8 -> auto\n"},
+    {DA(""), DA("workers = auto\n"), ""},
+    {DA(POOL), DA("workers = auto\n" POOL), ""},
+    {DA(POOL), DA("min_workers = 2\nmax_workers = 64\nmin_spare = 2\nmax_spare = 8\n"),
+     "max_workers 256 -> 64\n"},
+    {DA(POOL), DA("min_workers = 4\nmax_workers = 128\nmin_spare = 0\nmax_spare = 16\n"),
+     "min_workers 2 -> 4\nmax_workers 256 -> 128\nmin_spare 2 -> 0\nmax_spare 8 -> 16\n"},
+    /* slow clients */
+    {D("", ""), D("client_header_min_rate = 0\n", ""), "client_header_min_rate 256 -> 0\n"},
+    {D("", ""), D("client_body_min_rate = 1024\n", ""), "client_body_min_rate 256 -> 1024\n"},
+    {D("", ""), D("max_conns_per_ip = 10\n", ""), "max_conns_per_ip 0 -> 10\n"},
+    {D("max_conns_per_ip = 10\n", ""), D("max_conns_per_ip = 0\n", ""),
+     "max_conns_per_ip 10 -> 0\n"},
     {D("", GB), DX("upstream = b\n", GB), "upstream app -> b\n"},
     {D("", ""), D("error_log = /var/log/miniproxyd/error.log\n", ""),
      "error_log stderr -> /var/log/miniproxyd/error.log\n"},
@@ -1190,7 +1455,9 @@ START_TEST(test_diff_all_keys)
                               "error_log = /e\naccess_log = off\nlog_level = debug\n"
                               "keepalive_timeout = 1s\nkeepalive_requests = 5\n"
                               "client_header_timeout = 1s\nclient_body_timeout = 1s\n"
-                              "send_timeout = 1s\nclient_max_body_size = 2m\n"
+                              "send_timeout = 1s\nclient_header_min_rate = 1\n"
+                              "client_body_min_rate = 0\nmax_conns_per_ip = 3\n"
+                              "client_max_body_size = 2m\n"
                               "max_header_size = 8k\npid_file = /p\nuser = nobody\n"
                               "shutdown_timeout = 1s\n"
                               "[admin]\nlisten = 127.0.0.1:9090\n"
@@ -1211,8 +1478,8 @@ START_TEST(test_diff_all_keys)
     ck_assert_msg(a != NULL, "%s", err);
     b = load(base);
     ck_assert_msg(b != NULL, "%s", err);
-    /* 14 [proxy] keys, [admin], 2 server changes, 18 group keys */
-    ck_assert_int_eq(cfg_diff(a, b, collect_line, &dl), 35);
+    /* 17 [proxy] keys, [admin], 2 server changes, 18 group keys */
+    ck_assert_int_eq(cfg_diff(a, b, collect_line, &dl), 38);
     ck_assert_str_eq(dl.text, "workers 3 -> 4\n"
                               "error_log /e -> stderr\n"
                               "access_log off -> stderr\n"
@@ -1222,6 +1489,9 @@ START_TEST(test_diff_all_keys)
                               "client_header_timeout 1000 ms -> 10000 ms\n"
                               "client_body_timeout 1000 ms -> 30000 ms\n"
                               "send_timeout 1000 ms -> 30000 ms\n"
+                              "client_header_min_rate 1 -> 256\n"
+                              "client_body_min_rate 0 -> 256\n"
+                              "max_conns_per_ip 3 -> 0\n"
                               "client_max_body_size 2097152 bytes -> 1048576 bytes\n"
                               "max_header_size 8192 bytes -> 16384 bytes\n"
                               "pid_file /p -> none\n"
@@ -1477,6 +1747,8 @@ config_suite(void)
 
     tcase_add_test(tc, test_reference);
     tcase_add_test(tc, test_defaults);
+    tcase_add_loop_test(tc, test_pool, 0, (int)NELEM(pool_cases));
+    tcase_add_test(tc, test_pool_reference);
     tcase_add_test(tc, test_upstream_reference);
     tcase_add_loop_test(tc, test_values, 0, (int)NELEM(value_cases));
     tcase_add_test(tc, test_upstream_lengths);
