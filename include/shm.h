@@ -101,6 +101,7 @@ struct shm {
     /* the worker pool (issue: prefork under pressure) */
     _Alignas(64) atomic_int idle_workers;  /* proxy workers waiting in accept() now */
     atomic_int evicting;                   /* fair keep-alive: an idle client is being let go */
+    atomic_int pool_full;                  /* the pool cannot grow: all max_workers run */
     atomic_uint_fast64_t spawned;          /* workers forked by the pool (the first ones too) */
     atomic_uint_fast64_t retired;          /* workers retired by the pool for being spare */
     atomic_uint_fast64_t evictions;        /* idle keep-alive connections closed for a waiting client */

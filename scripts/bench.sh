@@ -20,6 +20,9 @@
 #       small-cN   100-byte responses on N keep-alive connections (N in CONNS)
 #       close-c16  100-byte responses, "Connection: close" on every request
 #       1mib-c16   1 MiB responses on 16 keep-alive connections
+#       idleN-c16  100-byte responses on 16 keep-alive connections while N
+#                  other keep-alive clients (IDLE, default 1000) sent one
+#                  request each and sit idle: what a prefork proxy dreads
 #   - while wrk runs, samples the proxy's memory: the sum of Pss (from
 #     /proc/PID/smaps_rollup) over its master and all its workers, so pages
 #     shared between forked workers are counted once, not once per worker;
@@ -50,7 +53,9 @@
 #   DUR=10          seconds per wrk run
 #   REPEAT=2        rounds over all scenarios
 #   CONNS="1 16 64 256"   connection counts of the small-response scenarios
-#   MP_WORKERS=300  miniproxyd workers: keep it above the largest of CONNS
+#   MP_WORKERS=300  miniproxyd workers: a number (keep it above the largest of
+#                   CONNS), or auto for the adaptive pool (its defaults)
+#   IDLE=1000       idle keep-alive clients of the idle scenario (0: skip it)
 #   MP_BIN=build/miniproxyd
 #   PROXY_CPUS=$(nproc)   nginx worker_processes and HAProxy nbthread
 #   WARMUP=1        seconds of warm-up load per proxy before measuring (0: none)
@@ -64,6 +69,7 @@ DUR=${DUR:-10}
 REPEAT=${REPEAT:-2}
 CONNS=${CONNS:-"1 16 64 256"}
 MP_WORKERS=${MP_WORKERS:-300}
+IDLE=${IDLE:-1000}
 PROXY_CPUS=${PROXY_CPUS:-$(nproc)}
 WARMUP=${WARMUP:-1}
 KEEP=${KEEP:-0}
@@ -140,6 +146,7 @@ install_missing() {
     command -v haproxy >/dev/null || need+=(haproxy)
     command -v wrk >/dev/null || need+=(wrk)
     command -v curl >/dev/null || need+=(curl)
+    command -v python3 >/dev/null || need+=(python3)
     ((${#need[@]} == 0)) && return 0
     if [[ $(id -u) != 0 ]]; then
         die "missing ${need[*]}; install them with: sudo apt-get install -y ${need[*]}"
@@ -416,12 +423,35 @@ sample() {
 
 # ---- scenarios and runs -----------------------------------------------------
 
-SC_NAME=() SC_PATH=() SC_CONNS=() SC_HDR=()
+SC_NAME=() SC_PATH=() SC_CONNS=() SC_HDR=() SC_IDLE=()
 add_scenario() {
     SC_NAME+=("$1")
     SC_PATH+=("$2")
     SC_CONNS+=("$3")
     SC_HDR+=("$4")
+    SC_IDLE+=("${5:-0}")
+}
+
+# Opens <n> keep-alive connections to 127.0.0.1:<port>, one request on each,
+# then holds them idle; prints "ready" once all were answered. Runs until killed.
+hold_idle() {
+    python3 - "$1" "$2" <<'PY'
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+held = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    held.append(s)
+print("ready", flush=True)
+time.sleep(3600)
+PY
 }
 
 # Prints "rps mibs p50_ms p99_ms errors total" from a wrk output file.
@@ -463,6 +493,18 @@ run_one() {
     local before after served rps mibs p50 p99 errs total peak qmax qrun slack
 
     [[ -n $hdr ]] && args+=(-H "$hdr")
+    local holder="" idle=${SC_IDLE[$i]}
+    if ((idle > 0)); then
+        hold_idle "${PORT[$proxy]}" "$idle" >"$T/idle.out" 2>&1 &
+        holder=$!
+        local waited=0
+        until grep -q ready "$T/idle.out" 2>/dev/null || ((waited >= 1200)); do
+            sleep 0.1
+            waited=$((waited + 1))
+        done
+        grep -q ready "$T/idle.out" ||
+            warn "$name/$proxy round $rep: the $idle idle clients were not all served"
+    fi
     before=$(upstream_requests)
     echo 0 0 0 >"$samplef"
     sample "${PID[$proxy]}" "${PORT[$proxy]}" "$samplef" &
@@ -473,6 +515,10 @@ run_one() {
     kill "$SAMPLER" 2>/dev/null || true
     wait "$SAMPLER" 2>/dev/null || true
     SAMPLER=""
+    if [[ -n $holder ]]; then
+        kill "$holder" 2>/dev/null || true
+        wait "$holder" 2>/dev/null || true
+    fi
     after=$(upstream_requests)
     read -r rps mibs p50 p99 errs total < <(parse_wrk "$out")
     read -r peak qmax qrun <"$samplef"
@@ -583,11 +629,13 @@ main() {
     : >"$RESULTS"
 
     for c in $CONNS; do
-        ((c > MP_WORKERS)) && warn "CONNS has $c > MP_WORKERS=$MP_WORKERS: miniproxyd will starve connections"
+        [[ $MP_WORKERS != auto ]] && ((c > MP_WORKERS)) &&
+            warn "CONNS has $c > MP_WORKERS=$MP_WORKERS: miniproxyd will starve connections"
         add_scenario "small-c$c" / "$c" ""
     done
     add_scenario close-c16 / 16 "Connection: close"
     add_scenario 1mib-c16 /1m 16 ""
+    ((IDLE > 0)) && add_scenario "idle$IDLE-c16" / 16 "" "$IDLE"
 
     start_upstreams
     start_miniproxyd

@@ -19,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -577,6 +580,8 @@ gen_start(struct master *m, struct generation *gen)
         return -1;
     gen_listener_mode(gen);
     gen->spawn_rate = 1;
+    /* A fixed pool is full from the start; an adaptive one says so at its ticks. */
+    atomic_store(&gen->shm->pool_full, cfg->min_workers >= cfg->max_workers);
     for (unsigned i = 0; i < gen->nchildren; i++) {
         if (is_checker(gen, i) || (i < cfg->workers && i >= cfg->min_workers))
             continue; /* slots above min_workers are the adaptive pool's */
@@ -724,15 +729,34 @@ reload(struct master *m)
 /* ---- the adaptive pool -------------------------------------------------------------------- */
 
 /* How often the pool is looked at (Apache prefork looks once a second; we ramp faster). */
-#define POOL_TICK_MS 200
-/* Spare workers beyond max_spare for this many ticks: retire one. */
-#define POOL_OVER_TICKS 5
+#define POOL_TICK_MS 100
+/* Spare workers beyond max_spare for this many ticks (a second): retire. */
+#define POOL_OVER_TICKS 10
 #define POOL_MAX_SPAWN_RATE 32
+/* Forks in one tick at most, however long the accept queue (a fork costs ~0.2 ms). */
+#define POOL_MAX_SPAWN_TICK 128
+
+/* Connections waiting in the accept queues of <gen>'s proxy listeners. */
+static unsigned
+listen_queue(const struct generation *gen)
+{
+    unsigned q = 0;
+    for (size_t i = 0; i < gen->nlisten; i++) {
+        /* For a listening socket, Linux reports its accept queue length as tcpi_unacked. */
+        struct tcp_info ti;
+        socklen_t len = sizeof(ti);
+        if (getsockopt(gen->lfds[i], IPPROTO_TCP, TCP_INFO, &ti, &len) == 0)
+            q += ti.tcpi_unacked;
+    }
+    return q;
+}
 
 /*
  * Apache prefork's idle-server maintenance, on the scoreboard: fewer than
- * min_spare idle workers: fork more, doubling the number forked per tick
- * while the shortage lasts (1, 2, 4 .. 32); more than max_spare idle for a
+ * min_spare idle workers, or clients waiting in the accept queue: fork
+ * what is missing (the queue's length plus min_spare, less the idle ones),
+ * at least 1, 2, 4 .. 32 per tick while the shortage lasts, at most 128 per
+ * tick; more than max_spare idle for a
  * second: retire idle workers, one per tick while the surplus lasts,
  * gracefully (SIGQUIT: it is in accept(), so it exits at once). Never above max_workers (said once when
  * reached) nor below min_workers.
@@ -754,10 +778,15 @@ pool_tick(struct generation *gen)
             top_idle = i;
         }
     }
-    if (idle < cfg->min_spare && live < cfg->max_workers) {
-        unsigned n = gen->spawn_rate;
+    unsigned queued = listen_queue(gen);
+    unsigned need = queued + cfg->min_spare > idle ? queued + cfg->min_spare - idle : 0;
+    if (need > 0 && live < cfg->max_workers) {
+        unsigned n = need > gen->spawn_rate ? need : gen->spawn_rate;
+        if (n > POOL_MAX_SPAWN_TICK)
+            n = POOL_MAX_SPAWN_TICK;
         if (n > cfg->max_workers - live)
             n = cfg->max_workers - live;
+        unsigned asked = n;
         for (unsigned i = 0; i < cfg->workers && n > 0; i++) {
             if (gen->children[i].wanted)
                 continue;
@@ -768,12 +797,14 @@ pool_tick(struct generation *gen)
             n--;
             live++;
         }
-        log_debug("pool: %u idle of %u workers, forked %u", idle, live, gen->spawn_rate - n);
+        log_debug("pool: %u idle of %u workers, %u waiting, forked %u", idle, live, queued,
+                  asked - n);
         if (gen->spawn_rate < POOL_MAX_SPAWN_RATE)
             gen->spawn_rate *= 2;
     } else {
         gen->spawn_rate = 1;
     }
+    atomic_store(&gen->shm->pool_full, live >= cfg->max_workers);
     if (idle == 0 && live >= cfg->max_workers) {
         if (!gen->cap_logged)
             log_warn("pool: max_workers (%u) reached, none idle: new connections wait in the "

@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -593,7 +594,14 @@ render_html(struct out *o, const struct config *cfg, const struct shm *shm)
 
     out_fmt(o, "<section><h2>Workers <span class=\"sub\">%" PRIu32 " slots &middot; ", h.nworkers);
     html_count(o, h.worker_connections);
-    out_str(o, " connections</span></h2>\n<div class=\"grid\">");
+    out_fmt(o,
+            " connections &middot; pool: %" PRIu64 " forked, %" PRIu64 " retired &middot; %" PRIu64
+            " idle keep-alive closed for waiting clients &middot; %" PRIu64
+            " slow clients cut &middot; %" PRIu64 " refused per address",
+            (uint64_t)atomic_load(&shm->spawned), (uint64_t)atomic_load(&shm->retired),
+            (uint64_t)atomic_load(&shm->evictions), (uint64_t)atomic_load(&shm->slow_rejects),
+            (uint64_t)atomic_load(&shm->ip_rejects));
+    out_str(o, "</span></h2>\n<div class=\"grid\">");
     for (uint32_t i = 0; i < h.nworkers; i++) {
         const struct shm_worker *w = &shm->workers[i];
         const char *st = name_of(worker_names, NELEM(worker_names), atomic_load(&w->state));
@@ -654,6 +662,13 @@ render_json(struct out *o, const struct config *cfg, const struct shm *shm)
     json_str(o, MP_VERSION);
     out_fmt(o, ",\"started\":%" PRId64 ",\"uptime_seconds\":%" PRId64, h.started, h.uptime_s);
     out_fmt(o, ",\"generation\":%" PRIu32 ",\"nworkers\":%" PRIu32, h.generation, h.nworkers);
+    out_fmt(o,
+            ",\"pool\":{\"spawned\":%" PRIu64 ",\"retired\":%" PRIu64 ",\"idle\":%d"
+            ",\"keepalive_evictions\":%" PRIu64 ",\"slow_rejects\":%" PRIu64
+            ",\"ip_rejects\":%" PRIu64 "}",
+            (uint64_t)atomic_load(&shm->spawned), (uint64_t)atomic_load(&shm->retired),
+            atomic_load(&shm->idle_workers), (uint64_t)atomic_load(&shm->evictions),
+            (uint64_t)atomic_load(&shm->slow_rejects), (uint64_t)atomic_load(&shm->ip_rejects));
     out_str(o, ",\"worker_states\":{");
     for (size_t st = 0; st < NELEM(worker_names); st++)
         out_fmt(o, "%s\"%s\":%u", st ? "," : "", worker_names[st], h.by_state[st]);
@@ -907,6 +922,29 @@ render_metrics(struct out *o, const struct config *cfg, const struct shm *shm)
     prom_family(o, "miniproxyd_worker_connections_total", "counter",
                 "Client connections accepted by the current workers.");
     out_fmt(o, "miniproxyd_worker_connections_total %" PRIu64 "\n", h.worker_connections);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } pool[] = {
+        {"miniproxyd_pool_spawned_total", "Workers forked (pool growth and respawns).",
+         offsetof(struct shm, spawned)},
+        {"miniproxyd_pool_retired_total", "Spare workers retired by the adaptive pool.",
+         offsetof(struct shm, retired)},
+        {"miniproxyd_keepalive_evictions_total",
+         "Idle keep-alive connections closed so a waiting client got a worker.",
+         offsetof(struct shm, evictions)},
+        {"miniproxyd_slow_client_rejects_total",
+         "Requests answered 408 for a head or body below the minimum rate.",
+         offsetof(struct shm, slow_rejects)},
+        {"miniproxyd_ip_limit_rejects_total", "Connections refused by max_conns_per_ip.",
+         offsetof(struct shm, ip_rejects)},
+    };
+    for (size_t i = 0; i < NELEM(pool); i++) {
+        const atomic_uint_fast64_t *ctr =
+            (const atomic_uint_fast64_t *)((const char *)shm + pool[i].off);
+        prom_family(o, pool[i].name, "counter", pool[i].help);
+        out_fmt(o, "%s %" PRIu64 "\n", pool[i].name, (uint64_t)atomic_load(ctr));
+    }
 
     for (size_t f = 0; f < NELEM(mfams); f++) {
         prom_family(o, mfams[f].name, mfams[f].type, mfams[f].help);
@@ -979,7 +1017,7 @@ esc_len(const char *s)
  * spare. The group name and the address are counted at their escaped
  * length, once per line they appear on.
  */
-#define HINT_FIXED 16384     /* page head and CSS, page header, HELP/TYPE of every family */
+#define HINT_FIXED 20480     /* page head and CSS, page header, HELP/TYPE of every family */
 #define HINT_WORKER 768      /* HTML grid cell + table row; a JSON object */
 #define HINT_GROUP 2048      /* section head and table head */
 #define HINT_SERVER 2048     /* one server's markup and numbers (metrics: 24 lines) */

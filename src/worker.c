@@ -64,6 +64,9 @@ on_usr1(int sig)
     reopen_logs = 1;
 }
 
+/* How long a keep-alive connection must have been idle before fair keep-alive may close it. */
+#define FAIR_MIN_IDLE_MS 250
+
 /* A proxy worker (not the admin worker): counted idle in accept(), subject to the pool. */
 static bool proxy_worker;
 /* This worker took the fair keep-alive token (shm->evicting) and must give it back. */
@@ -110,15 +113,18 @@ head_deadline(const struct config *cfg, int64_t t0, size_t n, bool *by_rate)
 }
 
 /*
- * Fair keep-alive: a client is waiting in the accept queue and no worker is
- * idle to take it. One worker at a time (a token in shared memory, so one
- * new client does not cost every idle connection) lets its idle keep-alive
- * connection go, a legal close between requests, and goes to accept.
+ * Fair keep-alive: a client is waiting in the accept queue, no worker is
+ * idle to take it, and the pool cannot grow (or it would, without closing
+ * anyone's connection). One worker at a time (a token in shared memory, so
+ * one new client does not cost every idle connection) lets its idle
+ * keep-alive connection go, a legal close between requests, and goes to
+ * accept.
  */
 static bool
 yield_idle_connection(struct proxy *px)
 {
-    if (atomic_load_explicit(&px->shm->idle_workers, memory_order_relaxed) > 0)
+    if (atomic_load_explicit(&px->shm->idle_workers, memory_order_relaxed) > 0 ||
+        !atomic_load_explicit(&px->shm->pool_full, memory_order_relaxed))
         return false;
     int none = 0;
     if (!atomic_compare_exchange_strong(&px->shm->evicting, &none, (int)getpid()))
@@ -151,7 +157,13 @@ static int
 idle_wait(struct proxy *px, struct client *c, int64_t deadline)
 {
     struct pollfd pfd[2 + CFG_MAX_LISTENERS];
-    int64_t mute_until = 0;
+    /*
+     * Only a connection idle for a while is given up: a busy keep-alive
+     * client sends its next request within moments, and closing under it
+     * would race that request (and make it reconnect, which would cost
+     * another connection its worker, and so on).
+     */
+    int64_t mute_until = buf_now_ms() + FAIR_MIN_IDLE_MS;
     bool yielded = false;
 
     pfd[0] = (struct pollfd){.fd = c->fd, .events = POLLIN};

@@ -88,7 +88,7 @@ START_TEST(t_fair_keepalive)
     tl_proxy_start(&px,
                    "workers = auto\nmin_workers = 4\nmax_workers = 32\nmin_spare = 2\n"
                    "max_spare = 4\nkeepalive_timeout = 60s\naccess_log = off\nupstream = app\n"
-                   "[upstream app]\nserver = 127.0.0.1:%d\n",
+                   "[admin]\nlisten = 127.0.0.1:0\n[upstream app]\nserver = 127.0.0.1:%d\n",
                    app[0].port);
     /* 300 keep-alive clients: one request each, then they sit idle */
     static int fds[300];
@@ -117,6 +117,19 @@ START_TEST(t_fair_keepalive)
             (unsigned long long)atomic_load(&shm->evictions));
     ck_assert_int_lt(worst, 100);
     ck_assert_int_gt(atomic_load(&shm->evictions), 0);
+    /* and the status page says so */
+    struct tl_resp r;
+    char want[96];
+    ck_assert_int_eq(tl_request(px.admin_port, "GET /status.json HTTP/1.1\r\nHost: t\r\n\r\n", &r),
+                     200);
+    snprintf(want, sizeof(want), "\"keepalive_evictions\":%llu",
+             (unsigned long long)atomic_load(&shm->evictions));
+    ck_assert_msg(strstr(r.body, want) != NULL, "%s", r.body);
+    tl_resp_free(&r);
+    ck_assert_int_eq(tl_request(px.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    ck_assert(strstr(r.body, "miniproxyd_keepalive_evictions_total ") != NULL);
+    ck_assert(strstr(r.body, "miniproxyd_pool_spawned_total ") != NULL);
+    tl_resp_free(&r);
     shm_detach(shm);
     for (int i = 0; i < 300; i++)
         close(fds[i]);
