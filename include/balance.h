@@ -55,8 +55,8 @@ struct balance {
 
 /* What balance_pick() chose, to hand back to balance_done(). */
 struct balance_ticket {
-    int server;  /* index in the group, -1: none usable */
-    bool trial;  /* the half-open breaker's one trial request */
+    int server;        /* index in the group, -1: none usable */
+    bool trial;        /* the half-open breaker's one trial request */
     bool started;      /* rr_start is set: later picks are this request's retries */
     uint64_t rr_start; /* the request's slot of the shared cursor */
 };

@@ -17,10 +17,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define CFG_NAME_MAX 64      /* upstream group names, including the NUL */
+#define CFG_NAME_MAX 64 /* upstream group names, including the NUL */
 #define CFG_MAX_LISTENERS 32
 #define CFG_MAX_GROUPS 64
-#define CFG_MAX_SERVERS 256  /* per group */
+#define CFG_MAX_SERVERS 256        /* per group */
 #define CFG_MAX_TOTAL_SERVERS 1024 /* over all groups: the shared table's size */
 #define CFG_MAX_WORKERS 1024
 #define CFG_MAX_WEIGHT 100
@@ -42,7 +42,7 @@ struct cfg_server {
     struct cfg_addr addr;
     unsigned weight; /* 1..CFG_MAX_WEIGHT, default 1 */
     bool backup;     /* gets traffic only while no primary of its group is usable */
-    int line; /* where it was defined, for messages */
+    int line;        /* where it was defined, for messages */
 };
 
 struct cfg_group {
@@ -59,7 +59,7 @@ struct cfg_group {
     enum cfg_balance balance;   /* balance = round_robin (default) | least_conn | random | hash */
     enum cfg_hash_key hash_key; /* hash_key = client_ip (default) | header:NAME */
     char hash_header[CFG_NAME_MAX]; /* NAME of header:NAME (a token) */
-    unsigned retries;           /* retries = 2: other servers tried after a failure, 0..10 */
+    unsigned retries;               /* retries = 2: other servers tried after a failure, 0..10 */
 
     /* active health checks (the health-check child) */
     bool health_check;          /* health_check = on (default) | off */
@@ -72,10 +72,10 @@ struct cfg_group {
     unsigned health_status_max; /* "N" or "N-M" within 100..599 */
 
     /* passive health: the circuit breaker */
-    unsigned max_fails;         /* max_fails = 5: failures within fail_window open it; 0 = never */
-    int64_t fail_window_ms;     /* fail_window = 10s, > 0 */
-    int64_t cooldown_ms;        /* cooldown = 10s, > 0: open this long, then one trial */
-    bool fail_on_5xx;           /* fail_on_5xx = no: count 5xx answers as failures too */
+    unsigned max_fails;     /* max_fails = 5: failures within fail_window open it; 0 = never */
+    int64_t fail_window_ms; /* fail_window = 10s, > 0 */
+    int64_t cooldown_ms;    /* cooldown = 10s, > 0: open this long, then one trial */
+    bool fail_on_5xx;       /* fail_on_5xx = no: count 5xx answers as failures too */
 };
 
 struct cfg_listener {
@@ -97,21 +97,22 @@ struct config {
      */
     unsigned workers;
     bool workers_auto;
-    unsigned min_workers;  /* min_workers: default max(2, CPUs); N when fixed */
-    unsigned max_workers;  /* max_workers: default min(1024, 128 x CPUs); N when fixed */
-    unsigned min_spare;    /* min_spare: default max(2, CPUs) */
-    unsigned max_spare;    /* max_spare: default max(8, 4 x CPUs) */
+    unsigned min_workers; /* min_workers: default max(2, CPUs); N when fixed */
+    unsigned max_workers; /* max_workers: default min(1024, 128 x CPUs); N when fixed */
+    unsigned min_spare;   /* min_spare: default max(2, CPUs) */
+    unsigned max_spare;   /* max_spare: default max(8, 4 x CPUs) */
 
     /* slow clients (mod_reqtimeout's MinRate): bytes/s after a 1 s grace; 0 = off */
     unsigned client_header_min_rate; /* default 256 */
     unsigned client_body_min_rate;   /* default 256 */
-    unsigned max_conns_per_ip;       /* concurrent connections per client address; 0 (default) = no limit */
-    size_t group;                   /* index in groups[] of `upstream =` (required) */
-    char *error_log;                /* "stderr" (default) or a path */
-    char *access_log;               /* "stderr" (default), "off" or a path */
-    enum cfg_log_level log_level;   /* default info */
-    int64_t keepalive_timeout_ms;   /* default 5s; 0 disables client keep-alive */
-    unsigned keepalive_requests;    /* default 1000 */
+    unsigned
+        max_conns_per_ip; /* concurrent connections per client address; 0 (default) = no limit */
+    size_t group;         /* index in groups[] of `upstream =` (required) */
+    char *error_log;      /* "stderr" (default) or a path */
+    char *access_log;     /* "stderr" (default), "off" or a path */
+    enum cfg_log_level log_level;     /* default info */
+    int64_t keepalive_timeout_ms;     /* default 5s; 0 disables client keep-alive */
+    unsigned keepalive_requests;      /* default 1000 */
     int64_t client_header_timeout_ms; /* default 10s: the whole head */
     int64_t client_body_timeout_ms;   /* default 30s: between two reads of the body */
     int64_t send_timeout_ms;          /* default 30s: between two writes to the client */
@@ -122,9 +123,9 @@ struct config {
     int64_t shutdown_timeout_ms;      /* default 30s: graceful stop and reload drain bound */
 
     /* [admin] (optional) */
-    bool admin;                       /* the section is present */
-    struct cfg_addr admin_addr;       /* listen = (required in [admin]), loopback advised */
-    int admin_line;                   /* line of its listen = */
+    bool admin;                 /* the section is present */
+    struct cfg_addr admin_addr; /* listen = (required in [admin]), loopback advised */
+    int admin_line;             /* line of its listen = */
 
     /* [upstream NAME] sections, in file order */
     struct cfg_group *groups;

@@ -30,7 +30,7 @@
 struct client {
     int fd;
     char ip[64];
-    char *buf;    /* [start..len) received and not yet used */
+    char *buf; /* [start..len) received and not yet used */
     size_t cap;
     size_t start;
     size_t len;
@@ -73,15 +73,15 @@ void proxy_send_error(const struct config *cfg, struct client *c, int status, bo
 
 /* What proxy_rewrite_request() needs besides the request itself. */
 struct proxy_req_rewrite {
-    struct http_slice target;   /* origin-form target to send */
-    struct http_slice host;     /* the client's host (Host, or the absolute-form authority) */
-    const char *upstream_host;  /* "127.0.0.1:3001": the Host sent unless preserve_host */
+    struct http_slice target;  /* origin-form target to send */
+    struct http_slice host;    /* the client's host (Host, or the absolute-form authority) */
+    const char *upstream_host; /* "127.0.0.1:3001": the Host sent unless preserve_host */
     bool preserve_host;
     const char *client_ip;
-    const char *proto;          /* "http" or "https": X-Forwarded-Proto */
-    enum http_framing framing;  /* body framing towards the upstream: NONE, LENGTH or CHUNKED */
+    const char *proto;         /* "http" or "https": X-Forwarded-Proto */
+    enum http_framing framing; /* body framing towards the upstream: NONE, LENGTH or CHUNKED */
     uint64_t content_length;
-    bool upstream_close;        /* ask the upstream to close (no pooling) */
+    bool upstream_close; /* ask the upstream to close (no pooling) */
 };
 
 /*

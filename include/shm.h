@@ -41,26 +41,26 @@ struct shm_server {
     /* traffic: workers, atomics */
     _Alignas(64) atomic_int_fast64_t active; /* requests in flight to it now */
     atomic_uint_fast64_t requests;           /* requests sent to it */
-    atomic_uint_fast64_t failures;           /* passive failures: connect, reset, timeout, bad answer */
-    atomic_uint_fast64_t responses[5];       /* answers by class: [0] 1xx .. [4] 5xx */
-    atomic_uint_fast64_t latency_us_sum;     /* request sent -> response head, summed over answers */
+    atomic_uint_fast64_t failures;     /* passive failures: connect, reset, timeout, bad answer */
+    atomic_uint_fast64_t responses[5]; /* answers by class: [0] 1xx .. [4] 5xx */
+    atomic_uint_fast64_t latency_us_sum; /* request sent -> response head, summed over answers */
 
     /* active health: the health checker is the only writer */
-    atomic_int health;                  /* enum shm_health */
-    atomic_uint checks_ok;              /* consecutive good probes (rise) */
-    atomic_uint checks_failed;          /* consecutive failed probes (fall) */
-    atomic_uint_fast64_t checks;        /* probes done */
-    atomic_int_fast64_t last_check_ms;  /* buf_now_ms() when the last probe ended, 0: none */
+    atomic_int health;                   /* enum shm_health */
+    atomic_uint checks_ok;               /* consecutive good probes (rise) */
+    atomic_uint checks_failed;           /* consecutive failed probes (fall) */
+    atomic_uint_fast64_t checks;         /* probes done */
+    atomic_int_fast64_t last_check_ms;   /* buf_now_ms() when the last probe ended, 0: none */
     atomic_int_fast64_t last_latency_us; /* of the last probe */
-    atomic_uint error_seq;              /* seqlock over last_error: odd while it is written */
-    char last_error[SHM_ERR_MAX];       /* why the last failed probe failed */
+    atomic_uint error_seq;               /* seqlock over last_error: odd while it is written */
+    char last_error[SHM_ERR_MAX];        /* why the last failed probe failed */
 
     /* passive health, circuit breaker: workers, atomics */
-    atomic_int breaker;                     /* enum shm_breaker */
-    atomic_int_fast64_t breaker_since_ms;   /* when it last opened or went half-open */
-    atomic_uint window_fails;               /* failures in the current fail_window */
-    atomic_int_fast64_t window_start_ms;    /* start of that window */
-    atomic_uint_fast64_t breaker_opens;     /* times it opened */
+    atomic_int breaker;                   /* enum shm_breaker */
+    atomic_int_fast64_t breaker_since_ms; /* when it last opened or went half-open */
+    atomic_uint window_fails;             /* failures in the current fail_window */
+    atomic_int_fast64_t window_start_ms;  /* start of that window */
+    atomic_uint_fast64_t breaker_opens;   /* times it opened */
 };
 
 struct shm_group {
@@ -96,17 +96,17 @@ struct shm {
     int64_t started;         /* Unix time the master started (not this generation) */
     atomic_int health_ready; /* the checker finished its first round */
     atomic_int checker_pid;
-    int fd;                  /* the memfd, open in the master (closed by shm_destroy) */
+    int fd; /* the memfd, open in the master (closed by shm_destroy) */
 
     /* the worker pool (issue: prefork under pressure) */
-    _Alignas(64) atomic_int idle_workers;  /* proxy workers waiting in accept() now */
-    atomic_int evicting;                   /* fair keep-alive: an idle client is being let go */
-    atomic_int pool_full;                  /* the pool cannot grow: all max_workers run */
-    atomic_uint_fast64_t spawned;          /* workers forked by the pool (the first ones too) */
-    atomic_uint_fast64_t retired;          /* workers retired by the pool for being spare */
-    atomic_uint_fast64_t evictions;        /* idle keep-alive connections closed for a waiting client */
-    atomic_uint_fast64_t slow_rejects;     /* 408s for heads or bodies below the minimum rate */
-    atomic_uint_fast64_t ip_rejects;       /* connections refused by max_conns_per_ip */
+    _Alignas(64) atomic_int idle_workers; /* proxy workers waiting in accept() now */
+    atomic_int evicting;                  /* fair keep-alive: an idle client is being let go */
+    atomic_int pool_full;                 /* the pool cannot grow: all max_workers run */
+    atomic_uint_fast64_t spawned;         /* workers forked by the pool (the first ones too) */
+    atomic_uint_fast64_t retired;         /* workers retired by the pool for being spare */
+    atomic_uint_fast64_t evictions; /* idle keep-alive connections closed for a waiting client */
+    atomic_uint_fast64_t slow_rejects; /* 408s for heads or bodies below the minimum rate */
+    atomic_uint_fast64_t ip_rejects;   /* connections refused by max_conns_per_ip */
     /* connections per client address, by hash of the address (collisions share a slot) */
     atomic_int ip_conns[SHM_IP_BUCKETS];
     struct shm_group groups[CFG_MAX_GROUPS];

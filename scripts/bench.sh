@@ -81,6 +81,7 @@ MP_BIN=${MP_BIN:-$ROOT/build/miniproxyd}
 
 PIDS=()     # every long-running process we started, killed on exit
 SAMPLER=""  # the memory sampler running during a wrk run
+HOLDER=""   # the idle-clients holder running during a wrk run
 WARNINGS=()
 T=""
 
@@ -117,6 +118,7 @@ cleanup() {
     set +e
     trap - EXIT INT TERM
     if [[ -n $SAMPLER ]]; then kill "$SAMPLER" 2>/dev/null; fi
+    if [[ -n $HOLDER ]]; then kill "$HOLDER" 2>/dev/null; fi
     for p in "${PIDS[@]}"; do
         mapfile -t tree < <(tree_pids "$p")
         all+=("${tree[@]}")
@@ -435,7 +437,8 @@ add_scenario() {
 # Opens <n> keep-alive connections to 127.0.0.1:<port>, one request on each,
 # then holds them idle; prints "ready" once all were answered. Runs until killed.
 hold_idle() {
-    python3 - "$1" "$2" <<'PY'
+    # exec: the background job's pid is python's own, so killing it closes the connections
+    exec python3 - "$1" "$2" <<'PY'
 import socket, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
 held = []
@@ -493,16 +496,17 @@ run_one() {
     local before after served rps mibs p50 p99 errs total peak qmax qrun slack
 
     [[ -n $hdr ]] && args+=(-H "$hdr")
-    local holder="" idle=${SC_IDLE[$i]}
+    local idle=${SC_IDLE[$i]}
     if ((idle > 0)); then
-        hold_idle "${PORT[$proxy]}" "$idle" >"$T/idle.out" 2>&1 &
-        holder=$!
+        local idleout="$T/wrk/$name.$proxy.$rep.idle"
+        hold_idle "${PORT[$proxy]}" "$idle" >"$idleout" 2>&1 &
+        HOLDER=$!
         local waited=0
-        until grep -q ready "$T/idle.out" 2>/dev/null || ((waited >= 1200)); do
+        until grep -q ready "$idleout" 2>/dev/null || ((waited >= 1200)); do
             sleep 0.1
             waited=$((waited + 1))
         done
-        grep -q ready "$T/idle.out" ||
+        grep -q ready "$idleout" ||
             warn "$name/$proxy round $rep: the $idle idle clients were not all served"
     fi
     before=$(upstream_requests)
@@ -515,9 +519,10 @@ run_one() {
     kill "$SAMPLER" 2>/dev/null || true
     wait "$SAMPLER" 2>/dev/null || true
     SAMPLER=""
-    if [[ -n $holder ]]; then
-        kill "$holder" 2>/dev/null || true
-        wait "$holder" 2>/dev/null || true
+    if [[ -n $HOLDER ]]; then
+        kill "$HOLDER" 2>/dev/null || true
+        wait "$HOLDER" 2>/dev/null || true
+        HOLDER=""
     fi
     after=$(upstream_requests)
     read -r rps mibs p50 p99 errs total < <(parse_wrk "$out")

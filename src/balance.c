@@ -101,8 +101,7 @@ trial_expiry_ms(const struct cfg_group *grp)
 }
 
 bool
-balance_usable(const struct balance *b, const struct shm *shm, size_t g, size_t s,
-               int64_t now_ms)
+balance_usable(const struct balance *b, const struct shm *shm, size_t g, size_t s, int64_t now_ms)
 {
     const struct cfg_group *grp = &b->cfg->groups[g];
     const struct shm_server *srv = &shm->servers[shm->groups[g].first + s];
@@ -293,8 +292,8 @@ static uint64_t
 slot(struct shm *shm, size_t g, struct balance_ticket *t)
 {
     if (!t->started) {
-        t->rr_start = atomic_fetch_add_explicit(&shm->groups[g].rr_cursor, 1,
-                                                memory_order_relaxed);
+        t->rr_start =
+            atomic_fetch_add_explicit(&shm->groups[g].rr_cursor, 1, memory_order_relaxed);
         t->started = true;
     }
     return t->rr_start;
@@ -391,9 +390,8 @@ choose(const struct balance *b, struct shm *shm, size_t g, const struct cands *c
 }
 
 void
-balance_pick(const struct balance *b, struct shm *shm, size_t g,
-             const struct balance_set *exclude, const char *key, size_t keylen, int64_t now_ms,
-             struct balance_ticket *t)
+balance_pick(const struct balance *b, struct shm *shm, size_t g, const struct balance_set *exclude,
+             const char *key, size_t keylen, int64_t now_ms, struct balance_ticket *t)
 {
     struct cands c;
 

@@ -160,17 +160,17 @@ vlog(enum cfg_log_level level, int errnum, const char *fmt, va_list ap)
     (void)w; /* nowhere left to report a failing log */
 }
 
-#define LOG_FN(name, level, with_errno)                                                            \
-    void name(const char *fmt, ...)                                                                \
-    {                                                                                              \
-        int saved = errno;                                                                         \
-        if (level > min_level)                                                                     \
-            return;                                                                                \
-        va_list ap;                                                                                \
-        va_start(ap, fmt);                                                                         \
-        vlog(level, with_errno ? saved : 0, fmt, ap);                                              \
-        va_end(ap);                                                                                \
-        errno = saved;                                                                             \
+#define LOG_FN(name, level, with_errno)                                                           \
+    void name(const char *fmt, ...)                                                               \
+    {                                                                                             \
+        int saved = errno;                                                                        \
+        if (level > min_level)                                                                    \
+            return;                                                                               \
+        va_list ap;                                                                               \
+        va_start(ap, fmt);                                                                        \
+        vlog(level, with_errno ? saved : 0, fmt, ap);                                             \
+        va_end(ap);                                                                               \
+        errno = saved;                                                                            \
     }
 
 LOG_FN(log_error, CFG_LOG_ERROR, 0)

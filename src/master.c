@@ -96,9 +96,9 @@ struct generation {
     bool retiring;
     int64_t kill_at; /* retiring: SIGKILL whatever is left then */
     /* adaptive pool (workers = auto) */
-    unsigned spawn_rate;  /* workers to fork at the next tick if still short: 1, 2, 4 .. 32 */
-    unsigned over_ticks;  /* consecutive ticks with more than max_spare idle workers */
-    bool cap_logged;      /* "max_workers reached" was said (until idle workers are back) */
+    unsigned spawn_rate; /* workers to fork at the next tick if still short: 1, 2, 4 .. 32 */
+    unsigned over_ticks; /* consecutive ticks with more than max_spare idle workers */
+    bool cap_logged;     /* "max_workers reached" was said (until idle workers are back) */
 };
 
 struct master {
@@ -758,8 +758,8 @@ listen_queue(const struct generation *gen)
  * at least 1, 2, 4 .. 32 per tick while the shortage lasts, at most 128 per
  * tick; more than max_spare idle for a
  * second: retire idle workers, one per tick while the surplus lasts,
- * gracefully (SIGQUIT: it is in accept(), so it exits at once). Never above max_workers (said once when
- * reached) nor below min_workers.
+ * gracefully (SIGQUIT: it is in accept(), so it exits at once). Never above max_workers (said once
+ * when reached) nor below min_workers.
  */
 static void
 pool_tick(struct generation *gen)

@@ -206,9 +206,10 @@ proxy_send_error(const struct config *cfg, struct client *c, int status, bool cl
                         "<html><head><title>%d %s</title></head><body><h1>%d %s</h1>"
                         "<hr>miniproxyd</body></html>\n",
                         status, reason, status, reason);
-    int hlen = snprintf(head, sizeof(head),
-                        "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n%s\r\n",
-                        status, reason, blen, close ? "Connection: close\r\n" : "");
+    int hlen =
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n%s\r\n",
+                 status, reason, blen, close ? "Connection: close\r\n" : "");
     struct iovec iov[2] = {{head, (size_t)hlen}, {body, (size_t)blen}};
     if (net_writev_all(c->fd, iov, 2, cfg->send_timeout_ms) == -1)
         log_debug("%s: sending %d: %s", c->ip, status, strerror(errno));
@@ -223,18 +224,18 @@ struct exchange {
     const struct http_request *req;
     const struct cfg_group *grp;
     size_t g;
-    int s;          /* server index, -1 before the pick */
-    int ufd;        /* upstream connection, -1 when none */
-    bool reused;    /* ufd came from the pool */
-    int status;     /* status sent to the client, 0 before */
-    int ustatus;    /* upstream's status, 0 if none */
-    uint64_t sent;  /* body bytes sent to the client */
+    int s;         /* server index, -1 before the pick */
+    int ufd;       /* upstream connection, -1 when none */
+    bool reused;   /* ufd came from the pool */
+    int status;    /* status sent to the client, 0 before */
+    int ustatus;   /* upstream's status, 0 if none */
+    uint64_t sent; /* body bytes sent to the client */
     int64_t t0_us, u0_us, u1_us;
     bool client_keep;   /* keep the client connection after this response */
     bool upstream_keep; /* give ufd back to the pool after this response */
     bool body_done;     /* the whole request body was read from the client */
     struct http_slice target, host;
-    size_t body_off;    /* where the body starts in c->buf */
+    size_t body_off; /* where the body starts in c->buf */
     /*
      * What outlives the head: reading the body reuses c->buf, so the slices
      * in <req> are only valid until then.
@@ -245,9 +246,9 @@ struct exchange {
     /* the server in use and the ones tried (retries never go to the same one twice) */
     struct balance_ticket ticket;
     struct balance_set tried;
-    bool counted;        /* the request is counted active on server s */
+    bool counted; /* the request is counted active on server s */
     unsigned retries_left;
-    char key[256];       /* balance = hash: the key */
+    char key[256]; /* balance = hash: the key */
     size_t keylen;
     int perr;         /* enum pump_error: why the body phase stopped */
     const char *pwhy; /* ... in words, for the error log */
@@ -257,9 +258,9 @@ struct exchange {
      * oversized body in it is refused without forwarding anything.
      */
     struct http_chunked dec;
-    size_t pre_len;  /* decoded bytes at c->buf + body_off */
-    size_t pre_end;  /* end of the raw bytes they came from */
-    bool pre_done;   /* the whole chunked body was in that part */
+    size_t pre_len; /* decoded bytes at c->buf + body_off */
+    size_t pre_end; /* end of the raw bytes they came from */
+    bool pre_done;  /* the whole chunked body was in that part */
 };
 
 static bool
@@ -326,8 +327,7 @@ access_log(struct exchange *x)
     char line[1024], ut[32];
     int64_t now = buf_now_us();
     if (x->u0_us != 0)
-        snprintf(ut, sizeof(ut), "%.3f",
-                 (double)((x->u1_us ? x->u1_us : now) - x->u0_us) / 1e6);
+        snprintf(ut, sizeof(ut), "%.3f", (double)((x->u1_us ? x->u1_us : now) - x->u0_us) / 1e6);
     else
         snprintf(ut, sizeof(ut), "-");
     int n = snprintf(line, sizeof(line),
@@ -380,11 +380,9 @@ pick_server(struct exchange *x)
 {
     struct proxy *px = x->px;
 
-    balance_pick(&px->bal, px->shm, x->g, &x->tried, x->key, x->keylen, buf_now_ms(),
-                 &x->ticket);
+    balance_pick(&px->bal, px->shm, x->g, &x->tried, x->key, x->keylen, buf_now_ms(), &x->ticket);
     if (x->ticket.server < 0) {
-        log_warn("[%s] no usable server (client %s, \"%s\")", x->grp->name, x->c->ip,
-                 x->reqline);
+        log_warn("[%s] no usable server (client %s, \"%s\")", x->grp->name, x->c->ip, x->reqline);
         return 503;
     }
     x->s = x->ticket.server;
@@ -462,8 +460,8 @@ may_retry(struct exchange *x)
     if (x->retries_left == 0 || x->status != 0)
         return false;
     x->retries_left--;
-    log_info("retrying \"%s\" on another server of [%s] after %s failed", x->reqline,
-             x->grp->name, x->grp->servers[x->s].addr.text);
+    log_info("retrying \"%s\" on another server of [%s] after %s failed", x->reqline, x->grp->name,
+             x->grp->servers[x->s].addr.text);
     return true;
 }
 
@@ -550,10 +548,10 @@ enum pump_error {
 
 /* Client -> upstream: the rest of the request body. */
 struct upload {
-    bool done;    /* the whole body is queued (or there was none left) */
-    int64_t t0;   /* when the pump began reading the body */
-    uint64_t got; /* body bytes read from the client since t0 */
-    bool aborted; /* the upstream stopped taking it; what it answers may still come */
+    bool done;     /* the whole body is queued (or there was none left) */
+    int64_t t0;    /* when the pump began reading the body */
+    uint64_t got;  /* body bytes read from the client since t0 */
+    bool aborted;  /* the upstream stopped taking it; what it answers may still come */
     uint64_t left; /* Content-Length bytes not read yet */
     struct outq q;
     int64_t last; /* ms of the last progress */
@@ -564,9 +562,9 @@ enum { DL_HEAD, DL_BODY, DL_DONE };
 /* Upstream -> client: the response. */
 struct download {
     int state;
-    size_t len;  /* DL_HEAD: bytes in px->ubuf */
-    bool any;    /* any byte came from the upstream */
-    bool fin;    /* the whole response is queued */
+    size_t len; /* DL_HEAD: bytes in px->ubuf */
+    bool any;   /* any byte came from the upstream */
+    bool fin;   /* the whole response is queued */
     struct http_response resp;
     enum proxy_out_framing outf;
     struct http_chunked dec;
@@ -727,8 +725,8 @@ download_begin(struct exchange *x, struct download *d, size_t head_len)
             x->client_keep = false;
         }
     }
-    ssize_t hlen = proxy_rewrite_response(resp, d->outf, x->client_keep, x->minor, px->obuf,
-                                          px->ocap);
+    ssize_t hlen =
+        proxy_rewrite_response(resp, d->outf, x->client_keep, x->minor, px->obuf, px->ocap);
     if (hlen < 0) {
         errno = EMSGSIZE;
         return pump_fail(x, PE_UPSTREAM_FAILED, "response head too large from");
@@ -757,8 +755,8 @@ download_head(struct exchange *x, struct download *d)
 
     while (d->len > 0) {
         int st = 502;
-        int r = http_parse_response(px->ubuf, d->len, PROXY_RESP_HEAD_MAX, x->is_head, &d->resp,
-                                    &st);
+        int r =
+            http_parse_response(px->ubuf, d->len, PROXY_RESP_HEAD_MAX, x->is_head, &d->resp, &st);
         if (r == HTTP_NEED_MORE)
             return 0;
         if (r == HTTP_INVALID) {
@@ -881,14 +879,14 @@ pump(struct exchange *x, struct upload *u, struct download *d)
         int64_t deadline = INT64_MAX;
         enum pump_error late = PE_NONE;
         const char *why = NULL;
-#define WAIT_FOR(i, ev, at, err, what)                                                             \
-    do {                                                                                           \
-        pfd[i].events |= (ev);                                                                     \
-        if ((at) < deadline) {                                                                     \
-            deadline = (at);                                                                       \
-            late = (err);                                                                          \
-            why = (what);                                                                          \
-        }                                                                                          \
+#define WAIT_FOR(i, ev, at, err, what)                                                            \
+    do {                                                                                          \
+        pfd[i].events |= (ev);                                                                    \
+        if ((at) < deadline) {                                                                    \
+            deadline = (at);                                                                      \
+            late = (err);                                                                         \
+            why = (what);                                                                         \
+        }                                                                                         \
     } while (0)
         if (!u->aborted && !outq_empty(&u->q))
             WAIT_FOR(1, POLLOUT, u->last + rto, PE_UPSTREAM_TIMEOUT, "sending request body to");
@@ -988,7 +986,8 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
     x.idempotent = is_idempotent(req->method);
     x.minor = req->minor_version;
     {
-        /* "METHOD target" for the logs, truncated; copied, not formatted: it is on every request */
+        /* "METHOD target" for the logs, truncated; copied, not formatted: it is on every request
+         */
         size_t ml = req->method.len < 32 ? req->method.len : 32;
         size_t tl = req->target.len < 200 ? req->target.len : 200;
         memcpy(x.reqline, req->method.p, ml);
@@ -1028,9 +1027,9 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
         http_chunked_init(&x.dec);
         int r = http_chunked_decode(&x.dec, c->buf + x.body_off, c->len - x.body_off, &x.pre_len,
                                     &used);
-        st = r == -1 ? 400
+        st = r == -1                                                                     ? 400
              : cfg->client_max_body_size != 0 && x.dec.total > cfg->client_max_body_size ? 413
-                                                                                          : 0;
+                                                                                         : 0;
         if (st != 0) {
             x.client_keep = false;
             fail(&x, st);

@@ -86,8 +86,7 @@ upool_get(struct upool *p, size_t g, size_t s, bool retryable)
          * can be retried on a fresh one if it turns out closed (one syscall
          * less per request); otherwise it is checked first.
          */
-        if (idle < UPOOL_MAX_IDLE_MS &&
-            ((retryable && idle < UPOOL_TRUST_MS) || still_open(e.fd)))
+        if (idle < UPOOL_MAX_IDLE_MS && ((retryable && idle < UPOOL_TRUST_MS) || still_open(e.fd)))
             return e.fd;
         close(e.fd);
     }
@@ -107,6 +106,6 @@ upool_put(struct upool *p, size_t g, size_t s, int fd)
         close(pg->idle[0].fd);
         remove_at(pg, 0);
     }
-    pg->idle[pg->n++] = (struct upool_entry){.fd = fd, .server = (uint16_t)s,
-                                             .since_ms = buf_now_ms()};
+    pg->idle[pg->n++] =
+        (struct upool_entry){.fd = fd, .server = (uint16_t)s, .since_ms = buf_now_ms()};
 }

@@ -472,8 +472,8 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
         int fd = accept_client(lfds, nlisten, &ss);
         release_token(&px);
         if (fd == -1) {
-            if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
-                continue;
+            if (draining || errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
+                continue; /* draining: the listeners were swapped for a socket that can't accept */
             log_error_errno("accept");
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
                 usleep(100 * 1000); /* resource exhaustion: don't spin */

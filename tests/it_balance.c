@@ -125,19 +125,19 @@ bad_stop(struct bad *b)
     close(b->count_fd);
 }
 
-#define FAST_HEALTH                                                                                \
-    "health_interval = 100ms\nhealth_timeout = 100ms\nrise = 2\nfall = 2\n"
+#define FAST_HEALTH "health_interval = 100ms\nhealth_timeout = 100ms\nrise = 2\nfall = 2\n"
 
 START_TEST(t_kill_one_under_load)
 {
     tl_app_start(&app[0], "a1");
     tl_app_start(&app[1], "a2");
     tl_app_start(&app[2], "a3");
-    tl_proxy_start(&px,
-                   "workers = 4\nupstream = app\naccess_log = off\n[upstream app]\n"
-                   "server = 127.0.0.1:%d\nserver = 127.0.0.1:%d\nserver = 127.0.0.1:%d\n"
-                   FAST_HEALTH "retries = 2\nmax_fails = 0\n",
-                   app[0].port, app[1].port, app[2].port);
+    tl_proxy_start(
+        &px,
+        "workers = 4\nupstream = app\naccess_log = off\n[upstream app]\n"
+        "server = 127.0.0.1:%d\nserver = 127.0.0.1:%d\nserver = 127.0.0.1:%d\n" FAST_HEALTH
+        "retries = 2\nmax_fails = 0\n",
+        app[0].port, app[1].port, app[2].port);
     const struct shm *shm = attach();
     int port2 = app[1].port;
     int failed = 0, total = 0, seen_after_down = 0;
@@ -164,14 +164,12 @@ START_TEST(t_kill_one_under_load)
             app[1].pid = 0;
             killed = true;
         }
-        if (killed && down_at < 0 &&
-            atomic_load(&shm->servers[1].health) == SHM_HEALTH_DOWN) {
+        if (killed && down_at < 0 && atomic_load(&shm->servers[1].health) == SHM_HEALTH_DOWN) {
             down_at = tl_now_ms();
             reqs_at_down = srv_requests(shm, 1);
         }
     }
-    fprintf(stderr, "kill -9 of one of three under load: %d requests, %d failed\n", total,
-            failed);
+    fprintf(stderr, "kill -9 of one of three under load: %d requests, %d failed\n", total, failed);
     ck_assert_int_eq(failed, 0);
     ck_assert_msg(down_at > 0, "killed server never marked down");
     ck_assert_int_eq(seen_after_down, 0);
@@ -207,8 +205,9 @@ START_TEST(t_failing_health_endpoint)
                    "server = 127.0.0.1:%d\n" FAST_HEALTH,
                    app[0].port, app[1].port);
     const struct shm *shm = attach();
-    ck_assert_int_eq(tl_request(app[0].port, "GET /sethealth?status=503 HTTP/1.1\r\nHost: t\r\n"
-                                             "Connection: close\r\n\r\n",
+    ck_assert_int_eq(tl_request(app[0].port,
+                                "GET /sethealth?status=503 HTTP/1.1\r\nHost: t\r\n"
+                                "Connection: close\r\n\r\n",
                                 &r),
                      200);
     tl_resp_free(&r);
@@ -364,8 +363,8 @@ START_TEST(t_least_conn_avoids_slow_server)
     for (int k = 0; k < 6; k++)
         waitpid(kids[k], NULL, 0);
     close(pp[0]);
-    fprintf(stderr, "least_conn with a slow a1: a1=%d a2=%d a3=%d failed=%d\n", count[1],
-            count[2], count[3], count[0]);
+    fprintf(stderr, "least_conn with a slow a1: a1=%d a2=%d a3=%d failed=%d\n", count[1], count[2],
+            count[3], count[0]);
     ck_assert_int_eq(count[0], 0);
     ck_assert_int_eq(count[1] + count[2] + count[3], 240);
     /* round-robin would give a1 a third (80); least_conn keeps it well below */
@@ -453,10 +452,10 @@ START_TEST(t_retry_rules)
                    "server = 127.0.0.1:%d\nhealth_check = off\nmax_fails = 0\n",
                    dport, app[0].port);
     for (int i = 0; i < 6; i++) {
-        ck_assert_int_eq(tl_request(px.port,
-                                    "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc",
-                                    &r),
-                         200);
+        ck_assert_int_eq(
+            tl_request(px.port, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc",
+                       &r),
+            200);
         tl_resp_free(&r);
     }
     ck_assert(tl_file_waitfor(px.errlog, "retrying \"POST /sum\" on another server", 1000));
@@ -515,10 +514,9 @@ END_TEST
 START_TEST(t_checker_respawned_state_kept)
 {
     tl_app_start(&app[0], "a1");
-    tl_proxy_start(&px,
-                   "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
-                   FAST_HEALTH,
-                   app[0].port);
+    tl_proxy_start(
+        &px, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n" FAST_HEALTH,
+        app[0].port);
     const struct shm *shm = attach();
     pid_t old = atomic_load(&shm->checker_pid);
     ck_assert_int_gt(old, 0);

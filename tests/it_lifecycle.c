@@ -136,14 +136,15 @@ START_TEST(t_reload_under_load_loses_nothing)
         ck_assert_msg(tl_file_waitfor(px.errlog, want, 3000), "no \"%s\"", want);
         for (int i = 0; i < 4; i++) {
             struct tl_resp r;
-            ck_assert_int_eq(tl_request(px.port, "GET / HTTP/1.1\r\nHost: t\r\n"
-                                                 "Connection: close\r\n\r\n",
+            ck_assert_int_eq(tl_request(px.port,
+                                        "GET / HTTP/1.1\r\nHost: t\r\n"
+                                        "Connection: close\r\n\r\n",
                                         &r),
                              200);
             int k = tl_who(&r);
             tl_resp_free(&r);
-            ck_assert_msg(k == set + 1 || k == set + 2, "reload %d: a%d answered, want a%d/a%d",
-                          h, k, set + 1, set + 2);
+            ck_assert_msg(k == set + 1 || k == set + 2, "reload %d: a%d answered, want a%d/a%d", h,
+                          k, set + 1, set + 2);
         }
     }
     int failed = 0;
@@ -157,8 +158,8 @@ START_TEST(t_reload_under_load_loses_nothing)
     ck_assert_int_eq(failed, 0);
     ck_assert(tl_file_waitfor(px.errlog, "reload: [app] server added", 100));
     ck_assert(tl_file_waitfor(px.errlog, "reload: [app] server removed", 100));
-    ck_assert(tl_file_waitfor(px.errlog, "miniproxy.ini:9: [upstream app] server: bad port \"30o1\"",
-                              100));
+    ck_assert(tl_file_waitfor(px.errlog,
+                              "miniproxy.ini:9: [upstream app] server: bad port \"30o1\"", 100));
     stop_all();
 }
 END_TEST
@@ -172,8 +173,9 @@ START_TEST(t_reload_finishes_slow_request)
     int fd = tl_connect(px.port);
     ck_assert(tl_send_str(fd, "GET /delay?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n") == 0);
     usleep(200 * 1000);
-    tl_proxy_write_conf(&px, "workers = 2\nupstream = app\n[upstream app]\n"
-                             "server = 127.0.0.1:%d\n",
+    tl_proxy_write_conf(&px,
+                        "workers = 2\nupstream = app\n[upstream app]\n"
+                        "server = 127.0.0.1:%d\n",
                         app[1].port);
     ck_assert(kill(px.pid, SIGHUP) == 0);
     ck_assert(tl_file_waitfor(px.errlog, "reloaded: generation 2 serving", 3000));
@@ -199,8 +201,9 @@ START_TEST(t_graceful_quit)
 {
     pid_t kids[16];
     tl_app_start(&app[0], "a1");
-    tl_proxy_start(&px, "workers = 2\nupstream = app\nshutdown_timeout = 5s\n[upstream app]\n"
-                        "server = 127.0.0.1:%d\n",
+    tl_proxy_start(&px,
+                   "workers = 2\nupstream = app\nshutdown_timeout = 5s\n[upstream app]\n"
+                   "server = 127.0.0.1:%d\n",
                    app[0].port);
     int n = tl_children(px.pid, kids, 16);
     int fd = tl_connect(px.port);
@@ -237,8 +240,9 @@ END_TEST
 START_TEST(t_crash_loop_backs_off)
 {
     tl_app_start(&app[0], "a1");
-    tl_proxy_start(&px, "workers = 1\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
-                        "health_check = off\n",
+    tl_proxy_start(&px,
+                   "workers = 1\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
+                   "health_check = off\n",
                    app[0].port);
     const struct shm *shm = shm_attach(px.pid);
     ck_assert(shm != NULL);
@@ -326,9 +330,8 @@ START_TEST(t_pid_file_signals_and_user)
     int n = tl_children(px.pid, kids, 16);
     ck_assert_int_ge(n, 3);
     for (int i = 0; i < n; i++) {
-        ck_assert_int_eq(tl_sh(out, sizeof(out), "awk '/^Uid:/{print $2}' /proc/%d/status",
-                               kids[i]),
-                         0);
+        ck_assert_int_eq(
+            tl_sh(out, sizeof(out), "awk '/^Uid:/{print $2}' /proc/%d/status", kids[i]), 0);
         ck_assert_int_eq(atoi(out), 65534);
     }
     ck_assert_int_eq(tl_request(px.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
@@ -386,7 +389,8 @@ START_TEST(t_status_pages)
     }
     usleep(50 * 1000);
     /* HTML */
-    ck_assert_int_eq(tl_request(px.admin_port, "GET /status HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    ck_assert_int_eq(tl_request(px.admin_port, "GET /status HTTP/1.1\r\nHost: t\r\n\r\n", &r),
+                     200);
     ck_assert(strstr(r.head, "text/html") != NULL);
     snprintf(line, sizeof(line), "127.0.0.1:%d", app[0].port);
     ck_assert(strstr(r.body, line) != NULL);
@@ -403,7 +407,8 @@ START_TEST(t_status_pages)
     ck_assert(strstr(r.body, "\"health\":\"up\"") != NULL);
     tl_resp_free(&r);
     /* Prometheus */
-    ck_assert_int_eq(tl_request(px.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    ck_assert_int_eq(tl_request(px.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &r),
+                     200);
     snprintf(line, sizeof(line),
              "miniproxyd_upstream_requests_total{group=\"app\",server=\"127.0.0.1:%d\"} ",
              app[1].port);

@@ -111,10 +111,10 @@ START_TEST(t_fair_keepalive)
         if (dt > worst)
             worst = dt;
     }
-    fprintf(stderr, "fair keep-alive: 300 idle clients, %d workers, worst new client %lld ms, "
-                    "%llu idle connections closed\n",
-            live_workers(shm), (long long)worst,
-            (unsigned long long)atomic_load(&shm->evictions));
+    fprintf(stderr,
+            "fair keep-alive: 300 idle clients, %d workers, worst new client %lld ms, "
+            "%llu idle connections closed\n",
+            live_workers(shm), (long long)worst, (unsigned long long)atomic_load(&shm->evictions));
     ck_assert_int_lt(worst, 100);
     ck_assert_int_gt(atomic_load(&shm->evictions), 0);
     /* and the status page says so */
@@ -126,7 +126,8 @@ START_TEST(t_fair_keepalive)
              (unsigned long long)atomic_load(&shm->evictions));
     ck_assert_msg(strstr(r.body, want) != NULL, "%s", r.body);
     tl_resp_free(&r);
-    ck_assert_int_eq(tl_request(px.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    ck_assert_int_eq(tl_request(px.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &r),
+                     200);
     ck_assert(strstr(r.body, "miniproxyd_keepalive_evictions_total ") != NULL);
     ck_assert(strstr(r.body, "miniproxyd_pool_spawned_total ") != NULL);
     tl_resp_free(&r);
@@ -180,8 +181,8 @@ START_TEST(t_pool_grows_and_shrinks)
     int64_t t1 = tl_now_ms();
     while (live_workers(shm) > 3 && tl_now_ms() - t1 < 5000)
         usleep(50 * 1000);
-    fprintf(stderr, "pool: peak %d workers, %d after the load, spawned %llu, retired %llu\n",
-            peak, live_workers(shm), (unsigned long long)atomic_load(&shm->spawned),
+    fprintf(stderr, "pool: peak %d workers, %d after the load, spawned %llu, retired %llu\n", peak,
+            live_workers(shm), (unsigned long long)atomic_load(&shm->spawned),
             (unsigned long long)atomic_load(&shm->retired));
     ck_assert_int_le(live_workers(shm), 3);
     ck_assert_int_ge(live_workers(shm), 2);
@@ -284,8 +285,9 @@ START_TEST(t_slow_clients)
     close(fd);
     const struct shm *shm = shm_attach(px.pid);
     ck_assert(shm != NULL);
-    fprintf(stderr, "slowloris x200: %d probes, worst %lld ms; %llu cut for slowness, %llu "
-                    "refused by max_conns_per_ip\n",
+    fprintf(stderr,
+            "slowloris x200: %d probes, worst %lld ms; %llu cut for slowness, %llu "
+            "refused by max_conns_per_ip\n",
             probes, (long long)worst, (unsigned long long)atomic_load(&shm->slow_rejects),
             (unsigned long long)atomic_load(&shm->ip_rejects));
     ck_assert_int_lt(worst, 1000);

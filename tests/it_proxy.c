@@ -36,10 +36,11 @@ start3(int workers, const char *proxy_keys, const char *group_keys)
      * Health checks and the breaker are it_balance's subject: here probes would
      * skew upstream counts, and the failures these tests provoke would open it.
      */
-    tl_proxy_start(&px,
-                   "workers = %d\nupstream = app\n%s\n[upstream app]\nhealth_check = off\n"
-                   "max_fails = 0\nserver = 127.0.0.1:%d\nserver = 127.0.0.1:%d\nserver = 127.0.0.1:%d\n%s\n",
-                   workers, proxy_keys, app[0].port, app[1].port, app[2].port, group_keys);
+    tl_proxy_start(
+        &px,
+        "workers = %d\nupstream = app\n%s\n[upstream app]\nhealth_check = off\n"
+        "max_fails = 0\nserver = 127.0.0.1:%d\nserver = 127.0.0.1:%d\nserver = 127.0.0.1:%d\n%s\n",
+        workers, proxy_keys, app[0].port, app[1].port, app[2].port, group_keys);
 }
 
 /* One upstream and the proxy. */
@@ -149,12 +150,13 @@ START_TEST(t_request_rewrite)
     char want[128];
     start1(2, "", "");
     ck_assert_int_eq(
-        tl_request(px.port,
-                   "GET /headers HTTP/1.1\r\nHost: example.test\r\nConnection: keep-alive, X-Hop\r\n"
-                   "X-Hop: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\n"
-                   "Proxy-Connection: keep-alive\r\nX-Forwarded-For: 10.9.8.7\r\n"
-                   "X-Forwarded-Proto: https\r\nX-Keep: yes\r\n\r\n",
-                   &r),
+        tl_request(
+            px.port,
+            "GET /headers HTTP/1.1\r\nHost: example.test\r\nConnection: keep-alive, X-Hop\r\n"
+            "X-Hop: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\n"
+            "Proxy-Connection: keep-alive\r\nX-Forwarded-For: 10.9.8.7\r\n"
+            "X-Forwarded-Proto: https\r\nX-Keep: yes\r\n\r\n",
+            &r),
         200);
     snprintf(want, sizeof(want), "Host: 127.0.0.1:%d\r\n", app[0].port);
     ck_assert_msg(strstr(r.body, want) != NULL, "%s", r.body);
@@ -163,7 +165,7 @@ START_TEST(t_request_rewrite)
     ck_assert(strstr(r.body, "X-Forwarded-Proto: http\r\n") != NULL);
     ck_assert(strstr(r.body, "X-Forwarded-Host: example.test\r\n") != NULL);
     ck_assert(strstr(r.body, "X-Keep: yes\r\n") != NULL);
-    const char *gone[] = {"X-Hop", "Keep-Alive", "TE:", "Upgrade", "Proxy-Connection",
+    const char *gone[] = {"X-Hop",      "Keep-Alive", "TE:", "Upgrade", "Proxy-Connection",
                           "Connection", "https"};
     for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
         ck_assert_msg(strstr(r.body, gone[i]) == NULL, "%s forwarded:\n%s", gone[i], r.body);
@@ -176,14 +178,14 @@ START_TEST(t_preserve_host)
 {
     struct tl_resp r;
     start1(2, "", "preserve_host = yes");
-    ck_assert_int_eq(tl_request(px.port, "GET /headers HTTP/1.1\r\nHost: example.test:81\r\n\r\n", &r),
-                     200);
+    ck_assert_int_eq(
+        tl_request(px.port, "GET /headers HTTP/1.1\r\nHost: example.test:81\r\n\r\n", &r), 200);
     ck_assert_msg(strstr(r.body, "\r\nHost: example.test:81\r\n") != NULL, "%s", r.body);
     tl_resp_free(&r);
     /* absolute-form: the authority replaces Host, the path is sent in origin-form */
     ck_assert_int_eq(
-        tl_request(px.port, "GET http://other.test/headers?x=1 HTTP/1.1\r\nHost: example.test\r\n\r\n",
-                   &r),
+        tl_request(px.port,
+                   "GET http://other.test/headers?x=1 HTTP/1.1\r\nHost: example.test\r\n\r\n", &r),
         200);
     ck_assert_msg(strncmp(r.body, "GET /headers?x=1 HTTP/1.1\r\n", 27) == 0, "%s", r.body);
     ck_assert_msg(strstr(r.body, "\r\nHost: other.test\r\n") != NULL, "%s", r.body);
@@ -239,10 +241,11 @@ START_TEST(t_upload_integrity)
                      0);
     ck_assert_str_eq(out, want);
     /* echo: the upstream streams its answer while it still reads the body; both flow at once */
-    ck_assert_int_eq(tl_sh(out, sizeof(out),
-                           "curl -s --data-binary @%s http://127.0.0.1:%d/echo | cmp - %s && echo same",
-                           path, px.port, path),
-                     0);
+    ck_assert_int_eq(
+        tl_sh(out, sizeof(out),
+              "curl -s --data-binary @%s http://127.0.0.1:%d/echo | cmp - %s && echo same", path,
+              px.port, path),
+        0);
     ck_assert_str_eq(out, "same\n");
     ck_assert_int_eq(tl_sh(out, sizeof(out),
                            "curl -s -H 'Transfer-Encoding: chunked' --data-binary @%s "
@@ -394,11 +397,12 @@ START_TEST(t_pipelining_and_expect)
     struct tl_resp r;
     start1(2, "", "");
     int fd = tl_connect(px.port);
-    ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
-                              "GET /delay?ms=1 HTTP/1.1\r\nHost: t\r\n\r\n"
-                              "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                              "3;ext=1\r\nxyz\r\n0\r\nX-Trailer: 1\r\n\r\n"
-                              "GET / HTTP/1.1\r\nHost: t\r\n\r\n") == 0);
+    ck_assert(tl_send_str(fd,
+                          "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+                          "GET /delay?ms=1 HTTP/1.1\r\nHost: t\r\n\r\n"
+                          "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "3;ext=1\r\nxyz\r\n0\r\nX-Trailer: 1\r\n\r\n"
+                          "GET / HTTP/1.1\r\nHost: t\r\n\r\n") == 0);
     ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
     ck_assert_str_eq(r.body, "len=3 fnv=e71fa2190541574b\n");
     tl_resp_free(&r);
@@ -493,7 +497,8 @@ START_TEST(t_stale_pooled_connection)
     char out[64];
     /* background it through the shell; its pid is read back to stop it by PID */
     ck_assert_int_eq(tl_sh(out, sizeof(out),
-                           "(%s -l 127.0.0.1 -p %s -n b1 >/dev/null 2>&1 & echo $!)", bin, portarg),
+                           "(%s -l 127.0.0.1 -p %s -n b1 >/dev/null 2>&1 & echo $!)", bin,
+                           portarg),
                      0);
     pid_t npid = atoi(out);
     ck_assert_int_gt(npid, 0);
@@ -517,9 +522,10 @@ START_TEST(t_502_unreachable_and_lying)
     struct tl_resp r;
     int port = dead_port();
     tl_app_start(&app[0], "a1");
-    tl_proxy_start(&px, "workers = 2\nupstream = dead\n[upstream dead]\nserver = 127.0.0.1:%d\n"
-                        "health_check = off\n"
-                        "[upstream live]\nserver = 127.0.0.1:%d\n",
+    tl_proxy_start(&px,
+                   "workers = 2\nupstream = dead\n[upstream dead]\nserver = 127.0.0.1:%d\n"
+                   "health_check = off\n"
+                   "[upstream live]\nserver = 127.0.0.1:%d\n",
                    port, app[0].port);
     int64_t t0 = tl_now_ms();
     ck_assert_int_eq(tl_request(px.port, REQ("/"), &r), 502);
@@ -528,8 +534,9 @@ START_TEST(t_502_unreachable_and_lying)
     ck_assert(tl_file_waitfor(px.errlog, "Connection refused", 2000));
     tl_stop(px.pid);
 
-    tl_proxy_start(&px, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
-                        "health_check = off\nmax_fails = 0\n",
+    tl_proxy_start(&px,
+                   "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
+                   "health_check = off\nmax_fails = 0\n",
                    app[0].port);
     const char *bad[] = {REQ("/garbage"), REQ("/close"), REQ("/reset")};
     for (size_t i = 0; i < 3; i++) {
@@ -609,7 +616,8 @@ START_TEST(t_bad_requests_rejected)
         const char *req;
         int status;
     } cases[] = {
-        {"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+         400},
         {"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
         {"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +3\r\n\r\nabc", 400},
         {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
@@ -623,7 +631,8 @@ START_TEST(t_bad_requests_rejected)
         {"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405},
         {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
         {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-         "fffffffffffffffffff\r\n", 400},
+         "fffffffffffffffffff\r\n",
+         400},
     };
     start1(2, "max_header_size = 1k\nclient_max_body_size = 10", "");
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -653,11 +662,12 @@ START_TEST(t_bad_requests_rejected)
                                 &r),
                      413);
     tl_resp_free(&r);
-    ck_assert_int_eq(tl_request(px.port,
-                                "POST /sum HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                "b\r\n01234567890\r\n0\r\n\r\n",
-                                &r),
-                     413);
+    ck_assert_int_eq(
+        tl_request(px.port,
+                   "POST /sum HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "b\r\n01234567890\r\n0\r\n\r\n",
+                   &r),
+        413);
     tl_resp_free(&r);
     /* Nothing of all that reached the upstream. */
     long conns, reqs;
@@ -672,7 +682,9 @@ END_TEST
 
 START_TEST(t_client_timeouts)
 {
-    start1(1, "client_header_timeout = 300ms\nclient_body_timeout = 300ms\nkeepalive_timeout = 300ms", "");
+    start1(1,
+           "client_header_timeout = 300ms\nclient_body_timeout = 300ms\nkeepalive_timeout = 300ms",
+           "");
     struct tl_resp r;
     /* a slow head: 408 after the whole-head deadline, though bytes keep coming */
     int fd = tl_connect(px.port);
@@ -690,7 +702,8 @@ START_TEST(t_client_timeouts)
     close(fd);
     /* a body that stops: 408 */
     fd = tl_connect(px.port);
-    ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc") == 0);
+    ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc") ==
+              0);
     ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
     ck_assert_int_eq(r.status, 408);
     tl_resp_free(&r);

@@ -594,9 +594,8 @@ void
 tl_app_stats(int port, long *conns, long *reqs)
 {
     struct tl_resp r;
-    ck_assert_int_eq(tl_request(port, "GET /stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-                                &r),
-                     200);
+    ck_assert_int_eq(
+        tl_request(port, "GET /stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &r), 200);
     ck_assert(sscanf(r.body, "connections=%ld requests=%ld", conns, reqs) == 2);
     *conns -= 1;
     *reqs -= 1;

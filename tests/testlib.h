@@ -23,9 +23,9 @@ struct tl_proc {
 
 struct tl_proxy {
     pid_t pid;
-    int port;          /* the first proxy listener's */
-    int admin_port;    /* the [admin] listener's, 0 if none */
-    char dir[128];     /* temp dir holding the files below */
+    int port;       /* the first proxy listener's */
+    int admin_port; /* the [admin] listener's, 0 if none */
+    char dir[128];  /* temp dir holding the files below */
     char conf[192];
     char errlog[192];
     char acclog[192];
@@ -71,11 +71,11 @@ int tl_send_str(int fd, const char *s);
 
 struct tl_resp {
     int status;
-    char head[16384];  /* the response head, NUL-terminated */
-    char *body;        /* malloc'd, NUL-terminated; free with tl_resp_free */
+    char head[16384]; /* the response head, NUL-terminated */
+    char *body;       /* malloc'd, NUL-terminated; free with tl_resp_free */
     size_t body_len;
     bool chunked;
-    bool closed;       /* the server closed after the response (close-delimited or EOF seen) */
+    bool closed; /* the server closed after the response (close-delimited or EOF seen) */
 };
 
 /*

@@ -78,9 +78,9 @@ setup_weights(struct fixture *f, const char *head, const unsigned *w, const unsi
 
     lines[0] = '\0';
     for (size_t i = 0; i < n; i++) {
-        len += (size_t)snprintf(lines + len, sizeof(lines) - len,
-                                "server = 127.0.0.1:%u weight=%u\n",
-                                ports ? ports[i] : 3001 + (unsigned)i, w[i]);
+        len +=
+            (size_t)snprintf(lines + len, sizeof(lines) - len, "server = 127.0.0.1:%u weight=%u\n",
+                             ports ? ports[i] : 3001 + (unsigned)i, w[i]);
         ck_assert_uint_lt(len, sizeof(lines));
     }
     setup_app(f, head, lines);
@@ -316,8 +316,7 @@ START_TEST(test_exclude)
             if (c->n == 1) {
                 ck_assert_msg(p == -1, "case %d: only server excluded, got %d", _i, p);
             } else {
-                ck_assert_msg(p >= 0 && (size_t)p != j, "case %d: %zu excluded, got %d", _i, j,
-                              p);
+                ck_assert_msg(p >= 0 && (size_t)p != j, "case %d: %zu excluded, got %d", _i, j, p);
                 found++;
             }
         }
@@ -414,8 +413,8 @@ START_TEST(test_retry)
         balance_pick(&f.bal, f.shm, 0, &tried, "k", 1, NOW, &t);
         ck_assert_msg(t.server >= 0 && !balance_set_has(&tried, (size_t)t.server),
                       "case %d: retry %zu after %d gave %d", _i, k, prev, t.server);
-        ck_assert_msg(cursor(&f) == after_first, "case %d: retry %zu moved the cursor to %llu",
-                      _i, k, (unsigned long long)cursor(&f));
+        ck_assert_msg(cursor(&f) == after_first, "case %d: retry %zu moved the cursor to %llu", _i,
+                      k, (unsigned long long)cursor(&f));
     }
     balance_set_add(&tried, (size_t)t.server);
     balance_pick(&f.bal, f.shm, 0, &tried, "k", 1, NOW, &t);
@@ -438,8 +437,8 @@ END_TEST
 #define DOWN SHM_HEALTH_DOWN
 
 /* Two primaries of weight 1 and 2, two backups of weight 1 and 2. */
-#define PB                                                                                       \
-    "server = 127.0.0.1:3001\nserver = 127.0.0.1:3002 weight=2\n"                                \
+#define PB                                                                                        \
+    "server = 127.0.0.1:3001\nserver = 127.0.0.1:3002 weight=2\n"                                 \
     "server = 127.0.0.1:3003 backup\nserver = 127.0.0.1:3004 weight=2 backup\n"
 #define P3 "server = 127.0.0.1:3001\nserver = 127.0.0.1:3002\nserver = 127.0.0.1:3003\n"
 
@@ -463,10 +462,10 @@ static const struct usable_case usable_cases[] = {
     {P3, {UNK, UNK, UNK}, {0, 0, 0}, 12},
     {P3, {DOWN, DOWN, DOWN}, {0, 0, 0}, 12},
     {P3, {UNK, DOWN, UNK}, {0, 0, 0}, 12},
-    {PB, {UP, UP, UP, UP}, {4, 8, 0, 0}, 0},        /* backups idle */
-    {PB, {UP, DOWN, UP, UP}, {12, 0, 0, 0}, 0},     /* one primary is enough */
+    {PB, {UP, UP, UP, UP}, {4, 8, 0, 0}, 0},    /* backups idle */
+    {PB, {UP, DOWN, UP, UP}, {12, 0, 0, 0}, 0}, /* one primary is enough */
     {PB, {UNK, UP, UP, UP}, {0, 12, 0, 0}, 0},
-    {PB, {DOWN, UNK, UP, UP}, {0, 0, 4, 8}, 0},     /* backups, weighted */
+    {PB, {DOWN, UNK, UP, UP}, {0, 0, 4, 8}, 0}, /* backups, weighted */
     {PB, {DOWN, DOWN, DOWN, UP}, {0, 0, 0, 12}, 0},
     {PB, {UNK, DOWN, UP, UNK}, {0, 0, 12, 0}, 0},
     {PB, {DOWN, DOWN, DOWN, DOWN}, {0, 0, 0, 0}, 12},
@@ -517,12 +516,12 @@ count12(struct fixture *f, int64_t now, unsigned *count)
     }
 }
 
-#define ASSERT_COUNTS(count, a, b, c, d)                                                         \
-    do {                                                                                         \
-        const unsigned want_[4] = {a, b, c, d};                                                  \
-        for (size_t s_ = 0; s_ < 4; s_++)                                                        \
-            ck_assert_msg((count)[s_] == want_[s_], "line %d: server %zu picked %u, want %u",    \
-                          __LINE__, s_, (count)[s_], want_[s_]);                                 \
+#define ASSERT_COUNTS(count, a, b, c, d)                                                          \
+    do {                                                                                          \
+        const unsigned want_[4] = {a, b, c, d};                                                   \
+        for (size_t s_ = 0; s_ < 4; s_++)                                                         \
+            ck_assert_msg((count)[s_] == want_[s_], "line %d: server %zu picked %u, want %u",     \
+                          __LINE__, s_, (count)[s_], want_[s_]);                                  \
     } while (0)
 
 /*
@@ -761,8 +760,8 @@ static const struct lc_case lc_cases[] = {
     {{1, 1, 1}, {5, 2, 7}, 3, {0, 1, 0}},
     {{1, 1, 1}, {10, 10, 9}, 3, {0, 0, 1}},
     {{1, 1, 1}, {0, 1, 1}, 3, {1, 0, 0}},
-    {{3, 1}, {3, 2}, 2, {1, 0}},       /* 1 per weight against 2 */
-    {{3, 1}, {7, 2}, 2, {0, 1}},       /* 2.33 against 2 */
+    {{3, 1}, {3, 2}, 2, {1, 0}}, /* 1 per weight against 2 */
+    {{3, 1}, {7, 2}, 2, {0, 1}}, /* 2.33 against 2 */
     {{5, 1, 1}, {4, 1, 1}, 3, {1, 0, 0}},
     {{100, 1}, {100, 0}, 2, {0, 1}},
     {{100, 1}, {99, 1}, 2, {1, 0}},
@@ -793,8 +792,7 @@ START_TEST(test_least_conn)
         count[p]++;
     }
     for (size_t s = 0; s < c->n; s++)
-        ck_assert_msg(!c->best[s] || count[s] > 0, "case %d: tied server %zu never picked", _i,
-                      s);
+        ck_assert_msg(!c->best[s] || count[s] > 0, "case %d: tied server %zu never picked", _i, s);
     teardown(&f);
 }
 END_TEST
@@ -973,8 +971,7 @@ START_TEST(test_hash_add)
         if (strcmp(before, after) != 0) {
             moved++;
             ck_assert_msg(strcmp(after, "127.0.0.1:3006") == 0,
-                          "key %s moved from %s to %s, not to the new server", key, before,
-                          after);
+                          "key %s moved from %s to %s, not to the new server", key, before, after);
         }
     }
     ck_assert_msg(moved >= HASH_KEYS * 10 / 100 && moved <= HASH_KEYS * 25 / 100,
@@ -1027,8 +1024,8 @@ START_TEST(test_hash_out)
             had++;
             ck_assert_msg(p >= 0 && p != 1, "way %d: key %s still on 1: %d", _i, key, p);
         } else {
-            ck_assert_msg(p == before[i], "way %d: key %s moved from %d to %d", _i, key,
-                          before[i], p);
+            ck_assert_msg(p == before[i], "way %d: key %s moved from %d to %d", _i, key, before[i],
+                          p);
         }
     }
     ck_assert_uint_gt(had, NELEM(before) / 8);
@@ -1224,9 +1221,8 @@ START_TEST(test_breaker)
         ck_assert_msg(picked == st->picked && trials == st->trials,
                       "%s: step %zu: server 0 picked %d times (%d trials), want %d (%d)", c->name,
                       k, picked, trials, st->picked, st->trials);
-        ck_assert_msg(atomic_load(&s0->breaker) == st->state,
-                      "%s: step %zu: breaker %d, want %d", c->name, k,
-                      atomic_load(&s0->breaker), st->state);
+        ck_assert_msg(atomic_load(&s0->breaker) == st->state, "%s: step %zu: breaker %d, want %d",
+                      c->name, k, atomic_load(&s0->breaker), st->state);
         ck_assert_msg(atomic_load(&s0->breaker_opens) == st->opens,
                       "%s: step %zu: breaker_opens %llu, want %u", c->name, k,
                       (unsigned long long)atomic_load(&s0->breaker_opens), st->opens);
