@@ -548,11 +548,11 @@ enum pump_error {
 
 /* Client -> upstream: the rest of the request body. */
 struct upload {
-    bool done;     /* the whole body is queued (or there was none left) */
-    int64_t t0;    /* when the pump began reading the body */
-    uint64_t got;  /* body bytes read from the client since t0 */
-    bool aborted;  /* the upstream stopped taking it; what it answers may still come */
-    uint64_t left; /* Content-Length bytes not read yet */
+    bool done;      /* the whole body is queued (or there was none left) */
+    int64_t waited; /* ms spent waiting for the client's body bytes (not for the upstream) */
+    uint64_t got;   /* body bytes read from the client in the pump */
+    bool aborted;   /* the upstream stopped taking it; what it answers may still come */
+    uint64_t left;  /* Content-Length bytes not read yet */
     struct outq q;
     int64_t last; /* ms of the last progress */
 };
@@ -847,7 +847,7 @@ pump(struct exchange *x, struct upload *u, struct download *d)
     const struct config *cfg = x->px->cfg;
     int64_t rto = x->grp->read_timeout_ms;
 
-    u->last = d->last = u->t0 = buf_now_ms();
+    u->last = d->last = buf_now_ms();
     /*
      * With nothing to upload, the answer to a request just sent is rarely
      * there yet. Before sleeping in poll(), yield the CPU twice: on a busy
@@ -893,10 +893,15 @@ pump(struct exchange *x, struct upload *u, struct download *d)
         else if (!u->aborted && !u->done) {
             WAIT_FOR(0, POLLIN, u->last + cfg->client_body_timeout_ms, PE_CLIENT_TIMEOUT,
                      "client request body timed out");
-            /* After a first second, a body slower than client_body_min_rate is cut too. */
+            /*
+             * After a first second, a body slower than client_body_min_rate is
+             * cut too. The rate counts only the time spent waiting for the
+             * client: a slow upstream is not the client's fault.
+             */
             if (cfg->client_body_min_rate > 0)
                 WAIT_FOR(0, POLLIN,
-                         u->t0 + 1000 + (int64_t)(u->got * 1000 / cfg->client_body_min_rate),
+                         buf_now_ms() + 1000 +
+                             (int64_t)(u->got * 1000 / cfg->client_body_min_rate) - u->waited,
                          PE_CLIENT_TIMEOUT, "client request body too slow");
         }
         if (!outq_empty(&d->q))
@@ -910,13 +915,15 @@ pump(struct exchange *x, struct upload *u, struct download *d)
         for (int i = 0; i < 2; i++)
             if (pfd[i].events == 0)
                 pfd[i].fd = -1;
-        int64_t left = deadline - buf_now_ms();
+        int64_t before = buf_now_ms(), left = deadline - before;
         if (left <= 0) {
             errno = ETIMEDOUT;
             return pump_fail(x, late, why), late;
         }
         if (poll(pfd, 2, left > 1000000 ? 1000000 : (int)left) == -1 && errno != EINTR)
             return pump_fail(x, PE_CLIENT_GONE, "poll"), PE_CLIENT_GONE;
+        if (pfd[0].events & POLLIN)
+            u->waited += buf_now_ms() - before;
     }
 }
 

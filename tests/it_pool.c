@@ -328,6 +328,25 @@ START_TEST(t_head_min_rate_and_ip_limit)
     tl_resp_free(&r);
     close(fd);
     ck_assert(tl_file_waitfor(px.errlog, "request head too slow", 1000));
+    /* a body trickled at a few bytes a second is cut the same way */
+    fd = tl_connect(px.port);
+    t0 = tl_now_ms();
+    ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n") ==
+              0);
+    for (int i = 0; i < 40; i++) {
+        if (tl_send(fd, "x", 1) != 0)
+            break;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 100) == 1)
+            break;
+    }
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_int_eq(r.status, 408);
+    dt = tl_now_ms() - t0;
+    ck_assert_msg(dt >= 900 && dt < 2500, "body cut after %lld ms", (long long)dt);
+    tl_resp_free(&r);
+    close(fd);
+    ck_assert(tl_file_waitfor(px.errlog, "client request body too slow", 1000));
     /* three connections from 127.0.0.2 are fine, the fourth is refused; 127.0.0.1 is not */
     int held[3];
     for (int i = 0; i < 3; i++) {
