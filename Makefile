@@ -90,7 +90,9 @@ fuzz:
 	@mkdir -p $(BUILD)/fuzz
 	clang -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 	    tests/fuzz_http.c src/http.c src/buf.c -o $(BUILD)/fuzz/fuzz_http
-	$(BUILD)/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz-corpus
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz/corpus \
+	    tests/fuzz-corpus
 
 # The demo: three app instances and the proxy on the bundled miniproxy.ini.
 run: all
