@@ -306,12 +306,7 @@ END_TEST
 
 START_TEST(t_all_down_is_503_at_once)
 {
-    struct tl_proc tmp[2];
-    tl_app_start(&tmp[0], "x");
-    tl_app_start(&tmp[1], "y");
-    int p0 = tmp[0].port, p1 = tmp[1].port;
-    tl_stop(tmp[0].pid);
-    tl_stop(tmp[1].pid);
+    int p0 = tl_dead_port(), p1 = tl_dead_port();
     tl_proxy_start(&px,
                    "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
                    "server = 127.0.0.1:%d\n" FAST_HEALTH,
@@ -443,10 +438,7 @@ START_TEST(t_retry_rules)
 
     /* POST to a server that refuses the connection: nothing was sent, so it moves on */
     tl_stop(px.pid);
-    struct tl_proc dead;
-    tl_app_start(&dead, "dead");
-    int dport = dead.port;
-    tl_stop(dead.pid);
+    int dport = tl_dead_port();
     tl_proxy_start(&px,
                    "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
                    "server = 127.0.0.1:%d\nhealth_check = off\nmax_fails = 0\n",

@@ -250,15 +250,6 @@ listen_local(int backlog, int *port)
     return fd;
 }
 
-/* A port nothing listens on (bound, read back, closed). */
-static int
-dead_port(void)
-{
-    int port;
-    close(listen_local(1, &port));
-    return port;
-}
-
 /* Accepts one connection within <ms>; -1 when none came. */
 static int
 accept_within(int lfd, int ms)
@@ -551,7 +542,7 @@ START_TEST(t_connect_refused)
 {
     struct tl_proc app[2];
     struct hc h;
-    int dead = dead_port();
+    int dead = tl_dead_port();
 
     tl_app_start(&app[0], "a");
     tl_app_start(&app[1], "b");
@@ -707,7 +698,7 @@ START_TEST(t_groups_independent)
 {
     struct tl_proc fast, slow;
     struct hc h;
-    int dead = dead_port();
+    int dead = tl_dead_port();
 
     tl_app_start(&fast, "fast");
     tl_app_start(&slow, "slow");
@@ -750,7 +741,7 @@ START_TEST(t_nothing_to_probe)
     struct hc h;
 
     ini_begin("static");
-    ini_add("[upstream static]\nserver = 127.0.0.1:%d\nhealth_check = off\n", dead_port());
+    ini_add("[upstream static]\nserver = 127.0.0.1:%d\nhealth_check = off\n", tl_dead_port());
     hc_start(&h);
     ck_assert(WAIT_FOR(500, atomic_load(&h.shm->health_ready) == 1));
     ck_assert_int_eq(health_of(srv(&h, 0, 0)), SHM_HEALTH_UP);

@@ -60,17 +60,6 @@ stop_all(void)
     tl_stop_all(&px, app, 3);
 }
 
-/* A port nothing listens on: bind port 0, read it, close. */
-static int
-dead_port(void)
-{
-    struct tl_proc tmp;
-    tl_app_start(&tmp, "tmp");
-    int port = tmp.port;
-    tl_stop(tmp.pid);
-    return port;
-}
-
 static uint64_t
 fnv_file(const char *path, uint64_t *len)
 {
@@ -520,7 +509,7 @@ END_TEST
 START_TEST(t_502_unreachable_and_lying)
 {
     struct tl_resp r;
-    int port = dead_port();
+    int port = tl_dead_port();
     tl_app_start(&app[0], "a1");
     tl_proxy_start(&px,
                    "workers = 2\nupstream = dead\n[upstream dead]\nserver = 127.0.0.1:%d\n"

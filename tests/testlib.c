@@ -691,3 +691,16 @@ tl_run(Suite *s)
     srunner_free(sr);
     return failed == 0 ? 0 : 1;
 }
+
+int
+tl_dead_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sin);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert(fd != -1);
+    ck_assert(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    ck_assert(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
+    return ntohs(sin.sin_port); /* <fd> is kept open on purpose: it holds the port */
+}

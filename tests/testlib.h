@@ -103,6 +103,13 @@ int tl_file_count(const char *path, const char *needle);
 /* Reads testapp /stats: accepted connections and requests, minus the /stats call itself. */
 void tl_app_stats(int port, long *conns, long *reqs);
 
+/*
+ * A loopback port nobody listens on, reserved: a socket stays bound to it
+ * (not listening) until the test process exits, so connecting is refused
+ * and no other bind(0) can be handed the same port meanwhile.
+ */
+int tl_dead_port(void);
+
 /* Which testapp instance answered "hello from aN": N, or 0 for anything else. */
 int tl_who(const struct tl_resp *r);
 
