@@ -72,16 +72,9 @@ struct bad {
 static void
 bad_start(struct bad *b)
 {
-    int pp[2], cp[2];
-    ck_assert(pipe(pp) == 0 && pipe(cp) == 0);
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    sin.sin_addr.s_addr = htonl(0x7f000001);
-    socklen_t sl = sizeof(sin);
-    ck_assert(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
-    ck_assert(listen(lfd, 64) == 0);
-    getsockname(lfd, (struct sockaddr *)&sin, &sl);
-    b->port = ntohs(sin.sin_port);
+    int cp[2];
+    ck_assert(pipe(cp) == 0);
+    int lfd = tl_listen_local(64, &b->port);
     b->pid = fork();
     ck_assert(b->pid != -1);
     if (b->pid == 0) {
@@ -98,8 +91,6 @@ bad_start(struct bad *b)
     }
     close(lfd);
     close(cp[1]);
-    close(pp[0]);
-    close(pp[1]);
     b->count_fd = cp[0];
     fcntl(b->count_fd, F_SETFL, O_NONBLOCK);
     b->counted = 0;

@@ -234,22 +234,6 @@ log_has(struct hc *h, const char *fmt, ...)
 
 /* ---- fixtures: listening sockets in the test ----------------------------------------------- */
 
-/* A socket listening on 127.0.0.1, ephemeral port (stored in <port>), never accepted on here. */
-static int
-listen_local(int backlog, int *port)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    socklen_t len = sizeof(sin);
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert(fd != -1);
-    ck_assert(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
-    ck_assert(listen(fd, backlog) == 0);
-    ck_assert(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
-    *port = ntohs(sin.sin_port);
-    return fd;
-}
-
 /* Accepts one connection within <ms>; -1 when none came. */
 static int
 accept_within(int lfd, int ms)
@@ -344,7 +328,7 @@ START_TEST(t_first_round)
     struct tl_proc app[3];
     struct hc h;
     int hole_port;
-    int hole = listen_local(16, &hole_port);
+    int hole = tl_listen_local(16, &hole_port);
 
     for (int i = 0; i < 3; i++)
         tl_app_start(&app[i], "a");
@@ -392,7 +376,7 @@ START_TEST(t_probe_request_and_reasons)
 {
     struct hc h;
     int port;
-    int lfd = listen_local(16, &port);
+    int lfd = tl_listen_local(16, &port);
     char head[2048], want[512];
 
     ini_begin("app");
@@ -578,7 +562,7 @@ START_TEST(t_connect_timeout)
 {
     struct hc h;
     int port, fill[4];
-    int lfd = listen_local(0, &port);
+    int lfd = tl_listen_local(0, &port);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
@@ -622,7 +606,7 @@ START_TEST(t_black_holes_delay_nobody)
     for (int i = 0; i < NAPPS; i++)
         tl_app_start(&app[i], "a");
     for (int i = 0; i < NHOLES; i++)
-        hole[i] = listen_local(128, &hole_port[i]);
+        hole[i] = tl_listen_local(128, &hole_port[i]);
     pid_t responder = responder_start(hole, NHOLES);
 
     ini_begin("app");

@@ -568,14 +568,9 @@ START_TEST(t_connect_timeout_504)
     struct tl_resp r;
     /* 192.0.2.0/24 is TEST-NET-1... but we must never send traffic off this machine:
      * instead fill a listener's accept queue so connects to it hang. */
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    sin.sin_addr.s_addr = htonl(0x7f000001);
-    socklen_t sl = sizeof(sin);
-    ck_assert(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
-    ck_assert(listen(lfd, 0) == 0);
-    getsockname(lfd, (struct sockaddr *)&sin, &sl);
-    int port = ntohs(sin.sin_port);
+    int port, lfd = tl_listen_local(0, &port);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int fill[8];
     for (int i = 0; i < 8; i++) { /* never accepted: the SYN queue overflows */
         fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);

@@ -693,7 +693,7 @@ tl_run(Suite *s)
 }
 
 int
-tl_dead_port(void)
+tl_listen_local(int backlog, int *port)
 {
     struct sockaddr_in sin = {.sin_family = AF_INET};
     socklen_t len = sizeof(sin);
@@ -701,6 +701,16 @@ tl_dead_port(void)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert(fd != -1);
     ck_assert(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    ck_assert(backlog < 0 || listen(fd, backlog) == 0);
     ck_assert(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
-    return ntohs(sin.sin_port); /* <fd> is kept open on purpose: it holds the port */
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+int
+tl_dead_port(void)
+{
+    int port;
+    (void)tl_listen_local(-1, &port); /* kept open on purpose: it holds the port */
+    return port;
 }

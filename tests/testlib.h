@@ -104,6 +104,13 @@ int tl_file_count(const char *path, const char *needle);
 void tl_app_stats(int port, long *conns, long *reqs);
 
 /*
+ * A TCP socket on 127.0.0.1, on an ephemeral port (stored in <port>):
+ * listening with <backlog>, or only bound when <backlog> is negative
+ * (connecting to it is then refused). Returns the fd.
+ */
+int tl_listen_local(int backlog, int *port);
+
+/*
  * A loopback port nobody listens on, reserved: a socket stays bound to it
  * (not listening) until the test process exits, so connecting is refused
  * and no other bind(0) can be handed the same port meanwhile.
