@@ -33,9 +33,6 @@ void log_set_role(const char *role);
 /* Sets the level below which messages are dropped. */
 void log_set_level(enum cfg_log_level level);
 
-/* True when messages of <level> are written: to skip building costly ones. */
-int log_enabled(enum cfg_log_level level);
-
 void log_error(const char *fmt, ...) MP_PRINTF(1, 2);
 void log_error_errno(const char *fmt, ...) MP_PRINTF(1, 2);
 void log_warn(const char *fmt, ...) MP_PRINTF(1, 2);

@@ -31,9 +31,6 @@ int net_set_blocking(int fd, bool blocking);
 /* The port <fd> is bound to (after binding port 0), or -1. */
 int net_local_port(int fd);
 
-/* Sets O_NONBLOCK and TCP_NODELAY on an accepted or connected socket. */
-int net_prepare(int fd);
-
 /*
  * Connects to <addr> by <deadline>. Returns a non-blocking fd, or -1 with
  * errno (ECONNREFUSED, ETIMEDOUT, ...).
@@ -51,13 +48,6 @@ int net_wait(int fd, short events, int64_t deadline);
  * -1 (errno ETIMEDOUT, ECONNRESET, ...).
  */
 ssize_t net_read(int fd, void *buf, size_t len, int64_t deadline);
-
-/*
- * As net_read(), but waits in poll() before the first read: for reads that
- * almost always have to wait (a response just requested, the next request
- * on an idle keep-alive connection), it saves the read that says EAGAIN.
- */
-ssize_t net_read_wait(int fd, void *buf, size_t len, int64_t deadline);
 
 /*
  * Writes all of <iov>[0..<cnt>) (modified in place). <timeout_ms> bounds

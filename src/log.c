@@ -121,12 +121,6 @@ log_set_level(enum cfg_log_level level)
     min_level = level;
 }
 
-int
-log_enabled(enum cfg_log_level level)
-{
-    return level <= min_level;
-}
-
 static void
 vlog(enum cfg_log_level level, int errnum, const char *fmt, va_list ap)
 {

@@ -70,18 +70,6 @@ net_set_blocking(int fd, bool blocking)
 }
 
 int
-net_prepare(int fd)
-{
-    int one = 1;
-    int fl = fcntl(fd, F_GETFL);
-    if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
-        return -1;
-    /* Heads and bodies go out in as few writes as we can: no Nagle delay. */
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return 0;
-}
-
-int
 net_wait(int fd, short events, int64_t deadline)
 {
     struct pollfd pfd = {.fd = fd, .events = events};
@@ -145,14 +133,6 @@ net_read(int fd, void *buf, size_t len, int64_t deadline)
         if (net_wait(fd, POLLIN, deadline) == -1)
             return -1;
     }
-}
-
-ssize_t
-net_read_wait(int fd, void *buf, size_t len, int64_t deadline)
-{
-    if (net_wait(fd, POLLIN, deadline) == -1)
-        return -1;
-    return net_read(fd, buf, len, deadline);
 }
 
 int
