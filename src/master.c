@@ -21,6 +21,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -110,6 +111,8 @@ struct master {
     uint32_t next_id;
     int64_t started_unix;
     sigset_t waitmask; /* the mask ppoll() waits with: our signals unblocked */
+    int nudge_fd;      /* eventfd: workers ask for a pool tick now (shm.nudge_fd) */
+    bool nudged;       /* nudge_fd was written since the last pool tick */
 };
 
 static struct generation *
@@ -339,17 +342,25 @@ respawn_due(struct master *m)
     return next;
 }
 
-/* Waits for our signals (or <ms>, -1 = forever) with them unblocked. */
+/*
+ * Waits for our signals (or <ms>, -1 = forever) with them unblocked, or for
+ * a worker's nudge (m->nudged).
+ */
 static void
 wait_signal(struct master *m, int64_t ms)
 {
     struct timespec ts, *tp = NULL;
+    struct pollfd pfd = {.fd = m->nudge_fd, .events = POLLIN};
     if (ms >= 0) {
         ts.tv_sec = ms / 1000;
         ts.tv_nsec = (ms % 1000) * 1000000;
         tp = &ts;
     }
-    (void)ppoll(NULL, 0, tp, &m->waitmask);
+    if (ppoll(&pfd, 1, tp, &m->waitmask) > 0 && pfd.revents != 0) {
+        uint64_t n;
+        if (read(m->nudge_fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+            m->nudged = true;
+    }
 }
 
 /* ---- listeners ------------------------------------------------------------------------- */
@@ -499,6 +510,7 @@ gen_new(struct master *m, struct config *cfg)
         goto fail;
     }
     gen->shm->started = m->started_unix;
+    gen->shm->nudge_fd = m->nudge_fd;
     gen->nchildren = cfg->workers + 1 + (cfg->admin ? 1 : 0);
     gen->children = calloc(gen->nchildren, sizeof(*gen->children));
     if (gen->children == NULL) {
@@ -735,6 +747,8 @@ reload(struct master *m)
 #define POOL_MAX_SPAWN_RATE 32
 /* Forks in one tick at most, however long the accept queue (a fork costs ~0.2 ms). */
 #define POOL_MAX_SPAWN_TICK 128
+/* A worker's nudge brings the next tick forward, to no sooner than this after the last one. */
+#define POOL_NUDGE_MIN_MS 5
 
 /* Connections waiting in the accept queues of <gen>'s proxy listeners. */
 static unsigned
@@ -766,6 +780,8 @@ pool_tick(struct generation *gen)
 {
     const struct config *cfg = gen->cfg;
     unsigned live = 0, idle = 0, top_idle = UINT32_MAX;
+
+    atomic_store(&gen->shm->pool_nudged, 0); /* the next shortage may nudge again */
 
     for (unsigned i = 0; i < cfg->workers; i++) {
         if (!gen->children[i].wanted)
@@ -864,7 +880,7 @@ stop_children(struct master *m, int sig, int64_t grace_ms)
 int
 master_run(struct config *cfg, const char *path)
 {
-    struct master m = {.path = path, .next_id = 1};
+    struct master m = {.path = path, .next_id = 1, .nudge_fd = -1};
     struct sigaction sa = {0};
     sigset_t block;
     char err[512];
@@ -879,6 +895,12 @@ master_run(struct config *cfg, const char *path)
     log_set_role("master");
     log_chown(cfg->user); /* children running as <user> must be able to reopen them */
     m.started_unix = (int64_t)time(NULL);
+    m.nudge_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (m.nudge_fd == -1) {
+        log_error_errno("eventfd");
+        cfg_free(cfg);
+        return 1;
+    }
 
     /* Our signals stay blocked except while the master waits in ppoll(). */
     sigemptyset(&block);
@@ -910,15 +932,22 @@ master_run(struct config *cfg, const char *path)
     log_info("miniproxyd %s started: %u workers, upstream %s", MP_VERSION, cfg->workers,
              cfg->groups[cfg->group].name);
 
-    int64_t next_tick = buf_now_ms() + POOL_TICK_MS;
+    int64_t last_tick = buf_now_ms(), next_tick = last_tick + POOL_TICK_MS;
     for (;;) {
         int64_t next = respawn_due(&m), k = next_kill(&m);
         if (k != -1 && (next == -1 || k < next))
             next = k;
         if (current(&m)->cfg->workers_auto) {
             int64_t now = buf_now_ms();
+            if (m.nudged) {
+                /* A worker found too few idle workers: grow now, not at the next tick. */
+                m.nudged = false;
+                if (last_tick + POOL_NUDGE_MIN_MS < next_tick)
+                    next_tick = last_tick + POOL_NUDGE_MIN_MS;
+            }
             if (now >= next_tick) {
                 pool_tick(current(&m));
+                last_tick = now;
                 next_tick = now + POOL_TICK_MS;
             }
             if (next == -1 || next_tick - now < next)
@@ -967,5 +996,6 @@ out:
         gen_free(m.gens[k]);
     for (size_t i = 0; i < m.nls; i++)
         close(m.ls[i].fd);
+    close(m.nudge_fd);
     return rc;
 }

@@ -595,12 +595,13 @@ render_html(struct out *o, const struct config *cfg, const struct shm *shm)
     out_fmt(o, "<section><h2>Workers <span class=\"sub\">%" PRIu32 " slots &middot; ", h.nworkers);
     html_count(o, h.worker_connections);
     out_fmt(o,
-            " connections &middot; pool: %" PRIu64 " forked, %" PRIu64 " retired &middot; %" PRIu64
+            " connections &middot; pool: %" PRIu64 " forked, %" PRIu64 " retired, %" PRIu64
+            " urgent growths &middot; %" PRIu64
             " idle keep-alive closed for waiting clients &middot; %" PRIu64
             " slow clients cut &middot; %" PRIu64 " refused per address",
             (uint64_t)atomic_load(&shm->spawned), (uint64_t)atomic_load(&shm->retired),
-            (uint64_t)atomic_load(&shm->evictions), (uint64_t)atomic_load(&shm->slow_rejects),
-            (uint64_t)atomic_load(&shm->ip_rejects));
+            (uint64_t)atomic_load(&shm->nudges), (uint64_t)atomic_load(&shm->evictions),
+            (uint64_t)atomic_load(&shm->slow_rejects), (uint64_t)atomic_load(&shm->ip_rejects));
     out_str(o, "</span></h2>\n<div class=\"grid\">");
     for (uint32_t i = 0; i < h.nworkers; i++) {
         const struct shm_worker *w = &shm->workers[i];
@@ -663,12 +664,13 @@ render_json(struct out *o, const struct config *cfg, const struct shm *shm)
     out_fmt(o, ",\"started\":%" PRId64 ",\"uptime_seconds\":%" PRId64, h.started, h.uptime_s);
     out_fmt(o, ",\"generation\":%" PRIu32 ",\"nworkers\":%" PRIu32, h.generation, h.nworkers);
     out_fmt(o,
-            ",\"pool\":{\"spawned\":%" PRIu64 ",\"retired\":%" PRIu64 ",\"idle\":%d"
-            ",\"keepalive_evictions\":%" PRIu64 ",\"slow_rejects\":%" PRIu64
+            ",\"pool\":{\"spawned\":%" PRIu64 ",\"retired\":%" PRIu64 ",\"nudges\":%" PRIu64
+            ",\"idle\":%d,\"keepalive_evictions\":%" PRIu64 ",\"slow_rejects\":%" PRIu64
             ",\"ip_rejects\":%" PRIu64 "}",
             (uint64_t)atomic_load(&shm->spawned), (uint64_t)atomic_load(&shm->retired),
-            atomic_load(&shm->idle_workers), (uint64_t)atomic_load(&shm->evictions),
-            (uint64_t)atomic_load(&shm->slow_rejects), (uint64_t)atomic_load(&shm->ip_rejects));
+            (uint64_t)atomic_load(&shm->nudges), atomic_load(&shm->idle_workers),
+            (uint64_t)atomic_load(&shm->evictions), (uint64_t)atomic_load(&shm->slow_rejects),
+            (uint64_t)atomic_load(&shm->ip_rejects));
     out_str(o, ",\"worker_states\":{");
     for (size_t st = 0; st < NELEM(worker_names); st++)
         out_fmt(o, "%s\"%s\":%u", st ? "," : "", worker_names[st], h.by_state[st]);
@@ -930,6 +932,9 @@ render_metrics(struct out *o, const struct config *cfg, const struct shm *shm)
          offsetof(struct shm, spawned)},
         {"miniproxyd_pool_retired_total", "Spare workers retired by the adaptive pool.",
          offsetof(struct shm, retired)},
+        {"miniproxyd_pool_nudges_total",
+         "Times a worker woke the master to grow the pool before its next tick.",
+         offsetof(struct shm, nudges)},
         {"miniproxyd_keepalive_evictions_total",
          "Idle keep-alive connections closed so a waiting client got a worker.",
          offsetof(struct shm, evictions)},

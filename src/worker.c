@@ -209,6 +209,27 @@ idle_wait(struct proxy *px, struct client *c, int64_t deadline)
 }
 
 /*
+ * Called by a proxy worker of an adaptive pool that just accepted a client,
+ * so leaves the idle ones: when that leaves min_spare or fewer, it wakes the
+ * master to grow the pool now rather than at its next tick, up to 100 ms
+ * away, in which a burst of connections would wait in the accept queue.
+ * One nudge per tick: the master clears pool_nudged when it ticks.
+ */
+static void
+nudge_pool(struct proxy *px)
+{
+    struct shm *shm = px->shm;
+    uint64_t one = 1;
+
+    if (atomic_load_explicit(&shm->idle_workers, memory_order_relaxed) > (int)px->cfg->min_spare ||
+        atomic_load_explicit(&shm->pool_full, memory_order_relaxed) ||
+        atomic_exchange(&shm->pool_nudged, 1))
+        return;
+    if (write(shm->nudge_fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+        atomic_fetch_add_explicit(&shm->nudges, 1, memory_order_relaxed);
+}
+
+/*
  * Reads the next request head into c->buf and parses it. Waits up to
  * keepalive_timeout for its first byte (client_header_timeout on a new
  * connection), then up to client_header_timeout for the whole head.
@@ -497,6 +518,8 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
             continue;
         }
         atomic_fetch_add_explicit(&me->connections, 1, memory_order_relaxed);
+        if (proxy_worker && cfg->workers_auto)
+            nudge_pool(&px);
         c.fd = fd;
         net_addr_ip(&ss, c.ip, sizeof(c.ip));
         if (ip_admit(&px, &c) == -1) {

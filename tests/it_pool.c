@@ -130,6 +130,7 @@ START_TEST(t_fair_keepalive)
                      200);
     ck_assert(strstr(r.body, "miniproxyd_keepalive_evictions_total ") != NULL);
     ck_assert(strstr(r.body, "miniproxyd_pool_spawned_total ") != NULL);
+    ck_assert(strstr(r.body, "miniproxyd_pool_nudges_total ") != NULL);
     tl_resp_free(&r);
     shm_detach(shm);
     for (int i = 0; i < 300; i++)
@@ -160,12 +161,14 @@ START_TEST(t_pool_grows_and_shrinks)
         }
     }
     int peak = 0;
-    int64_t t0 = tl_now_ms();
+    int64_t t0 = tl_now_ms(), full_ms = -1;
     while (tl_now_ms() - t0 < 1400) {
         int n = live_workers(shm);
         if (n > peak)
             peak = n;
-        usleep(20 * 1000);
+        if (n == 10 && full_ms == -1)
+            full_ms = tl_now_ms() - t0;
+        usleep(2 * 1000);
     }
     int failed = 0;
     for (int k = 0; k < 14; k++) {
@@ -181,12 +184,22 @@ START_TEST(t_pool_grows_and_shrinks)
     int64_t t1 = tl_now_ms();
     while (live_workers(shm) > 3 && tl_now_ms() - t1 < 5000)
         usleep(50 * 1000);
-    fprintf(stderr, "pool: peak %d workers, %d after the load, spawned %llu, retired %llu\n", peak,
-            live_workers(shm), (unsigned long long)atomic_load(&shm->spawned),
-            (unsigned long long)atomic_load(&shm->retired));
+    fprintf(stderr,
+            "pool: peak %d workers (all 10 after %lld ms), %d after the load, spawned %llu, "
+            "retired %llu, nudged %llu times\n",
+            peak, (long long)full_ms, live_workers(shm),
+            (unsigned long long)atomic_load(&shm->spawned),
+            (unsigned long long)atomic_load(&shm->retired),
+            (unsigned long long)atomic_load(&shm->nudges));
     ck_assert_int_le(live_workers(shm), 3);
     ck_assert_int_ge(live_workers(shm), 2);
     ck_assert_int_ge(atomic_load(&shm->retired), 7);
+    /*
+     * The workers that took the burst found min_spare or fewer idle ones
+     * behind them and woke the master instead of leaving the burst waiting
+     * for its next tick.
+     */
+    ck_assert_int_gt(atomic_load(&shm->nudges), 0);
     ck_assert_int_ge(probe_ms(), 0);
     shm_detach(shm);
     stop_all();
