@@ -596,7 +596,7 @@ render_html(struct out *o, const struct config *cfg, const struct shm *shm)
     html_count(o, h.worker_connections);
     out_fmt(o,
             " connections &middot; pool: %" PRIu64 " forked, %" PRIu64 " retired, %" PRIu64
-            " urgent growths &middot; %" PRIu64
+            " nudges &middot; %" PRIu64
             " idle keep-alive closed for waiting clients &middot; %" PRIu64
             " slow clients cut &middot; %" PRIu64 " refused per address",
             (uint64_t)atomic_load(&shm->spawned), (uint64_t)atomic_load(&shm->retired),
