@@ -102,12 +102,11 @@ struct shm {
     _Alignas(64) atomic_int idle_workers; /* proxy workers waiting in accept() now */
     atomic_int evicting;                  /* fair keep-alive: an idle client is being let go */
     atomic_int pool_full;                 /* the pool cannot grow: all max_workers run */
-    atomic_int
-        pool_nudged; /* a worker woke the master through nudge_fd; the next tick clears it */
-    int nudge_fd;    /* the master's eventfd: a worker writes to it to ask for a tick now */
-    atomic_uint_fast64_t spawned;   /* workers forked by the pool (the first ones too) */
-    atomic_uint_fast64_t retired;   /* workers retired by the pool for being spare */
-    atomic_uint_fast64_t nudges;    /* times a worker woke the master to grow the pool */
+    atomic_int pool_nudged;               /* nudge_fd written; the master's next tick clears it */
+    int nudge_fd;                         /* the master's eventfd: workers ask for a tick now */
+    atomic_uint_fast64_t spawned;         /* workers forked by the pool (the first ones too) */
+    atomic_uint_fast64_t retired;         /* workers retired by the pool for being spare */
+    atomic_uint_fast64_t nudges;          /* times a worker woke the master to grow the pool */
     atomic_uint_fast64_t evictions; /* idle keep-alive connections closed for a waiting client */
     atomic_uint_fast64_t slow_rejects; /* 408s for heads or bodies below the minimum rate */
     atomic_uint_fast64_t ip_rejects;   /* connections refused by max_conns_per_ip */
