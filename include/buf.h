@@ -1,6 +1,7 @@
 /*
  * buf: small shared helpers: monotonic time, range-checked number parsing
- * (integers, durations, sizes) and case-insensitive slice comparison.
+ * (integers, durations, sizes), case-insensitive slice comparison and a
+ * bounded writer.
  *
  * Nothing here allocates. Parsers return 0 on success and -1 on any
  * malformed or out-of-range input; they never fall back to a default.
@@ -11,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Milliseconds on CLOCK_MONOTONIC: for deadlines and durations. */
 int64_t buf_now_ms(void);
@@ -41,5 +43,43 @@ int buf_parse_size(const char *s, uint64_t *out);
 
 /* True when <a>[0..<alen>) equals the NUL-terminated <b>, ignoring ASCII case. */
 bool buf_ieq(const char *a, size_t alen, const char *b);
+
+/*
+ * A bounded writer: appends to <buf>, <cap> bytes at most. A piece that
+ * does not fit sets <full> and every later one is dropped, so the caller
+ * checks once, at the end. With <count> set nothing is written, <len> only
+ * adds up what would be (to size a buffer). Inline: request heads are
+ * rewritten with it on every request.
+ */
+struct buf_out {
+    char *buf;
+    size_t cap;
+    size_t len;
+    bool full;
+    bool count;
+};
+
+static inline void
+buf_out_put(struct buf_out *o, const void *s, size_t n)
+{
+    if (o->full)
+        return;
+    if (o->count) {
+        o->len += n;
+        return;
+    }
+    if (n > o->cap - o->len) {
+        o->full = true;
+        return;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static inline void
+buf_out_str(struct buf_out *o, const char *s)
+{
+    buf_out_put(o, s, strlen(s));
+}
 
 #endif

@@ -19,50 +19,27 @@
 
 /* ---- head rewriting (pure) ---------------------------------------------------------------- */
 
-struct out {
-    char *p;
-    size_t len, cap;
-    bool overflow;
-};
-
 static void
-out_put(struct out *o, const void *s, size_t n)
+out_slice(struct buf_out *o, struct http_slice s)
 {
-    if (o->overflow || n > o->cap - o->len) {
-        o->overflow = true;
-        return;
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
+    buf_out_put(o, s.p, s.len);
 }
 
 static void
-out_str(struct out *o, const char *s)
-{
-    out_put(o, s, strlen(s));
-}
-
-static void
-out_slice(struct out *o, struct http_slice s)
-{
-    out_put(o, s.p, s.len);
-}
-
-static void
-out_u64(struct out *o, uint64_t v)
+out_u64(struct buf_out *o, uint64_t v)
 {
     char tmp[24];
     int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
-    out_put(o, tmp, (size_t)n);
+    buf_out_put(o, tmp, (size_t)n);
 }
 
 static void
-out_field(struct out *o, struct http_slice name, struct http_slice value)
+out_field(struct buf_out *o, struct http_slice name, struct http_slice value)
 {
     out_slice(o, name);
-    out_put(o, ": ", 2);
+    buf_out_put(o, ": ", 2);
     out_slice(o, value);
-    out_put(o, "\r\n", 2);
+    buf_out_put(o, "\r\n", 2);
 }
 
 /* Fields that describe one connection, never forwarded (RFC 9110 7.6.1). */
@@ -92,18 +69,18 @@ ssize_t
 proxy_rewrite_request(const struct http_request *req, const struct proxy_req_rewrite *rw,
                       char *buf, size_t cap)
 {
-    struct out o = {.p = buf, .cap = cap};
+    struct buf_out o = {.buf = buf, .cap = cap};
     bool xff_done = false;
 
     out_slice(&o, req->method);
-    out_put(&o, " ", 1);
+    buf_out_put(&o, " ", 1);
     out_slice(&o, rw->target);
-    out_str(&o, " HTTP/1.1\r\nHost: ");
+    buf_out_str(&o, " HTTP/1.1\r\nHost: ");
     if (rw->preserve_host && rw->host.len > 0)
         out_slice(&o, rw->host);
     else
-        out_str(&o, rw->upstream_host);
-    out_put(&o, "\r\n", 2);
+        buf_out_str(&o, rw->upstream_host);
+    buf_out_put(&o, "\r\n", 2);
 
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http_header *h = &req->headers[i];
@@ -119,62 +96,62 @@ proxy_rewrite_request(const struct http_request *req, const struct proxy_req_rew
             if (xff_done)
                 continue;
             xff_done = true;
-            out_str(&o, "X-Forwarded-For: ");
+            buf_out_str(&o, "X-Forwarded-For: ");
             for (size_t j = i; j < req->nheaders; j++) {
                 const struct http_header *x = &req->headers[j];
                 if (!buf_ieq(x->name.p, x->name.len, "x-forwarded-for") || x->value.len == 0)
                     continue;
                 out_slice(&o, x->value);
-                out_put(&o, ", ", 2);
+                buf_out_put(&o, ", ", 2);
             }
-            out_str(&o, rw->client_ip);
-            out_put(&o, "\r\n", 2);
+            buf_out_str(&o, rw->client_ip);
+            buf_out_put(&o, "\r\n", 2);
             continue;
         }
         out_field(&o, h->name, h->value);
     }
     if (!xff_done) {
-        out_str(&o, "X-Forwarded-For: ");
-        out_str(&o, rw->client_ip);
-        out_put(&o, "\r\n", 2);
+        buf_out_str(&o, "X-Forwarded-For: ");
+        buf_out_str(&o, rw->client_ip);
+        buf_out_put(&o, "\r\n", 2);
     }
-    out_str(&o, "X-Forwarded-Proto: ");
-    out_str(&o, rw->proto);
-    out_put(&o, "\r\n", 2);
+    buf_out_str(&o, "X-Forwarded-Proto: ");
+    buf_out_str(&o, rw->proto);
+    buf_out_put(&o, "\r\n", 2);
     if (rw->host.len > 0) {
-        out_str(&o, "X-Forwarded-Host: ");
+        buf_out_str(&o, "X-Forwarded-Host: ");
         out_slice(&o, rw->host);
-        out_put(&o, "\r\n", 2);
+        buf_out_put(&o, "\r\n", 2);
     }
     if (rw->framing == HTTP_BODY_LENGTH) {
-        out_str(&o, "Content-Length: ");
+        buf_out_str(&o, "Content-Length: ");
         out_u64(&o, rw->content_length);
-        out_put(&o, "\r\n", 2);
+        buf_out_put(&o, "\r\n", 2);
     } else if (rw->framing == HTTP_BODY_CHUNKED) {
-        out_str(&o, "Transfer-Encoding: chunked\r\n");
+        buf_out_str(&o, "Transfer-Encoding: chunked\r\n");
     }
     if (rw->upstream_close)
-        out_str(&o, "Connection: close\r\n");
-    out_put(&o, "\r\n", 2);
-    return o.overflow ? -1 : (ssize_t)o.len;
+        buf_out_str(&o, "Connection: close\r\n");
+    buf_out_put(&o, "\r\n", 2);
+    return o.full ? -1 : (ssize_t)o.len;
 }
 
 ssize_t
 proxy_rewrite_response(const struct http_response *resp, enum proxy_out_framing framing,
                        bool keep_alive, int client_minor, char *buf, size_t cap)
 {
-    struct out o = {.p = buf, .cap = cap};
+    struct buf_out o = {.buf = buf, .cap = cap};
     char code[8];
 
     snprintf(code, sizeof(code), "%d", resp->status);
-    out_str(&o, "HTTP/1.1 ");
-    out_str(&o, code);
-    out_put(&o, " ", 1);
+    buf_out_str(&o, "HTTP/1.1 ");
+    buf_out_str(&o, code);
+    buf_out_put(&o, " ", 1);
     if (resp->reason.len > 0)
         out_slice(&o, resp->reason);
     else
-        out_str(&o, http_reason(resp->status));
-    out_put(&o, "\r\n", 2);
+        buf_out_str(&o, http_reason(resp->status));
+    buf_out_put(&o, "\r\n", 2);
 
     for (size_t i = 0; i < resp->nheaders; i++) {
         const struct http_header *h = &resp->headers[i];
@@ -186,13 +163,13 @@ proxy_rewrite_response(const struct http_response *resp, enum proxy_out_framing 
         out_field(&o, h->name, h->value);
     }
     if (framing == PROXY_OUT_CHUNKED)
-        out_str(&o, "Transfer-Encoding: chunked\r\n");
+        buf_out_str(&o, "Transfer-Encoding: chunked\r\n");
     if (!keep_alive)
-        out_str(&o, "Connection: close\r\n");
+        buf_out_str(&o, "Connection: close\r\n");
     else if (client_minor == 0)
-        out_str(&o, "Connection: keep-alive\r\n");
-    out_put(&o, "\r\n", 2);
-    return o.overflow ? -1 : (ssize_t)o.len;
+        buf_out_str(&o, "Connection: keep-alive\r\n");
+    buf_out_put(&o, "\r\n", 2);
+    return o.full ? -1 : (ssize_t)o.len;
 }
 
 /* ---- error responses -------------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /*
  * status: the admin pages, rendered from the shared table. See status.h.
  *
- * Everything is written through one bounded writer (struct out) that never
+ * Everything is written through one bounded writer (struct buf_out) that never
  * writes past <cap> and remembers that it ran out, so a render either fits
  * whole or returns -1. Nothing is allocated: numbers are formatted into a
  * small stack buffer, strings are escaped byte by byte straight into the
@@ -30,43 +30,12 @@
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-/* ---- the bounded writer --------------------------------------------------------------- */
-
-struct out {
-    char *buf;
-    size_t cap;
-    size_t len;
-    bool full;  /* something did not fit: the render fails */
-    bool count; /* only count the length (status_size_hint()) */
-};
+/* ---- output: struct buf_out (buf.h); a render fails when it is full ---------------------- */
 
 static void
-out_mem(struct out *o, const char *s, size_t n)
+out_ch(struct buf_out *o, char c)
 {
-    if (o->full)
-        return;
-    if (o->count) {
-        o->len += n;
-        return;
-    }
-    if (n > o->cap - o->len) {
-        o->full = true;
-        return;
-    }
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-}
-
-static void
-out_str(struct out *o, const char *s)
-{
-    out_mem(o, s, strlen(s));
-}
-
-static void
-out_ch(struct out *o, char c)
-{
-    out_mem(o, &c, 1);
+    buf_out_put(o, &c, 1);
 }
 
 /*
@@ -76,7 +45,7 @@ out_ch(struct out *o, char c)
  * vsnprintf straight into the output would not (it wants room for a NUL).
  */
 __attribute__((format(printf, 2, 3))) static void
-out_fmt(struct out *o, const char *fmt, ...)
+out_fmt(struct buf_out *o, const char *fmt, ...)
 {
     char tmp[256];
     va_list ap;
@@ -88,7 +57,7 @@ out_fmt(struct out *o, const char *fmt, ...)
         o->full = true; /* a bug in a format here, not a small buffer: fail rather than cut */
         return;
     }
-    out_mem(o, tmp, (size_t)n);
+    buf_out_put(o, tmp, (size_t)n);
 }
 
 /*
@@ -140,7 +109,7 @@ enum esc { ESC_HTML, ESC_JSON, ESC_LABEL };
  * no business on a page and a newline in a label must be "\n").
  */
 static void
-out_esc(struct out *o, const char *s, enum esc how)
+out_esc(struct buf_out *o, const char *s, enum esc how)
 {
     static const char replacement[] = "\xef\xbf\xbd";
     const unsigned char *p = (const unsigned char *)s;
@@ -151,13 +120,13 @@ out_esc(struct out *o, const char *s, enum esc how)
         unsigned char c = p[0];
 
         if (k == 0) {
-            out_str(o, how == ESC_JSON ? "\\ufffd" : replacement);
+            buf_out_str(o, how == ESC_JSON ? "\\ufffd" : replacement);
             p++;
             n--;
             continue;
         }
         if (k > 1) {
-            out_mem(o, (const char *)p, k);
+            buf_out_put(o, (const char *)p, k);
             p += k;
             n -= k;
             continue;
@@ -165,25 +134,25 @@ out_esc(struct out *o, const char *s, enum esc how)
         switch (how) {
         case ESC_HTML:
             if (c == '&')
-                out_str(o, "&amp;");
+                buf_out_str(o, "&amp;");
             else if (c == '<')
-                out_str(o, "&lt;");
+                buf_out_str(o, "&lt;");
             else if (c == '>')
-                out_str(o, "&gt;");
+                buf_out_str(o, "&gt;");
             else if (c == '"')
-                out_str(o, "&quot;");
+                buf_out_str(o, "&quot;");
             else if (c == '\'')
-                out_str(o, "&#39;");
+                buf_out_str(o, "&#39;");
             else if (c < 0x20 || c == 0x7f)
-                out_str(o, replacement);
+                buf_out_str(o, replacement);
             else
                 out_ch(o, (char)c);
             break;
         case ESC_JSON:
             if (c == '"')
-                out_str(o, "\\\"");
+                buf_out_str(o, "\\\"");
             else if (c == '\\')
-                out_str(o, "\\\\");
+                buf_out_str(o, "\\\\");
             else if (c < 0x20 || c == 0x7f)
                 out_fmt(o, "\\u%04x", c);
             else
@@ -191,13 +160,13 @@ out_esc(struct out *o, const char *s, enum esc how)
             break;
         case ESC_LABEL:
             if (c == '"')
-                out_str(o, "\\\"");
+                buf_out_str(o, "\\\"");
             else if (c == '\\')
-                out_str(o, "\\\\");
+                buf_out_str(o, "\\\\");
             else if (c == '\n')
-                out_str(o, "\\n");
+                buf_out_str(o, "\\n");
             else if (c < 0x20 || c == 0x7f)
-                out_str(o, replacement);
+                buf_out_str(o, replacement);
             else
                 out_ch(o, (char)c);
             break;
@@ -413,7 +382,7 @@ static const char html_head[] =
 
 /* "850 us", "1.23 ms", "4.5 s" */
 static void
-html_duration_us(struct out *o, int64_t us)
+html_duration_us(struct buf_out *o, int64_t us)
 {
     if (us < 0)
         us = 0;
@@ -429,7 +398,7 @@ html_duration_us(struct out *o, int64_t us)
 
 /* "3d 4h", "2h 05m", "7m 03s", "42s" */
 static void
-html_uptime(struct out *o, int64_t s)
+html_uptime(struct buf_out *o, int64_t s)
 {
     if (s >= 86400)
         out_fmt(o, "%" PRId64 "d %" PRId64 "h", s / 86400, s % 86400 / 3600);
@@ -443,14 +412,14 @@ html_uptime(struct out *o, int64_t s)
 
 /* <v> with its digits in groups of three, "184 233" (narrow no-break spaces) */
 static void
-html_count(struct out *o, uint64_t v)
+html_count(struct buf_out *o, uint64_t v)
 {
     char digits[24];
     int n = snprintf(digits, sizeof(digits), "%" PRIu64, v);
 
     for (int i = 0; i < n; i++) {
         if (i > 0 && (n - i) % 3 == 0)
-            out_str(o, "&#8239;");
+            buf_out_str(o, "&#8239;");
         out_ch(o, digits[i]);
     }
 }
@@ -460,57 +429,57 @@ html_count(struct out *o, uint64_t v)
  * its tooltip) and the share of 5xx, which is what a person looks for.
  */
 static void
-html_responses(struct out *o, const struct srv_view *v)
+html_responses(struct buf_out *o, const struct srv_view *v)
 {
-    out_str(o, "<td class=\"resp\">");
+    buf_out_str(o, "<td class=\"resp\">");
     if (v->nresponses == 0) {
-        out_str(o, "<span class=\"mute\">no responses</span></td>");
+        buf_out_str(o, "<span class=\"mute\">no responses</span></td>");
         return;
     }
-    out_str(o, "<span class=\"bar\" title=\"");
+    buf_out_str(o, "<span class=\"bar\" title=\"");
     for (size_t i = 0; i < 5; i++)
         out_fmt(o, "%s%s: %" PRIu64, i ? ", " : "", class_names[i], v->responses[i]);
-    out_str(o, "\">");
+    buf_out_str(o, "\">");
     for (size_t i = 0; i < 5; i++)
         if (v->responses[i] > 0)
             out_fmt(o, "<i class=\"r%zu\" style=\"width:%.2f%%\"></i>", i + 1,
                     100.0 * (double)v->responses[i] / (double)v->nresponses);
-    out_str(o, "</span>");
+    buf_out_str(o, "</span>");
     double pct5 = 100.0 * (double)v->responses[4] / (double)v->nresponses;
     if (v->responses[4] == 0)
-        out_str(o, "<span class=\"share\">5xx 0%</span>");
+        buf_out_str(o, "<span class=\"share\">5xx 0%</span>");
     else if (pct5 < 0.1)
-        out_str(o, "<span class=\"share bad\">5xx &lt;0.1%</span>");
+        buf_out_str(o, "<span class=\"share bad\">5xx &lt;0.1%</span>");
     else
         out_fmt(o, "<span class=\"share bad\">5xx %.1f%%</span>", pct5);
-    out_str(o, "</td>");
+    buf_out_str(o, "</td>");
 }
 
 static void
-html_server(struct out *o, const struct cfg_group *grp, const struct srv_view *v)
+html_server(struct buf_out *o, const struct cfg_group *grp, const struct srv_view *v)
 {
     const char *health = name_of(health_names, NELEM(health_names), v->health);
     const char *breaker = name_of(breaker_names, NELEM(breaker_names), v->breaker);
 
-    out_str(o, v->health == SHM_HEALTH_DOWN ? "<tr class=\"down\">" : "<tr>");
-    out_str(o, "<td class=\"addr\">");
+    buf_out_str(o, v->health == SHM_HEALTH_DOWN ? "<tr class=\"down\">" : "<tr>");
+    buf_out_str(o, "<td class=\"addr\">");
     out_esc(o, v->addr, ESC_HTML);
     if (v->backup)
-        out_str(o, "<span class=\"tag\">backup</span>");
+        buf_out_str(o, "<span class=\"tag\">backup</span>");
     out_fmt(o, "</td><td class=\"n\">%u</td>", v->weight);
 
     out_fmt(o, "<td><div class=\"hl\"><span class=\"badge b-%s\">%s</span>", health, health);
     if (v->health != SHM_HEALTH_UP && v->error[0] != '\0') {
-        out_str(o, "<span class=\"why\" title=\"last failed check\">");
+        buf_out_str(o, "<span class=\"why\" title=\"last failed check\">");
         out_esc(o, v->error, ESC_HTML);
-        out_str(o, "</span>");
+        buf_out_str(o, "</span>");
     }
-    out_str(o, "</div></td>");
+    buf_out_str(o, "</div></td>");
 
     if (!grp->health_check) {
-        out_str(o, "<td class=\"mute\">checks off</td><td class=\"n mute\">&ndash;</td>");
+        buf_out_str(o, "<td class=\"mute\">checks off</td><td class=\"n mute\">&ndash;</td>");
     } else if (v->last_check_ms <= 0) {
-        out_str(o, "<td class=\"mute\">not yet</td><td class=\"n mute\">&ndash;</td>");
+        buf_out_str(o, "<td class=\"mute\">not yet</td><td class=\"n mute\">&ndash;</td>");
     } else {
         if (v->age_ms < 10000)
             out_fmt(o, "<td>%" PRId64 " ms ago", v->age_ms);
@@ -519,51 +488,51 @@ html_server(struct out *o, const struct cfg_group *grp, const struct srv_view *v
         /* the streak that decides the next transition: rise while down, fall while up */
         if (v->checks_failed > 0)
             out_fmt(o, "<div class=\"cls\">%u failed in a row</div>", v->checks_failed);
-        out_str(o, "</td><td class=\"n\">");
+        buf_out_str(o, "</td><td class=\"n\">");
         html_duration_us(o, v->probe_us);
-        out_str(o, "</td>");
+        buf_out_str(o, "</td>");
     }
 
     out_fmt(o, "<td><span class=\"badge b-%s\">%s</span>", breaker,
             v->breaker == SHM_BREAKER_HALF_OPEN ? "half-open" : breaker);
     if (v->breaker_opens > 0)
         out_fmt(o, " <span class=\"cls\">&times;%" PRIu64 "</span>", v->breaker_opens);
-    out_str(o, "</td>");
+    buf_out_str(o, "</td>");
 
     out_fmt(o, "<td class=\"n\">%" PRId64 "</td><td class=\"n\">", v->active);
     html_count(o, v->requests);
-    out_str(o, "</td><td class=\"n\">");
+    buf_out_str(o, "</td><td class=\"n\">");
     html_count(o, v->failures);
-    out_str(o, "</td>");
+    buf_out_str(o, "</td>");
     html_responses(o, v);
-    out_str(o, "<td class=\"n\">");
+    buf_out_str(o, "<td class=\"n\">");
     if (v->nresponses > 0)
         html_duration_us(o,
                          (int64_t)(v->avg_latency_us > INT64_MAX ? INT64_MAX : v->avg_latency_us));
     else
-        out_str(o, "<span class=\"mute\">&ndash;</span>");
-    out_str(o, "</td></tr>\n");
+        buf_out_str(o, "<span class=\"mute\">&ndash;</span>");
+    buf_out_str(o, "</td></tr>\n");
 }
 
 static void
-render_html(struct out *o, const struct config *cfg, const struct shm *shm)
+render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
 {
     struct hdr_view h;
     struct srv_view v;
     size_t ngroups = ngroups_of(cfg, shm);
 
     read_header(shm, &h);
-    out_str(o, html_head);
-    out_str(o, "<header><h1>miniproxyd<small>");
+    buf_out_str(o, html_head);
+    buf_out_str(o, "<header><h1>miniproxyd<small>");
     out_esc(o, MP_VERSION, ESC_HTML);
-    out_str(o, "</small></h1><div class=\"facts\"><span>uptime <b>");
+    buf_out_str(o, "</small></h1><div class=\"facts\"><span>uptime <b>");
     html_uptime(o, h.uptime_s);
     out_fmt(o, "</b></span><span>generation <b>%" PRIu32 "</b></span>", h.generation);
     out_fmt(o, "<span>workers <b>%" PRIu32 "</b></span>", h.nworkers);
-    out_str(o, "<span>requests <b>");
+    buf_out_str(o, "<span>requests <b>");
     html_count(o, h.worker_requests);
-    out_str(o, "</b></span>");
-    out_str(o, "</div></header>\n");
+    buf_out_str(o, "</b></span>");
+    buf_out_str(o, "</div></header>\n");
 
     for (size_t g = 0; g < ngroups; g++) {
         const struct cfg_group *grp = &cfg->groups[g];
@@ -573,23 +542,23 @@ render_html(struct out *o, const struct config *cfg, const struct shm *shm)
         for (size_t s = 0; s < n; s++)
             if (atomic_load(&shm->servers[shm->groups[g].first + s].health) == SHM_HEALTH_UP)
                 up++;
-        out_str(o, "<section><h2>");
+        buf_out_str(o, "<section><h2>");
         out_esc(o, grp->name, ESC_HTML);
-        out_str(o, " <span class=\"sub\">");
-        out_str(o, name_of(balance_names, NELEM(balance_names), (int)grp->balance));
+        buf_out_str(o, " <span class=\"sub\">");
+        buf_out_str(o, name_of(balance_names, NELEM(balance_names), (int)grp->balance));
         if (g == cfg->group)
-            out_str(o, " &middot; serves requests");
+            buf_out_str(o, " &middot; serves requests");
         out_fmt(o, "</span><span class=\"sub right\"><b>%zu</b> of %zu up</span></h2>\n", up, n);
-        out_str(o, "<table><thead><tr><th>Server</th><th class=\"n\">Weight</th>"
-                   "<th>Health</th><th>Last check</th><th class=\"n\">Probe</th>"
-                   "<th>Breaker</th><th class=\"n\">Active</th><th class=\"n\">Requests</th>"
-                   "<th class=\"n\">Failures</th><th>Responses</th>"
-                   "<th class=\"n\">Avg latency</th></tr></thead><tbody>\n");
+        buf_out_str(o, "<table><thead><tr><th>Server</th><th class=\"n\">Weight</th>"
+                       "<th>Health</th><th>Last check</th><th class=\"n\">Probe</th>"
+                       "<th>Breaker</th><th class=\"n\">Active</th><th class=\"n\">Requests</th>"
+                       "<th class=\"n\">Failures</th><th>Responses</th>"
+                       "<th class=\"n\">Avg latency</th></tr></thead><tbody>\n");
         for (size_t s = 0; s < n; s++) {
             read_server(cfg, shm, &h, g, s, &v);
             html_server(o, grp, &v);
         }
-        out_str(o, "</tbody></table></section>\n");
+        buf_out_str(o, "</tbody></table></section>\n");
     }
 
     out_fmt(o, "<section><h2>Workers <span class=\"sub\">%" PRIu32 " slots &middot; ", h.nworkers);
@@ -602,7 +571,7 @@ render_html(struct out *o, const struct config *cfg, const struct shm *shm)
             (uint64_t)atomic_load(&shm->spawned), (uint64_t)atomic_load(&shm->retired),
             (uint64_t)atomic_load(&shm->nudges), (uint64_t)atomic_load(&shm->evictions),
             (uint64_t)atomic_load(&shm->slow_rejects), (uint64_t)atomic_load(&shm->ip_rejects));
-    out_str(o, "</span></h2>\n<div class=\"grid\">");
+    buf_out_str(o, "</span></h2>\n<div class=\"grid\">");
     for (uint32_t i = 0; i < h.nworkers; i++) {
         const struct shm_worker *w = &shm->workers[i];
         const char *st = name_of(worker_names, NELEM(worker_names), atomic_load(&w->state));
@@ -610,17 +579,17 @@ render_html(struct out *o, const struct config *cfg, const struct shm *shm)
                 "<div class=\"cell w-%s\" title=\"slot %" PRIu32 " pid %d: %s\">%" PRIu32 "</div>",
                 st, i, atomic_load(&w->pid), st, i);
     }
-    out_str(o, "</div>\n<div class=\"legend\">");
+    buf_out_str(o, "</div>\n<div class=\"legend\">");
     for (size_t st = 0; st < NELEM(worker_names); st++)
         out_fmt(o, "<span class=\"pill\"><span class=\"dot w-%s\"></span>%s <b>%u</b></span>",
                 worker_names[st], worker_names[st], h.by_state[st]);
-    out_str(o, "</div>\n");
+    buf_out_str(o, "</div>\n");
     /* the per-slot table: open when it is short enough to glance at */
-    out_str(o, h.nworkers <= 16 ? "<details open>" : "<details>");
-    out_str(o, "<summary>scoreboard</summary><table class=\"sb\"><thead><tr>"
-               "<th class=\"n\">Slot</th><th class=\"n\">PID</th><th>State</th><th "
-               "class=\"n\">Requests</th>"
-               "<th class=\"n\">Connections</th></tr></thead><tbody>\n");
+    buf_out_str(o, h.nworkers <= 16 ? "<details open>" : "<details>");
+    buf_out_str(o, "<summary>scoreboard</summary><table class=\"sb\"><thead><tr>"
+                   "<th class=\"n\">Slot</th><th class=\"n\">PID</th><th>State</th><th "
+                   "class=\"n\">Requests</th>"
+                   "<th class=\"n\">Connections</th></tr></thead><tbody>\n");
     for (uint32_t i = 0; i < h.nworkers; i++) {
         const struct shm_worker *w = &shm->workers[i];
         const char *st = name_of(worker_names, NELEM(worker_names), atomic_load(&w->state));
@@ -629,22 +598,22 @@ render_html(struct out *o, const struct config *cfg, const struct shm *shm)
         if (pid > 0)
             out_fmt(o, "<td class=\"n\">%d</td>", pid);
         else
-            out_str(o, "<td class=\"n mute\">&ndash;</td>");
+            buf_out_str(o, "<td class=\"n mute\">&ndash;</td>");
         out_fmt(o, "<td><span class=\"dot w-%s\"></span> %s</td><td class=\"n\">", st, st);
         html_count(o, (uint64_t)atomic_load(&w->requests));
-        out_str(o, "</td><td class=\"n\">");
+        buf_out_str(o, "</td><td class=\"n\">");
         html_count(o, (uint64_t)atomic_load(&w->connections));
-        out_str(o, "</td></tr>\n");
+        buf_out_str(o, "</td></tr>\n");
     }
-    out_str(o, "</tbody></table></details></section>\n");
-    out_str(o, "<footer>Refreshes every 2 s &middot; also as <a href=\"/status.json\">JSON</a>"
-               " and <a href=\"/metrics\">Prometheus metrics</a></footer>\n</body></html>\n");
+    buf_out_str(o, "</tbody></table></details></section>\n");
+    buf_out_str(o, "<footer>Refreshes every 2 s &middot; also as <a href=\"/status.json\">JSON</a>"
+                   " and <a href=\"/metrics\">Prometheus metrics</a></footer>\n</body></html>\n");
 }
 
 /* ---- JSON ------------------------------------------------------------------------------- */
 
 static void
-json_str(struct out *o, const char *s)
+json_str(struct buf_out *o, const char *s)
 {
     out_ch(o, '"');
     out_esc(o, s, ESC_JSON);
@@ -652,14 +621,14 @@ json_str(struct out *o, const char *s)
 }
 
 static void
-render_json(struct out *o, const struct config *cfg, const struct shm *shm)
+render_json(struct buf_out *o, const struct config *cfg, const struct shm *shm)
 {
     struct hdr_view h;
     struct srv_view v;
     size_t ngroups = ngroups_of(cfg, shm);
 
     read_header(shm, &h);
-    out_str(o, "{\"version\":");
+    buf_out_str(o, "{\"version\":");
     json_str(o, MP_VERSION);
     out_fmt(o, ",\"started\":%" PRId64 ",\"uptime_seconds\":%" PRId64, h.started, h.uptime_s);
     out_fmt(o, ",\"generation\":%" PRIu32 ",\"nworkers\":%" PRIu32, h.generation, h.nworkers);
@@ -671,10 +640,10 @@ render_json(struct out *o, const struct config *cfg, const struct shm *shm)
             (uint64_t)atomic_load(&shm->nudges), atomic_load(&shm->idle_workers),
             (uint64_t)atomic_load(&shm->evictions), (uint64_t)atomic_load(&shm->slow_rejects),
             (uint64_t)atomic_load(&shm->ip_rejects));
-    out_str(o, ",\"worker_states\":{");
+    buf_out_str(o, ",\"worker_states\":{");
     for (size_t st = 0; st < NELEM(worker_names); st++)
         out_fmt(o, "%s\"%s\":%u", st ? "," : "", worker_names[st], h.by_state[st]);
-    out_str(o, "},\"workers\":[");
+    buf_out_str(o, "},\"workers\":[");
     for (uint32_t i = 0; i < h.nworkers; i++) {
         const struct shm_worker *w = &shm->workers[i];
         out_fmt(o, "%s{\"slot\":%" PRIu32 ",\"pid\":%d,\"state\":\"%s\"", i ? "," : "", i,
@@ -683,19 +652,19 @@ render_json(struct out *o, const struct config *cfg, const struct shm *shm)
         out_fmt(o, ",\"requests\":%" PRIu64 ",\"connections\":%" PRIu64 "}",
                 (uint64_t)atomic_load(&w->requests), (uint64_t)atomic_load(&w->connections));
     }
-    out_str(o, "],\"groups\":[");
+    buf_out_str(o, "],\"groups\":[");
     for (size_t g = 0; g < ngroups; g++) {
         const struct cfg_group *grp = &cfg->groups[g];
         size_t n = nservers_of(cfg, shm, g);
 
-        out_str(o, g ? ",{\"name\":" : "{\"name\":");
+        buf_out_str(o, g ? ",{\"name\":" : "{\"name\":");
         json_str(o, grp->name);
         out_fmt(o, ",\"balance\":\"%s\",\"health_check\":%s,\"servers\":[",
                 name_of(balance_names, NELEM(balance_names), (int)grp->balance),
                 grp->health_check ? "true" : "false");
         for (size_t s = 0; s < n; s++) {
             read_server(cfg, shm, &h, g, s, &v);
-            out_str(o, s ? ",{\"address\":" : "{\"address\":");
+            buf_out_str(o, s ? ",{\"address\":" : "{\"address\":");
             json_str(o, v.addr);
             out_fmt(o, ",\"weight\":%u,\"backup\":%s,\"health\":\"%s\",\"last_error\":", v.weight,
                     v.backup ? "true" : "false",
@@ -707,21 +676,21 @@ render_json(struct out *o, const struct config *cfg, const struct shm *shm)
             if (v.last_check_ms > 0)
                 out_fmt(o, ",\"last_check_ms_ago\":%" PRId64, v.age_ms);
             else
-                out_str(o, ",\"last_check_ms_ago\":null");
+                buf_out_str(o, ",\"last_check_ms_ago\":null");
             out_fmt(o, ",\"probe_latency_us\":%" PRId64, v.probe_us);
             out_fmt(o, ",\"breaker\":\"%s\",\"breaker_opens\":%" PRIu64,
                     name_of(breaker_names, NELEM(breaker_names), v.breaker), v.breaker_opens);
             out_fmt(o, ",\"active\":%" PRId64 ",\"requests\":%" PRIu64 ",\"failures\":%" PRIu64,
                     v.active, v.requests, v.failures);
-            out_str(o, ",\"responses\":{");
+            buf_out_str(o, ",\"responses\":{");
             for (size_t i = 0; i < 5; i++)
                 out_fmt(o, "%s\"%s\":%" PRIu64, i ? "," : "", class_names[i], v.responses[i]);
             out_fmt(o, "},\"latency_us_sum\":%" PRIu64 ",\"avg_latency_us\":%" PRIu64 "}",
                     v.latency_us_sum, v.avg_latency_us);
         }
-        out_str(o, "]}");
+        buf_out_str(o, "]}");
     }
-    out_str(o, "]}\n");
+    buf_out_str(o, "]}\n");
 }
 
 /* ---- Prometheus ------------------------------------------------------------------------- */
@@ -784,52 +753,52 @@ static const struct {
 };
 
 static void
-prom_family(struct out *o, const char *name, const char *type, const char *help)
+prom_family(struct buf_out *o, const char *name, const char *type, const char *help)
 {
     out_fmt(o, "# HELP %s ", name);
-    out_str(o, help);
+    buf_out_str(o, help);
     out_fmt(o, "\n# TYPE %s %s\n", name, type);
 }
 
 /* name{group="..",server=".."[,<extra>="<extra_val>"]} -- the value follows */
 static void
-prom_labels(struct out *o, const char *name, const char *suffix, const char *group,
+prom_labels(struct buf_out *o, const char *name, const char *suffix, const char *group,
             const char *server, const char *extra, const char *extra_val)
 {
-    out_str(o, name);
-    out_str(o, suffix);
-    out_str(o, "{group=\"");
+    buf_out_str(o, name);
+    buf_out_str(o, suffix);
+    buf_out_str(o, "{group=\"");
     out_esc(o, group, ESC_LABEL);
-    out_str(o, "\",server=\"");
+    buf_out_str(o, "\",server=\"");
     out_esc(o, server, ESC_LABEL);
     if (extra != NULL) {
         out_fmt(o, "\",%s=\"", extra);
         out_esc(o, extra_val, ESC_LABEL);
     }
-    out_str(o, "\"} ");
+    buf_out_str(o, "\"} ");
 }
 
 /* <us> microseconds as seconds, exactly: "1.000250" */
 static void
-prom_seconds(struct out *o, uint64_t us)
+prom_seconds(struct buf_out *o, uint64_t us)
 {
     out_fmt(o, "%" PRIu64 ".%06" PRIu64 "\n", us / 1000000, us % 1000000);
 }
 
 static void
-prom_server(struct out *o, enum mfam f, const char *group, const struct srv_view *v)
+prom_server(struct buf_out *o, enum mfam f, const char *group, const struct srv_view *v)
 {
     const char *name = mfams[f].name;
 
     switch (f) {
     case M_UP:
         prom_labels(o, name, "", group, v->addr, NULL, NULL);
-        out_str(o, v->health == SHM_HEALTH_UP ? "1\n" : "0\n");
+        buf_out_str(o, v->health == SHM_HEALTH_UP ? "1\n" : "0\n");
         break;
     case M_HEALTH_STATE:
         for (int st = 0; st < (int)NELEM(health_names); st++) {
             prom_labels(o, name, "", group, v->addr, "state", health_names[st]);
-            out_str(o, v->health == st ? "1\n" : "0\n");
+            buf_out_str(o, v->health == st ? "1\n" : "0\n");
         }
         break;
     case M_WEIGHT:
@@ -838,7 +807,7 @@ prom_server(struct out *o, enum mfam f, const char *group, const struct srv_view
         break;
     case M_BACKUP:
         prom_labels(o, name, "", group, v->addr, NULL, NULL);
-        out_str(o, v->backup ? "1\n" : "0\n");
+        buf_out_str(o, v->backup ? "1\n" : "0\n");
         break;
     case M_CHECKS:
         prom_labels(o, name, "", group, v->addr, NULL, NULL);
@@ -854,12 +823,12 @@ prom_server(struct out *o, enum mfam f, const char *group, const struct srv_view
         break;
     case M_BREAKER_OPEN:
         prom_labels(o, name, "", group, v->addr, NULL, NULL);
-        out_str(o, v->breaker != SHM_BREAKER_CLOSED ? "1\n" : "0\n");
+        buf_out_str(o, v->breaker != SHM_BREAKER_CLOSED ? "1\n" : "0\n");
         break;
     case M_BREAKER_STATE:
         for (int st = 0; st < (int)NELEM(breaker_names); st++) {
             prom_labels(o, name, "", group, v->addr, "state", breaker_names[st]);
-            out_str(o, v->breaker == st ? "1\n" : "0\n");
+            buf_out_str(o, v->breaker == st ? "1\n" : "0\n");
         }
         break;
     case M_BREAKER_OPENS:
@@ -894,7 +863,7 @@ prom_server(struct out *o, enum mfam f, const char *group, const struct srv_view
 }
 
 static void
-render_metrics(struct out *o, const struct config *cfg, const struct shm *shm)
+render_metrics(struct buf_out *o, const struct config *cfg, const struct shm *shm)
 {
     struct hdr_view h;
     struct srv_view v;
@@ -902,11 +871,11 @@ render_metrics(struct out *o, const struct config *cfg, const struct shm *shm)
 
     read_header(shm, &h);
     prom_family(o, "miniproxyd_up", "gauge", "1 while the proxy answers.");
-    out_str(o, "miniproxyd_up 1\n");
+    buf_out_str(o, "miniproxyd_up 1\n");
     prom_family(o, "miniproxyd_build_info", "gauge", "Version of the running proxy.");
-    out_str(o, "miniproxyd_build_info{version=\"");
+    buf_out_str(o, "miniproxyd_build_info{version=\"");
     out_esc(o, MP_VERSION, ESC_LABEL);
-    out_str(o, "\"} 1\n");
+    buf_out_str(o, "\"} 1\n");
     prom_family(o, "miniproxyd_start_time_seconds", "gauge",
                 "Unix time the master process started.");
     out_fmt(o, "miniproxyd_start_time_seconds %" PRId64 "\n", h.started);
@@ -1007,7 +976,7 @@ esc_len(const char *s)
     size_t max = 0;
 
     for (int how = ESC_HTML; how <= ESC_LABEL; how++) {
-        struct out o = {.buf = NULL, .cap = 0, .len = 0, .full = false, .count = true};
+        struct buf_out o = {.buf = NULL, .cap = 0, .len = 0, .full = false, .count = true};
         out_esc(&o, s, (enum esc)how);
         if (o.len > max)
             max = o.len;
@@ -1053,7 +1022,7 @@ ssize_t
 status_render(enum status_kind kind, const struct config *cfg, const struct shm *shm, char *buf,
               size_t cap)
 {
-    struct out o = {.buf = buf, .cap = cap, .len = 0, .full = false, .count = false};
+    struct buf_out o = {.buf = buf, .cap = cap, .len = 0, .full = false, .count = false};
 
     switch (kind) {
     case STATUS_HTML:
