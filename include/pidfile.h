@@ -38,6 +38,15 @@ pid_t pidfile_read(const char *path, char *err, size_t errlen);
 /* Removes <path> if it still holds our pid (not a successor's); silent. */
 void pidfile_remove(const char *path);
 
+struct passwd;
+
+/*
+ * getpwnam() that tells "no such user" from a failed lookup: returns the
+ * entry, or NULL with *<err> 0 when there is no such user and the errno of
+ * the failure otherwise (getpwnam() reports a missing user in several ways).
+ */
+struct passwd *privs_lookup(const char *user, int *err);
+
 /*
  * Makes the calling process run as <user>: its groups (initgroups), gid,
  * then uid, in that order, then checks that root cannot be regained

@@ -117,13 +117,13 @@
 #include "config.h"
 
 #include "buf.h"
+#include "pidfile.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -688,13 +688,11 @@ set_pid_file(struct cfg_state *st, const char *val, char *why, size_t whylen)
 static int
 set_user(struct cfg_state *st, const char *val, char *why, size_t whylen)
 {
-    struct passwd *pw;
+    int err;
 
-    errno = 0;
-    pw = getpwnam(val);
-    if (pw == NULL) {
-        if (errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF && errno != EPERM)
-            snprintf(why, whylen, "cannot look up user \"%s\": %s", val, strerror(errno));
+    if (privs_lookup(val, &err) == NULL) {
+        if (err != 0)
+            snprintf(why, whylen, "cannot look up user \"%s\": %s", val, strerror(err));
         else
             snprintf(why, whylen, "no such user \"%s\"", val);
         return -1;

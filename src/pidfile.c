@@ -193,6 +193,18 @@ pidfile_remove(const char *path)
         unlink(path);
 }
 
+struct passwd *
+privs_lookup(const char *user, int *err)
+{
+    errno = 0;
+    struct passwd *pw = getpwnam(user);
+    *err = 0;
+    if (pw == NULL && errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF &&
+        errno != EPERM)
+        *err = errno;
+    return pw;
+}
+
 int
 privs_drop(const char *user, char *err, size_t errlen)
 {
@@ -202,11 +214,11 @@ privs_drop(const char *user, char *err, size_t errlen)
 
     if (user == NULL || geteuid() != 0)
         return 0;
-    errno = 0;
-    pw = getpwnam(user);
+    int lookup_err;
+    pw = privs_lookup(user, &lookup_err);
     if (pw == NULL) {
-        if (errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF && errno != EPERM)
-            snprintf(err, errlen, "user %s: cannot look it up: %s", user, strerror(errno));
+        if (lookup_err != 0)
+            snprintf(err, errlen, "user %s: cannot look it up: %s", user, strerror(lookup_err));
         else
             snprintf(err, errlen, "user %s: no such user", user);
         return -1;
