@@ -110,7 +110,7 @@ START_TEST(test_reference)
     ck_assert_uint_eq(c->listeners[0].addr.len, sizeof(struct sockaddr_in));
     ck_assert_uint_eq(port_of(&c->listeners[0].addr), 8080);
     ck_assert_int_eq(c->listeners[0].line, 2);
-    ck_assert_uint_eq(c->workers, 8);
+    ck_assert_uint_eq(c->worker_slots, 8);
     ck_assert(!c->workers_auto);
     ck_assert_uint_eq(c->min_workers, 8);
     ck_assert_uint_eq(c->max_workers, 8);
@@ -187,7 +187,7 @@ START_TEST(test_defaults)
     ck_assert_msg(c != NULL, "%s", err);
     /* workers = auto: as many slots as max_workers */
     ck_assert(c->workers_auto);
-    ck_assert_uint_eq(c->workers, want.max_workers);
+    ck_assert_uint_eq(c->worker_slots, want.max_workers);
     ck_assert_uint_eq(c->max_workers, want.max_workers);
     ck_assert_uint_ge(c->max_workers, 128);
     ck_assert_uint_eq(c->min_workers, want.min_workers);
@@ -336,7 +336,7 @@ START_TEST(test_pool)
     ck_assert_msg(c->min_spare == mins, "case %d: min_spare %u, want %u", _i, c->min_spare, mins);
     ck_assert_msg(c->max_spare == maxs, "case %d: max_spare %u, want %u", _i, c->max_spare, maxs);
     /* the slots: N, or max_workers */
-    ck_assert_uint_eq(c->workers, maxw);
+    ck_assert_uint_eq(c->worker_slots, maxw);
     cfg_free(c);
 }
 END_TEST
@@ -348,7 +348,7 @@ START_TEST(test_pool_reference)
 
     ck_assert_msg(c != NULL, "%s", err);
     ck_assert(c->workers_auto);
-    ck_assert_uint_eq(c->workers, 256);
+    ck_assert_uint_eq(c->worker_slots, 256);
     ck_assert_uint_eq(c->min_workers, 4);
     ck_assert_uint_eq(c->max_workers, 256);
     ck_assert_uint_eq(c->min_spare, 2);
@@ -650,7 +650,7 @@ START_TEST(test_variants)
     ck_assert_uint_eq(c->client_max_body_size, 0);
     ck_assert_uint_eq(c->max_header_size, 1024 * 1024);
     ck_assert_uint_eq(c->keepalive_requests, 1);
-    ck_assert_uint_eq(c->workers, 1024);
+    ck_assert_uint_eq(c->worker_slots, 1024);
     g = &c->groups[c->group];
     ck_assert_str_eq(g->name, "my.app-1_x");
     ck_assert_int_eq(g->line, 19);
