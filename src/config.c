@@ -338,15 +338,16 @@ cfg_join(const char *const *words, size_t n, char *out, size_t outlen)
         len += (size_t)snprintf(out + len, outlen - len, "%s%s", i ? "|" : "", words[i]);
 }
 
-int
-cfg_parse_addr(const char *s, struct cfg_addr *out, char *why, size_t whylen)
+/*
+ * Splits "host:port" or "[v6]:port" <s> into <host> and <port> (a pointer
+ * into <s>). Returns 0, or -1 with the reason in <why>.
+ */
+static int
+cfg_split_addr(const char *s, char *host, size_t hostcap, const char **port, char *why,
+               size_t whylen)
 {
-    char host[256], ip[INET6_ADDRSTRLEN];
-    const char *hostp, *port, *colon;
+    const char *hostp, *colon;
     size_t hostlen;
-    uint64_t portnum;
-    struct addrinfo hints, *res = NULL;
-    int rc;
 
     if (*s == '[') {
         const char *end = strchr(s, ']');
@@ -361,7 +362,7 @@ cfg_parse_addr(const char *s, struct cfg_addr *out, char *why, size_t whylen)
         }
         hostp = s + 1;
         hostlen = (size_t)(end - hostp);
-        port = end + 2;
+        *port = end + 2;
     } else {
         colon = strrchr(s, ':');
         if (colon == NULL) {
@@ -374,18 +375,32 @@ cfg_parse_addr(const char *s, struct cfg_addr *out, char *why, size_t whylen)
         }
         hostp = s;
         hostlen = (size_t)(colon - s);
-        port = colon + 1;
+        *port = colon + 1;
     }
-    if (hostlen == 0 || hostlen >= sizeof(host)) {
+    if (hostlen == 0 || hostlen >= hostcap) {
         snprintf(why, whylen, "bad address \"%s\": %s host", s, hostlen ? "too long a" : "no");
         return -1;
     }
     memcpy(host, hostp, hostlen);
     host[hostlen] = '\0';
-    if (*port == '\0') {
+    if (**port == '\0') {
         snprintf(why, whylen, "missing port in \"%s\"", s);
         return -1;
     }
+    return 0;
+}
+
+int
+cfg_parse_addr(const char *s, struct cfg_addr *out, char *why, size_t whylen)
+{
+    char host[256], ip[INET6_ADDRSTRLEN];
+    const char *port;
+    uint64_t portnum;
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    if (cfg_split_addr(s, host, sizeof(host), &port, why, whylen) == -1)
+        return -1;
     if (buf_parse_u64(port, strlen(port), 65535, &portnum) == -1) {
         snprintf(why, whylen, "bad port \"%s\"", port);
         return -1;
@@ -731,15 +746,7 @@ format_workers(const struct cfg_key *key, const struct config *cfg, const void *
     return true;
 }
 
-static void cfg_diff_value(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
-                           const struct config *old, const void *old_base,
-                           const struct config *new, const void *new_base);
-
-/*
- * The pool: "workers 4 -> 8", "workers auto -> 8", "workers 8 -> auto"; the
- * adaptive pool's bounds (the CFG_POOL_KEY rows) only when both are auto (a
- * fixed pool has none).
- */
+/* With the other diff functions, below: it needs the table. */
 static void diff_workers(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
                          const struct config *old, const void *old_base, const struct config *new,
                          const void *new_base);
@@ -1984,6 +1991,11 @@ cfg_diff_value(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
         cfg_line(o, "%s%s %s -> %s", pfx, key->name, a, b);
 }
 
+/*
+ * The pool: "workers 4 -> 8", "workers auto -> 8", "workers 8 -> auto"; the
+ * adaptive pool's bounds (the CFG_POOL_KEY rows) only when both are auto (a
+ * fixed pool has none).
+ */
 static void
 diff_workers(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
              const struct config *old, const void *old_base, const struct config *new,
