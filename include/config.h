@@ -1,6 +1,11 @@
 /*
  * config: the INI file (read with inih) -> an immutable struct config.
  *
+ * The keys, their values and defaults are documented in README.md
+ * ("Configuration") and miniproxy.ini(5); both are checked against the key
+ * table of src/config.c by tests/unit_docs.c. This header documents the API
+ * and the meaning of the fields, not the keys' defaults or ranges.
+ *
  * Loading happens in two passes, as in HAProxy: the inih handler fills a
  * draft and checks each value's syntax; a validation pass then checks the
  * whole (required keys, references between sections, duplicates). Only a
@@ -40,42 +45,43 @@ struct cfg_addr {
 
 struct cfg_server {
     struct cfg_addr addr;
-    unsigned weight; /* 1..CFG_MAX_WEIGHT, default 1 */
+    unsigned weight; /* 1..CFG_MAX_WEIGHT */
     bool backup;     /* gets traffic only while no primary of its group is usable */
     int line;        /* where it was defined, for messages */
 };
 
+/* An [upstream NAME] section; each field is the key of the same name (durations in ms). */
 struct cfg_group {
     char name[CFG_NAME_MAX];
-    struct cfg_server *servers;
+    struct cfg_server *servers; /* server =, in file order */
     size_t nservers;
-    int64_t connect_timeout_ms; /* default 3s */
-    int64_t read_timeout_ms;    /* default 60s: between two reads from the upstream */
-    unsigned keepalive;         /* idle connections kept per worker, default 16; 0 = none */
-    bool preserve_host;         /* default no */
-    int line;                   /* line of the [upstream NAME] header */
+    int64_t connect_timeout_ms;
+    int64_t read_timeout_ms; /* between two reads from the upstream */
+    unsigned keepalive;      /* idle connections kept per worker; 0 = none */
+    bool preserve_host;
+    int line; /* line of the [upstream NAME] header */
 
     /* balancing */
-    enum cfg_balance balance;   /* balance = round_robin (default) | least_conn | random | hash */
-    enum cfg_hash_key hash_key; /* hash_key = client_ip (default) | header:NAME */
+    enum cfg_balance balance;
+    enum cfg_hash_key hash_key;     /* hash_key = client_ip | header:NAME */
     char hash_header[CFG_NAME_MAX]; /* NAME of header:NAME (a token) */
-    unsigned retries;               /* retries = 2: other servers tried after a failure, 0..10 */
+    unsigned retries;               /* other servers tried after a failure */
 
     /* active health checks (the health-check child) */
-    bool health_check;          /* health_check = on (default) | off */
-    char health_path[256];      /* health_path = /health: origin-form, starts with '/' */
-    int64_t health_interval_ms; /* health_interval = 2s, > 0 */
-    int64_t health_timeout_ms;  /* health_timeout = 1s, > 0 */
-    unsigned rise;              /* rise = 2: good probes to go up, 1..100 */
-    unsigned fall;              /* fall = 3: failed probes to go down, 1..100 */
-    unsigned health_status_min; /* health_status = 200-399: statuses that count as healthy, */
-    unsigned health_status_max; /* "N" or "N-M" within 100..599 */
+    bool health_check;
+    char health_path[256]; /* origin-form, starts with '/' */
+    int64_t health_interval_ms;
+    int64_t health_timeout_ms;
+    unsigned rise;              /* good probes to go up */
+    unsigned fall;              /* failed probes to go down */
+    unsigned health_status_min; /* health_status = N-M: statuses that count as healthy */
+    unsigned health_status_max;
 
     /* passive health: the circuit breaker */
-    unsigned max_fails;     /* max_fails = 5: failures within fail_window open it; 0 = never */
-    int64_t fail_window_ms; /* fail_window = 10s, > 0 */
-    int64_t cooldown_ms;    /* cooldown = 10s, > 0: open this long, then one trial */
-    bool fail_on_5xx;       /* fail_on_5xx = no: count 5xx answers as failures too */
+    unsigned max_fails; /* failures within fail_window that open it; 0 = never */
+    int64_t fail_window_ms;
+    int64_t cooldown_ms; /* open this long, then one trial */
+    bool fail_on_5xx;    /* count 5xx answers as failures too */
 };
 
 struct cfg_listener {
@@ -83,6 +89,7 @@ struct cfg_listener {
     int line;
 };
 
+/* The whole file; each field is the key of the same name (durations in ms). */
 struct config {
     char *path; /* the file it was read from */
 
@@ -90,41 +97,42 @@ struct config {
     struct cfg_listener *listeners; /* listen =, repeatable, at least one */
     size_t nlisteners;
     /*
-     * Worker pool. `workers = N` is a fixed pool of N; `workers = auto` (the
-     * default) an adaptive one between min_workers and max_workers that
-     * keeps min_spare..max_spare idle workers. <workers> is the number of
-     * worker slots: N, or max_workers.
+     * Worker pool. `workers = N` is a fixed pool of N; `workers = auto` an
+     * adaptive one between min_workers and max_workers that keeps
+     * min_spare..max_spare idle workers (the defaults, from the CPU count,
+     * are computed once the file is read). <worker_slots> is the number of
+     * worker slots (shared-memory entries, most workers at once): N, or
+     * max_workers; not the number of workers running.
      */
-    unsigned workers;
+    unsigned worker_slots;
     bool workers_auto;
-    unsigned min_workers; /* min_workers: default max(2, CPUs); N when fixed */
-    unsigned max_workers; /* max_workers: default min(1024, 128 x CPUs); N when fixed */
-    unsigned min_spare;   /* min_spare: default max(2, CPUs) */
-    unsigned max_spare;   /* max_spare: default max(8, 4 x CPUs) */
+    unsigned min_workers; /* N when fixed */
+    unsigned max_workers; /* N when fixed */
+    unsigned min_spare;   /* 0 when fixed */
+    unsigned max_spare;   /* 0 when fixed */
 
     /* slow clients (mod_reqtimeout's MinRate): bytes/s after a 1 s grace; 0 = off */
-    unsigned client_header_min_rate; /* default 256 */
-    unsigned client_body_min_rate;   /* default 256 */
-    unsigned
-        max_conns_per_ip; /* concurrent connections per client address; 0 (default) = no limit */
-    size_t group;         /* index in groups[] of `upstream =` (required) */
-    char *error_log;      /* "stderr" (default) or a path */
-    char *access_log;     /* "stderr" (default), "off" or a path */
-    enum cfg_log_level log_level;     /* default info */
-    int64_t keepalive_timeout_ms;     /* default 5s; 0 disables client keep-alive */
-    unsigned keepalive_requests;      /* default 1000 */
-    int64_t client_header_timeout_ms; /* default 10s: the whole head */
-    int64_t client_body_timeout_ms;   /* default 30s: between two reads of the body */
-    int64_t send_timeout_ms;          /* default 30s: between two writes to the client */
-    uint64_t client_max_body_size;    /* default 1m; 0 = unlimited */
-    size_t max_header_size;           /* default 16k; 1k..1m */
-    char *pid_file;                   /* pid_file = PATH; NULL (default): none */
-    char *user;                       /* user = NAME: children run as NAME; NULL: unchanged */
-    int64_t shutdown_timeout_ms;      /* default 30s: graceful stop and reload drain bound */
+    unsigned client_header_min_rate;
+    unsigned client_body_min_rate;
+    unsigned max_conns_per_ip; /* concurrent connections per client address; 0 = no limit */
+    size_t group;              /* index in groups[] of `upstream =` */
+    char *error_log;           /* "stderr" or a path */
+    char *access_log;          /* "stderr", "off" or a path */
+    enum cfg_log_level log_level;
+    int64_t keepalive_timeout_ms; /* 0 disables client keep-alive */
+    unsigned keepalive_requests;
+    int64_t client_header_timeout_ms; /* the whole head */
+    int64_t client_body_timeout_ms;   /* between two reads of the body */
+    int64_t send_timeout_ms;          /* between two writes to the client */
+    uint64_t client_max_body_size;    /* 0 = unlimited */
+    size_t max_header_size;
+    char *pid_file;              /* NULL: none */
+    char *user;                  /* children run as it; NULL: unchanged */
+    int64_t shutdown_timeout_ms; /* graceful stop and reload drain bound */
 
     /* [admin] (optional) */
     bool admin;                 /* the section is present */
-    struct cfg_addr admin_addr; /* listen = (required in [admin]), loopback advised */
+    struct cfg_addr admin_addr; /* its listen = */
     int admin_line;             /* line of its listen = */
 
     /* [upstream NAME] sections, in file order */
@@ -158,5 +166,33 @@ int cfg_diff(const struct config *old, const struct config *new,
  * reason ("bad port \"30o1\"") in <why>.
  */
 int cfg_parse_addr(const char *s, struct cfg_addr *out, char *why, size_t whylen);
+
+/*
+ * Writes to <emit> (one call per line, no newline) the effective
+ * configuration as an INI file (`miniproxyd -T`): every key of every
+ * section with its resolved value, defaults filled in, durations and sizes
+ * in their units; keys without a value are comments. Loading the output
+ * gives the same configuration, and dumping that the same lines. Returns
+ * the number of lines.
+ */
+int cfg_dump(const struct config *cfg, void (*emit)(void *arg, const char *line), void *arg);
+
+/* The names the file uses for these values ("round_robin", "debug"...); "invalid" if none. */
+const char *cfg_balance_name(enum cfg_balance balance);
+const char *cfg_log_level_name(enum cfg_log_level level);
+const char *cfg_hash_key_name(enum cfg_hash_key key); /* "client_ip", "header" */
+
+/* One row of the key table, for the documentation test. */
+struct cfg_key_doc {
+    const char *section;       /* "proxy", "admin", "upstream NAME" */
+    const char *name;          /* "keepalive_timeout" */
+    const char *default_value; /* a value of the file ("5s"), or NULL when computed or none */
+    const char *default_doc;   /* as documented: "5s", "required", "none", "max(2, CPUs)" */
+    const char *doc;           /* one line */
+    bool reloadable;           /* false: read at start-up; a reload only logs the change */
+};
+
+/* Fills <out> with row <i> of the key table; returns 0, or -1 past its end. */
+int cfg_key_doc(size_t i, struct cfg_key_doc *out);
 
 #endif

@@ -1,117 +1,33 @@
 /*
  * config: reads the INI file with inih and validates it into a struct config.
  *
- * The format, every key with its default (the README copies this block):
- *
- *   ; comments start a line with ';' or '#'; after a value, ' ;' starts one.
- *   ; Lines are "key = value"; one line is one key (no continuation lines).
- *   ; Unknown sections and keys are errors; a bad value is never replaced by
- *   ; a default. Durations: 100ms, 5s, 2m or bare seconds (max 1 day). Sizes:
- *   ; bytes, or with a k/m/g suffix in any case (powers of 1024).
- *
- *   [proxy]                      ; once
- *   listen = 127.0.0.1:8080      ; required, repeatable (at most 32); "ip:port",
- *                                ; "[v6]:port" or "name:port"; port 0 picks one;
- *                                ; the same address twice is an error
- *   workers = auto               ; auto (default) or N (1..1024). N is a fixed
- *                                ; pool of N workers; auto an adaptive one
- *                                ; between min_workers and max_workers that
- *                                ; keeps min_spare..max_spare of them idle.
- *                                ; The four keys below are errors with N.
- *                                ; CPUs: the online ones (at least 1)
- *   min_workers = 4              ; 1..1024, at most max_workers; default
- *                                ; max(2, CPUs), lowered to max_workers
- *   max_workers = 256            ; 1..1024; default min(1024, 128 x CPUs);
- *                                ; the number of worker slots
- *   min_spare = 2                ; 0..1024, below max_spare; default
- *                                ; max(2, CPUs), lowered below max_spare
- *   max_spare = 8                ; 1..1024, at most max_workers; default
- *                                ; max(8, 4 x CPUs), raised above a given
- *                                ; min_spare, lowered to max_workers
- *   upstream = app               ; required; names an [upstream NAME] section,
- *                                ; which may come later in the file
- *   error_log = stderr           ; default stderr; or a path
- *   access_log = stderr          ; default stderr; or a path, or off
- *   log_level = info             ; error|warn|info|debug; default info
- *   keepalive_timeout = 5s       ; default 5s; 0 disables client keep-alive
- *   keepalive_requests = 1000    ; 1..1000000; default 1000
- *   client_header_timeout = 10s  ; > 0; default 10s: to read the whole head
- *   client_body_timeout = 30s    ; > 0; default 30s: between two body reads
- *   send_timeout = 30s           ; > 0; default 30s: between two client writes
- *   client_header_min_rate = 256 ; 0..1000000000 bytes/s; default 256: the
- *                                ; rate a request head must keep up after
- *                                ; its first second; 0 = off
- *   client_body_min_rate = 256   ; the same for request bodies; default 256
- *   max_conns_per_ip = 0         ; 0..1000000; default 0 = unlimited:
- *                                ; concurrent connections per client address
- *   client_max_body_size = 1m    ; default 1m; 0 = unlimited
- *   max_header_size = 16k        ; 1k..1m; default 16k
- *   pid_file = /run/miniproxyd.pid ; a path (not ending in '/'); default:
- *                                ; none (no pid file). Needed by -s
- *   user = nobody                ; a user that exists (getpwnam); workers
- *                                ; and the health checker run as it when
- *                                ; started as root; default: none (unchanged)
- *   shutdown_timeout = 30s       ; > 0; default 30s: bounds a graceful stop
- *                                ; and the drain of a reload
- *
- *   [admin]                      ; optional, at most once
- *   listen = 127.0.0.1:9090      ; required in [admin]; serves /status,
- *                                ; /status.json and /metrics; port 0 picks
- *                                ; one; must not take the traffic of a
- *                                ; [proxy] listen (the same address, or a
- *                                ; wildcard, on the same port)
- *
- *   [upstream app]               ; NAME is [A-Za-z0-9_.-]{1,63}, unique; at
- *                                ; most 64 groups
- *   server = 127.0.0.1:3001      ; required, repeatable (at most 256 per
- *   server = 127.0.0.1:3002 weight=2   ; group, 1024 over all groups); the
- *   server = 127.0.0.1:3003 backup     ; address (port 1..65535) may be
- *                                ; followed by weight=N (1..100, default 1)
- *                                ; and backup (gets traffic only while no
- *                                ; primary is usable); at least one server
- *                                ; must not be a backup; the same address
- *                                ; twice in a group is an error
- *   connect_timeout = 3s         ; > 0; default 3s
- *   read_timeout = 60s           ; > 0; default 60s: between two upstream reads
- *   keepalive = 16               ; 0..1024; default 16 idle connections per
- *                                ; worker; 0 = none
- *   preserve_host = no           ; yes|no|on|off|true|false; default no
- *   balance = round_robin        ; round_robin|least_conn|random|hash;
- *                                ; default round_robin
- *   hash_key = client_ip         ; client_ip or header:NAME (NAME a token of
- *                                ; 1..63 characters); default client_ip;
- *                                ; used by balance = hash, ignored otherwise
- *   retries = 2                  ; 0..10; default 2: other servers tried
- *                                ; after a failure
- *   health_check = on            ; boolean as preserve_host; default on
- *   health_path = /health        ; starts with '/', bytes 0x21-0x7e only, at
- *                                ; most 255; default /health
- *   health_interval = 2s         ; > 0; default 2s
- *   health_timeout = 1s          ; > 0; default 1s
- *   rise = 2                     ; 1..100; default 2 good probes to go up
- *   fall = 3                     ; 1..100; default 3 failed probes to go down
- *   health_status = 200-399      ; "N" or "N-M", 100 <= N <= M <= 599;
- *                                ; default 200-399
- *   max_fails = 5                ; 0..1000; default 5 failures within
- *                                ; fail_window open the circuit breaker;
- *                                ; 0 disables it
- *   fail_window = 10s            ; > 0; default 10s
- *   cooldown = 10s               ; > 0; default 10s: open this long, then
- *                                ; one trial request
- *   fail_on_5xx = no             ; boolean; default no: 5xx answers count as
- *                                ; failures too when yes
+ * Every key is one row of cfg_keys[] below: its section, name, type, where
+ * it is stored (offsetof), its range, its default as the file writes it, how
+ * a reload treats it and one line of documentation. Parsing, defaults,
+ * range checks, the reload diff (cfg_diff), the dump (cfg_dump, `-T`) and
+ * the documentation test (tests/unit_docs.c) all come from the rows, so the
+ * behaviour and the README / miniproxy.ini(5) cannot say different things.
+ * A default is applied by parsing the row's default text with the row's own
+ * setter before the section's lines are read; defaults that depend on the
+ * CPU count are computed in cfg_validate_pool() and documented as formulas.
  *
  * Errors read "FILE:LINE: [SECTION] KEY: REASON", or "FILE:LINE: [SECTION]:
  * REASON" for a whole section (LINE is then the header's).
  *
+ * Comments: a line that starts with ';' or '#', and after a value ' ;' or
+ * ' #' (whitespace, then ';' or '#', as nginx and shell users write them).
+ * So no value can hold whitespace followed by ';' or '#'; none of ours needs
+ * to (a ';' or '#' inside a word, as in "header:X#1", stays part of it).
+ *
  * How inih is used: Debian's libinih is built without INI_HANDLER_LINENO, so
- * the handler learns no line number. We parse through ini_parse_stream() with
- * our own reader, which counts lines; inih calls the handler right after the
- * reader returned that handler's line, so the reader's count is the line of
- * the key. inih calls no handler for a section header, so the reader also
- * recognises headers itself: that is where sections are checked, groups are
- * created and header lines recorded (inih also truncates section names to
- * 49 bytes, which "upstream " + 63 would exceed). The reader stops the parse
+ * the handler learns no line number; it also calls no handler for a section
+ * header (an empty [upstream x] must still be seen, to report "no server" at
+ * its line) and truncates section names to 49 bytes (which "upstream " + 63
+ * would exceed). So inih reads the lines through cfg_reader(), which counts
+ * them and handles the section headers itself; inih splits "key = value"
+ * and strips comments, and calls cfg_handler() right after the reader
+ * returned that key's line. There is one reader of the file: the reader is
+ * inih's line source, not a second parser. The reader stops the parse
  * (returns NULL) once an error has been recorded.
  */
 #include "config.h"
@@ -133,58 +49,79 @@
 /* inih's line buffer (a VLA in Debian's build); 3 bytes go to \r\n\0. */
 #define CFG_MAX_LINE 1024
 
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Rows per section at most (the `seen` arrays); checked against the table below. */
+#define CFG_NKEYS_MAX 64
+
 enum cfg_section { CFG_SEC_NONE, CFG_SEC_PROXY, CFG_SEC_ADMIN, CFG_SEC_UPSTREAM };
 
-enum cfg_proxy_key {
-    PK_LISTEN,
-    PK_WORKERS,
-    PK_MIN_WORKERS,
-    PK_MAX_WORKERS,
-    PK_MIN_SPARE,
-    PK_MAX_SPARE,
-    PK_UPSTREAM,
-    PK_ERROR_LOG,
-    PK_ACCESS_LOG,
-    PK_LOG_LEVEL,
-    PK_KEEPALIVE_TIMEOUT,
-    PK_KEEPALIVE_REQUESTS,
-    PK_CLIENT_HEADER_TIMEOUT,
-    PK_CLIENT_BODY_TIMEOUT,
-    PK_SEND_TIMEOUT,
-    PK_CLIENT_HEADER_MIN_RATE,
-    PK_CLIENT_BODY_MIN_RATE,
-    PK_MAX_CONNS_PER_IP,
-    PK_CLIENT_MAX_BODY_SIZE,
-    PK_MAX_HEADER_SIZE,
-    PK_PID_FILE,
-    PK_USER,
-    PK_SHUTDOWN_TIMEOUT,
-    PK_COUNT
+/* How a row's value is parsed, printed and compared (CFG_T_CUSTOM: by its own functions). */
+enum cfg_type {
+    CFG_T_UNSIGNED, /* digits, within min..max; stored in `width` bytes */
+    CFG_T_DURATION, /* "100ms", "5s", "2m", bare seconds; int64_t ms; min 1: must be > 0 */
+    CFG_T_SIZE,     /* bytes or k/m/g; min..max, <range_text> in messages */
+    CFG_T_BOOL,     /* yes/no/on/off/true/false; <words> prints it: {false, true} */
+    CFG_T_STRING,   /* a char * that the config owns; NULL: not set */
+    CFG_T_ENUM,     /* one of <words> (indexed by value), <what> names it in messages */
+    CFG_T_ADDR,     /* a struct cfg_addr (cfg_parse_addr) */
+    CFG_T_CUSTOM,
 };
 
-enum cfg_admin_key { AK_LISTEN, AK_COUNT };
+/* Row flags. */
+#define CFG_REPEATABLE 0x1 /* may be given more than once (listen, server) */
+#define CFG_AT_START                                                                              \
+    0x2 /* read at start-up only: a reload logs the change, a restart applies it */
+#define CFG_POOL_KEY 0x4 /* only with workers = auto; printed by the workers row in a diff */
 
-enum cfg_group_key {
-    GK_SERVER,
-    GK_CONNECT_TIMEOUT,
-    GK_READ_TIMEOUT,
-    GK_KEEPALIVE,
-    GK_PRESERVE_HOST,
-    GK_BALANCE,
-    GK_HASH_KEY,
-    GK_RETRIES,
-    GK_HEALTH_CHECK,
-    GK_HEALTH_PATH,
-    GK_HEALTH_INTERVAL,
-    GK_HEALTH_TIMEOUT,
-    GK_RISE,
-    GK_FALL,
-    GK_HEALTH_STATUS,
-    GK_MAX_FAILS,
-    GK_FAIL_WINDOW,
-    GK_COOLDOWN,
-    GK_FAIL_ON_5XX,
-    GK_COUNT
+struct cfg_state;
+struct cfg_key;
+
+/* Where dump and diff lines go: one call per line, without newline. */
+struct cfg_out {
+    void (*emit)(void *arg, const char *line);
+    void *arg;
+    int lines;
+};
+
+/*
+ * Parses <val> into <base> (the struct config, or the struct cfg_group of
+ * the section). Returns 0, or -1 with the reason in <why>.
+ */
+typedef int (*cfg_set_fn)(struct cfg_state *st, const struct cfg_key *key, void *base,
+                          const char *val, char *why, size_t whylen);
+/* Writes the value as the file writes it; returns false when it has none (an unset path). */
+typedef bool (*cfg_format_fn)(const struct cfg_key *key, const struct config *cfg,
+                              const void *base, char *out, size_t outlen);
+/* Writes the key's lines of a dump (repeatable keys). */
+typedef void (*cfg_dump_fn)(struct cfg_out *o, const struct cfg_key *key, const void *base);
+/* Writes the key's lines of a reload diff; <pfx> is "", "admin " or "[app] ". */
+typedef void (*cfg_diff_fn)(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
+                            const struct config *old, const void *old_base,
+                            const struct config *new, const void *new_base);
+
+/* One configuration key. NULL functions mean the generic ones of the type. */
+struct cfg_key {
+    enum cfg_section section;
+    size_t offset; /* in struct config ([proxy], [admin]) or struct cfg_group */
+    size_t width;  /* sizeof the field */
+    const char *name;
+    enum cfg_type type;
+    unsigned flags;
+    uint64_t min, max;
+    const char *range_text;   /* CFG_T_SIZE: the range as messages write it */
+    const char *const *words; /* CFG_T_BOOL, CFG_T_ENUM */
+    size_t nwords;
+    const char *what; /* CFG_T_ENUM: "bad <what> ..." */
+    /* the default as a value of the file, parsed before the section; NULL: none */
+    const char *default_value;
+    /* the default as documented (README, miniproxy.ini(5)); NULL: <default_value> */
+    const char *default_doc;
+    cfg_set_fn set;
+    cfg_format_fn format;
+    cfg_dump_fn dump;
+    cfg_diff_fn diff;
+    const char *doc;
 };
 
 /* Everything one load needs; lives on cfg_load*()'s stack. */
@@ -202,26 +139,17 @@ struct cfg_state {
     int read_errno;
 
     /* the section being read */
-    enum cfg_section sec;
-    char sectext[80]; /* "proxy", "upstream app": for messages */
-    int secline;
-    size_t group;         /* index of the current group when sec is CFG_SEC_UPSTREAM */
-    size_t total_servers; /* over all groups, against CFG_MAX_TOTAL_SERVERS */
+    enum cfg_section section;
+    char section_text[80]; /* "proxy", "upstream app": for messages */
+    size_t group;          /* index of the current group in an [upstream NAME] */
+    size_t total_servers;  /* over all groups, against CFG_MAX_TOTAL_SERVERS */
 
-    int proxy_line;    /* line of [proxy], 0 if absent */
-    int admin_secline; /* line of [admin], 0 if absent */
+    int proxy_line; /* line of [proxy], 0 if absent */
+    int admin_line; /* line of [admin], 0 if absent */
     char upstream[CFG_NAME_MAX];
-    int proxy_seen[PK_COUNT]; /* line where each key was first given */
-    int admin_seen[AK_COUNT];
-    int group_seen[CFG_MAX_GROUPS][GK_COUNT];
-};
-
-typedef int (*cfg_setter)(struct cfg_state *st, const char *val, char *why, size_t whylen);
-
-struct cfg_key {
-    const char *name;
-    bool repeatable;
-    cfg_setter set;
+    /* line where each key (by row) was first given, per section */
+    int proxy_seen[CFG_NKEYS_MAX];
+    int group_seen[CFG_MAX_GROUPS][CFG_NKEYS_MAX];
 };
 
 __attribute__((format(printf, 3, 4))) static void
@@ -239,6 +167,20 @@ cfg_fail(struct cfg_state *st, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(st->err + n, st->errlen - (size_t)n, fmt, ap);
     va_end(ap);
+}
+
+__attribute__((format(printf, 2, 3))) static void
+cfg_line(struct cfg_out *o, const char *fmt, ...)
+{
+    /* two paths of up to a line each, and some words */
+    char line[2 * CFG_MAX_LINE + 128];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    o->emit(o->arg, line);
+    o->lines++;
 }
 
 /*
@@ -306,17 +248,6 @@ cfg_number(const char *val, uint64_t min, uint64_t max, uint64_t *out, char *why
 }
 
 static int
-cfg_unsigned(const char *val, unsigned min, unsigned max, unsigned *out, char *why, size_t whylen)
-{
-    uint64_t v;
-
-    if (cfg_number(val, min, max, &v, why, whylen) == -1)
-        return -1;
-    *out = (unsigned)v;
-    return 0;
-}
-
-static int
 cfg_duration(const char *val, bool positive, int64_t *out, char *why, size_t whylen)
 {
     const char *unit = val + strspn(val, "0123456789");
@@ -368,7 +299,7 @@ cfg_bool(const char *val, bool *out, char *why, size_t whylen)
     static const char *const yes[] = {"yes", "on", "true"};
     static const char *const no[] = {"no", "off", "false"};
 
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < NELEM(yes); i++) {
         if (strcasecmp(val, yes[i]) == 0) {
             *out = true;
             return 0;
@@ -396,15 +327,27 @@ cfg_string(const char *val, char **out, char *why, size_t whylen)
     return 0;
 }
 
-int
-cfg_parse_addr(const char *s, struct cfg_addr *out, char *why, size_t whylen)
+/* "a|b|c": a name list as the messages write it. */
+static void
+cfg_join(const char *const *words, size_t n, char *out, size_t outlen)
 {
-    char host[256], ip[INET6_ADDRSTRLEN];
-    const char *hostp, *port, *colon;
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < n && len < outlen; i++)
+        len += (size_t)snprintf(out + len, outlen - len, "%s%s", i ? "|" : "", words[i]);
+}
+
+/*
+ * Splits "host:port" or "[v6]:port" <s> into <host> and <port> (a pointer
+ * into <s>). Returns 0, or -1 with the reason in <why>.
+ */
+static int
+cfg_split_addr(const char *s, char *host, size_t hostcap, const char **port, char *why,
+               size_t whylen)
+{
+    const char *hostp, *colon;
     size_t hostlen;
-    uint64_t portnum;
-    struct addrinfo hints, *res = NULL;
-    int rc;
 
     if (*s == '[') {
         const char *end = strchr(s, ']');
@@ -419,7 +362,7 @@ cfg_parse_addr(const char *s, struct cfg_addr *out, char *why, size_t whylen)
         }
         hostp = s + 1;
         hostlen = (size_t)(end - hostp);
-        port = end + 2;
+        *port = end + 2;
     } else {
         colon = strrchr(s, ':');
         if (colon == NULL) {
@@ -432,18 +375,32 @@ cfg_parse_addr(const char *s, struct cfg_addr *out, char *why, size_t whylen)
         }
         hostp = s;
         hostlen = (size_t)(colon - s);
-        port = colon + 1;
+        *port = colon + 1;
     }
-    if (hostlen == 0 || hostlen >= sizeof(host)) {
+    if (hostlen == 0 || hostlen >= hostcap) {
         snprintf(why, whylen, "bad address \"%s\": %s host", s, hostlen ? "too long a" : "no");
         return -1;
     }
     memcpy(host, hostp, hostlen);
     host[hostlen] = '\0';
-    if (*port == '\0') {
+    if (**port == '\0') {
         snprintf(why, whylen, "missing port in \"%s\"", s);
         return -1;
     }
+    return 0;
+}
+
+int
+cfg_parse_addr(const char *s, struct cfg_addr *out, char *why, size_t whylen)
+{
+    char host[256], ip[INET6_ADDRSTRLEN];
+    const char *port;
+    uint64_t portnum;
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    if (cfg_split_addr(s, host, sizeof(host), &port, why, whylen) == -1)
+        return -1;
     if (buf_parse_u64(port, strlen(port), 65535, &portnum) == -1) {
         snprintf(why, whylen, "bad port \"%s\"", port);
         return -1;
@@ -482,16 +439,218 @@ cfg_parse_addr(const char *s, struct cfg_addr *out, char *why, size_t whylen)
     return 0;
 }
 
-/* ---- [proxy] keys ---------------------------------------------------- */
+/* ---- a row's field --------------------------------------------------- */
+
+static void *
+cfg_field(const struct cfg_key *key, void *base)
+{
+    return (char *)base + key->offset;
+}
+
+static const void *
+cfg_cfield(const struct cfg_key *key, const void *base)
+{
+    return (const char *)base + key->offset;
+}
+
+/* Unsigned integers of 4 or 8 bytes (unsigned, enums, size_t, uint64_t). */
+static void
+cfg_store_uint(const struct cfg_key *key, void *base, uint64_t v)
+{
+    if (key->width == sizeof(uint32_t)) {
+        uint32_t u = (uint32_t)v;
+        memcpy(cfg_field(key, base), &u, sizeof(u));
+    } else {
+        memcpy(cfg_field(key, base), &v, sizeof(v));
+    }
+}
+
+static uint64_t
+cfg_load_uint(const struct cfg_key *key, const void *base)
+{
+    if (key->width == sizeof(uint32_t)) {
+        uint32_t u;
+        memcpy(&u, cfg_cfield(key, base), sizeof(u));
+        return u;
+    }
+    uint64_t v;
+    memcpy(&v, cfg_cfield(key, base), sizeof(v));
+    return v;
+}
+
+/* ---- generic setters and formatters, by type ------------------------- */
 
 static int
-set_listen(struct cfg_state *st, const char *val, char *why, size_t whylen)
+cfg_set_generic(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+                char *why, size_t whylen)
 {
-    struct config *cfg = st->cfg;
+    uint64_t v;
+    char list[256];
+
+    (void)st;
+    switch (key->type) {
+    case CFG_T_UNSIGNED:
+        if (cfg_number(val, key->min, key->max, &v, why, whylen) == -1)
+            return -1;
+        cfg_store_uint(key, base, v);
+        return 0;
+    case CFG_T_DURATION:
+        return cfg_duration(val, key->min > 0, cfg_field(key, base), why, whylen);
+    case CFG_T_SIZE:
+        if (cfg_size(val, key->min, key->max, key->range_text, &v, why, whylen) == -1)
+            return -1;
+        cfg_store_uint(key, base, v);
+        return 0;
+    case CFG_T_BOOL:
+        return cfg_bool(val, cfg_field(key, base), why, whylen);
+    case CFG_T_STRING:
+        return cfg_string(val, cfg_field(key, base), why, whylen);
+    case CFG_T_ENUM:
+        for (size_t i = 0; i < key->nwords; i++) {
+            if (strcmp(val, key->words[i]) == 0) {
+                cfg_store_uint(key, base, i);
+                return 0;
+            }
+        }
+        cfg_join(key->words, key->nwords, list, sizeof(list));
+        snprintf(why, whylen, "bad %s \"%s\" (%s)", key->what, val, list);
+        return -1;
+    case CFG_T_ADDR:
+        return cfg_parse_addr(val, cfg_field(key, base), why, whylen);
+    case CFG_T_CUSTOM:
+        break;
+    }
+    snprintf(why, whylen, "no setter"); /* a row without one: caught by the tests */
+    return -1;
+}
+
+/* <ms> in seconds when whole ("60s", "0s"), else in milliseconds ("1500ms"). */
+static void
+cfg_format_ms(int64_t ms, char *out, size_t outlen)
+{
+    if (ms % 1000 == 0)
+        snprintf(out, outlen, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(out, outlen, "%lldms", (long long)ms);
+}
+
+/* <bytes> with the largest exact suffix: "1g", "16k", "1000". */
+static void
+cfg_format_bytes(uint64_t bytes, char *out, size_t outlen)
+{
+    static const char suffix[] = "gmk";
+    uint64_t unit = 1024ULL * 1024 * 1024;
+
+    for (size_t i = 0; i < 3; i++, unit /= 1024) {
+        if (bytes != 0 && bytes % unit == 0) {
+            snprintf(out, outlen, "%llu%c", (unsigned long long)(bytes / unit), suffix[i]);
+            return;
+        }
+    }
+    snprintf(out, outlen, "%llu", (unsigned long long)bytes);
+}
+
+static bool
+cfg_format_generic(const struct cfg_key *key, const struct config *cfg, const void *base,
+                   char *out, size_t outlen)
+{
+    const void *p = cfg_cfield(key, base);
+    uint64_t v;
+
+    (void)cfg;
+    switch (key->type) {
+    case CFG_T_UNSIGNED:
+        snprintf(out, outlen, "%llu", (unsigned long long)cfg_load_uint(key, base));
+        return true;
+    case CFG_T_DURATION:
+        cfg_format_ms(*(const int64_t *)p, out, outlen);
+        return true;
+    case CFG_T_SIZE:
+        cfg_format_bytes(cfg_load_uint(key, base), out, outlen);
+        return true;
+    case CFG_T_BOOL:
+        snprintf(out, outlen, "%s", key->words[*(const bool *)p ? 1 : 0]);
+        return true;
+    case CFG_T_STRING:
+        if (*(char *const *)p == NULL)
+            return false;
+        snprintf(out, outlen, "%s", *(char *const *)p);
+        return true;
+    case CFG_T_ENUM:
+        v = cfg_load_uint(key, base);
+        snprintf(out, outlen, "%s", v < key->nwords ? key->words[v] : "invalid");
+        return true;
+    case CFG_T_ADDR:
+        snprintf(out, outlen, "%s", ((const struct cfg_addr *)p)->text);
+        return true;
+    case CFG_T_CUSTOM:
+        break;
+    }
+    return false;
+}
+
+static int
+cfg_set(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val, char *why,
+        size_t whylen)
+{
+    return (key->set != NULL ? key->set : cfg_set_generic)(st, key, base, val, why, whylen);
+}
+
+static bool
+cfg_format(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
+           size_t outlen)
+{
+    return (key->format != NULL ? key->format : cfg_format_generic)(key, cfg, base, out, outlen);
+}
+
+/* ---- the name lists -------------------------------------------------- */
+
+/* Indexed by enum cfg_log_level. */
+static const char *const cfg_log_level_names[] = {"error", "warn", "info", "debug"};
+/* Indexed by enum cfg_balance. */
+static const char *const cfg_balance_names[] = {"round_robin", "least_conn", "random", "hash"};
+/* Indexed by enum cfg_hash_key; "header" is written "header:NAME". */
+static const char *const cfg_hash_key_names[] = {"client_ip", "header"};
+/* How a boolean prints, {false, true}: the word its documentation uses. */
+static const char *const cfg_yes_no[] = {"no", "yes"};
+static const char *const cfg_on_off[] = {"off", "on"};
+
+static const char *
+cfg_name_of(const char *const *names, size_t n, int v)
+{
+    return v >= 0 && (size_t)v < n ? names[v] : "invalid";
+}
+
+const char *
+cfg_log_level_name(enum cfg_log_level level)
+{
+    return cfg_name_of(cfg_log_level_names, NELEM(cfg_log_level_names), (int)level);
+}
+
+const char *
+cfg_balance_name(enum cfg_balance balance)
+{
+    return cfg_name_of(cfg_balance_names, NELEM(cfg_balance_names), (int)balance);
+}
+
+const char *
+cfg_hash_key_name(enum cfg_hash_key key)
+{
+    return cfg_name_of(cfg_hash_key_names, NELEM(cfg_hash_key_names), (int)key);
+}
+
+/* ---- [proxy] keys that are special ----------------------------------- */
+
+static int
+set_listen(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val, char *why,
+           size_t whylen)
+{
+    struct config *cfg = base;
     struct cfg_addr addr;
     struct cfg_listener *l;
     void *arr;
 
+    (void)key;
     if (cfg_parse_addr(val, &addr, why, whylen) == -1)
         return -1;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
@@ -516,54 +675,87 @@ set_listen(struct cfg_state *st, const char *val, char *why, size_t whylen)
     return 0;
 }
 
+static void
+dump_listen(struct cfg_out *o, const struct cfg_key *key, const void *base)
+{
+    const struct config *cfg = base;
+
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        cfg_line(o, "%s = %s", key->name, cfg->listeners[i].addr.text);
+}
+
+static bool
+cfg_has_listener(const struct config *cfg, const char *text)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (strcmp(cfg->listeners[i].addr.text, text) == 0)
+            return true;
+    return false;
+}
+
+static void
+diff_listen(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
+            const struct config *old, const void *old_base, const struct config *new,
+            const void *new_base)
+{
+    (void)key, (void)pfx, (void)old_base, (void)new_base;
+    for (size_t i = 0; i < old->nlisteners; i++)
+        if (!cfg_has_listener(new, old->listeners[i].addr.text))
+            cfg_line(o, "listener removed %s", old->listeners[i].addr.text);
+    for (size_t i = 0; i < new->nlisteners; i++)
+        if (!cfg_has_listener(old, new->listeners[i].addr.text))
+            cfg_line(o, "listener added %s", new->listeners[i].addr.text);
+}
+
 /*
  * "auto" or N. The pool keys are checked against it, and their defaults
  * computed, in cfg_validate_pool(): they may come before it in the file.
  */
 static int
-set_workers(struct cfg_state *st, const char *val, char *why, size_t whylen)
+set_workers(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+            char *why, size_t whylen)
 {
+    struct config *cfg = base;
+    uint64_t v;
+
+    (void)st;
     if (strcmp(val, "auto") == 0) {
-        st->cfg->workers_auto = true;
+        cfg->workers_auto = true;
         return 0;
     }
     if (!cfg_all_digits(val)) {
         snprintf(why, whylen, "bad value \"%s\" (auto or 1..%d)", val, CFG_MAX_WORKERS);
         return -1;
     }
-    if (cfg_unsigned(val, 1, CFG_MAX_WORKERS, &st->cfg->workers, why, whylen) == -1)
+    if (cfg_number(val, key->min, key->max, &v, why, whylen) == -1)
         return -1;
-    st->cfg->workers_auto = false;
+    cfg->worker_slots = (unsigned)v;
+    cfg->workers_auto = false;
     return 0;
 }
 
-static int
-set_min_workers(struct cfg_state *st, const char *val, char *why, size_t whylen)
+static bool
+format_workers(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
+               size_t outlen)
 {
-    return cfg_unsigned(val, 1, CFG_MAX_WORKERS, &st->cfg->min_workers, why, whylen);
+    (void)key, (void)base;
+    if (cfg->workers_auto)
+        snprintf(out, outlen, "auto");
+    else
+        snprintf(out, outlen, "%u", cfg->worker_slots);
+    return true;
 }
 
-static int
-set_max_workers(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_unsigned(val, 1, CFG_MAX_WORKERS, &st->cfg->max_workers, why, whylen);
-}
+/* With the other diff functions, below: it needs the table. */
+static void diff_workers(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
+                         const struct config *old, const void *old_base, const struct config *new,
+                         const void *new_base);
 
 static int
-set_min_spare(struct cfg_state *st, const char *val, char *why, size_t whylen)
+set_upstream(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+             char *why, size_t whylen)
 {
-    return cfg_unsigned(val, 0, CFG_MAX_WORKERS, &st->cfg->min_spare, why, whylen);
-}
-
-static int
-set_max_spare(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_unsigned(val, 1, CFG_MAX_WORKERS, &st->cfg->max_spare, why, whylen);
-}
-
-static int
-set_upstream(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
+    (void)key, (void)base;
     if (!cfg_valid_name(val)) {
         snprintf(why, whylen, "bad group name \"%s\" ([A-Za-z0-9_.-], 1 to %d characters)", val,
                  CFG_NAME_MAX - 1);
@@ -573,112 +765,25 @@ set_upstream(struct cfg_state *st, const char *val, char *why, size_t whylen)
     return 0;
 }
 
-static int
-set_error_log(struct cfg_state *st, const char *val, char *why, size_t whylen)
+static bool
+format_upstream(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
+                size_t outlen)
 {
-    return cfg_string(val, &st->cfg->error_log, why, whylen);
-}
-
-static int
-set_access_log(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_string(val, &st->cfg->access_log, why, whylen);
-}
-
-static int
-set_log_level(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(val, names[i]) == 0) {
-            st->cfg->log_level = (enum cfg_log_level)i;
-            return 0;
-        }
-    }
-    snprintf(why, whylen, "bad level \"%s\" (error|warn|info|debug)", val);
-    return -1;
-}
-
-static int
-set_keepalive_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_duration(val, false, &st->cfg->keepalive_timeout_ms, why, whylen);
-}
-
-static int
-set_keepalive_requests(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    uint64_t v;
-
-    if (cfg_number(val, 1, 1000000, &v, why, whylen) == -1)
-        return -1;
-    st->cfg->keepalive_requests = (unsigned)v;
-    return 0;
-}
-
-static int
-set_client_header_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_duration(val, true, &st->cfg->client_header_timeout_ms, why, whylen);
-}
-
-static int
-set_client_body_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_duration(val, true, &st->cfg->client_body_timeout_ms, why, whylen);
-}
-
-static int
-set_send_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_duration(val, true, &st->cfg->send_timeout_ms, why, whylen);
-}
-
-static int
-set_client_header_min_rate(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_unsigned(val, 0, 1000000000, &st->cfg->client_header_min_rate, why, whylen);
-}
-
-static int
-set_client_body_min_rate(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_unsigned(val, 0, 1000000000, &st->cfg->client_body_min_rate, why, whylen);
-}
-
-static int
-set_max_conns_per_ip(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_unsigned(val, 0, 1000000, &st->cfg->max_conns_per_ip, why, whylen);
-}
-
-static int
-set_client_max_body_size(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_size(val, 0, UINT64_MAX, "max 1024g", &st->cfg->client_max_body_size, why, whylen);
-}
-
-static int
-set_max_header_size(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    uint64_t v;
-
-    if (cfg_size(val, 1024, 1024 * 1024, "1k..1m", &v, why, whylen) == -1)
-        return -1;
-    st->cfg->max_header_size = (size_t)v;
-    return 0;
+    (void)key, (void)base;
+    snprintf(out, outlen, "%s", cfg->groups[cfg->group].name);
+    return true;
 }
 
 /* The master writes it at start-up; a path ending in '/' can only be a directory. */
 static int
-set_pid_file(struct cfg_state *st, const char *val, char *why, size_t whylen)
+set_pid_file(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+             char *why, size_t whylen)
 {
     if (val[strlen(val) - 1] == '/') {
         snprintf(why, whylen, "bad path \"%s\": names a directory", val);
         return -1;
     }
-    return cfg_string(val, &st->cfg->pid_file, why, whylen);
+    return cfg_set_generic(st, key, base, val, why, whylen);
 }
 
 /*
@@ -686,7 +791,8 @@ set_pid_file(struct cfg_state *st, const char *val, char *why, size_t whylen)
  * up again when privileges are dropped (see privs_drop()).
  */
 static int
-set_user(struct cfg_state *st, const char *val, char *why, size_t whylen)
+set_user(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val, char *why,
+         size_t whylen)
 {
     int err;
 
@@ -697,93 +803,41 @@ set_user(struct cfg_state *st, const char *val, char *why, size_t whylen)
             snprintf(why, whylen, "no such user \"%s\"", val);
         return -1;
     }
-    return cfg_string(val, &st->cfg->user, why, whylen);
+    return cfg_set_generic(st, key, base, val, why, whylen);
 }
 
-static int
-set_shutdown_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
+/* ---- [upstream NAME] keys that are special ---------------------------- */
+
+static bool
+cfg_port_zero(const struct cfg_addr *a)
 {
-    return cfg_duration(val, true, &st->cfg->shutdown_timeout_ms, why, whylen);
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_port == 0;
+    return ((const struct sockaddr_in6 *)&a->ss)->sin6_port == 0;
 }
 
-/* Indexed by enum cfg_proxy_key. */
-static const struct cfg_key cfg_proxy_keys[PK_COUNT] = {
-    [PK_LISTEN] = {"listen", true, set_listen},
-    [PK_WORKERS] = {"workers", false, set_workers},
-    [PK_MIN_WORKERS] = {"min_workers", false, set_min_workers},
-    [PK_MAX_WORKERS] = {"max_workers", false, set_max_workers},
-    [PK_MIN_SPARE] = {"min_spare", false, set_min_spare},
-    [PK_MAX_SPARE] = {"max_spare", false, set_max_spare},
-    [PK_UPSTREAM] = {"upstream", false, set_upstream},
-    [PK_ERROR_LOG] = {"error_log", false, set_error_log},
-    [PK_ACCESS_LOG] = {"access_log", false, set_access_log},
-    [PK_LOG_LEVEL] = {"log_level", false, set_log_level},
-    [PK_KEEPALIVE_TIMEOUT] = {"keepalive_timeout", false, set_keepalive_timeout},
-    [PK_KEEPALIVE_REQUESTS] = {"keepalive_requests", false, set_keepalive_requests},
-    [PK_CLIENT_HEADER_TIMEOUT] = {"client_header_timeout", false, set_client_header_timeout},
-    [PK_CLIENT_BODY_TIMEOUT] = {"client_body_timeout", false, set_client_body_timeout},
-    [PK_SEND_TIMEOUT] = {"send_timeout", false, set_send_timeout},
-    [PK_CLIENT_HEADER_MIN_RATE] = {"client_header_min_rate", false, set_client_header_min_rate},
-    [PK_CLIENT_BODY_MIN_RATE] = {"client_body_min_rate", false, set_client_body_min_rate},
-    [PK_MAX_CONNS_PER_IP] = {"max_conns_per_ip", false, set_max_conns_per_ip},
-    [PK_CLIENT_MAX_BODY_SIZE] = {"client_max_body_size", false, set_client_max_body_size},
-    [PK_MAX_HEADER_SIZE] = {"max_header_size", false, set_max_header_size},
-    [PK_PID_FILE] = {"pid_file", false, set_pid_file},
-    [PK_USER] = {"user", false, set_user},
-    [PK_SHUTDOWN_TIMEOUT] = {"shutdown_timeout", false, set_shutdown_timeout},
-};
-
-/* ---- [admin] keys ---------------------------------------------------- */
-
-/* Whether it clashes with a [proxy] listen is checked in cfg_validate(). */
+/* "ADDR [weight=N] [backup]" into <srv>; nothing else is checked. */
 static int
-set_admin_listen(struct cfg_state *st, const char *val, char *why, size_t whylen)
+cfg_parse_server(const char *val, struct cfg_server *srv, char *why, size_t whylen)
 {
-    if (cfg_parse_addr(val, &st->cfg->admin_addr, why, whylen) == -1)
-        return -1;
-    st->cfg->admin_line = st->lineno;
-    return 0;
-}
-
-/* Indexed by enum cfg_admin_key. */
-static const struct cfg_key cfg_admin_keys[AK_COUNT] = {
-    [AK_LISTEN] = {"listen", false, set_admin_listen},
-};
-
-/* ---- [upstream NAME] keys -------------------------------------------- */
-
-/* "ADDR [weight=N] [backup]" */
-static int
-set_server(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    struct cfg_group *g = &st->cfg->groups[st->group];
-    struct cfg_server srv, *s;
     char copy[CFG_MAX_LINE], *tok, *save = NULL;
     bool have_weight = false;
-    void *arr;
+    uint64_t w;
 
-    memset(&srv, 0, sizeof(srv));
-    srv.weight = 1;
-    srv.line = st->lineno;
     snprintf(copy, sizeof(copy), "%s", val);
     tok = strtok_r(copy, " \t", &save);
     if (tok == NULL) {
         snprintf(why, whylen, "empty value");
         return -1;
     }
-    if (cfg_parse_addr(tok, &srv.addr, why, whylen) == -1)
+    if (cfg_parse_addr(tok, &srv->addr, why, whylen) == -1)
         return -1;
-    if ((srv.addr.ss.ss_family == AF_INET &&
-         ((struct sockaddr_in *)&srv.addr.ss)->sin_port == 0) ||
-        (srv.addr.ss.ss_family == AF_INET6 &&
-         ((struct sockaddr_in6 *)&srv.addr.ss)->sin6_port == 0)) {
+    if (cfg_port_zero(&srv->addr)) {
         snprintf(why, whylen, "bad port 0 in \"%s\" (1..65535)", tok);
         return -1;
     }
     while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
         if (strncmp(tok, "weight=", 7) == 0) {
-            uint64_t w;
-
             if (have_weight) {
                 snprintf(why, whylen, "weight given twice");
                 return -1;
@@ -793,25 +847,50 @@ set_server(struct cfg_state *st, const char *val, char *why, size_t whylen)
                 snprintf(why, whylen, "bad weight \"%s\" (1..%d)", tok + 7, CFG_MAX_WEIGHT);
                 return -1;
             }
-            srv.weight = (unsigned)w;
+            srv->weight = (unsigned)w;
             have_weight = true;
         } else if (strcmp(tok, "backup") == 0) {
-            if (srv.backup) {
+            if (srv->backup) {
                 snprintf(why, whylen, "backup given twice");
                 return -1;
             }
-            srv.backup = true;
+            srv->backup = true;
         } else {
             snprintf(why, whylen, "unknown option \"%s\" (weight=N, backup)", tok);
             return -1;
         }
     }
-    for (size_t i = 0; i < g->nservers; i++) {
-        if (strcmp(g->servers[i].addr.text, srv.addr.text) == 0) {
-            snprintf(why, whylen, "duplicate server %s, first at line %d", srv.addr.text,
-                     g->servers[i].line);
-            return -1;
-        }
+    return 0;
+}
+
+static const struct cfg_server *
+cfg_find_server(const struct cfg_group *g, const char *text)
+{
+    for (size_t i = 0; i < g->nservers; i++)
+        if (strcmp(g->servers[i].addr.text, text) == 0)
+            return &g->servers[i];
+    return NULL;
+}
+
+static int
+set_server(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val, char *why,
+           size_t whylen)
+{
+    struct cfg_group *g = base;
+    struct cfg_server srv, *s;
+    const struct cfg_server *first;
+    void *arr;
+
+    (void)key;
+    memset(&srv, 0, sizeof(srv));
+    srv.weight = 1;
+    srv.line = st->lineno;
+    if (cfg_parse_server(val, &srv, why, whylen) == -1)
+        return -1;
+    first = cfg_find_server(g, srv.addr.text);
+    if (first != NULL) {
+        snprintf(why, whylen, "duplicate server %s, first at line %d", srv.addr.text, first->line);
+        return -1;
     }
     if (g->nservers >= CFG_MAX_SERVERS) {
         snprintf(why, whylen, "too many servers (max %d)", CFG_MAX_SERVERS);
@@ -833,49 +912,42 @@ set_server(struct cfg_state *st, const char *val, char *why, size_t whylen)
     return 0;
 }
 
-static int
-set_connect_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
+static void
+dump_server(struct cfg_out *o, const struct cfg_key *key, const void *base)
 {
-    return cfg_duration(val, true, &st->cfg->groups[st->group].connect_timeout_ms, why, whylen);
+    const struct cfg_group *g = base;
+
+    for (size_t i = 0; i < g->nservers; i++)
+        cfg_line(o, "%s = %s weight=%u%s", key->name, g->servers[i].addr.text,
+                 g->servers[i].weight, g->servers[i].backup ? " backup" : "");
 }
 
-static int
-set_read_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
+/* Servers matched by address: removed, added, then reweighted or switched. */
+static void
+diff_server(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
+            const struct config *old, const void *old_base, const struct config *new,
+            const void *new_base)
 {
-    return cfg_duration(val, true, &st->cfg->groups[st->group].read_timeout_ms, why, whylen);
-}
+    const struct cfg_group *a = old_base, *b = new_base;
 
-static int
-set_keepalive(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    uint64_t v;
+    (void)key, (void)old, (void)new;
+    for (size_t i = 0; i < a->nservers; i++)
+        if (cfg_find_server(b, a->servers[i].addr.text) == NULL)
+            cfg_line(o, "%sserver removed %s", pfx, a->servers[i].addr.text);
+    for (size_t i = 0; i < b->nservers; i++)
+        if (cfg_find_server(a, b->servers[i].addr.text) == NULL)
+            cfg_line(o, "%sserver added %s", pfx, b->servers[i].addr.text);
+    for (size_t i = 0; i < b->nservers; i++) {
+        const struct cfg_server *ns = &b->servers[i];
+        const struct cfg_server *os = cfg_find_server(a, ns->addr.text);
 
-    if (cfg_number(val, 0, 1024, &v, why, whylen) == -1)
-        return -1;
-    st->cfg->groups[st->group].keepalive = (unsigned)v;
-    return 0;
-}
-
-static int
-set_preserve_host(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_bool(val, &st->cfg->groups[st->group].preserve_host, why, whylen);
-}
-
-static int
-set_balance(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    /* indexed by enum cfg_balance */
-    static const char *const names[] = {"round_robin", "least_conn", "random", "hash"};
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(val, names[i]) == 0) {
-            st->cfg->groups[st->group].balance = (enum cfg_balance)i;
-            return 0;
-        }
+        if (os == NULL)
+            continue;
+        if (os->weight != ns->weight)
+            cfg_line(o, "%s%s weight %u -> %u", pfx, ns->addr.text, os->weight, ns->weight);
+        if (os->backup != ns->backup)
+            cfg_line(o, "%s%s now %s", pfx, ns->addr.text, ns->backup ? "backup" : "primary");
     }
-    snprintf(why, whylen, "bad balance \"%s\" (round_robin|least_conn|random|hash)", val);
-    return -1;
 }
 
 /* RFC 9110 tchar: what a header field name is made of. */
@@ -887,17 +959,19 @@ cfg_tchar(char c)
 }
 
 /*
- * "client_ip" or "header:NAME". Whether balance = hash goes with it is
- * checked in cfg_validate(), since balance may come later in the section.
+ * "client_ip" or "header:NAME". Whether balance = hash goes with it is not
+ * checked: hash_key is accepted with any balance and used only by hash.
  */
 static int
-set_hash_key(struct cfg_state *st, const char *val, char *why, size_t whylen)
+set_hash_key(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+             char *why, size_t whylen)
 {
-    struct cfg_group *g = &st->cfg->groups[st->group];
+    struct cfg_group *g = base;
     const char *name;
     size_t n;
 
-    if (strcmp(val, "client_ip") == 0) {
+    (void)st, (void)key;
+    if (strcmp(val, cfg_hash_key_names[CFG_HASH_CLIENT_IP]) == 0) {
         g->hash_key = CFG_HASH_CLIENT_IP;
         return 0;
     }
@@ -930,30 +1004,29 @@ set_hash_key(struct cfg_state *st, const char *val, char *why, size_t whylen)
     return 0;
 }
 
-static int
-set_retries(struct cfg_state *st, const char *val, char *why, size_t whylen)
+static bool
+format_hash_key(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
+                size_t outlen)
 {
-    uint64_t v;
+    const struct cfg_group *g = base;
 
-    if (cfg_number(val, 0, 10, &v, why, whylen) == -1)
-        return -1;
-    st->cfg->groups[st->group].retries = (unsigned)v;
-    return 0;
-}
-
-static int
-set_health_check(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_bool(val, &st->cfg->groups[st->group].health_check, why, whylen);
+    (void)key, (void)cfg;
+    if (g->hash_key == CFG_HASH_HEADER)
+        snprintf(out, outlen, "%s:%s", cfg_hash_key_name(g->hash_key), g->hash_header);
+    else
+        snprintf(out, outlen, "%s", cfg_hash_key_name(g->hash_key));
+    return true;
 }
 
 /* Goes verbatim into the probe's request line, hence visible ASCII only. */
 static int
-set_health_path(struct cfg_state *st, const char *val, char *why, size_t whylen)
+set_health_path(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+                char *why, size_t whylen)
 {
-    struct cfg_group *g = &st->cfg->groups[st->group];
+    struct cfg_group *g = base;
     size_t n = strlen(val);
 
+    (void)st, (void)key;
     if (val[0] != '/') {
         snprintf(why, whylen, "bad path \"%s\": must start with '/'", val);
         return -1;
@@ -977,50 +1050,27 @@ set_health_path(struct cfg_state *st, const char *val, char *why, size_t whylen)
     return 0;
 }
 
-static int
-set_health_interval(struct cfg_state *st, const char *val, char *why, size_t whylen)
+static bool
+format_health_path(const struct cfg_key *key, const struct config *cfg, const void *base,
+                   char *out, size_t outlen)
 {
-    return cfg_duration(val, true, &st->cfg->groups[st->group].health_interval_ms, why, whylen);
-}
-
-static int
-set_health_timeout(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_duration(val, true, &st->cfg->groups[st->group].health_timeout_ms, why, whylen);
-}
-
-static int
-set_rise(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    uint64_t v;
-
-    if (cfg_number(val, 1, 100, &v, why, whylen) == -1)
-        return -1;
-    st->cfg->groups[st->group].rise = (unsigned)v;
-    return 0;
-}
-
-static int
-set_fall(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    uint64_t v;
-
-    if (cfg_number(val, 1, 100, &v, why, whylen) == -1)
-        return -1;
-    st->cfg->groups[st->group].fall = (unsigned)v;
-    return 0;
+    (void)key, (void)cfg;
+    snprintf(out, outlen, "%s", ((const struct cfg_group *)base)->health_path);
+    return true;
 }
 
 /* "N" or "N-M", 100 <= N <= M <= 599. */
 static int
-set_health_status(struct cfg_state *st, const char *val, char *why, size_t whylen)
+set_health_status(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+                  char *why, size_t whylen)
 {
-    struct cfg_group *g = &st->cfg->groups[st->group];
+    struct cfg_group *g = base;
     const char *dash = strchr(val, '-');
     size_t nlen = dash != NULL ? (size_t)(dash - val) : strlen(val);
     const char *m = dash != NULL ? dash + 1 : val;
     uint64_t lo, hi;
 
+    (void)st, (void)key;
     /* buf_parse_u64() takes digits only, so "", "+2" and "2xx" fail here */
     if (buf_parse_u64(val, nlen, 599, &lo) == -1 || lo < 100 ||
         buf_parse_u64(m, strlen(m), 599, &hi) == -1 || hi < lo) {
@@ -1032,59 +1082,261 @@ set_health_status(struct cfg_state *st, const char *val, char *why, size_t whyle
     return 0;
 }
 
-static int
-set_max_fails(struct cfg_state *st, const char *val, char *why, size_t whylen)
+static bool
+format_health_status(const struct cfg_key *key, const struct config *cfg, const void *base,
+                     char *out, size_t outlen)
 {
-    uint64_t v;
+    const struct cfg_group *g = base;
 
-    if (cfg_number(val, 0, 1000, &v, why, whylen) == -1)
+    (void)key, (void)cfg;
+    snprintf(out, outlen, "%u-%u", g->health_status_min, g->health_status_max);
+    return true;
+}
+
+/* ---- the table ------------------------------------------------------- */
+
+#define PROXY(field)                                                                              \
+    .section = CFG_SEC_PROXY, .offset = offsetof(struct config, field),                           \
+    .width = sizeof(((struct config *)0)->field)
+#define ADMIN(field)                                                                              \
+    .section = CFG_SEC_ADMIN, .offset = offsetof(struct config, field),                           \
+    .width = sizeof(((struct config *)0)->field)
+#define GROUP(field)                                                                              \
+    .section = CFG_SEC_UPSTREAM, .offset = offsetof(struct cfg_group, field),                     \
+    .width = sizeof(((struct cfg_group *)0)->field)
+#define WORDS(list) .words = list, .nwords = NELEM(list)
+#define RANGE(lo, hi) .min = (lo), .max = (hi)
+
+/*
+ * One row per key, in the order of the file format: the order of the
+ * documentation, of the dump and of the reload diff. Within a section the
+ * names are unique; [proxy] listen and [admin] listen are two rows.
+ */
+static const struct cfg_key cfg_keys[] = {
+    /* [proxy] */
+    {.section = CFG_SEC_PROXY,
+     .name = "listen",
+     .type = CFG_T_CUSTOM,
+     .flags = CFG_REPEATABLE,
+     .default_doc = "required",
+     .set = set_listen,
+     .dump = dump_listen,
+     .diff = diff_listen,
+     .doc = "ip:port, [v6]:port or name:port to accept clients on; repeatable (at most 32)"},
+    {PROXY(worker_slots), .name = "workers", .type = CFG_T_CUSTOM, RANGE(1, CFG_MAX_WORKERS),
+     .default_value = "auto", .set = set_workers, .format = format_workers, .diff = diff_workers,
+     .doc = "auto (an adaptive pool) or N (1..1024, a fixed pool of N)"},
+    {PROXY(min_workers), .name = "min_workers", .type = CFG_T_UNSIGNED, .flags = CFG_POOL_KEY,
+     RANGE(1, CFG_MAX_WORKERS), .default_doc = "max(2, CPUs)",
+     .doc = "with auto: workers kept even when idle, at most max_workers"},
+    {PROXY(max_workers), .name = "max_workers", .type = CFG_T_UNSIGNED, .flags = CFG_POOL_KEY,
+     RANGE(1, CFG_MAX_WORKERS), .default_doc = "min(1024, 128 x CPUs)",
+     .doc = "with auto: the most workers, hence the most concurrent client connections"},
+    {PROXY(min_spare), .name = "min_spare", .type = CFG_T_UNSIGNED, .flags = CFG_POOL_KEY,
+     RANGE(0, CFG_MAX_WORKERS), .default_doc = "max(2, CPUs)",
+     .doc = "with auto: fewer idle workers than this starts more; below max_spare"},
+    {PROXY(max_spare), .name = "max_spare", .type = CFG_T_UNSIGNED, .flags = CFG_POOL_KEY,
+     RANGE(1, CFG_MAX_WORKERS), .default_doc = "max(8, 4 x CPUs)",
+     .doc = "with auto: more idle workers than this stops some; at most max_workers"},
+    {.section = CFG_SEC_PROXY,
+     .name = "upstream",
+     .type = CFG_T_CUSTOM,
+     .default_doc = "required",
+     .set = set_upstream,
+     .format = format_upstream,
+     .doc = "the [upstream NAME] group that serves requests"},
+    {PROXY(error_log), .name = "error_log", .type = CFG_T_STRING, .default_value = "stderr",
+     .doc = "stderr or a path"},
+    {PROXY(access_log), .name = "access_log", .type = CFG_T_STRING, .default_value = "stderr",
+     .doc = "stderr, a path, or off"},
+    {PROXY(log_level), .name = "log_level", .type = CFG_T_ENUM, WORDS(cfg_log_level_names),
+     .what = "level", .default_value = "info", .doc = "error, warn, info or debug"},
+    {PROXY(keepalive_timeout_ms), .name = "keepalive_timeout", .type = CFG_T_DURATION,
+     .default_value = "5s", .doc = "idle client connection between requests; 0 = no keep-alive"},
+    {PROXY(keepalive_requests), .name = "keepalive_requests", .type = CFG_T_UNSIGNED,
+     RANGE(1, 1000000), .default_value = "1000", .doc = "requests per client connection"},
+    {PROXY(client_header_timeout_ms), .name = "client_header_timeout", .type = CFG_T_DURATION,
+     RANGE(1, 0), .default_value = "10s", .doc = "for the whole request head, > 0"},
+    {PROXY(client_body_timeout_ms), .name = "client_body_timeout", .type = CFG_T_DURATION,
+     RANGE(1, 0), .default_value = "30s", .doc = "between two reads of a request body, > 0"},
+    {PROXY(send_timeout_ms), .name = "send_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "30s", .doc = "between two writes to the client, > 0"},
+    {PROXY(client_header_min_rate), .name = "client_header_min_rate", .type = CFG_T_UNSIGNED,
+     RANGE(0, 1000000000), .default_value = "256",
+     .doc = "bytes/s a request head must keep up after its first second; 0 = off"},
+    {PROXY(client_body_min_rate), .name = "client_body_min_rate", .type = CFG_T_UNSIGNED,
+     RANGE(0, 1000000000), .default_value = "256",
+     .doc = "bytes/s a request body must keep up after its first second; 0 = off"},
+    {PROXY(max_conns_per_ip), .name = "max_conns_per_ip", .type = CFG_T_UNSIGNED,
+     RANGE(0, 1000000), .default_value = "0",
+     .doc = "concurrent connections per client address; 0 = unlimited"},
+    {PROXY(client_max_body_size), .name = "client_max_body_size", .type = CFG_T_SIZE,
+     RANGE(0, UINT64_MAX), .range_text = "max 1024g", .default_value = "1m",
+     .doc = "larger request bodies get 413; 0 = unlimited"},
+    {PROXY(max_header_size), .name = "max_header_size", .type = CFG_T_SIZE,
+     RANGE(1024, 1024 * 1024), .range_text = "1k..1m", .default_value = "16k",
+     .doc = "the request head: a longer request line gets 414, a longer head 431"},
+    {PROXY(pid_file), .name = "pid_file", .type = CFG_T_STRING, .flags = CFG_AT_START,
+     .default_doc = "none", .set = set_pid_file,
+     .doc = "a path where the master writes its pid; needed by -s"},
+    {PROXY(user), .name = "user", .type = CFG_T_STRING, .default_doc = "none", .set = set_user,
+     .doc = "started as root, the workers and the health checker run as this user"},
+    {PROXY(shutdown_timeout_ms), .name = "shutdown_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "30s", .doc = "bounds a graceful stop and a reload's drain, > 0"},
+
+    /* [admin] */
+    {ADMIN(admin_addr), .name = "listen", .type = CFG_T_ADDR, .default_doc = "required",
+     .doc = "ip:port that serves /status, /status.json and /metrics; keep it on loopback"},
+
+    /* [upstream NAME] */
+    {.section = CFG_SEC_UPSTREAM,
+     .name = "server",
+     .type = CFG_T_CUSTOM,
+     .flags = CFG_REPEATABLE,
+     .default_doc = "required",
+     .set = set_server,
+     .dump = dump_server,
+     .diff = diff_server,
+     .doc = "ip:port [weight=N] [backup]; repeatable (at most 256)"},
+    {GROUP(connect_timeout_ms), .name = "connect_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "3s", .doc = "connecting to a server, > 0; 504 on timeout"},
+    {GROUP(read_timeout_ms), .name = "read_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "60s", .doc = "between two reads from the upstream, > 0"},
+    {GROUP(keepalive), .name = "keepalive", .type = CFG_T_UNSIGNED, RANGE(0, 1024),
+     .default_value = "16", .doc = "idle upstream connections kept per worker; 0 = none"},
+    {GROUP(preserve_host), .name = "preserve_host", .type = CFG_T_BOOL, WORDS(cfg_yes_no),
+     .default_value = "no", .doc = "forward the client's Host instead of the server's"},
+    {GROUP(balance), .name = "balance", .type = CFG_T_ENUM, WORDS(cfg_balance_names),
+     .what = "balance", .default_value = "round_robin",
+     .doc = "round_robin, least_conn, random or hash"},
+    {GROUP(hash_key), .name = "hash_key", .type = CFG_T_CUSTOM, .default_value = "client_ip",
+     .set = set_hash_key, .format = format_hash_key,
+     .doc = "for balance = hash: client_ip or header:NAME"},
+    {GROUP(retries), .name = "retries", .type = CFG_T_UNSIGNED, RANGE(0, 10), .default_value = "2",
+     .doc = "other servers tried after a failure"},
+    {GROUP(health_check), .name = "health_check", .type = CFG_T_BOOL, WORDS(cfg_on_off),
+     .default_value = "on", .doc = "active health checks of the group's servers"},
+    {GROUP(health_path), .name = "health_path", .type = CFG_T_CUSTOM, .default_value = "/health",
+     .set = set_health_path, .format = format_health_path,
+     .doc = "the path probed with GET: starts with '/', visible ASCII, at most 255 bytes"},
+    {GROUP(health_interval_ms), .name = "health_interval", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "2s", .doc = "between two probes of a server, > 0"},
+    {GROUP(health_timeout_ms), .name = "health_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "1s", .doc = "a probe without a status line by then fails, > 0"},
+    {GROUP(rise), .name = "rise", .type = CFG_T_UNSIGNED, RANGE(1, 100), .default_value = "2",
+     .doc = "good probes in a row before a down server is up"},
+    {GROUP(fall), .name = "fall", .type = CFG_T_UNSIGNED, RANGE(1, 100), .default_value = "3",
+     .doc = "failed probes in a row before an up server is down"},
+    {GROUP(health_status_min), .name = "health_status", .type = CFG_T_CUSTOM,
+     .default_value = "200-399", .set = set_health_status, .format = format_health_status,
+     .doc = "statuses that make a probe good: N or N-M within 100..599"},
+    {GROUP(max_fails), .name = "max_fails", .type = CFG_T_UNSIGNED, RANGE(0, 1000),
+     .default_value = "5", .doc = "failures within fail_window that open the breaker; 0 = never"},
+    {GROUP(fail_window_ms), .name = "fail_window", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "10s", .doc = "the window over which max_fails counts, > 0"},
+    {GROUP(cooldown_ms), .name = "cooldown", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "10s", .doc = "an open breaker keeps the server out this long, > 0"},
+    {GROUP(fail_on_5xx), .name = "fail_on_5xx", .type = CFG_T_BOOL, WORDS(cfg_yes_no),
+     .default_value = "no", .doc = "count 5xx answers as failures too"},
+};
+
+_Static_assert(NELEM(cfg_keys) <= CFG_NKEYS_MAX, "raise CFG_NKEYS_MAX");
+
+static const char *
+cfg_section_name(enum cfg_section section)
+{
+    switch (section) {
+    case CFG_SEC_PROXY:
+        return "proxy";
+    case CFG_SEC_ADMIN:
+        return "admin";
+    case CFG_SEC_UPSTREAM:
+        return "upstream NAME";
+    case CFG_SEC_NONE:
+        break;
+    }
+    return "";
+}
+
+/* The row of <name> in <section>, or -1. */
+static int
+cfg_find_key(enum cfg_section section, const char *name)
+{
+    for (size_t i = 0; i < NELEM(cfg_keys); i++)
+        if (cfg_keys[i].section == section && strcmp(cfg_keys[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int
+cfg_key_doc(size_t i, struct cfg_key_doc *out)
+{
+    const struct cfg_key *key;
+
+    if (i >= NELEM(cfg_keys))
         return -1;
-    st->cfg->groups[st->group].max_fails = (unsigned)v;
+    key = &cfg_keys[i];
+    out->section = cfg_section_name(key->section);
+    out->name = key->name;
+    out->default_value = key->default_value;
+    out->default_doc = key->default_doc != NULL ? key->default_doc : key->default_value;
+    out->doc = key->doc;
+    out->reloadable = (key->flags & CFG_AT_START) == 0;
     return 0;
 }
 
+/*
+ * Applies the defaults of <section>'s rows to <base>, by parsing each
+ * row's default text with its setter. Returns 0, or -1 after recording
+ * the error (a row whose default does not parse: a bug the tests catch).
+ */
 static int
-set_fail_window(struct cfg_state *st, const char *val, char *why, size_t whylen)
+cfg_apply_defaults(struct cfg_state *st, enum cfg_section section, void *base)
 {
-    return cfg_duration(val, true, &st->cfg->groups[st->group].fail_window_ms, why, whylen);
-}
+    char why[512];
 
-static int
-set_cooldown(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_duration(val, true, &st->cfg->groups[st->group].cooldown_ms, why, whylen);
-}
+    for (size_t i = 0; i < NELEM(cfg_keys); i++) {
+        const struct cfg_key *key = &cfg_keys[i];
 
-static int
-set_fail_on_5xx(struct cfg_state *st, const char *val, char *why, size_t whylen)
-{
-    return cfg_bool(val, &st->cfg->groups[st->group].fail_on_5xx, why, whylen);
+        if (key->section != section || key->default_value == NULL)
+            continue;
+        if (cfg_set(st, key, base, key->default_value, why, sizeof(why)) == -1) {
+            cfg_fail(st, st->lineno, "[%s] %s: bad default \"%s\": %s", cfg_section_name(section),
+                     key->name, key->default_value, why);
+            return -1;
+        }
+    }
+    return 0;
 }
-
-/* Indexed by enum cfg_group_key. */
-static const struct cfg_key cfg_group_keys[GK_COUNT] = {
-    [GK_SERVER] = {"server", true, set_server},
-    [GK_CONNECT_TIMEOUT] = {"connect_timeout", false, set_connect_timeout},
-    [GK_READ_TIMEOUT] = {"read_timeout", false, set_read_timeout},
-    [GK_KEEPALIVE] = {"keepalive", false, set_keepalive},
-    [GK_PRESERVE_HOST] = {"preserve_host", false, set_preserve_host},
-    [GK_BALANCE] = {"balance", false, set_balance},
-    [GK_HASH_KEY] = {"hash_key", false, set_hash_key},
-    [GK_RETRIES] = {"retries", false, set_retries},
-    [GK_HEALTH_CHECK] = {"health_check", false, set_health_check},
-    [GK_HEALTH_PATH] = {"health_path", false, set_health_path},
-    [GK_HEALTH_INTERVAL] = {"health_interval", false, set_health_interval},
-    [GK_HEALTH_TIMEOUT] = {"health_timeout", false, set_health_timeout},
-    [GK_RISE] = {"rise", false, set_rise},
-    [GK_FALL] = {"fall", false, set_fall},
-    [GK_HEALTH_STATUS] = {"health_status", false, set_health_status},
-    [GK_MAX_FAILS] = {"max_fails", false, set_max_fails},
-    [GK_FAIL_WINDOW] = {"fail_window", false, set_fail_window},
-    [GK_COOLDOWN] = {"cooldown", false, set_cooldown},
-    [GK_FAIL_ON_5XX] = {"fail_on_5xx", false, set_fail_on_5xx},
-};
 
 /* ---- inih callbacks -------------------------------------------------- */
+
+/* The struct a row of the current section is stored in. */
+static void *
+cfg_base(struct cfg_state *st)
+{
+    if (st->section == CFG_SEC_UPSTREAM)
+        return &st->cfg->groups[st->group];
+    return st->cfg;
+}
+
+/* Where the lines of first use are kept for the current section. */
+static int *
+cfg_seen(struct cfg_state *st)
+{
+    if (st->section == CFG_SEC_UPSTREAM)
+        return st->group_seen[st->group];
+    return st->proxy_seen; /* [proxy] and [admin] rows are distinct */
+}
+
+/* The line where [proxy] or [admin] <name> was first given, 0 if not. */
+static int
+cfg_seen_line(const struct cfg_state *st, enum cfg_section section, const char *name)
+{
+    int i = cfg_find_key(section, name);
+
+    return i >= 0 ? st->proxy_seen[i] : 0;
+}
 
 /*
  * inih handler: one "key = value" of the current section (tracked by the
@@ -1092,65 +1344,108 @@ static const struct cfg_key cfg_group_keys[GK_COUNT] = {
  * Returns 0 (error) after recording the message.
  */
 static int
-cfg_handler(void *user, const char *section, const char *key, const char *val)
+cfg_handler(void *user, const char *section, const char *name, const char *val)
 {
     struct cfg_state *st = user;
-    const struct cfg_key *keys;
-    int *seen;
-    size_t nkeys;
+    const struct cfg_key *key;
     char why[512];
+    int *seen, i;
 
     (void)section;
-    if (st->sec == CFG_SEC_NONE) {
-        cfg_fail(st, st->lineno, "%s: key outside of any section", key);
+    if (st->section == CFG_SEC_NONE) {
+        cfg_fail(st, st->lineno, "%s: key outside of any section", name);
         return 0;
     }
-    if (st->sec == CFG_SEC_PROXY) {
-        keys = cfg_proxy_keys;
-        nkeys = PK_COUNT;
-        seen = st->proxy_seen;
-    } else if (st->sec == CFG_SEC_ADMIN) {
-        keys = cfg_admin_keys;
-        nkeys = AK_COUNT;
-        seen = st->admin_seen;
-    } else {
-        keys = cfg_group_keys;
-        nkeys = GK_COUNT;
-        seen = st->group_seen[st->group];
+    i = cfg_find_key(st->section, name);
+    if (i < 0) {
+        cfg_fail(st, st->lineno, "[%s] %s: unknown key", st->section_text, name);
+        return 0;
     }
-    for (size_t i = 0; i < nkeys; i++) {
-        if (strcmp(key, keys[i].name) != 0)
-            continue;
-        if (!keys[i].repeatable && seen[i] != 0) {
-            cfg_fail(st, st->lineno, "[%s] %s: given twice, first at line %d", st->sectext, key,
-                     seen[i]);
-            return 0;
-        }
-        if (seen[i] == 0)
-            seen[i] = st->lineno;
-        if (*val == '\0') {
-            cfg_fail(st, st->lineno, "[%s] %s: empty value", st->sectext, key);
-            return 0;
-        }
-        if (keys[i].set(st, val, why, sizeof(why)) == -1) {
-            cfg_fail(st, st->lineno, "[%s] %s: %s", st->sectext, key, why);
-            return 0;
-        }
-        return 1;
+    key = &cfg_keys[i];
+    seen = cfg_seen(st);
+    if (!(key->flags & CFG_REPEATABLE) && seen[i] != 0) {
+        cfg_fail(st, st->lineno, "[%s] %s: given twice, first at line %d", st->section_text, name,
+                 seen[i]);
+        return 0;
     }
-    cfg_fail(st, st->lineno, "[%s] %s: unknown key", st->sectext, key);
-    return 0;
+    if (seen[i] == 0)
+        seen[i] = st->lineno;
+    if (*val == '\0') {
+        cfg_fail(st, st->lineno, "[%s] %s: empty value", st->section_text, name);
+        return 0;
+    }
+    if (cfg_set(st, key, cfg_base(st), val, why, sizeof(why)) == -1) {
+        cfg_fail(st, st->lineno, "[%s] %s: %s", st->section_text, name, why);
+        return 0;
+    }
+    return 1;
+}
+
+/* [upstream <name>] (the name not yet checked): a new group with its defaults. */
+static void
+cfg_new_group(struct cfg_state *st, const char *header, const char *name)
+{
+    struct config *cfg = st->cfg;
+    struct cfg_group *g;
+    void *arr;
+
+    if (*name == '\0') {
+        cfg_fail(st, st->lineno, "[upstream]: missing group name ([upstream NAME])");
+        return;
+    }
+    if (!cfg_valid_name(name)) {
+        cfg_fail(st, st->lineno,
+                 "[%s]: bad group name \"%s\" ([A-Za-z0-9_.-], 1 to %d characters)", header, name,
+                 CFG_NAME_MAX - 1);
+        return;
+    }
+    for (size_t i = 0; i < cfg->ngroups; i++) {
+        if (strcmp(cfg->groups[i].name, name) == 0) {
+            cfg_fail(st, st->lineno, "[upstream %s]: duplicate group name, first at line %d", name,
+                     cfg->groups[i].line);
+            return;
+        }
+    }
+    if (cfg->ngroups >= CFG_MAX_GROUPS) {
+        cfg_fail(st, st->lineno, "[upstream %s]: too many upstream groups (max %d)", name,
+                 CFG_MAX_GROUPS);
+        return;
+    }
+    g = cfg_push(cfg->groups, &cfg->ngroups, sizeof(*g), &arr);
+    if (g == NULL) {
+        cfg_fail(st, st->lineno, "out of memory");
+        return;
+    }
+    cfg->groups = arr;
+    snprintf(g->name, sizeof(g->name), "%s", name);
+    g->line = st->lineno;
+    st->section = CFG_SEC_UPSTREAM;
+    st->group = cfg->ngroups - 1;
+    snprintf(st->section_text, sizeof(st->section_text), "upstream %s", name);
+    cfg_apply_defaults(st, CFG_SEC_UPSTREAM, g);
+}
+
+/* [proxy] or [admin]: at most once each; <*first_line> records where. */
+static void
+cfg_single_section(struct cfg_state *st, enum cfg_section section, int *first_line)
+{
+    const char *name = cfg_section_name(section);
+
+    if (*first_line != 0) {
+        cfg_fail(st, st->lineno, "[%s]: section given twice, first at line %d", name, *first_line);
+        return;
+    }
+    *first_line = st->lineno;
+    st->section = section;
+    snprintf(st->section_text, sizeof(st->section_text), "%s", name);
 }
 
 /* A section header line <p> (at its '['): switches the current section. */
 static void
-cfg_section(struct cfg_state *st, const char *p)
+cfg_section_header(struct cfg_state *st, const char *p)
 {
-    struct config *cfg = st->cfg;
     const char *end = strchr(p, ']'), *rest, *b, *e;
     char text[CFG_MAX_LINE];
-    struct cfg_group *g;
-    void *arr;
 
     if (end == NULL) {
         cfg_fail(st, st->lineno, "syntax error: no ']' after '['");
@@ -1166,28 +1461,13 @@ cfg_section(struct cfg_state *st, const char *p)
         ;
     snprintf(text, sizeof(text), "%.*s", (int)(e - b), b);
 
-    st->secline = st->lineno;
     if (strcmp(text, "proxy") == 0) {
-        if (st->proxy_line != 0) {
-            cfg_fail(st, st->lineno, "[proxy]: section given twice, first at line %d",
-                     st->proxy_line);
-            return;
-        }
-        st->sec = CFG_SEC_PROXY;
-        st->proxy_line = st->lineno;
-        snprintf(st->sectext, sizeof(st->sectext), "proxy");
+        cfg_single_section(st, CFG_SEC_PROXY, &st->proxy_line);
         return;
     }
     if (strcmp(text, "admin") == 0) {
-        if (st->admin_secline != 0) {
-            cfg_fail(st, st->lineno, "[admin]: section given twice, first at line %d",
-                     st->admin_secline);
-            return;
-        }
-        st->sec = CFG_SEC_ADMIN;
-        st->admin_secline = st->lineno;
-        cfg->admin = true;
-        snprintf(st->sectext, sizeof(st->sectext), "admin");
+        cfg_single_section(st, CFG_SEC_ADMIN, &st->admin_line);
+        st->cfg->admin = true;
         return;
     }
     if (strncmp(text, "upstream", 8) != 0 ||
@@ -1195,59 +1475,14 @@ cfg_section(struct cfg_state *st, const char *p)
         cfg_fail(st, st->lineno, "[%s]: unknown section (proxy, admin, upstream NAME)", text);
         return;
     }
-    b = text + 8 + strspn(text + 8, " \t");
-    if (*b == '\0') {
-        cfg_fail(st, st->lineno, "[upstream]: missing group name ([upstream NAME])");
-        return;
-    }
-    if (!cfg_valid_name(b)) {
-        cfg_fail(st, st->lineno,
-                 "[%s]: bad group name \"%s\" ([A-Za-z0-9_.-], 1 to %d characters)", text, b,
-                 CFG_NAME_MAX - 1);
-        return;
-    }
-    for (size_t i = 0; i < cfg->ngroups; i++) {
-        if (strcmp(cfg->groups[i].name, b) == 0) {
-            cfg_fail(st, st->lineno, "[upstream %s]: duplicate group name, first at line %d", b,
-                     cfg->groups[i].line);
-            return;
-        }
-    }
-    if (cfg->ngroups >= CFG_MAX_GROUPS) {
-        cfg_fail(st, st->lineno, "[upstream %s]: too many upstream groups (max %d)", b,
-                 CFG_MAX_GROUPS);
-        return;
-    }
-    g = cfg_push(cfg->groups, &cfg->ngroups, sizeof(*g), &arr);
-    if (g == NULL) {
-        cfg_fail(st, st->lineno, "out of memory");
-        return;
-    }
-    cfg->groups = arr;
-    snprintf(g->name, sizeof(g->name), "%s", b);
-    g->connect_timeout_ms = 3000;
-    g->read_timeout_ms = 60000;
-    g->keepalive = 16;
-    g->preserve_host = false;
-    g->balance = CFG_BAL_ROUND_ROBIN;
-    g->hash_key = CFG_HASH_CLIENT_IP;
-    g->retries = 2;
-    g->health_check = true;
-    snprintf(g->health_path, sizeof(g->health_path), "/health");
-    g->health_interval_ms = 2000;
-    g->health_timeout_ms = 1000;
-    g->rise = 2;
-    g->fall = 3;
-    g->health_status_min = 200;
-    g->health_status_max = 399;
-    g->max_fails = 5;
-    g->fail_window_ms = 10000;
-    g->cooldown_ms = 10000;
-    g->fail_on_5xx = false;
-    g->line = st->lineno;
-    st->sec = CFG_SEC_UPSTREAM;
-    st->group = cfg->ngroups - 1;
-    snprintf(st->sectext, sizeof(st->sectext), "upstream %s", b);
+    cfg_new_group(st, text, text + 8 + strspn(text + 8, " \t"));
+}
+
+/* Whether <c> starts a comment after a value: ';' or '#' after whitespace. */
+static bool
+cfg_inline_comment(const char *line, const char *c)
+{
+    return (*c == ';' || *c == '#') && c > line && (c[-1] == ' ' || c[-1] == '\t');
 }
 
 /*
@@ -1266,7 +1501,7 @@ cfg_inspect(struct cfg_state *st, const char *line)
     if (*p == '\0' || *p == ';' || *p == '#')
         return;
     if (*p == '[') {
-        cfg_section(st, p);
+        cfg_section_header(st, p);
         return;
     }
     if (*p == '=') {
@@ -1276,7 +1511,7 @@ cfg_inspect(struct cfg_state *st, const char *line)
     for (const char *q = p; *q != '\0'; q++) {
         if (*q == '=')
             return;
-        if (*q == ':' || (*q == ';' && (q[-1] == ' ' || q[-1] == '\t')))
+        if (*q == ':' || cfg_inline_comment(p, q))
             break;
     }
     cfg_fail(st, st->lineno, "syntax error: expected key = value");
@@ -1335,7 +1570,7 @@ cfg_reader(char *str, int num, void *stream)
     return st->failed ? NULL : str;
 }
 
-/* ---- loading --------------------------------------------------------- */
+/* ---- validation ------------------------------------------------------ */
 
 static unsigned short
 cfg_port(const struct cfg_addr *a)
@@ -1385,8 +1620,9 @@ cfg_validate_admin(struct cfg_state *st)
 
     if (!cfg->admin)
         return 0;
-    if (st->admin_seen[AK_LISTEN] == 0) {
-        cfg_fail(st, st->admin_secline, "[admin] listen: missing, listen = ADDR is required");
+    cfg->admin_line = cfg_seen_line(st, CFG_SEC_ADMIN, "listen");
+    if (cfg->admin_line == 0) {
+        cfg_fail(st, st->admin_line, "[admin] listen: missing, listen = ADDR is required");
         return -1;
     }
     for (size_t i = 0; i < cfg->nlisteners; i++) {
@@ -1430,11 +1666,37 @@ cfg_umax(unsigned a, unsigned b)
 }
 
 /*
+ * workers = N: min_workers = max_workers = N; min_spare and max_spare stay
+ * 0 (a fixed pool keeps no spares); the four pool keys are errors, reported
+ * at the first of them in the file.
+ */
+static int
+cfg_validate_fixed_pool(struct cfg_state *st)
+{
+    struct config *cfg = st->cfg;
+    const char *first = NULL;
+    int line = 0;
+
+    for (size_t i = 0; i < NELEM(cfg_keys); i++) {
+        int l = st->proxy_seen[i];
+
+        if ((cfg_keys[i].flags & CFG_POOL_KEY) && l != 0 && (line == 0 || l < line)) {
+            line = l;
+            first = cfg_keys[i].name;
+        }
+    }
+    if (line != 0) {
+        cfg_fail(st, line, "[proxy] %s: only with workers = auto", first);
+        return -1;
+    }
+    cfg->min_workers = cfg->max_workers = cfg->worker_slots;
+    cfg->min_spare = cfg->max_spare = 0;
+    return 0;
+}
+
+/*
  * The worker pool, once every [proxy] key is known (`workers` may come
  * after the keys it forbids, so errors are reported at their own lines).
- *
- * workers = N: min_workers = max_workers = N; min_spare and max_spare stay
- * 0 (a fixed pool keeps no spares); the four pool keys are errors.
  *
  * workers = auto: the keys not given get defaults from the CPU count, bent
  * so that a default never contradicts a given value: a given max_workers
@@ -1445,110 +1707,64 @@ cfg_umax(unsigned a, unsigned b)
  * min_workers or max_spare above it must come with an explicit max_workers.
  * What is left to fail is explicit values that contradict each other (or
  * the max_workers default), each reported at the line of the key named.
- * <workers>, the number of slots, is max_workers.
+ * <worker_slots> is max_workers.
  */
 static int
 cfg_validate_pool(struct cfg_state *st)
 {
-    static const enum cfg_proxy_key pool_keys[] = {PK_MIN_WORKERS, PK_MAX_WORKERS, PK_MIN_SPARE,
-                                                   PK_MAX_SPARE};
     struct config *cfg = st->cfg;
-    const int *seen = st->proxy_seen;
+    int min_workers = cfg_seen_line(st, CFG_SEC_PROXY, "min_workers");
+    int max_workers = cfg_seen_line(st, CFG_SEC_PROXY, "max_workers");
+    int min_spare = cfg_seen_line(st, CFG_SEC_PROXY, "min_spare");
+    int max_spare = cfg_seen_line(st, CFG_SEC_PROXY, "max_spare");
     unsigned cpus = cfg_cpus(), v;
 
-    if (!cfg->workers_auto) {
-        int line = 0;
-        enum cfg_proxy_key first = PK_MIN_WORKERS;
-
-        for (size_t i = 0; i < sizeof(pool_keys) / sizeof(pool_keys[0]); i++) {
-            int l = seen[pool_keys[i]];
-
-            if (l != 0 && (line == 0 || l < line)) {
-                line = l;
-                first = pool_keys[i];
-            }
-        }
-        if (line != 0) {
-            cfg_fail(st, line, "[proxy] %s: only with workers = auto", cfg_proxy_keys[first].name);
-            return -1;
-        }
-        cfg->min_workers = cfg->max_workers = cfg->workers;
-        cfg->min_spare = cfg->max_spare = 0;
-        return 0;
-    }
-
-    if (seen[PK_MAX_WORKERS] == 0)
+    if (!cfg->workers_auto)
+        return cfg_validate_fixed_pool(st);
+    if (max_workers == 0)
         cfg->max_workers = cfg_umin(128 * cpus, CFG_MAX_WORKERS);
-    if (seen[PK_MIN_WORKERS] == 0)
+    if (min_workers == 0)
         cfg->min_workers = cfg_umin(cfg_umax(2, cpus), cfg->max_workers);
-    if (seen[PK_MAX_SPARE] == 0) {
+    if (max_spare == 0) {
         v = cfg_umax(8, 4 * cpus);
-        if (seen[PK_MIN_SPARE] != 0)
+        if (min_spare != 0)
             v = cfg_umax(v, cfg->min_spare + 1);
         cfg->max_spare = cfg_umin(v, cfg->max_workers); /* >= 1: so is max_workers */
     }
-    if (seen[PK_MIN_SPARE] == 0)
+    if (min_spare == 0)
         cfg->min_spare = cfg_umin(cfg_umax(2, cpus), cfg->max_spare - 1);
 
     /* Given the defaults above, each failure below implies its key was given. */
     if (cfg->min_workers > cfg->max_workers) {
-        cfg_fail(st, seen[PK_MIN_WORKERS],
-                 "[proxy] min_workers: min_workers %u is above max_workers %u", cfg->min_workers,
-                 cfg->max_workers);
+        cfg_fail(st, min_workers, "[proxy] min_workers: min_workers %u is above max_workers %u",
+                 cfg->min_workers, cfg->max_workers);
         return -1;
     }
     if (cfg->max_spare > cfg->max_workers) {
-        cfg_fail(st, seen[PK_MAX_SPARE], "[proxy] max_spare: max_spare %u is above max_workers %u",
+        cfg_fail(st, max_spare, "[proxy] max_spare: max_spare %u is above max_workers %u",
                  cfg->max_spare, cfg->max_workers);
         return -1;
     }
     if (cfg->min_spare >= cfg->max_spare) {
         /* without a max_spare, only max_workers (its bound) can be in the way */
-        if (seen[PK_MAX_SPARE] != 0)
-            cfg_fail(st, seen[PK_MIN_SPARE],
-                     "[proxy] min_spare: min_spare %u is not below max_spare %u", cfg->min_spare,
-                     cfg->max_spare);
-        else
-            cfg_fail(st, seen[PK_MIN_SPARE],
-                     "[proxy] min_spare: min_spare %u is not below max_workers %u", cfg->min_spare,
-                     cfg->max_workers);
+        cfg_fail(st, min_spare, "[proxy] min_spare: min_spare %u is not below %s %u",
+                 cfg->min_spare, max_spare != 0 ? "max_spare" : "max_workers",
+                 max_spare != 0 ? cfg->max_spare : cfg->max_workers);
         return -1;
     }
-    cfg->workers = cfg->max_workers;
+    cfg->worker_slots = cfg->max_workers;
     return 0;
 }
 
-/* The whole-file checks, once every line was read. */
+/* Every group has a server that is not a backup. */
 static int
-cfg_validate(struct cfg_state *st)
+cfg_validate_groups(struct cfg_state *st)
 {
     struct config *cfg = st->cfg;
-    int pline = st->proxy_line != 0 ? st->proxy_line : 1;
-    size_t i, j;
 
-    if (cfg->nlisteners == 0) {
-        cfg_fail(st, pline, "[proxy] listen: missing, at least one listen = is required");
-        return -1;
-    }
-    if (st->proxy_seen[PK_UPSTREAM] == 0) {
-        cfg_fail(st, pline, "[proxy] upstream: missing, upstream = NAME is required");
-        return -1;
-    }
-    for (i = 0; i < cfg->ngroups; i++)
-        if (strcmp(cfg->groups[i].name, st->upstream) == 0)
-            break;
-    if (i == cfg->ngroups) {
-        cfg_fail(st, st->proxy_seen[PK_UPSTREAM], "[proxy] upstream: no [upstream %s] section",
-                 st->upstream);
-        return -1;
-    }
-    cfg->group = i;
-    if (cfg_validate_pool(st) == -1)
-        return -1;
-    if (cfg_validate_admin(st) == -1)
-        return -1;
-    for (i = 0; i < cfg->ngroups; i++) {
+    for (size_t i = 0; i < cfg->ngroups; i++) {
         struct cfg_group *g = &cfg->groups[i];
+        size_t j;
 
         if (g->nservers == 0) {
             cfg_fail(st, g->line, "[upstream %s]: no server", g->name);
@@ -1565,11 +1781,62 @@ cfg_validate(struct cfg_state *st)
     return 0;
 }
 
+/* The whole-file checks, once every line was read. */
+static int
+cfg_validate(struct cfg_state *st)
+{
+    struct config *cfg = st->cfg;
+    int pline = st->proxy_line != 0 ? st->proxy_line : 1;
+    int upstream_line = cfg_seen_line(st, CFG_SEC_PROXY, "upstream");
+    size_t i;
+
+    if (cfg->nlisteners == 0) {
+        cfg_fail(st, pline, "[proxy] listen: missing, at least one listen = is required");
+        return -1;
+    }
+    if (upstream_line == 0) {
+        cfg_fail(st, pline, "[proxy] upstream: missing, upstream = NAME is required");
+        return -1;
+    }
+    for (i = 0; i < cfg->ngroups; i++)
+        if (strcmp(cfg->groups[i].name, st->upstream) == 0)
+            break;
+    if (i == cfg->ngroups) {
+        cfg_fail(st, upstream_line, "[proxy] upstream: no [upstream %s] section", st->upstream);
+        return -1;
+    }
+    cfg->group = i;
+    if (cfg_validate_pool(st) == -1 || cfg_validate_admin(st) == -1 ||
+        cfg_validate_groups(st) == -1)
+        return -1;
+    return 0;
+}
+
+/* ---- loading --------------------------------------------------------- */
+
+/* inih's runtime options (globals in Debian's build): set them all, every time. */
+static void
+cfg_setup_inih(void)
+{
+    static char start_comments[] = ";#", inline_comments[] = ";#";
+
+    ini_allow_multiline = false; /* one line is one key */
+    ini_allow_bom = true;
+    ini_start_comment_prefixes = start_comments;
+    /* "key = value   ; comment" or "# comment": inih takes a prefix after whitespace only */
+    ini_allow_inline_comments = true;
+    ini_inline_comment_prefixes = inline_comments;
+    ini_use_stack = true;
+    ini_max_line = CFG_MAX_LINE;
+    ini_allow_realloc = false;
+    ini_stop_on_first_error = true;
+    ini_allow_no_value = false;
+}
+
 /* Runs the parse over <st> (whose fp or text is set). */
 static struct config *
 cfg_run(struct cfg_state *st)
 {
-    static char start_comments[] = ";#", inline_comments[] = ";";
     struct config *cfg;
     int rc;
 
@@ -1580,38 +1847,14 @@ cfg_run(struct cfg_state *st)
     }
     st->cfg = cfg;
     cfg->path = strdup(st->name);
-    cfg->error_log = strdup("stderr");
-    cfg->access_log = strdup("stderr");
-    if (cfg->path == NULL || cfg->error_log == NULL || cfg->access_log == NULL) {
+    if (cfg->path == NULL) {
         snprintf(st->err, st->errlen, "%s: out of memory", st->name);
         goto fail;
     }
-    cfg->workers_auto = true; /* the pool's numbers: cfg_validate_pool() */
-    cfg->log_level = CFG_LOG_INFO;
-    cfg->keepalive_timeout_ms = 5000;
-    cfg->keepalive_requests = 1000;
-    cfg->client_header_timeout_ms = 10000;
-    cfg->client_body_timeout_ms = 30000;
-    cfg->send_timeout_ms = 30000;
-    cfg->client_header_min_rate = 256;
-    cfg->client_body_min_rate = 256;
-    cfg->max_conns_per_ip = 0;
-    cfg->client_max_body_size = 1024 * 1024;
-    cfg->max_header_size = 16 * 1024;
-    cfg->shutdown_timeout_ms = 30000;
+    if (cfg_apply_defaults(st, CFG_SEC_PROXY, cfg) == -1)
+        goto fail;
 
-    /* inih's runtime options (globals in Debian's build): set them all. */
-    ini_allow_multiline = false; /* one line is one key */
-    ini_allow_bom = true;
-    ini_start_comment_prefixes = start_comments;
-    ini_allow_inline_comments = true; /* "key = value   ; comment" */
-    ini_inline_comment_prefixes = inline_comments;
-    ini_use_stack = true;
-    ini_max_line = CFG_MAX_LINE;
-    ini_allow_realloc = false;
-    ini_stop_on_first_error = true;
-    ini_allow_no_value = false;
-
+    cfg_setup_inih();
     rc = ini_parse_stream(cfg_reader, st, cfg_handler, st);
     if (st->failed)
         goto fail;
@@ -1636,37 +1879,49 @@ fail:
     return NULL;
 }
 
+/*
+ * A load's state: large (the lines each key was first given, per group), so
+ * on the heap rather than on a worker's stack.
+ */
+static struct config *
+cfg_load_with(const char *name, FILE *fp, const char *text, char *err, size_t errlen)
+{
+    struct cfg_state *st = calloc(1, sizeof(*st));
+    struct config *cfg;
+
+    if (st == NULL) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return NULL;
+    }
+    st->name = name;
+    st->err = err;
+    st->errlen = errlen;
+    st->fp = fp;
+    st->text = text;
+    cfg = cfg_run(st);
+    free(st);
+    return cfg;
+}
+
 struct config *
 cfg_load(const char *path, char *err, size_t errlen)
 {
-    struct cfg_state st;
     struct config *cfg;
+    FILE *fp = fopen(path, "r");
 
-    memset(&st, 0, sizeof(st));
-    st.name = path;
-    st.err = err;
-    st.errlen = errlen;
-    st.fp = fopen(path, "r");
-    if (st.fp == NULL) {
+    if (fp == NULL) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    cfg = cfg_run(&st);
-    fclose(st.fp);
+    cfg = cfg_load_with(path, fp, NULL, err, errlen);
+    fclose(fp);
     return cfg;
 }
 
 struct config *
 cfg_load_string(const char *text, const char *name, char *err, size_t errlen)
 {
-    struct cfg_state st;
-
-    memset(&st, 0, sizeof(st));
-    st.name = name;
-    st.err = err;
-    st.errlen = errlen;
-    st.text = text;
-    return cfg_run(&st);
+    return cfg_load_with(name, NULL, text, err, errlen);
 }
 
 void
@@ -1686,116 +1941,89 @@ cfg_free(struct config *cfg)
     free(cfg);
 }
 
-/* ---- cfg_diff -------------------------------------------------------- */
+/* ---- cfg_diff and cfg_dump ------------------------------------------- */
 
-struct cfg_diff_out {
-    void (*log)(void *arg, const char *line);
-    void *arg;
-    int n;
-};
-
-__attribute__((format(printf, 2, 3))) static void
-cfg_dline(struct cfg_diff_out *d, const char *fmt, ...)
+/* Whether <cfg> has the section of <key> ([admin] is optional). */
+static bool
+cfg_has_section(const struct config *cfg, const struct cfg_key *key)
 {
-    /* two paths of up to a line each, and some words */
-    char line[2 * CFG_MAX_LINE + 128];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    d->log(d->arg, line);
-    d->n++;
+    return key->section != CFG_SEC_ADMIN || cfg->admin;
 }
 
-/* "KEY OLD -> NEW" for each kind of value; <pfx> is "" or "[app] ". */
+/*
+ * "KEY OLD -> NEW": numbers in the unit the code uses (ms, bytes), the rest
+ * as the file writes it; "none" for a value not set.
+ */
 static void
-cfg_dms(struct cfg_diff_out *d, const char *pfx, const char *key, int64_t a, int64_t b)
+cfg_diff_value(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
+               const struct config *old, const void *old_base, const struct config *new,
+               const void *new_base)
 {
-    if (a != b)
-        cfg_dline(d, "%s%s %lld ms -> %lld ms", pfx, key, (long long)a, (long long)b);
-}
+    char a[CFG_MAX_LINE], b[CFG_MAX_LINE];
+    uint64_t ua, ub;
 
-static void
-cfg_duint(struct cfg_diff_out *d, const char *pfx, const char *key, uint64_t a, uint64_t b)
-{
-    if (a != b)
-        cfg_dline(d, "%s%s %llu -> %llu", pfx, key, (unsigned long long)a, (unsigned long long)b);
-}
+    switch (key->type) {
+    case CFG_T_UNSIGNED:
+    case CFG_T_SIZE:
+        ua = cfg_load_uint(key, old_base);
+        ub = cfg_load_uint(key, new_base);
+        if (ua != ub)
+            cfg_line(o, "%s%s %llu%s -> %llu%s", pfx, key->name, (unsigned long long)ua,
+                     key->type == CFG_T_SIZE ? " bytes" : "", (unsigned long long)ub,
+                     key->type == CFG_T_SIZE ? " bytes" : "");
+        return;
+    case CFG_T_DURATION: {
+        int64_t ma = *(const int64_t *)cfg_cfield(key, old_base);
+        int64_t mb = *(const int64_t *)cfg_cfield(key, new_base);
 
-static void
-cfg_dbytes(struct cfg_diff_out *d, const char *key, uint64_t a, uint64_t b)
-{
-    if (a != b)
-        cfg_dline(d, "%s %llu bytes -> %llu bytes", key, (unsigned long long)a,
-                  (unsigned long long)b);
-}
-
-/* Strings that may be NULL ("none": the key is not set). */
-static void
-cfg_dstr(struct cfg_diff_out *d, const char *pfx, const char *key, const char *a, const char *b)
-{
-    if ((a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0))
-        cfg_dline(d, "%s%s %s -> %s", pfx, key, a != NULL ? a : "none", b != NULL ? b : "none");
-}
-
-static void
-cfg_dbool(struct cfg_diff_out *d, const char *pfx, const char *key, bool a, bool b,
-          const char *yes, const char *no)
-{
-    if (a != b)
-        cfg_dline(d, "%s%s %s -> %s", pfx, key, a ? yes : no, b ? yes : no);
-}
-
-static const char *
-cfg_balance_name(enum cfg_balance b)
-{
-    switch (b) {
-    case CFG_BAL_ROUND_ROBIN:
-        return "round_robin";
-    case CFG_BAL_LEAST_CONN:
-        return "least_conn";
-    case CFG_BAL_RANDOM:
-        return "random";
-    case CFG_BAL_HASH:
-        return "hash";
+        if (ma != mb)
+            cfg_line(o, "%s%s %lld ms -> %lld ms", pfx, key->name, (long long)ma, (long long)mb);
+        return;
     }
-    return "?";
-}
-
-static const char *
-cfg_level_name(enum cfg_log_level l)
-{
-    switch (l) {
-    case CFG_LOG_ERROR:
-        return "error";
-    case CFG_LOG_WARN:
-        return "warn";
-    case CFG_LOG_INFO:
-        return "info";
-    case CFG_LOG_DEBUG:
-        return "debug";
+    default:
+        break;
     }
-    return "?";
+    if (!cfg_has_section(old, key) || !cfg_format(key, old, old_base, a, sizeof(a)))
+        snprintf(a, sizeof(a), "none");
+    if (!cfg_has_section(new, key) || !cfg_format(key, new, new_base, b, sizeof(b)))
+        snprintf(b, sizeof(b), "none");
+    if (strcmp(a, b) != 0)
+        cfg_line(o, "%s%s %s -> %s", pfx, key->name, a, b);
 }
 
-/* hash_key as written in the file: "client_ip" or "header:NAME". */
+/*
+ * The pool: "workers 4 -> 8", "workers auto -> 8", "workers 8 -> auto"; the
+ * adaptive pool's bounds (the CFG_POOL_KEY rows) only when both are auto (a
+ * fixed pool has none).
+ */
 static void
-cfg_hash_key_text(const struct cfg_group *g, char *out, size_t outlen)
+diff_workers(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
+             const struct config *old, const void *old_base, const struct config *new,
+             const void *new_base)
 {
-    if (g->hash_key == CFG_HASH_HEADER)
-        snprintf(out, outlen, "header:%s", g->hash_header);
-    else
-        snprintf(out, outlen, "client_ip");
+    if (!old->workers_auto || !new->workers_auto) {
+        cfg_diff_value(o, key, pfx, old, old_base, new, new_base);
+        return;
+    }
+    for (size_t i = 0; i < NELEM(cfg_keys); i++)
+        if (cfg_keys[i].flags & CFG_POOL_KEY)
+            cfg_diff_value(o, &cfg_keys[i], pfx, old, old_base, new, new_base);
 }
 
-static const struct cfg_server *
-cfg_find_server(const struct cfg_group *g, const char *text)
+/* Each row of <section>, in table order. */
+static void
+cfg_diff_section(struct cfg_out *o, enum cfg_section section, const char *pfx,
+                 const struct config *old, const void *old_base, const struct config *new,
+                 const void *new_base)
 {
-    for (size_t i = 0; i < g->nservers; i++)
-        if (strcmp(g->servers[i].addr.text, text) == 0)
-            return &g->servers[i];
-    return NULL;
+    for (size_t i = 0; i < NELEM(cfg_keys); i++) {
+        const struct cfg_key *key = &cfg_keys[i];
+
+        if (key->section != section || (key->flags & CFG_POOL_KEY))
+            continue;
+        (key->diff != NULL ? key->diff : cfg_diff_value)(o, key, pfx, old, old_base, new,
+                                                         new_base);
+    }
 }
 
 static const struct cfg_group *
@@ -1807,156 +2035,79 @@ cfg_find_group(const struct config *cfg, const char *name)
     return NULL;
 }
 
-static bool
-cfg_has_listener(const struct config *cfg, const char *text)
-{
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        if (strcmp(cfg->listeners[i].addr.text, text) == 0)
-            return true;
-    return false;
-}
-
-/* workers as written in the file: "auto" or N. */
-static void
-cfg_workers_text(const struct config *cfg, char *out, size_t outlen)
-{
-    if (cfg->workers_auto)
-        snprintf(out, outlen, "auto");
-    else
-        snprintf(out, outlen, "%u", cfg->workers);
-}
-
 /*
- * The pool: "workers 4 -> 8", "workers auto -> 8", "workers 8 -> auto"; the
- * adaptive pool's bounds only when both are auto (a fixed pool has none).
- */
-static void
-cfg_diff_workers(struct cfg_diff_out *d, const struct config *a, const struct config *b)
-{
-    char wa[16], wb[16];
-
-    if (a->workers_auto && b->workers_auto) {
-        cfg_duint(d, "", "min_workers", a->min_workers, b->min_workers);
-        cfg_duint(d, "", "max_workers", a->max_workers, b->max_workers);
-        cfg_duint(d, "", "min_spare", a->min_spare, b->min_spare);
-        cfg_duint(d, "", "max_spare", a->max_spare, b->max_spare);
-        return;
-    }
-    if (a->workers_auto == b->workers_auto && a->workers == b->workers)
-        return;
-    cfg_workers_text(a, wa, sizeof(wa));
-    cfg_workers_text(b, wb, sizeof(wb));
-    cfg_dline(d, "workers %s -> %s", wa, wb);
-}
-
-/* One group present in both configs: servers (matched by address), then keys. */
-static void
-cfg_diff_group(struct cfg_diff_out *d, const struct cfg_group *a, const struct cfg_group *b)
-{
-    char pfx[CFG_NAME_MAX + 4], ka[CFG_NAME_MAX + 8], kb[CFG_NAME_MAX + 8];
-
-    snprintf(pfx, sizeof(pfx), "[%s] ", a->name);
-    for (size_t i = 0; i < a->nservers; i++)
-        if (cfg_find_server(b, a->servers[i].addr.text) == NULL)
-            cfg_dline(d, "%sserver removed %s", pfx, a->servers[i].addr.text);
-    for (size_t i = 0; i < b->nservers; i++)
-        if (cfg_find_server(a, b->servers[i].addr.text) == NULL)
-            cfg_dline(d, "%sserver added %s", pfx, b->servers[i].addr.text);
-    for (size_t i = 0; i < b->nservers; i++) {
-        const struct cfg_server *ns = &b->servers[i];
-        const struct cfg_server *os = cfg_find_server(a, ns->addr.text);
-
-        if (os == NULL)
-            continue;
-        if (os->weight != ns->weight)
-            cfg_dline(d, "%s%s weight %u -> %u", pfx, ns->addr.text, os->weight, ns->weight);
-        if (os->backup != ns->backup)
-            cfg_dline(d, "%s%s now %s", pfx, ns->addr.text, ns->backup ? "backup" : "primary");
-    }
-    cfg_dms(d, pfx, "connect_timeout", a->connect_timeout_ms, b->connect_timeout_ms);
-    cfg_dms(d, pfx, "read_timeout", a->read_timeout_ms, b->read_timeout_ms);
-    cfg_duint(d, pfx, "keepalive", a->keepalive, b->keepalive);
-    cfg_dbool(d, pfx, "preserve_host", a->preserve_host, b->preserve_host, "yes", "no");
-    if (a->balance != b->balance)
-        cfg_dline(d, "%sbalance %s -> %s", pfx, cfg_balance_name(a->balance),
-                  cfg_balance_name(b->balance));
-    cfg_hash_key_text(a, ka, sizeof(ka));
-    cfg_hash_key_text(b, kb, sizeof(kb));
-    cfg_dstr(d, pfx, "hash_key", ka, kb);
-    cfg_duint(d, pfx, "retries", a->retries, b->retries);
-    cfg_dbool(d, pfx, "health_check", a->health_check, b->health_check, "on", "off");
-    cfg_dstr(d, pfx, "health_path", a->health_path, b->health_path);
-    cfg_dms(d, pfx, "health_interval", a->health_interval_ms, b->health_interval_ms);
-    cfg_dms(d, pfx, "health_timeout", a->health_timeout_ms, b->health_timeout_ms);
-    cfg_duint(d, pfx, "rise", a->rise, b->rise);
-    cfg_duint(d, pfx, "fall", a->fall, b->fall);
-    if (a->health_status_min != b->health_status_min ||
-        a->health_status_max != b->health_status_max)
-        cfg_dline(d, "%shealth_status %u-%u -> %u-%u", pfx, a->health_status_min,
-                  a->health_status_max, b->health_status_min, b->health_status_max);
-    cfg_duint(d, pfx, "max_fails", a->max_fails, b->max_fails);
-    cfg_dms(d, pfx, "fail_window", a->fail_window_ms, b->fail_window_ms);
-    cfg_dms(d, pfx, "cooldown", a->cooldown_ms, b->cooldown_ms);
-    cfg_dbool(d, pfx, "fail_on_5xx", a->fail_on_5xx, b->fail_on_5xx, "yes", "no");
-}
-
-/*
- * Order: listeners, [proxy] keys in the order of the file format, [admin],
- * groups removed then added, then each group kept (in <new>'s order).
- * Line numbers and the file name are not compared: they are not behaviour.
+ * Order: [proxy] keys (listeners first), [admin], groups removed then
+ * added, then each group kept (in <new>'s order). Line numbers and the file
+ * name are not compared: they are not behaviour.
  */
 int
 cfg_diff(const struct config *old, const struct config *new,
          void (*log)(void *arg, const char *line), void *arg)
 {
-    struct cfg_diff_out d = {log, arg, 0};
-    const char *oa, *na;
+    struct cfg_out o = {log, arg, 0};
+    char pfx[CFG_NAME_MAX + 4];
 
-    for (size_t i = 0; i < old->nlisteners; i++)
-        if (!cfg_has_listener(new, old->listeners[i].addr.text))
-            cfg_dline(&d, "listener removed %s", old->listeners[i].addr.text);
-    for (size_t i = 0; i < new->nlisteners; i++)
-        if (!cfg_has_listener(old, new->listeners[i].addr.text))
-            cfg_dline(&d, "listener added %s", new->listeners[i].addr.text);
-    cfg_diff_workers(&d, old, new);
-    cfg_dstr(&d, "", "upstream", old->groups[old->group].name, new->groups[new->group].name);
-    cfg_dstr(&d, "", "error_log", old->error_log, new->error_log);
-    cfg_dstr(&d, "", "access_log", old->access_log, new->access_log);
-    if (old->log_level != new->log_level)
-        cfg_dline(&d, "log_level %s -> %s", cfg_level_name(old->log_level),
-                  cfg_level_name(new->log_level));
-    cfg_dms(&d, "", "keepalive_timeout", old->keepalive_timeout_ms, new->keepalive_timeout_ms);
-    cfg_duint(&d, "", "keepalive_requests", old->keepalive_requests, new->keepalive_requests);
-    cfg_dms(&d, "", "client_header_timeout", old->client_header_timeout_ms,
-            new->client_header_timeout_ms);
-    cfg_dms(&d, "", "client_body_timeout", old->client_body_timeout_ms,
-            new->client_body_timeout_ms);
-    cfg_dms(&d, "", "send_timeout", old->send_timeout_ms, new->send_timeout_ms);
-    cfg_duint(&d, "", "client_header_min_rate", old->client_header_min_rate,
-              new->client_header_min_rate);
-    cfg_duint(&d, "", "client_body_min_rate", old->client_body_min_rate,
-              new->client_body_min_rate);
-    cfg_duint(&d, "", "max_conns_per_ip", old->max_conns_per_ip, new->max_conns_per_ip);
-    cfg_dbytes(&d, "client_max_body_size", old->client_max_body_size, new->client_max_body_size);
-    cfg_dbytes(&d, "max_header_size", old->max_header_size, new->max_header_size);
-    cfg_dstr(&d, "", "pid_file", old->pid_file, new->pid_file);
-    cfg_dstr(&d, "", "user", old->user, new->user);
-    cfg_dms(&d, "", "shutdown_timeout", old->shutdown_timeout_ms, new->shutdown_timeout_ms);
-    oa = old->admin ? old->admin_addr.text : NULL;
-    na = new->admin ? new->admin_addr.text : NULL;
-    cfg_dstr(&d, "", "admin listen", oa, na);
-
+    cfg_diff_section(&o, CFG_SEC_PROXY, "", old, old, new, new);
+    cfg_diff_section(&o, CFG_SEC_ADMIN, "admin ", old, old, new, new);
     for (size_t i = 0; i < old->ngroups; i++)
         if (cfg_find_group(new, old->groups[i].name) == NULL)
-            cfg_dline(&d, "upstream group removed %s", old->groups[i].name);
+            cfg_line(&o, "upstream group removed %s", old->groups[i].name);
     for (size_t i = 0; i < new->ngroups; i++)
         if (cfg_find_group(old, new->groups[i].name) == NULL)
-            cfg_dline(&d, "upstream group added %s", new->groups[i].name);
+            cfg_line(&o, "upstream group added %s", new->groups[i].name);
     for (size_t i = 0; i < new->ngroups; i++) {
         const struct cfg_group *og = cfg_find_group(old, new->groups[i].name);
 
-        if (og != NULL)
-            cfg_diff_group(&d, og, &new->groups[i]);
+        if (og == NULL)
+            continue;
+        snprintf(pfx, sizeof(pfx), "[%s] ", og->name);
+        cfg_diff_section(&o, CFG_SEC_UPSTREAM, pfx, old, og, new, &new->groups[i]);
     }
-    return d.n;
+    return o.lines;
+}
+
+/* Each row of <section> as "key = value"; what has no value is a comment. */
+static void
+cfg_dump_section(struct cfg_out *o, enum cfg_section section, const struct config *cfg,
+                 const void *base)
+{
+    char text[CFG_MAX_LINE];
+
+    for (size_t i = 0; i < NELEM(cfg_keys); i++) {
+        const struct cfg_key *key = &cfg_keys[i];
+
+        if (key->section != section)
+            continue;
+        if (key->dump != NULL)
+            key->dump(o, key, base);
+        else if ((key->flags & CFG_POOL_KEY) && !cfg->workers_auto)
+            cfg_line(o, "; %s: only with workers = auto", key->name);
+        else if (!cfg_format(key, cfg, base, text, sizeof(text)))
+            cfg_line(o, "; %s: not set", key->name);
+        else
+            cfg_line(o, "%s = %s", key->name, text);
+    }
+}
+
+int
+cfg_dump(const struct config *cfg, void (*emit)(void *arg, const char *line), void *arg)
+{
+    struct cfg_out o = {emit, arg, 0};
+
+    cfg_line(&o, "; the effective configuration of %s: every key, defaults filled in", cfg->path);
+    cfg_line(&o, "[proxy]");
+    cfg_dump_section(&o, CFG_SEC_PROXY, cfg, cfg);
+    cfg_line(&o, "%s", "");
+    if (cfg->admin) {
+        cfg_line(&o, "[admin]");
+        cfg_dump_section(&o, CFG_SEC_ADMIN, cfg, cfg);
+    } else {
+        cfg_line(&o, "; [admin]: none");
+    }
+    for (size_t i = 0; i < cfg->ngroups; i++) {
+        cfg_line(&o, "%s", "");
+        cfg_line(&o, "[upstream %s]", cfg->groups[i].name);
+        cfg_dump_section(&o, CFG_SEC_UPSTREAM, cfg, &cfg->groups[i]);
+    }
+    return o.lines;
 }

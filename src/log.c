@@ -21,8 +21,6 @@ static char *access_path;  /* NULL: stderr or off */
 static enum cfg_log_level min_level = CFG_LOG_INFO;
 static const char *role = "master";
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
-
 static int
 open_log_file(const char *path)
 {
@@ -134,7 +132,7 @@ vlog(enum cfg_log_level level, int errnum, const char *fmt, va_list ap)
     gmtime_r(&ts.tv_sec, &tm);
     n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
     r = snprintf(line + n, sizeof(line) - n, ".%03ldZ [%s] %s[%d]: ", ts.tv_nsec / 1000000,
-                 level_names[level], role, (int)getpid());
+                 cfg_log_level_name(level), role, (int)getpid());
     if (r > 0)
         n += (size_t)r;
     r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);

@@ -2,6 +2,9 @@
  * main: the command line.
  *   miniproxyd [-c FILE]          run (master + workers)
  *   miniproxyd -t -c FILE         validate the configuration and exit
+ *   miniproxyd -T -c FILE         validate it and print the effective
+ *                                 configuration (every key, defaults filled
+ *                                 in), as nginx -T
  *   miniproxyd -s SIGNAL -c FILE  signal the running master, as nginx -s:
  *                                 reload (HUP), stop (TERM), quit (QUIT),
  *                                 reopen (USR1); the master is found through
@@ -24,11 +27,13 @@
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: miniproxyd [-t] [-c FILE]\n"
+    fprintf(f, "usage: miniproxyd [-t | -T] [-c FILE]\n"
                "       miniproxyd -s reload|stop|quit|reopen [-c FILE]\n"
                "       miniproxyd -v | -h\n"
                "  -c FILE    configuration file (default " DEFAULT_CONFIG ")\n"
                "  -t         check the configuration and exit\n"
+               "  -T         check it, print the effective configuration (every key,\n"
+               "             defaults filled in) and exit\n"
                "  -s SIGNAL  send SIGNAL to the master named by FILE's pid_file and exit:\n"
                "             reload (SIGHUP), stop (SIGTERM, fast), quit (SIGQUIT, graceful),\n"
                "             reopen (SIGUSR1, reopen the log files)\n"
@@ -46,6 +51,13 @@ static const struct {
     {"quit", SIGQUIT},
     {"reopen", SIGUSR1},
 };
+
+/* -T: one line of the dump on stdout. */
+static void
+print_line(void *arg, const char *line)
+{
+    fprintf(arg, "%s\n", line);
+}
 
 /*
  * -s: sends <sig> to the master whose pid is in <cfg>'s pid_file (<path>
@@ -88,16 +100,19 @@ int
 main(int argc, char **argv)
 {
     const char *path = DEFAULT_CONFIG;
-    int test = 0, sig = 0, opt;
+    int test = 0, dump = 0, sig = 0, opt;
     char err[1024];
 
-    while ((opt = getopt(argc, argv, "c:ts:vh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:tTs:vh")) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
             break;
         case 't':
             test = 1;
+            break;
+        case 'T':
+            test = dump = 1;
             break;
         case 's':
             sig = 0;
@@ -134,8 +149,18 @@ main(int argc, char **argv)
             fprintf(stderr, "miniproxyd: configuration file %s test failed\n", path);
         return 1;
     }
+    if (dump) {
+        cfg_dump(cfg, print_line, stdout);
+        if (fflush(stdout) == EOF || ferror(stdout)) {
+            fprintf(stderr, "miniproxyd: writing the configuration: %s\n", strerror(errno));
+            cfg_free(cfg);
+            return 1;
+        }
+    }
     if (test) {
-        printf("miniproxyd: configuration file %s test is successful\n", path);
+        /* on stderr with -T, so that stdout is the configuration alone */
+        fprintf(dump ? stderr : stdout, "miniproxyd: configuration file %s test is successful\n",
+                path);
         cfg_free(cfg);
         return 0;
     }

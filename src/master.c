@@ -126,13 +126,13 @@ current(struct master *m)
 static bool
 is_checker(const struct generation *gen, unsigned i)
 {
-    return i == gen->cfg->workers;
+    return i == gen->cfg->worker_slots;
 }
 
 static bool
 is_admin(const struct generation *gen, unsigned i)
 {
-    return i == gen->cfg->workers + 1;
+    return i == gen->cfg->worker_slots + 1;
 }
 
 /* "worker 3", "health checker", "admin worker", for messages. */
@@ -176,7 +176,7 @@ spawn_child(struct generation *gen, unsigned i)
     ch->wanted = true;
     ch->started = buf_now_ms();
     ch->respawn_at = 0;
-    if (i < gen->cfg->workers) {
+    if (i < gen->cfg->worker_slots) {
         atomic_fetch_add(&gen->shm->spawned, 1);
         atomic_store(&gen->shm->workers[i].draining, 0);
         atomic_store(&gen->shm->workers[i].ip_bucket, -1);
@@ -300,7 +300,7 @@ reap(struct master *m, bool stopping)
                 if (gen->children[i].pid != pid)
                     continue;
                 gen->children[i].pid = 0;
-                if (i < gen->cfg->workers)
+                if (i < gen->cfg->worker_slots)
                     forget_worker(gen, i, pid);
                 if (gen->retiring || stopping || !gen->children[i].wanted) {
                     /* Expected: an old generation drains away. */
@@ -511,7 +511,7 @@ gen_new(struct master *m, struct config *cfg)
     }
     gen->shm->started = m->started_unix;
     gen->shm->nudge_fd = m->nudge_fd;
-    gen->nchildren = cfg->workers + 1 + (cfg->admin ? 1 : 0);
+    gen->nchildren = cfg->worker_slots + 1 + (cfg->admin ? 1 : 0);
     gen->children = calloc(gen->nchildren, sizeof(*gen->children));
     if (gen->children == NULL) {
         log_error("out of memory");
@@ -585,9 +585,9 @@ static int
 gen_start(struct master *m, struct generation *gen)
 {
     struct config *cfg = gen->cfg;
-    gen->children[cfg->workers].wanted = true;
-    if (spawn_child(gen, cfg->workers) == -1)
-        gen->children[cfg->workers].respawn_at = buf_now_ms() + 1000;
+    gen->children[cfg->worker_slots].wanted = true;
+    if (spawn_child(gen, cfg->worker_slots) == -1)
+        gen->children[cfg->worker_slots].respawn_at = buf_now_ms() + 1000;
     if (wait_health_ready(m, gen) == -1)
         return -1;
     gen_listener_mode(gen);
@@ -595,7 +595,7 @@ gen_start(struct master *m, struct generation *gen)
     /* A fixed pool is full from the start; an adaptive one says so at its ticks. */
     atomic_store(&gen->shm->pool_full, cfg->min_workers >= cfg->max_workers);
     for (unsigned i = 0; i < gen->nchildren; i++) {
-        if (is_checker(gen, i) || (i < cfg->workers && i >= cfg->min_workers))
+        if (is_checker(gen, i) || (i < cfg->worker_slots && i >= cfg->min_workers))
             continue; /* slots above min_workers are the adaptive pool's */
         gen->children[i].wanted = true;
         if (spawn_child(gen, i) == -1)
@@ -624,7 +624,7 @@ wait_retired(struct master *m, struct generation *gen)
     int64_t deadline = buf_now_ms() + 1000;
     for (;;) {
         unsigned pending = 0;
-        for (unsigned i = 0; i < gen->cfg->workers; i++)
+        for (unsigned i = 0; i < gen->cfg->worker_slots; i++)
             if (gen->children[i].pid != 0 && !atomic_load(&gen->shm->workers[i].draining))
                 pending++;
         if (pending == 0 || buf_now_ms() >= deadline)
@@ -735,7 +735,7 @@ reload(struct master *m)
     gen_retire(old);
     wait_retired(m, old);
     log_info("reloaded: generation %u serving (%u workers), generation %u finishing", gen->id,
-             gen->cfg->workers, old->id);
+             gen->cfg->worker_slots, old->id);
 }
 
 /* ---- the adaptive pool -------------------------------------------------------------------- */
@@ -783,7 +783,7 @@ pool_tick(struct generation *gen)
 
     atomic_store(&gen->shm->pool_nudged, 0); /* the next shortage may nudge again */
 
-    for (unsigned i = 0; i < cfg->workers; i++) {
+    for (unsigned i = 0; i < cfg->worker_slots; i++) {
         if (!gen->children[i].wanted)
             continue;
         live++;
@@ -803,7 +803,7 @@ pool_tick(struct generation *gen)
         if (n > cfg->max_workers - live)
             n = cfg->max_workers - live;
         unsigned asked = n;
-        for (unsigned i = 0; i < cfg->workers && n > 0; i++) {
+        for (unsigned i = 0; i < cfg->worker_slots && n > 0; i++) {
             if (gen->children[i].wanted)
                 continue;
             gen->children[i].crashes = 0;
@@ -929,7 +929,7 @@ master_run(struct config *cfg, const char *path)
     }
     if (gen_start(&m, gen) == -1)
         goto stop;
-    log_info("miniproxyd %s started: %u workers, upstream %s", MP_VERSION, cfg->workers,
+    log_info("miniproxyd %s started: %u workers, upstream %s", MP_VERSION, cfg->worker_slots,
              cfg->groups[cfg->group].name);
 
     int64_t last_tick = buf_now_ms(), next_tick = last_tick + POOL_TICK_MS;

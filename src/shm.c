@@ -43,7 +43,7 @@ shm_create(const struct config *cfg, uint32_t generation)
     shm->magic = SHM_MAGIC;
     shm->fd = fd;
     shm->generation = generation;
-    shm->nworkers = cfg->workers;
+    shm->nworkers = cfg->worker_slots;
     shm->ngroups = (uint32_t)cfg->ngroups;
     uint32_t first = 0;
     for (size_t g = 0; g < cfg->ngroups; g++) {

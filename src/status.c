@@ -217,7 +217,6 @@ struct hdr_view {
 static const char *const health_names[] = {"unknown", "up", "down"};
 static const char *const breaker_names[] = {"closed", "open", "half_open"};
 static const char *const worker_names[] = {"free", "idle", "reading", "proxying", "keep-alive"};
-static const char *const balance_names[] = {"round_robin", "least_conn", "random", "hash"};
 static const char *const class_names[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
 static const char *
@@ -545,7 +544,7 @@ render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
         buf_out_str(o, "<section><h2>");
         out_esc(o, grp->name, ESC_HTML);
         buf_out_str(o, " <span class=\"sub\">");
-        buf_out_str(o, name_of(balance_names, NELEM(balance_names), (int)grp->balance));
+        buf_out_str(o, cfg_balance_name(grp->balance));
         if (g == cfg->group)
             buf_out_str(o, " &middot; serves requests");
         out_fmt(o, "</span><span class=\"sub right\"><b>%zu</b> of %zu up</span></h2>\n", up, n);
@@ -660,8 +659,7 @@ render_json(struct buf_out *o, const struct config *cfg, const struct shm *shm)
         buf_out_str(o, g ? ",{\"name\":" : "{\"name\":");
         json_str(o, grp->name);
         out_fmt(o, ",\"balance\":\"%s\",\"health_check\":%s,\"servers\":[",
-                name_of(balance_names, NELEM(balance_names), (int)grp->balance),
-                grp->health_check ? "true" : "false");
+                cfg_balance_name(grp->balance), grp->health_check ? "true" : "false");
         for (size_t s = 0; s < n; s++) {
             read_server(cfg, shm, &h, g, s, &v);
             buf_out_str(o, s ? ",{\"address\":" : "{\"address\":");
@@ -1002,7 +1000,7 @@ size_t
 status_size_hint(const struct config *cfg)
 {
     /* the table holds at most CFG_MAX_WORKERS slots whatever cfg says */
-    size_t workers = cfg->workers < CFG_MAX_WORKERS ? cfg->workers : CFG_MAX_WORKERS;
+    size_t workers = cfg->worker_slots < CFG_MAX_WORKERS ? cfg->worker_slots : CFG_MAX_WORKERS;
     size_t size = HINT_FIXED + workers * HINT_WORKER;
 
     for (size_t g = 0; g < cfg->ngroups; g++) {

@@ -110,7 +110,7 @@ START_TEST(test_reference)
     ck_assert_uint_eq(c->listeners[0].addr.len, sizeof(struct sockaddr_in));
     ck_assert_uint_eq(port_of(&c->listeners[0].addr), 8080);
     ck_assert_int_eq(c->listeners[0].line, 2);
-    ck_assert_uint_eq(c->workers, 8);
+    ck_assert_uint_eq(c->worker_slots, 8);
     ck_assert(!c->workers_auto);
     ck_assert_uint_eq(c->min_workers, 8);
     ck_assert_uint_eq(c->max_workers, 8);
@@ -187,7 +187,7 @@ START_TEST(test_defaults)
     ck_assert_msg(c != NULL, "%s", err);
     /* workers = auto: as many slots as max_workers */
     ck_assert(c->workers_auto);
-    ck_assert_uint_eq(c->workers, want.max_workers);
+    ck_assert_uint_eq(c->worker_slots, want.max_workers);
     ck_assert_uint_eq(c->max_workers, want.max_workers);
     ck_assert_uint_ge(c->max_workers, 128);
     ck_assert_uint_eq(c->min_workers, want.min_workers);
@@ -336,7 +336,7 @@ START_TEST(test_pool)
     ck_assert_msg(c->min_spare == mins, "case %d: min_spare %u, want %u", _i, c->min_spare, mins);
     ck_assert_msg(c->max_spare == maxs, "case %d: max_spare %u, want %u", _i, c->max_spare, maxs);
     /* the slots: N, or max_workers */
-    ck_assert_uint_eq(c->workers, maxw);
+    ck_assert_uint_eq(c->worker_slots, maxw);
     cfg_free(c);
 }
 END_TEST
@@ -348,7 +348,7 @@ START_TEST(test_pool_reference)
 
     ck_assert_msg(c != NULL, "%s", err);
     ck_assert(c->workers_auto);
-    ck_assert_uint_eq(c->workers, 256);
+    ck_assert_uint_eq(c->worker_slots, 256);
     ck_assert_uint_eq(c->min_workers, 4);
     ck_assert_uint_eq(c->max_workers, 256);
     ck_assert_uint_eq(c->min_spare, 2);
@@ -650,7 +650,7 @@ START_TEST(test_variants)
     ck_assert_uint_eq(c->client_max_body_size, 0);
     ck_assert_uint_eq(c->max_header_size, 1024 * 1024);
     ck_assert_uint_eq(c->keepalive_requests, 1);
-    ck_assert_uint_eq(c->workers, 1024);
+    ck_assert_uint_eq(c->worker_slots, 1024);
     g = &c->groups[c->group];
     ck_assert_str_eq(g->name, "my.app-1_x");
     ck_assert_int_eq(g->line, 19);
@@ -1523,6 +1523,232 @@ START_TEST(test_diff_all_keys)
 }
 END_TEST
 
+/* ---- comments after values ------------------------------------------ */
+
+static const struct {
+    const char *text;
+    const char *access_log; /* what access_log must be */
+    const char *hash_header;
+} inline_cases[] = {
+    /* " #" after a value, as nginx and shell users write it */
+    {P "access_log = /var/log/mp.log   # main log\n" U, "/var/log/mp.log", ""},
+    {P "access_log = /var/log/mp.log\t# after a tab\n" U, "/var/log/mp.log", ""},
+    {P "access_log = /var/log/mp.log #\n" U, "/var/log/mp.log", ""},
+    /* " ;" as before */
+    {P "access_log = /var/log/mp.log ; main log\n" U, "/var/log/mp.log", ""},
+    {P "access_log = /var/log/mp.log ; a # in the comment\n" U, "/var/log/mp.log", ""},
+    /* inside a word, '#' and ';' are part of the value */
+    {P "access_log = /var/log/a#b.log\n" U, "/var/log/a#b.log", ""},
+    {P "access_log = /var/log/a;b.log\n" U, "/var/log/a;b.log", ""},
+    {P "access_log = off\n" U "hash_key = header:X#1 # a header name may hold '#'\n", "off",
+     "X#1"},
+    {P U "[admin] # the status endpoint\nlisten = 127.0.0.1:9090 # loopback\n", "stderr", ""},
+};
+
+START_TEST(test_inline_comments)
+{
+    struct config *c = load(inline_cases[_i].text);
+
+    ck_assert_msg(c != NULL, "case %d: %s", _i, err);
+    ck_assert_str_eq(c->access_log, inline_cases[_i].access_log);
+    ck_assert_str_eq(c->groups[0].hash_header, inline_cases[_i].hash_header);
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(test_inline_comment_errors)
+{
+    ck_assert_ptr_null(load(P "workers # = 4\n" U));
+    ck_assert_str_eq(err, "t.ini:4: syntax error: expected key = value");
+    ck_assert_ptr_null(load(P "workers = 4 #\n"
+                              "workers = 5 # twice\n" U));
+    ck_assert_str_eq(err, "t.ini:5: [proxy] workers: given twice, first at line 4");
+    ck_assert_ptr_null(load(P "workers = # nothing\n" U));
+    ck_assert_str_eq(err, "t.ini:4: [proxy] workers: empty value"); /* as with " ;" */
+}
+END_TEST
+
+/* ---- the key table: defaults and the dump (-T) ------------------------ */
+
+struct dump_text {
+    char text[16384];
+    size_t len;
+};
+
+static void
+collect_dump(void *arg, const char *line)
+{
+    struct dump_text *dt = arg;
+    int n = snprintf(dt->text + dt->len, sizeof(dt->text) - dt->len, "%s\n", line);
+
+    ck_assert_int_ge(n, 0);
+    ck_assert_uint_lt(dt->len + (size_t)n, sizeof(dt->text));
+    ck_assert_ptr_null(strchr(line, '\n'));
+    dt->len += (size_t)n;
+}
+
+static void
+dump(const struct config *c, struct dump_text *dt)
+{
+    dt->len = 0;
+    dt->text[0] = '\0';
+    ck_assert_int_gt(cfg_dump(c, collect_dump, dt), 0);
+}
+
+static void
+no_line(void *arg, const char *line)
+{
+    ck_abort_msg("%s: unexpected difference: %s", (const char *)arg, line);
+}
+
+/*
+ * Every row's documented default is a value its own setter takes, and
+ * writing it changes nothing: the default in the documentation is the one
+ * the code applies.
+ */
+START_TEST(test_row_defaults)
+{
+    static struct dump_text plain, with;
+    struct config *base = load(P U), *c;
+    struct cfg_key_doc k;
+    char text[512];
+    size_t i, tried = 0;
+
+    ck_assert_msg(base != NULL, "%s", err);
+    dump(base, &plain);
+    for (i = 0; cfg_key_doc(i, &k) == 0; i++) {
+        ck_assert_ptr_nonnull(k.default_doc);
+        if (k.default_value == NULL)
+            continue; /* required, none, or computed from the CPUs */
+        ck_assert_str_eq(k.default_doc, k.default_value);
+        if (strcmp(k.section, "proxy") == 0)
+            snprintf(text, sizeof(text), P "%s = %s\n" U, k.name, k.default_value);
+        else
+            snprintf(text, sizeof(text), P U "%s = %s\n", k.name, k.default_value);
+        c = load(text);
+        ck_assert_msg(c != NULL, "[%s] %s = %s: %s", k.section, k.name, k.default_value, err);
+        ck_assert_int_eq(cfg_diff(base, c, no_line, (void *)k.name), 0);
+        dump(c, &with);
+        ck_assert_str_eq(plain.text, with.text);
+        cfg_free(c);
+        tried++;
+    }
+    ck_assert_uint_gt(i, 40);
+    ck_assert_uint_gt(tried, 30);
+    cfg_free(base);
+}
+END_TEST
+
+static const char *const dump_cases[] = {
+    ref_ini,
+    ref_pool_ini,
+    /* the adaptive pool with its bounds given, [admin], every value away from its default */
+    "[proxy]\nlisten = 127.0.0.1:8080\nlisten = [::1]:0\nlisten = localhost:8081\n"
+    "workers = auto\nmin_workers = 3\nmax_workers = 40\nmin_spare = 1\nmax_spare = 5\n"
+    "upstream = b\nerror_log = /tmp/e.log\naccess_log = off\nlog_level = debug\n"
+    "keepalive_timeout = 0\nkeepalive_requests = 7\nclient_header_timeout = 1500ms\n"
+    "client_body_timeout = 2m\nsend_timeout = 86400\nclient_header_min_rate = 0\n"
+    "client_body_min_rate = 1000000000\nmax_conns_per_ip = 9\nclient_max_body_size = 0\n"
+    "max_header_size = 1025\npid_file = /run/x.pid\nuser = nobody\nshutdown_timeout = 1ms\n"
+    "[admin]\nlisten = [::1]:9090\n"
+    "[upstream a]\nserver = 127.0.0.1:1 weight=100\nserver = 127.0.0.1:2 backup\n"
+    "[upstream b]\nserver = [::1]:3 weight=2 backup\nserver = localhost:4\n"
+    "connect_timeout = 1\nread_timeout = 999ms\nkeepalive = 0\npreserve_host = TRUE\n"
+    "balance = hash\nhash_key = header:X-User#1\nretries = 10\nhealth_check = no\n"
+    "health_path = /a/b?c=d;e\nhealth_interval = 3m\nhealth_timeout = 10ms\nrise = 100\n"
+    "fall = 1\nhealth_status = 204\nmax_fails = 0\nfail_window = 61s\ncooldown = 90\n"
+    "fail_on_5xx = on\n",
+    /* workers = auto with nothing else: the computed pool */
+    P U,
+    "[proxy]\nlisten = 0.0.0.0:80\nworkers = 1\nupstream = app\nclient_max_body_size = 1024g\n" U,
+};
+
+/* load -> dump -> load -> dump: the same lines, and the same configuration. */
+START_TEST(test_dump_round_trip)
+{
+    static struct dump_text first, second;
+    struct config *a = load(dump_cases[_i]), *b;
+
+    ck_assert_msg(a != NULL, "case %d: %s", _i, err);
+    dump(a, &first);
+    b = load(first.text);
+    ck_assert_msg(b != NULL, "case %d: the dump does not load: %s\n%s", _i, err, first.text);
+    dump(b, &second);
+    ck_assert_str_eq(first.text, second.text);
+    ck_assert_int_eq(cfg_diff(a, b, no_line, "round trip"), 0);
+    ck_assert_uint_eq(a->worker_slots, b->worker_slots);
+    ck_assert_uint_eq(a->min_workers, b->min_workers);
+    ck_assert_uint_eq(a->min_spare, b->min_spare);
+    ck_assert_int_eq(a->admin, b->admin);
+    ck_assert_uint_eq(a->ngroups, b->ngroups);
+    ck_assert_uint_eq(a->group, b->group);
+    cfg_free(a);
+    cfg_free(b);
+}
+END_TEST
+
+/* Every key of every section is in the dump, as "key = value" or as a comment that names it. */
+START_TEST(test_dump_every_key)
+{
+    static struct dump_text dt;
+    struct config *c = load(dump_cases[2]);
+    struct cfg_key_doc k;
+    char want[128];
+
+    ck_assert_msg(c != NULL, "%s", err);
+    dump(c, &dt);
+    for (size_t i = 0; cfg_key_doc(i, &k) == 0; i++) {
+        snprintf(want, sizeof(want), "\n%s = ", k.name);
+        ck_assert_msg(strstr(dt.text, want) != NULL, "%s missing in\n%s", k.name, dt.text);
+    }
+    ck_assert_ptr_nonnull(strstr(dt.text, "\n[proxy]\nlisten = 127.0.0.1:8080\nlisten = [::1]:0\n"
+                                          "listen = 127.0.0.1:8081\nworkers = auto\n"
+                                          "min_workers = 3\nmax_workers = 40\nmin_spare = 1\n"
+                                          "max_spare = 5\nupstream = b\n"));
+    ck_assert_ptr_nonnull(strstr(dt.text, "\nclient_header_timeout = 1500ms\n"
+                                          "client_body_timeout = 120s\nsend_timeout = 86400s\n"));
+    ck_assert_ptr_nonnull(strstr(dt.text, "\nclient_max_body_size = 0\nmax_header_size = 1025\n"));
+    ck_assert_ptr_nonnull(strstr(dt.text, "\n[admin]\nlisten = [::1]:9090\n"));
+    ck_assert_ptr_nonnull(strstr(dt.text, "\n[upstream b]\nserver = [::1]:3 weight=2 backup\n"
+                                          "server = 127.0.0.1:4 weight=1\n"));
+    ck_assert_ptr_nonnull(strstr(dt.text, "\npreserve_host = yes\nbalance = hash\n"
+                                          "hash_key = header:X-User#1\n"));
+    ck_assert_ptr_nonnull(strstr(dt.text, "\nhealth_check = off\nhealth_path = /a/b?c=d;e\n"));
+    ck_assert_ptr_nonnull(strstr(dt.text, "\nhealth_status = 204-204\n"));
+    cfg_free(c);
+
+    /* what has no value: comments */
+    c = load(P U);
+    ck_assert_msg(c != NULL, "%s", err);
+    dump(c, &dt);
+    ck_assert_ptr_nonnull(strstr(dt.text, "\n; pid_file: not set\n; user: not set\n"));
+    ck_assert_ptr_nonnull(strstr(dt.text, "\n; [admin]: none\n"));
+    cfg_free(c);
+    c = load(ref_ini);
+    ck_assert_msg(c != NULL, "%s", err);
+    dump(c, &dt);
+    ck_assert_ptr_nonnull(
+        strstr(dt.text, "\nworkers = 8\n; min_workers: only with workers = auto\n"));
+    ck_assert_ptr_nonnull(strstr(dt.text, "\nclient_max_body_size = 1g\nmax_header_size = 16k\n"));
+    cfg_free(c);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+    ck_assert_str_eq(cfg_balance_name(CFG_BAL_ROUND_ROBIN), "round_robin");
+    ck_assert_str_eq(cfg_balance_name(CFG_BAL_LEAST_CONN), "least_conn");
+    ck_assert_str_eq(cfg_balance_name(CFG_BAL_RANDOM), "random");
+    ck_assert_str_eq(cfg_balance_name(CFG_BAL_HASH), "hash");
+    ck_assert_str_eq(cfg_balance_name((enum cfg_balance)4), "invalid");
+    ck_assert_str_eq(cfg_log_level_name(CFG_LOG_ERROR), "error");
+    ck_assert_str_eq(cfg_log_level_name(CFG_LOG_DEBUG), "debug");
+    ck_assert_str_eq(cfg_log_level_name((enum cfg_log_level) - 1), "invalid");
+    ck_assert_str_eq(cfg_hash_key_name(CFG_HASH_CLIENT_IP), "client_ip");
+    ck_assert_str_eq(cfg_hash_key_name(CFG_HASH_HEADER), "header");
+}
+END_TEST
+
 /* ---- cfg_parse_addr -------------------------------------------------- */
 
 static const struct {
@@ -1766,6 +1992,12 @@ config_suite(void)
     tcase_add_test(tc, test_file_errors);
     tcase_add_loop_test(tc, test_diff, 0, (int)NELEM(diff_cases));
     tcase_add_test(tc, test_diff_all_keys);
+    tcase_add_loop_test(tc, test_inline_comments, 0, (int)NELEM(inline_cases));
+    tcase_add_test(tc, test_inline_comment_errors);
+    tcase_add_test(tc, test_row_defaults);
+    tcase_add_loop_test(tc, test_dump_round_trip, 0, (int)NELEM(dump_cases));
+    tcase_add_test(tc, test_dump_every_key);
+    tcase_add_test(tc, test_names);
     tcase_add_loop_test(tc, test_addr, 0, (int)NELEM(addr_cases));
     tcase_add_test(tc, test_addr_name);
     suite_add_tcase(s, tc);
