@@ -103,7 +103,11 @@ typedef void (*tls_warn_fn)(void *arg, const char *msg);
 int tls_load(const struct tls_settings *set, struct tls_store **out, char *err, size_t errlen,
              tls_warn_fn warn, void *warn_arg);
 
-/* Frees <st> and its contexts (NULL: nothing). Connections must hold their own references. */
+/*
+ * Frees <st> and its contexts (NULL: nothing). The SNI callback of its
+ * contexts reads <st>: free it only when no connection made from it is
+ * left (in a worker: at exit; in the master: after its generation is gone).
+ */
 void tls_free(struct tls_store *st);
 
 /*

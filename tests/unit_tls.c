@@ -359,6 +359,7 @@ struct hs_opts {
     const char *ciphers; /* the client's TLS 1.2 ciphers (NULL: default) */
     const char *ccert;   /* a client certificate and its key, in certdir */
     const char *ckey;
+    bool renegotiate; /* once connected, the client asks for a renegotiation (TLS 1.2) */
 };
 
 struct hs_result {
@@ -370,6 +371,7 @@ struct hs_result {
     char cipher[64];    /* the negotiated cipher */
     long server_verify; /* the server's verification of the client certificate */
     bool client_cert;   /* the server got a client certificate */
+    int reneg_alert;    /* with <renegotiate>: the alert the client got in answer, -1 if none */
 };
 
 static int last_alert;
@@ -378,7 +380,8 @@ static void
 client_info_cb(const SSL *ssl, int where, int ret)
 {
     (void)ssl;
-    if ((where & SSL_CB_READ_ALERT) != 0)
+    /* SSL_CB_READ_ALERT and SSL_CB_WRITE_ALERT share the SSL_CB_ALERT bit: test both bits */
+    if ((where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT)
         last_alert = ret & 0xff;
 }
 
@@ -418,6 +421,27 @@ hs_ping(SSL *from, SSL *to)
         (void)SSL_read(from, buf, 0);
     }
     return false;
+}
+
+/*
+ * The client <c> asks for a renegotiation, the server <s> reads; returns the
+ * alert the client received in answer (-1: none within the bound).
+ */
+static int
+hs_renegotiate(SSL *c, SSL *s)
+{
+    char buf[8];
+    int i;
+
+    last_alert = -1;
+    if (SSL_renegotiate(c) != 1)
+        return -1;
+    for (i = 0; i < 20 && last_alert == -1; i++) {
+        (void)SSL_do_handshake(c);
+        (void)SSL_read(s, buf, sizeof(buf));
+        (void)SSL_read(c, buf, sizeof(buf));
+    }
+    return last_alert;
 }
 
 /* Runs one handshake between a client made from <o> and a server connection from <st>. */
@@ -479,6 +503,9 @@ handshake(struct tls_store *st, const struct hs_opts *o, struct hs_result *r)
     r->server_fail = ss == -1;
     r->ok = cs == 1 && ss == 1 && hs_ping(c, s) && hs_ping(s, c);
     r->alert = last_alert;
+    r->reneg_alert = -1;
+    if (r->ok && o->renegotiate)
+        r->reneg_alert = hs_renegotiate(c, s);
     r->version = SSL_version(c);
     if (SSL_get_current_cipher(c) != NULL)
         snprintf(r->cipher, sizeof(r->cipher), "%s",
@@ -631,6 +658,72 @@ START_TEST(test_protocols)
 }
 END_TEST
 
+/* The ciphers of <ctx> in order, TLS 1.3 suites first, joined with ':'. */
+static void
+cipher_names(SSL_CTX *ctx, char *out, size_t outlen)
+{
+    STACK_OF(SSL_CIPHER) *sk = SSL_CTX_get_ciphers(ctx);
+    size_t n = 0;
+    int i;
+
+    out[0] = '\0';
+    for (i = 0; i < sk_SSL_CIPHER_num(sk); i++)
+        n += (size_t)snprintf(out + n, outlen - n, "%s%s", i > 0 ? ":" : "",
+                              SSL_CIPHER_get_name(sk_SSL_CIPHER_value(sk, i)));
+    ck_assert_uint_lt(n, outlen);
+}
+
+START_TEST(test_ctx_settings)
+{
+    struct tls_cert_spec certs[1] = {spec("ec.crt", "ec.key", 10)};
+    struct tls_settings set = settings(certs, 1);
+    struct tls_store *st = load_ok(&set);
+    SSL_CTX *ctx = tls_store_ctx(st);
+    uint64_t want =
+        SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+    char names[1024];
+
+    ck_assert((SSL_CTX_get_options(ctx) & want) == want);
+    ck_assert_int_eq(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
+    ck_assert_int_eq(SSL_CTX_get_max_proto_version(ctx), TLS1_3_VERSION);
+    ck_assert_uint_eq(SSL_CTX_get_max_early_data(ctx), 0);
+    ck_assert_uint_eq(SSL_CTX_get_recv_max_early_data(ctx), 0);
+    ck_assert_int_eq(SSL_CTX_get_security_level(ctx), 2);
+    cipher_names(ctx, names, sizeof(names));
+    ck_assert_str_eq(names, TLS_DEFAULT_CIPHERSUITES ":" TLS_DEFAULT_CIPHERS);
+    tls_free(st);
+
+    set.protocols = "TLSv1.3";
+    set.ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384";
+    set.ciphersuites = "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384";
+    st = load_ok(&set);
+    ctx = tls_store_ctx(st);
+    ck_assert_int_eq(SSL_CTX_get_min_proto_version(ctx), TLS1_3_VERSION);
+    ck_assert_int_eq(SSL_CTX_get_max_proto_version(ctx), TLS1_3_VERSION);
+    cipher_names(ctx, names, sizeof(names));
+    ck_assert_str_eq(names, "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:"
+                            "ECDHE-ECDSA-AES256-GCM-SHA384");
+    tls_free(st);
+}
+END_TEST
+
+/* A TLS 1.2 client asking to renegotiate gets the no_renegotiation alert. */
+START_TEST(test_no_renegotiation)
+{
+    struct tls_cert_spec certs[1] = {spec("ec.crt", "ec.key", 10)};
+    struct tls_settings set = settings(certs, 1);
+    struct tls_store *st = load_ok(&set);
+    struct hs_opts o = {.sni = "a.test", .max = TLS1_2_VERSION, .renegotiate = true};
+    struct hs_result r;
+
+    handshake(st, &o, &r);
+    ck_assert(r.ok);
+    ck_assert_int_eq(r.version, TLS1_2_VERSION);
+    ck_assert_int_eq(r.reneg_alert, SSL_AD_NO_RENEGOTIATION);
+    tls_free(st);
+}
+END_TEST
+
 START_TEST(test_client_certificates)
 {
     struct tls_cert_spec certs[1] = {spec("ec.crt", "ec.key", 10)};
@@ -700,6 +793,8 @@ tls_suite(void)
     tcase_add_test(th, test_sni_key_type);
     tcase_add_test(th, test_protocols);
     tcase_add_test(th, test_client_certificates);
+    tcase_add_test(th, test_ctx_settings);
+    tcase_add_test(th, test_no_renegotiation);
     suite_add_tcase(s, th);
     return s;
 }
