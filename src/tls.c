@@ -38,6 +38,9 @@
 /* The same for every context, so that a session resumes whichever context SNI picked. */
 static const unsigned char tls_sid_ctx[] = "miniproxyd";
 
+/* A list of certificates (a typedef: clang-format cannot read STACK_OF() as a type). */
+typedef STACK_OF(X509) tls_x509s;
+
 /* One `certificate =` line once loaded. */
 struct tls_cert {
     char **names; /* DNS names from subjectAltName: lower case, sorted, unique */
@@ -63,7 +66,7 @@ struct tls_store {
 
 /* What the first pass keeps of a certificate line until its context is built. */
 struct tls_parsed {
-    STACK_OF(X509) * chain; /* leaf first */
+    tls_x509s *chain; /* leaf first */
     EVP_PKEY *key;
 };
 
@@ -290,9 +293,9 @@ tls_pem_at_end(void)
  */
 static int
 tls_read_certs(struct tls_loader *ld, const struct tls_origin *at, const char *key,
-               const char *path, const struct tls_file *f, STACK_OF(X509) * *out)
+               const char *path, const struct tls_file *f, tls_x509s **out)
 {
-    STACK_OF(X509) *sk = sk_X509_new_null();
+    tls_x509s *sk = sk_X509_new_null();
     BIO *b = tls_file_bio(ld, at, key, path, f);
     X509 *x;
     int rc = -1;
@@ -564,6 +567,17 @@ tls_parse_cert(struct tls_loader *ld, size_t i, struct tls_cert *c, struct tls_p
     for (k = 0; k < n; k++)
         if (tls_check_one(ld, at, spec->cert_path, sk_X509_value(p->chain, k), k) == -1)
             goto out;
+    /*
+     * Only a warning: TLS 1.3 lets clients sort the chain themselves, and
+     * some fetch missing issuers, but many older clients give up.
+     */
+    for (k = 1; k < n; k++)
+        if (X509_check_issued(sk_X509_value(p->chain, k), sk_X509_value(p->chain, k - 1)) !=
+            X509_V_OK)
+            tls_warn(ld, at, "certificate", spec->cert_path,
+                     "certificate %d in the chain did not issue certificate %d: list each "
+                     "certificate's issuer after it",
+                     k + 1, k);
     if (spec->key_path != NULL &&
         tls_read_file(ld, at, "certificate", spec->key_path, &kf, &kmode) == -1)
         goto out;
@@ -642,6 +656,7 @@ tls_group(struct tls_loader *ld, struct tls_store *st, struct tls_parsed *parsed
         for (j = 0; j < i; j++) {
             const struct tls_cert *o = &st->certs[j];
             const struct tls_origin *oat = &ld->set->certs[j].at;
+            const char *ofile = oat->file != NULL ? oat->file : "(unknown file)";
             const char *shared;
 
             if (tls_same_names(c, o)) {
@@ -649,7 +664,7 @@ tls_group(struct tls_loader *ld, struct tls_store *st, struct tls_parsed *parsed
                     return tls_fail(ld, &spec->at, "certificate", spec->cert_path,
                                     "the certificate at %s:%d has the same names and the same "
                                     "key type (%s): give one certificate per key type",
-                                    oat->file, oat->line, tls_key_type_name(parsed[i].key));
+                                    ofile, oat->line, tls_key_type_name(parsed[i].key));
                 c->site = o->site;
                 placed = true;
                 continue;
@@ -660,12 +675,12 @@ tls_group(struct tls_loader *ld, struct tls_store *st, struct tls_parsed *parsed
             if (c->key_type == o->key_type)
                 return tls_fail(ld, &spec->at, "certificate", spec->cert_path,
                                 "the name %s is also claimed by the certificate at %s:%d", shared,
-                                oat->file, oat->line);
+                                ofile, oat->line);
             return tls_fail(ld, &spec->at, "certificate", spec->cert_path,
                             "the name %s is also in the certificate at %s:%d, which has other "
                             "names: certificates of different key types for one name must list "
                             "the same names",
-                            shared, oat->file, oat->line);
+                            shared, ofile, oat->line);
         }
         if (placed)
             continue;
@@ -930,7 +945,7 @@ tls_set_suites(struct tls_loader *ld, SSL_CTX *ctx)
  * certificates are off). Returns 0, or -1 with the error stored.
  */
 static int
-tls_read_client_ca(struct tls_loader *ld, STACK_OF(X509) * *out)
+tls_read_client_ca(struct tls_loader *ld, tls_x509s **out)
 {
     const struct tls_settings *set = ld->set;
     struct tls_file f = {NULL, 0};
@@ -960,7 +975,7 @@ tls_read_client_ca(struct tls_loader *ld, STACK_OF(X509) * *out)
  * the error stored.
  */
 static int
-tls_setup_ctx(struct tls_loader *ld, struct tls_store *st, SSL_CTX *ctx, STACK_OF(X509) * ca)
+tls_setup_ctx(struct tls_loader *ld, struct tls_store *st, SSL_CTX *ctx, tls_x509s *ca)
 {
     const struct tls_settings *set = ld->set;
     int min, max, i;
@@ -1063,7 +1078,7 @@ tls_load(const struct tls_settings *set, struct tls_store **out, char *err, size
     struct tls_loader ld = {set, err, errlen, warn, warn_arg, time(NULL)};
     struct tls_store *st = NULL;
     struct tls_parsed *parsed = NULL;
-    STACK_OF(X509) *ca = NULL;
+    tls_x509s *ca = NULL;
     size_t i, s;
     int rc = -1;
 

@@ -12,6 +12,7 @@
 #   combined.pem        ec.crt followed by ec.key (key in the same file)
 #   chain.pem           ec.crt followed by ca.crt (leaf first: good)
 #   cafirst.pem         ca.crt followed by ec.crt (CA first: bad)
+#   badchain.pem        ec.crt followed by rogue-ca.crt (not its issuer: a warning)
 #   expired.*           valid 2020-2021
 #   notyet.*            valid from 2090
 #   soon.*              expires in 5 days (a warning)
@@ -120,3 +121,5 @@ openssl req -x509 -new -key rogue-ca.key -subj /CN=rogue-ca -days 30 -out rogue-
     -addext basicConstraints=critical,CA:true -addext keyUsage=keyCertSign,cRLSign
 ec_key rogue.key
 SIGNER=rogue-ca sign rogue rogue "$leaf;extendedKeyUsage=clientAuth" -days 30
+
+cat ec.crt rogue-ca.crt > badchain.pem

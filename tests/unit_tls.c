@@ -301,8 +301,10 @@ START_TEST(test_load_store_info)
     certs[1] = spec("combined.pem", NULL, 11);
     set = settings(certs, 1);
     tls_free(load_ok(&set));
+    ck_assert_str_eq(warns, "");
     certs[0] = certs[1];
     tls_free(load_ok(&set));
+    ck_assert_str_eq(warns, "");
     tls_free(NULL);
 }
 END_TEST
@@ -337,6 +339,15 @@ START_TEST(test_load_warnings)
     tls_free(load_ok(&set));
     ck_assert_str_eq(warns, "");
     unlink(key);
+
+    /* a chain whose second certificate is not the issuer of the first */
+    certs[0] = spec("badchain.pem", "ec.key", 10);
+    tls_free(load_ok(&set));
+    snprintf(want, sizeof(want),
+             "test.ini:10: [tls] certificate: %s: certificate 2 in the chain did not issue "
+             "certificate 1: list each certificate's issuer after it\n",
+             cpath("badchain.pem"));
+    ck_assert_str_eq(warns, want);
 
     /* a client CA that is not used */
     certs[0] = spec("ec.crt", "ec.key", 10);
