@@ -49,8 +49,8 @@ enum tls_client_cert {
 
 /*
  * The [tls] section. A NULL string means the default (Mozilla's
- * "intermediate" profile): TLS_DEFAULT_PROTOCOLS, TLS_DEFAULT_CIPHERS,
- * TLS_DEFAULT_CIPHERSUITES.
+ * "intermediate" profile): MP_TLS_DEFAULT_PROTOCOLS, MP_TLS_DEFAULT_CIPHERS,
+ * MP_TLS_DEFAULT_CIPHERSUITES.
  */
 struct tls_settings {
     const struct tls_cert_spec *certs; /* at least one */
@@ -68,16 +68,16 @@ struct tls_settings {
     struct tls_origin client_ca_at;
 };
 
-#define TLS_DEFAULT_PROTOCOLS "TLSv1.2 TLSv1.3"
-#define TLS_DEFAULT_CIPHERS                                                                       \
+#define MP_TLS_DEFAULT_PROTOCOLS "TLSv1.2 TLSv1.3"
+#define MP_TLS_DEFAULT_CIPHERS                                                                    \
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                  \
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                  \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-#define TLS_DEFAULT_CIPHERSUITES                                                                  \
+#define MP_TLS_DEFAULT_CIPHERSUITES                                                               \
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
 /* Certificates expiring within this many days give a warning at load. */
-#define TLS_EXPIRY_WARN_DAYS 14
+#define MP_TLS_EXPIRY_WARN_DAYS 14
 
 struct tls_store;
 
@@ -97,7 +97,7 @@ typedef void (*tls_warn_fn)(void *arg, const char *msg);
  * certificate without DNS names, an unknown or refused protocol, cipher or
  * suite name, client certificates without a CA file.
  * Warnings go to <warn> (may be NULL) with <warn_arg>: a certificate
- * expiring within TLS_EXPIRY_WARN_DAYS days, a key file readable by group or
+ * expiring within MP_TLS_EXPIRY_WARN_DAYS days, a key file readable by group or
  * others.
  */
 int tls_load(const struct tls_settings *set, struct tls_store **out, char *err, size_t errlen,

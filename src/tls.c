@@ -26,14 +26,14 @@
 #include <openssl/x509v3.h>
 
 /* A PEM file larger than this is not a certificate chain or a key. */
-#define TLS_FILE_MAX (1024 * 1024)
+#define MP_TLS_FILE_MAX (1024 * 1024)
 
 /* Security level 2: 112-bit security (RSA 2048, ECDSA P-256, SHA-256 signatures). */
-#define TLS_SECLEVEL 2
-#define TLS_SECBITS 112
+#define MP_TLS_SECLEVEL 2
+#define MP_TLS_SECBITS 112
 
 /* The key exchange groups of Mozilla's "intermediate" profile. */
-#define TLS_GROUPS "X25519:P-256:P-384"
+#define MP_TLS_GROUPS "X25519:P-256:P-384"
 
 /* The same for every context, so that a session resumes whichever context SNI picked. */
 static const unsigned char tls_sid_ctx[] = "miniproxyd";
@@ -224,8 +224,8 @@ tls_read_file(struct tls_loader *ld, const struct tls_origin *at, const char *ke
         tls_fail(ld, at, key, path, "not a regular file");
         goto out;
     }
-    if (sb.st_size > TLS_FILE_MAX) {
-        tls_fail(ld, at, key, path, "larger than %d bytes: not a PEM file", TLS_FILE_MAX);
+    if (sb.st_size > MP_TLS_FILE_MAX) {
+        tls_fail(ld, at, key, path, "larger than %d bytes: not a PEM file", MP_TLS_FILE_MAX);
         goto out;
     }
     f->data = malloc((size_t)sb.st_size + 1);
@@ -498,25 +498,25 @@ tls_check_one(struct tls_loader *ld, const struct tls_origin *at, const char *pa
         return tls_fail(ld, at, "certificate", path, "%s expired on %s", which,
                         tls_fmt_time(na, tbuf, sizeof(tbuf)));
     /* Days rounded up: "in 5 days" for a certificate made today with -days 5. */
-    if (na - ld->now < (time_t)TLS_EXPIRY_WARN_DAYS * 86400)
+    if (na - ld->now < (time_t)MP_TLS_EXPIRY_WARN_DAYS * 86400)
         tls_warn(ld, at, "certificate", path, "%s expires in %lld day%s, on %s", which,
                  (long long)((na - ld->now + 86399) / 86400), na - ld->now > 86400 ? "s" : "",
                  tls_fmt_time(na, tbuf, sizeof(tbuf)));
     if (pk == NULL)
         return tls_fail(ld, at, "certificate", path, "%s holds a public key OpenSSL cannot use",
                         which);
-    if (EVP_PKEY_get_security_bits(pk) < TLS_SECBITS)
+    if (EVP_PKEY_get_security_bits(pk) < MP_TLS_SECBITS)
         return tls_fail(ld, at, "certificate", path,
-                        "%s has a %s key of %d bits, which security level %d refuses "
+                        "%s has a key of %d bits (%s), which security level %d refuses "
                         "(use RSA 2048 or ECDSA P-256 or stronger)",
-                        which, tls_key_type_name(pk), EVP_PKEY_get_bits(pk), TLS_SECLEVEL);
+                        which, EVP_PKEY_get_bits(pk), tls_key_type_name(pk), MP_TLS_SECLEVEL);
     /* A self-signed certificate's own signature proves nothing, so OpenSSL does not weigh it. */
     if ((X509_get_extension_flags(x) & EXFLAG_SS) == 0 &&
         X509_get_signature_info(x, &mdnid, NULL, &secbits, NULL) == 1 && secbits >= 0 &&
-        secbits < TLS_SECBITS)
+        secbits < MP_TLS_SECBITS)
         return tls_fail(ld, at, "certificate", path,
                         "%s is signed with %s, which security level %d refuses", which,
-                        mdnid != NID_undef ? OBJ_nid2sn(mdnid) : "a weak digest", TLS_SECLEVEL);
+                        mdnid != NID_undef ? OBJ_nid2sn(mdnid) : "a weak digest", MP_TLS_SECLEVEL);
     ERR_clear_error();
     return 0;
 }
@@ -802,7 +802,7 @@ tls_parse_protocols(struct tls_loader *ld, int *min, int *max)
         {"TLSv1.2", TLS1_2_VERSION},
         {"TLSv1.3", TLS1_3_VERSION},
     };
-    const char *s = ld->set->protocols != NULL ? ld->set->protocols : TLS_DEFAULT_PROTOCOLS;
+    const char *s = ld->set->protocols != NULL ? ld->set->protocols : MP_TLS_DEFAULT_PROTOCOLS;
     const struct tls_origin *at = &ld->set->protocols_at;
     char tok[32];
     size_t len, i;
@@ -848,7 +848,7 @@ tls_parse_protocols(struct tls_loader *ld, int *min, int *max)
 static int
 tls_set_ciphers(struct tls_loader *ld, SSL_CTX *ctx)
 {
-    const char *list = ld->set->ciphers != NULL ? ld->set->ciphers : TLS_DEFAULT_CIPHERS;
+    const char *list = ld->set->ciphers != NULL ? ld->set->ciphers : MP_TLS_DEFAULT_CIPHERS;
     const struct tls_origin *at = &ld->set->ciphers_at;
     const char *s = list;
     char tok[128];
@@ -875,10 +875,10 @@ tls_set_ciphers(struct tls_loader *ld, SSL_CTX *ctx)
     if (SSL_CTX_set_cipher_list(ctx, list) != 1)
         return tls_fail(ld, at, "ciphers", NULL, "OpenSSL refuses the list: %s", tls_ssl_reason());
     /* "@SECLEVEL=n" in the list would lower the floor below what the checks above assumed. */
-    if (SSL_CTX_get_security_level(ctx) < TLS_SECLEVEL)
+    if (SSL_CTX_get_security_level(ctx) < MP_TLS_SECLEVEL)
         return tls_fail(ld, at, "ciphers", NULL,
                         "@SECLEVEL below %d is refused: certificates are checked at level %d",
-                        TLS_SECLEVEL, TLS_SECLEVEL);
+                        MP_TLS_SECLEVEL, MP_TLS_SECLEVEL);
     return 0;
 }
 
@@ -909,7 +909,7 @@ static int
 tls_set_suites(struct tls_loader *ld, SSL_CTX *ctx)
 {
     const char *list =
-        ld->set->ciphersuites != NULL ? ld->set->ciphersuites : TLS_DEFAULT_CIPHERSUITES;
+        ld->set->ciphersuites != NULL ? ld->set->ciphersuites : MP_TLS_DEFAULT_CIPHERSUITES;
     const struct tls_origin *at = &ld->set->ciphersuites_at;
     const char *s = list;
     char tok[128];
@@ -998,11 +998,11 @@ tls_setup_ctx(struct tls_loader *ld, struct tls_store *st, SSL_CTX *ctx, tls_x50
     /* No 0-RTT: early data can be replayed. */
     SSL_CTX_set_max_early_data(ctx, 0);
     SSL_CTX_set_recv_max_early_data(ctx, 0);
-    SSL_CTX_set_security_level(ctx, TLS_SECLEVEL);
+    SSL_CTX_set_security_level(ctx, MP_TLS_SECLEVEL);
     if (tls_set_ciphers(ld, ctx) == -1 || tls_set_suites(ld, ctx) == -1)
         return -1;
-    if (SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1)
-        return tls_fail(ld, NULL, "groups", NULL, "OpenSSL refuses %s: %s", TLS_GROUPS,
+    if (SSL_CTX_set1_groups_list(ctx, MP_TLS_GROUPS) != 1)
+        return tls_fail(ld, NULL, "groups", NULL, "OpenSSL refuses %s: %s", MP_TLS_GROUPS,
                         tls_ssl_reason());
     if (SSL_CTX_set_session_id_context(ctx, tls_sid_ctx, sizeof(tls_sid_ctx) - 1) != 1)
         return tls_fail(ld, NULL, "certificate", NULL, "out of memory");

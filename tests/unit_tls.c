@@ -178,7 +178,7 @@ static const struct {
     {"notyet.crt", "notyet.key", NULL, NULL, NULL, NULL, NULL, 0, NULL, 10, "certificate",
      "notyet.crt", "the certificate is not valid yet: from 2090-01-01 00:00:00 UTC"},
     {"rsa1024.crt", "rsa1024.key", NULL, NULL, NULL, NULL, NULL, 0, NULL, 10, "certificate",
-     "rsa1024.crt", "has a RSA key of 1024 bits, which security level 2 refuses"},
+     "rsa1024.crt", "has a key of 1024 bits (RSA), which security level 2 refuses"},
     {"sha1.crt", "sha1.key", NULL, NULL, NULL, NULL, NULL, 0, NULL, 10, "certificate", "sha1.crt",
      "is signed with SHA1, which security level 2 refuses"},
     {"ec.crt", "ec.key", "dup.crt", "dup.key", NULL, NULL, NULL, 0, NULL, 11, "certificate",
@@ -701,7 +701,7 @@ START_TEST(test_ctx_settings)
     ck_assert_uint_eq(SSL_CTX_get_recv_max_early_data(ctx), 0);
     ck_assert_int_eq(SSL_CTX_get_security_level(ctx), 2);
     cipher_names(ctx, names, sizeof(names));
-    ck_assert_str_eq(names, TLS_DEFAULT_CIPHERSUITES ":" TLS_DEFAULT_CIPHERS);
+    ck_assert_str_eq(names, MP_TLS_DEFAULT_CIPHERSUITES ":" MP_TLS_DEFAULT_CIPHERS);
     tls_free(st);
 
     set.protocols = "TLSv1.3";
