@@ -88,17 +88,27 @@ typedef void (*tls_warn_fn)(void *arg, const char *msg);
  * Loads and checks every certificate and key of <set> and builds the
  * contexts. On success stores a new store in <*out> and returns 0; on the
  * first problem returns -1 with one line in <err>, "FILE:LINE: [tls] KEY:
- * PATH: what is wrong", and stores nothing. Problems: a missing or
- * unreadable file, an encrypted key, a key that does not match its
- * certificate, a chain whose first certificate is a CA, an expired or
- * not-yet-valid certificate, a key or signature security level 2 refuses,
- * two certificates of the same key type claiming a name (or certificates of
- * different key types whose names overlap without being equal), a second
- * certificate without DNS names, an unknown or refused protocol, cipher or
- * suite name, client certificates without a CA file.
+ * PATH: what is wrong", and stores nothing.
+ *
+ * Errors: a missing or unreadable file, an encrypted key (OpenSSL is never
+ * let to prompt), a key that does not match its certificate, a chain whose
+ * first certificate is a CA, an expired or not-yet-valid certificate in the
+ * chain, a key or signature security level 2 refuses, two certificates of
+ * the same key type claiming a name (or certificates of different key
+ * types whose names overlap without being equal), a certificate other than
+ * the first without DNS names, an unknown or refused protocol (anything
+ * but TLSv1.2 and TLSv1.3), an unknown cipher or suite name, a list OpenSSL
+ * refuses, "@SECLEVEL" below 2, client certificates without a CA file.
  * Warnings go to <warn> (may be NULL) with <warn_arg>: a certificate
- * expiring within MP_TLS_EXPIRY_WARN_DAYS days, a key file readable by group or
- * others.
+ * expiring within MP_TLS_EXPIRY_WARN_DAYS days, a key file readable by
+ * group or others, a chain out of order, a client CA that is not used.
+ *
+ * Every context gets: the protocols, ciphers and suites of <set>, server
+ * cipher order for TLS 1.2, security level 2, groups X25519, P-256, P-384,
+ * no renegotiation, no compression, no 0-RTT, record buffers released
+ * while idle, the same session id context, and the client certificate
+ * policy. With strict_sni, a client that sends no name fails as one that
+ * sends an unknown name does.
  */
 int tls_load(const struct tls_settings *set, struct tls_store **out, char *err, size_t errlen,
              tls_warn_fn warn, void *warn_arg);
