@@ -2,7 +2,7 @@
 # See README.md for the rest.
 
 CC       ?= cc
-PKGS     := inih check
+PKGS     := inih check openssl
 BUILD    ?= build
 VERSION  := 0.1.0
 
@@ -25,10 +25,12 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 # LDFLAGS from the command line are added last.
 OPT      ?= -O2 -g
 SAN      ?=
+# OPENSSL_API_COMPAT: OpenSSL 3.0's API without what it deprecates.
 ALL_CFLAGS = -std=gnu11 $(WARN) -Iinclude -DMP_VERSION='"$(VERSION)"' -D_GNU_SOURCE \
-            $(shell pkg-config --cflags inih 2>/dev/null) $(OPT) $(SAN) $(CFLAGS)
+            -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED \
+            $(shell pkg-config --cflags inih openssl 2>/dev/null) $(OPT) $(SAN) $(CFLAGS)
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
-LDLIBS   += $(shell pkg-config --libs inih 2>/dev/null) -lm
+LDLIBS   += $(shell pkg-config --libs inih openssl 2>/dev/null) -lm
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 

@@ -4,7 +4,7 @@
 # Extra packages for scripts/bench.sh are installed by that script itself.
 set -eu
 
-PKGS="build-essential pkg-config libinih-dev check libsubunit-dev libssl-dev curl"
+PKGS="build-essential pkg-config libinih-dev check libsubunit-dev libssl-dev openssl curl"
 
 missing=""
 for p in $PKGS; do
