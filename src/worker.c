@@ -21,6 +21,7 @@
 #include "http.h"
 #include "log.h"
 #include "net.h"
+#include "proc.h"
 #include "proxy.h"
 #include "status.h"
 
