@@ -45,6 +45,13 @@ struct proc_start {
     const char *user; /* privileges to drop to, NULL: none */
     pid_t master;     /* the master's pid (getpid() before the fork) */
     /*
+     * Runs in the parent just before fork(): fills what the child finds
+     * at its start (its scoreboard slot), so that nothing the child may
+     * already be writing is written by the parent after fork (Apache
+     * prefork fills the slot first too). May be NULL.
+     */
+    void (*prepare)(void *arg);
+    /*
      * Runs first in the child, before anything else: closes and unmaps
      * what belongs to other generations or other children. May be NULL.
      */
@@ -54,7 +61,8 @@ struct proc_start {
 };
 
 /*
- * Forks a child for <ch> as <st> says. In the parent: records the pid and
+ * Forks a child for <ch> as <st> says: st->prepare, then fork(). In the
+ * parent: records the pid and
  * start time in <ch> (wanted, no respawn pending) and returns the pid, or
  * -1 when fork failed (logged; <ch> untouched). The child never returns: it
  * runs st->forget, then proc_child_init(), then st->run; it exits

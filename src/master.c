@@ -72,8 +72,11 @@ struct listener {
     int port;
 };
 
+struct master;
+
 /* One configuration and the processes serving it. */
 struct generation {
+    struct master *m; /* the master it belongs to */
     uint32_t id;
     struct config *cfg;
     struct shm *shm;
@@ -165,6 +168,68 @@ child_main(void *arg)
     worker_run(gen->cfg, gen->shm, (int)a->i, gen->lfds, gen->nlisten, false);
 }
 
+/*
+ * In the parent, before the fork: fills worker <i>'s scoreboard slot with
+ * what the child will find there. After the fork the master writes only
+ * what it owns (the pid), never a field the child may already be writing
+ * (ip_bucket, draining).
+ */
+static void
+child_prepare(void *arg)
+{
+    const struct spawn_arg *a = arg;
+    struct shm_worker *w;
+
+    if (a->i >= a->gen->cfg->workers)
+        return;
+    w = &a->gen->shm->workers[a->i];
+    atomic_store(&w->draining, 0);
+    atomic_store(&w->ip_bucket, -1);
+    w->generation = a->gen->id;
+}
+
+/* Whether child <i> of <gen> accepts on the listener <fd>. */
+static bool
+child_uses(const struct generation *gen, unsigned i, int fd)
+{
+    if (is_checker(gen, i))
+        return false;
+    if (is_admin(gen, i))
+        return fd == gen->admin_fd;
+    for (size_t k = 0; k < gen->nlisten; k++)
+        if (gen->lfds[k] == fd)
+            return true;
+    return false;
+}
+
+/*
+ * In the child, first thing: lets go of what the master holds for others.
+ * Listeners it does not accept on (another generation's, or a removed
+ * one's: a child holding it would keep it in LISTEN after the master
+ * closed it), every generation's shared-memory descriptor (a child needs
+ * only its own mapping), other generations' mappings, and the nudge eventfd
+ * unless it is a proxy worker (the only ones that nudge).
+ */
+static void
+child_forget(void *arg)
+{
+    const struct spawn_arg *a = arg;
+    const struct generation *gen = a->gen;
+    struct master *m = gen->m;
+
+    for (size_t k = 0; k < m->nls; k++)
+        if (!child_uses(gen, a->i, m->ls[k].fd))
+            close(m->ls[k].fd);
+    for (size_t k = 0; k < m->ngens; k++) {
+        if (m->gens[k] == gen)
+            close(gen->shm->fd);
+        else
+            shm_destroy(m->gens[k]->shm);
+    }
+    if (a->i >= gen->cfg->workers)
+        close(m->nudge_fd);
+}
+
 /* Forks child <i> of <gen>. Returns its pid, or -1 (logged). */
 static pid_t
 spawn_child(struct generation *gen, unsigned i)
@@ -175,6 +240,8 @@ spawn_child(struct generation *gen, unsigned i)
         .name = child_name(gen, i, name, sizeof(name)),
         .user = gen->cfg->user,
         .master = getpid(),
+        .prepare = child_prepare,
+        .forget = child_forget,
         .run = child_main,
         .arg = &arg,
     };
@@ -183,10 +250,7 @@ spawn_child(struct generation *gen, unsigned i)
         return -1;
     if (i < gen->cfg->workers) {
         atomic_fetch_add(&gen->shm->spawned, 1);
-        atomic_store(&gen->shm->workers[i].draining, 0);
-        atomic_store(&gen->shm->workers[i].ip_bucket, -1);
         atomic_store(&gen->shm->workers[i].pid, pid);
-        gen->shm->workers[i].generation = gen->id;
     }
     return pid;
 }
@@ -455,6 +519,7 @@ gen_new(struct master *m, struct config *cfg)
         log_error("out of memory");
         return NULL;
     }
+    gen->m = m;
     gen->cfg = cfg;
     gen->id = m->next_id;
     gen->admin_fd = -1;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,16 +18,25 @@
 int
 proc_child_init(pid_t master, const char *user, char *err, size_t errlen)
 {
-    if (getppid() != master)
-        return 1;
+    /* Credentials first: changing them clears a death signal set before. */
     if (privs_drop(user, err, errlen) == -1)
         return -1;
+    /* Die with the master: no orphan keeps serving a stale config. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1) {
+        snprintf(err, errlen, "prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+        return -1;
+    }
+    /* Only now: a master that died before the line above sent us no signal. */
+    if (getppid() != master)
+        return 1;
     return 0;
 }
 
 pid_t
 proc_spawn(struct proc_child *ch, const struct proc_start *st)
 {
+    if (st->prepare != NULL)
+        st->prepare(st->arg);
     pid_t pid = fork();
     if (pid == -1) {
         log_error_errno("fork %s", st->name);

@@ -425,6 +425,47 @@ START_TEST(t_status_pages)
 }
 END_TEST
 
+/*
+ * Issue 10, item 5: a listener removed by a reload stops accepting. Before,
+ * every child inherited every listener and memfd and closed none, so the
+ * new generation's workers and checker kept the removed port in LISTEN:
+ * the kernel completed handshakes nobody would serve.
+ */
+START_TEST(t_reload_removes_listener)
+{
+    struct tl_resp r;
+    tl_app_start(&app[0], "a1");
+    int second = tl_free_port();
+    tl_proxy_start(&px,
+                   "workers = 2\nlisten = 127.0.0.1:%d\nupstream = app\n[upstream app]\n"
+                   "server = 127.0.0.1:%d\n",
+                   second, app[0].port);
+    ck_assert_int_eq(tl_request(second, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    tl_proxy_write_conf(
+        &px, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n", app[0].port);
+    ck_assert(kill(px.pid, SIGHUP) == 0);
+    ck_assert(tl_file_waitfor(px.errlog, "reloaded: generation 2 serving", 3000));
+    char closed[96];
+    snprintf(closed, sizeof(closed), "closed listener proxy 127.0.0.1:%d", second);
+    ck_assert_msg(tl_file_waitfor(px.errlog, closed, 5000), "no \"%s\"", closed);
+    /* nobody holds it any more: refused, not left hanging */
+    ck_assert_int_eq(tl_connect_errno(second), ECONNREFUSED);
+    ck_assert(!tl_port_listening(second));
+    /* the children hold no memfd, and map their own generation's table only */
+    pid_t kids[16];
+    int n = tl_children(px.pid, kids, 16);
+    ck_assert_int_ge(n, 3);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(tl_fd_count(kids[i], "memfd:miniproxyd-shm"), 0);
+        ck_assert_int_eq(tl_maps_count(kids[i], "memfd:miniproxyd-shm"), 1);
+    }
+    ck_assert_int_eq(tl_request(px.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    stop_all();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -438,6 +479,7 @@ main(void)
     tcase_add_test(tc, t_usr1_reopens_logs);
     tcase_add_test(tc, t_pid_file_signals_and_user);
     tcase_add_test(tc, t_status_pages);
+    tcase_add_test(tc, t_reload_removes_listener);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }
