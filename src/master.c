@@ -395,9 +395,62 @@ wait_signal(struct master *m, int64_t ms)
 
 /* ---- listeners ------------------------------------------------------------------------- */
 
+/* The port in <addr>. */
+static int
+addr_port(const struct cfg_addr *addr)
+{
+    if (addr->ss.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&addr->ss)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)&addr->ss)->sin_port);
+}
+
+/*
+ * Whether another socket is bound to <addr>: a bind() without SO_REUSEPORT
+ * (but with SO_REUSEADDR, so that connections in TIME_WAIT do not count)
+ * fails then. Our listeners use SO_REUSEPORT, and Linux lets any socket of
+ * the same user join a port whose sockets all have it, so without this a
+ * second instance would silently share our port (or we its). Returns 1 when
+ * taken, 0 when free, -1 on another error (errno).
+ *
+ * A probe, then the real bind: a process that binds the address in between
+ * (microseconds) goes unnoticed; any that binds it later fails this same
+ * probe, since our socket then holds the address. That is race-free enough
+ * for its purpose (two instances started by mistake on one address), and
+ * needs no parsing of /proc/net/tcp.
+ */
+static int
+addr_taken(const struct cfg_addr *addr)
+{
+    int one = 1, rc = 0;
+    int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        (addr->ss.ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1))
+        rc = -1;
+    else if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) == -1)
+        rc = errno == EADDRINUSE ? 1 : -1;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/* Whether one of our own listeners has <port> (a wildcard and a specific address may share). */
+static bool
+port_is_ours(const struct master *m, int port)
+{
+    for (size_t i = 0; i < m->nls; i++)
+        if (m->ls[i].port == port)
+            return true;
+    return false;
+}
+
 /*
  * The master's socket for <addr> (opening it when no generation has it
- * yet). Returns the fd or -1 (logged).
+ * yet). An address another process listens on is refused, at start as on
+ * reload. Returns the fd or -1 (logged).
  */
 static int
 listener_get(struct master *m, const char *kind, const struct cfg_addr *addr,
@@ -410,6 +463,12 @@ listener_get(struct master *m, const char *kind, const struct cfg_addr *addr,
             return m->ls[i].fd;
     if (m->nls == MAX_LISTENERS) {
         log_error("too many listening sockets");
+        return -1;
+    }
+    int port = addr_port(addr);
+    if (port != 0 && !port_is_ours(m, port) && addr_taken(addr) == 1) {
+        log_error("%s:%d: [%s] listen %s: address already in use (another process has it)",
+                  cfg->path, line, section, addr->text);
         return -1;
     }
     int fd = net_listen(addr, 4096);

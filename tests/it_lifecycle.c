@@ -466,6 +466,64 @@ START_TEST(t_reload_removes_listener)
 }
 END_TEST
 
+/* A second proxy's paths (the first is px), made as tl_proxy_start() makes them. */
+static void
+other_paths(struct tl_proxy *o)
+{
+    memset(o, 0, sizeof(*o));
+    snprintf(o->dir, sizeof(o->dir), "/tmp/mp-test-XXXXXX");
+    ck_assert(mkdtemp(o->dir) != NULL);
+    snprintf(o->conf, sizeof(o->conf), "%s/miniproxy.ini", o->dir);
+    snprintf(o->errlog, sizeof(o->errlog), "%s/error.log", o->dir);
+    snprintf(o->acclog, sizeof(o->acclog), "%s/access.log", o->dir);
+}
+
+/*
+ * Issue 10, item 4: a second instance on an address the first listens on
+ * fails at start, instead of silently taking part of its traffic (both
+ * bind with SO_REUSEPORT as the same user, so bind() alone never failed);
+ * and a reload that adds such an address is refused, the old config
+ * serving on.
+ */
+START_TEST(t_address_in_use)
+{
+    struct tl_proxy other;
+    struct tl_resp r;
+    char out[4096], want[96];
+    tl_app_start(&app[0], "a1");
+    tl_proxy_start(&px, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n",
+                   app[0].port);
+    snprintf(want, sizeof(want), "listen 127.0.0.1:%d: address already in use", px.port);
+
+    other_paths(&other);
+    tl_proxy_write_conf(&other,
+                        "workers = 2\nlisten = 127.0.0.1:%d\nupstream = app\n[upstream app]\n"
+                        "server = 127.0.0.1:%d\n",
+                        px.port, app[0].port);
+    /* bounded: before the fix it started and served */
+    int rc = tl_sh(out, sizeof(out), "timeout 5 %s/miniproxyd -c %s 2>&1", tl_build(), other.conf);
+    ck_assert_msg(rc == 1, "second instance: exit %d", rc);
+    ck_assert_msg(tl_file_count(other.errlog, want) == 1, "no \"%s\" in %s", want, other.errlog);
+
+    /* a running instance asked to add it on reload refuses, and serves on */
+    tl_proxy_start(&other, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n",
+                   app[0].port);
+    tl_proxy_write_conf(&other,
+                        "workers = 2\nlisten = 127.0.0.1:%d\nupstream = app\n[upstream app]\n"
+                        "server = 127.0.0.1:%d\n",
+                        px.port, app[0].port);
+    ck_assert(kill(other.pid, SIGHUP) == 0);
+    ck_assert(tl_file_waitfor(other.errlog, "reload failed, still serving generation 1", 3000));
+    ck_assert_int_eq(tl_file_count(other.errlog, want), 1);
+    ck_assert_int_eq(tl_request(other.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    ck_assert_int_eq(tl_request(px.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    tl_stop(other.pid);
+    stop_all();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -480,6 +538,7 @@ main(void)
     tcase_add_test(tc, t_pid_file_signals_and_user);
     tcase_add_test(tc, t_status_pages);
     tcase_add_test(tc, t_reload_removes_listener);
+    tcase_add_test(tc, t_address_in_use);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }
