@@ -101,6 +101,7 @@ struct master {
     sigset_t waitmask; /* the mask ppoll() waits with: our signals unblocked */
     int nudge_fd;      /* eventfd: workers ask for a pool tick now (shm.nudge_fd) */
     bool nudged;       /* nudge_fd was written since the last pool tick */
+    char *pid_file;    /* the pid file we wrote (a reload does not move it), NULL: none */
 };
 
 static struct generation *
@@ -771,6 +772,21 @@ next_kill(const struct master *m)
     return next;
 }
 
+/*
+ * A reload does not move the pid file (nginx does the same): the master
+ * keeps the file it wrote at start, and removes that one at exit. A change
+ * of pid_file is said, and takes effect at the next start.
+ */
+static void
+pid_file_unchanged(const struct master *m, const struct config *cfg)
+{
+    const char *now = m->pid_file != NULL ? m->pid_file : "(none)";
+    const char *asked = cfg->pid_file != NULL ? cfg->pid_file : "(none)";
+    if (strcmp(now, asked) != 0)
+        log_warn("reload: pid_file %s -> %s takes effect at the next start; keeping %s", now,
+                 asked, now);
+}
+
 static void
 log_change(void *arg, const char *line)
 {
@@ -809,6 +825,7 @@ reload(struct master *m)
         return;
     }
     log_chown(cfg->user);
+    pid_file_unchanged(m, cfg);
     struct generation *gen = gen_new(m, cfg);
     if (gen == NULL) {
         log_open(old->cfg, err, sizeof(err));
@@ -1054,7 +1071,6 @@ master_run(struct config *cfg, const char *path)
     struct master m = {.path = path, .next_id = 1, .nudge_fd = -1};
     char err[512], pool[96];
     int rc = 1;
-    bool pid_written = false;
 
     if (log_open(cfg, err, sizeof(err)) == -1) {
         log_error("%s", err);
@@ -1081,7 +1097,12 @@ master_run(struct config *cfg, const char *path)
             log_error("%s", err);
             goto out;
         }
-        pid_written = true;
+        m.pid_file = strdup(cfg->pid_file);
+        if (m.pid_file == NULL) {
+            pidfile_remove(cfg->pid_file);
+            log_error("out of memory");
+            goto out;
+        }
     }
     if (gen_start(&m, gen) == -1)
         goto stop;
@@ -1094,8 +1115,9 @@ stop:
         stop_children(&m, SIGTERM, FAST_STOP_MS);
     log_info("stopped");
 out:
-    if (pid_written && m.ngens > 0)
-        pidfile_remove(current(&m)->cfg->pid_file);
+    if (m.pid_file != NULL)
+        pidfile_remove(m.pid_file);
+    free(m.pid_file);
     for (size_t k = 0; k < m.ngens; k++)
         gen_free(m.gens[k]);
     for (size_t i = 0; i < m.nls; i++)

@@ -524,6 +524,43 @@ START_TEST(t_address_in_use)
 }
 END_TEST
 
+/*
+ * Issue 10, item 9: a reload that changes pid_file does not move it (as
+ * nginx): it says so, and at exit the master removes the file it wrote.
+ * Before, it removed the current config's file and left the first behind.
+ */
+START_TEST(t_reload_keeps_pid_file)
+{
+    char first[256], second[256], out[64];
+    tl_app_start(&app[0], "a1");
+    char dir[] = "/tmp/mp-pid-XXXXXX";
+    ck_assert(mkdtemp(dir) != NULL);
+    snprintf(first, sizeof(first), "%s/first.pid", dir);
+    snprintf(second, sizeof(second), "%s/second.pid", dir);
+    tl_proxy_start(&px,
+                   "workers = 2\nupstream = app\npid_file = %s\n[upstream app]\n"
+                   "server = 127.0.0.1:%d\n",
+                   first, app[0].port);
+    tl_proxy_write_conf(&px,
+                        "workers = 2\nupstream = app\npid_file = %s\n[upstream app]\n"
+                        "server = 127.0.0.1:%d\n",
+                        second, app[0].port);
+    ck_assert(kill(px.pid, SIGHUP) == 0);
+    ck_assert(tl_file_waitfor(px.errlog, "reloaded: generation 2 serving", 3000));
+    ck_assert(access(second, F_OK) == -1);
+    ck_assert_int_eq(tl_sh(out, sizeof(out), "cat %s", first), 0);
+    ck_assert_int_eq(atoi(out), px.pid);
+    int st = tl_stop(px.pid);
+    px.pid = 0;
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ck_assert_msg(access(first, F_OK) == -1, "%s left behind", first);
+    ck_assert(access(second, F_OK) == -1);
+    ck_assert_int_eq(tl_file_count(px.errlog, "takes effect at the next start; keeping"), 1);
+    rmdir(dir);
+    stop_all();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -539,6 +576,7 @@ main(void)
     tcase_add_test(tc, t_status_pages);
     tcase_add_test(tc, t_reload_removes_listener);
     tcase_add_test(tc, t_address_in_use);
+    tcase_add_test(tc, t_reload_keeps_pid_file);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }
