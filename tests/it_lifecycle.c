@@ -561,6 +561,67 @@ START_TEST(t_reload_keeps_pid_file)
 }
 END_TEST
 
+/* The value of the /metrics series <series> (name and labels, then a space), or -1. */
+static long
+metric(int admin_port, const char *series)
+{
+    struct tl_resp r;
+    char line[256];
+    ck_assert_int_eq(tl_request(admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    snprintf(line, sizeof(line), "\n%s", series); /* a sample line, not its # HELP */
+    long v = num_after(r.body, line);
+    tl_resp_free(&r);
+    return v;
+}
+
+/*
+ * Issue 10, item 10: counters survive reloads (Prometheus reads a drop as
+ * a restart): those of a server that stays, and the workers' totals.
+ * Before, the new generation's table started from zero.
+ */
+START_TEST(t_reload_keeps_counters)
+{
+    struct tl_resp r;
+    char srv[128];
+    tl_app_start(&app[0], "a1");
+    tl_app_start(&app[1], "a2");
+    const char *conf = "workers = 2\nupstream = app\n[admin]\nlisten = 127.0.0.1:0\n"
+                       "[upstream app]\nserver = 127.0.0.1:%d\n%s";
+    tl_proxy_start(&px, conf, app[0].port, "");
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(tl_request(px.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+        tl_resp_free(&r);
+    }
+    snprintf(srv, sizeof(srv),
+             "miniproxyd_upstream_requests_total{group=\"app\",server=\"127.0.0.1:%d\"} ",
+             app[0].port);
+    ck_assert_int_eq(metric(px.admin_port, srv), 10);
+    long spawned = metric(px.admin_port, "miniproxyd_pool_spawned_total ");
+    ck_assert_int_ge(spawned, 2);
+    /* the server stays, another one joins */
+    char more[64];
+    snprintf(more, sizeof(more), "server = 127.0.0.1:%d\n", app[1].port);
+    tl_proxy_write_conf(&px, conf, app[0].port, more);
+    ck_assert(kill(px.pid, SIGHUP) == 0);
+    ck_assert(tl_file_waitfor(px.errlog, "reloaded: generation 2 serving", 3000));
+    ck_assert(tl_file_waitfor(px.errlog, "generation 1 finished", 5000));
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(tl_request(px.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+        tl_resp_free(&r);
+    }
+    long a1 = metric(px.admin_port, srv);
+    snprintf(srv, sizeof(srv),
+             "miniproxyd_upstream_requests_total{group=\"app\",server=\"127.0.0.1:%d\"} ",
+             app[1].port);
+    long a2 = metric(px.admin_port, srv);
+    ck_assert_msg(a1 >= 10 && a1 + a2 == 14, "a1 %ld, a2 %ld", a1, a2);
+    ck_assert_int_eq(metric(px.admin_port, "miniproxyd_worker_requests_total "), 14);
+    ck_assert_int_ge(metric(px.admin_port, "miniproxyd_worker_connections_total "), 14);
+    ck_assert_int_ge(metric(px.admin_port, "miniproxyd_pool_spawned_total "), spawned + 2);
+    stop_all();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -577,6 +638,7 @@ main(void)
     tcase_add_test(tc, t_reload_removes_listener);
     tcase_add_test(tc, t_address_in_use);
     tcase_add_test(tc, t_reload_keeps_pid_file);
+    tcase_add_test(tc, t_reload_keeps_counters);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }
