@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "carry.h"
 #include "health.h"
 #include "log.h"
 #include "net.h"
@@ -89,7 +89,7 @@ struct generation {
     bool retiring;
     int64_t kill_at;        /* retiring: SIGKILL whatever is left then */
     struct pool_state pool; /* adaptive pool (workers = auto) */
-    uint64_t *handed;       /* its counters when a reload handed them on (counters_read()) */
+    uint64_t *handed;       /* its counters when a reload handed them on (carry_snapshot()) */
 };
 
 struct master {
@@ -533,176 +533,31 @@ gen_free(struct generation *gen)
 }
 
 /*
- * Finds, in <cfg>, the server of group <group> at <addr>: servers of two
- * configurations are the same when their group name and address are.
- */
-static bool
-find_server(const struct config *cfg, const char *group, const char *addr, size_t *g, size_t *s)
-{
-    for (*g = 0; *g < cfg->ngroups; (*g)++) {
-        if (strcmp(cfg->groups[*g].name, group) != 0)
-            continue;
-        for (*s = 0; *s < cfg->groups[*g].nservers; (*s)++)
-            if (strcmp(cfg->groups[*g].servers[*s].addr.text, addr) == 0)
-                return true;
-    }
-    return false;
-}
-
-/* Copies the active health state of one server (the checker is not running in <to> yet). */
-static void
-copy_health(struct shm_server *from, struct shm_server *to)
-{
-    char err[SHM_ERR_MAX];
-    atomic_store(&to->checks_ok, atomic_load(&from->checks_ok));
-    atomic_store(&to->checks_failed, atomic_load(&from->checks_failed));
-    atomic_store(&to->checks, atomic_load(&from->checks));
-    atomic_store(&to->last_check_ms, atomic_load(&from->last_check_ms));
-    atomic_store(&to->last_latency_us, atomic_load(&from->last_latency_us));
-    shm_read_error(from, err, sizeof(err));
-    shm_set_error(to, err);
-    atomic_store(&to->health, atomic_load(&from->health));
-}
-
-/*
- * Health state of servers that exist in both configurations (same group
- * name and address) carries over, so a reload never sends a healthy server
- * back to unknown, nor a sick one back into rotation.
- */
-static void
-carry_health(const struct generation *old, struct generation *gen)
-{
-    for (size_t og = 0; og < old->cfg->ngroups; og++) {
-        const struct cfg_group *pg = &old->cfg->groups[og];
-        for (size_t os = 0; os < pg->nservers; os++) {
-            size_t g, s;
-            if (!pg->health_check ||
-                !find_server(gen->cfg, pg->name, pg->servers[os].addr.text, &g, &s) ||
-                !gen->cfg->groups[g].health_check)
-                continue;
-            copy_health(shm_srv(old->shm, og, os), shm_srv(gen->shm, g, s));
-        }
-    }
-}
-
-/*
- * The counters /metrics exports as counters, which must only go up across
- * reloads: per server (those of the checker, `checks`, carry over with the
- * health state), per worker slot, and the pool's.
- */
-static const size_t srv_counters[] = {
-    offsetof(struct shm_server, requests),      offsetof(struct shm_server, failures),
-    offsetof(struct shm_server, responses[0]),  offsetof(struct shm_server, responses[1]),
-    offsetof(struct shm_server, responses[2]),  offsetof(struct shm_server, responses[3]),
-    offsetof(struct shm_server, responses[4]),  offsetof(struct shm_server, latency_us_sum),
-    offsetof(struct shm_server, breaker_opens),
-};
-static const size_t wrk_counters[] = {
-    offsetof(struct shm_worker, requests),
-    offsetof(struct shm_worker, connections),
-};
-static const size_t pool_counters[] = {
-    offsetof(struct shm, spawned),      offsetof(struct shm, retired),
-    offsetof(struct shm, nudges),       offsetof(struct shm, evictions),
-    offsetof(struct shm, slow_rejects), offsetof(struct shm, ip_rejects),
-};
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-static atomic_uint_fast64_t *
-counter(void *base, size_t off)
-{
-    return (atomic_uint_fast64_t *)((char *)base + off);
-}
-
-/*
- * A snapshot of <gen>'s counters: the pool's, then each worker slot's, then
- * each server's, in the order of the tables above. NULL when out of memory.
- */
-static uint64_t *
-counters_read(const struct generation *gen)
-{
-    struct shm *shm = gen->shm;
-    size_t n = NELEM(pool_counters) + gen->cfg->workers * NELEM(wrk_counters) +
-               shm->nservers * NELEM(srv_counters);
-    uint64_t *v = malloc(n * sizeof(*v)), *p = v;
-    if (v == NULL)
-        return NULL;
-    for (size_t c = 0; c < NELEM(pool_counters); c++)
-        *p++ = atomic_load(counter(shm, pool_counters[c]));
-    for (unsigned i = 0; i < gen->cfg->workers; i++)
-        for (size_t c = 0; c < NELEM(wrk_counters); c++)
-            *p++ = atomic_load(counter(&shm->workers[i], wrk_counters[c]));
-    for (uint32_t k = 0; k < shm->nservers; k++)
-        for (size_t c = 0; c < NELEM(srv_counters); c++)
-            *p++ = atomic_load(counter(&shm->servers[k], srv_counters[c]));
-    return v;
-}
-
-/* Entry <k> of <now> less that of <base> (NULL: zero). */
-static uint64_t
-delta(const uint64_t *now, const uint64_t *base, size_t k)
-{
-    return now[k] - (base != NULL ? base[k] : 0);
-}
-
-/*
- * Adds the counts <from> made, <now> less <base> (a snapshot of the same
- * shape, NULL: zero), into <to>'s table, where processes may be counting
- * too (atomics): servers matched by group name and address (a removed
- * server's counts go with it), worker slot i into slot i modulo <to>'s slots
- * (the per-slot view is approximate; the totals are exact).
- */
-static void
-counters_add(const struct generation *from, const uint64_t *now, const uint64_t *base,
-             struct generation *to)
-{
-    size_t k = 0;
-    for (size_t c = 0; c < NELEM(pool_counters); c++, k++)
-        atomic_fetch_add(counter(to->shm, pool_counters[c]), delta(now, base, k));
-    for (unsigned i = 0; i < from->cfg->workers; i++) {
-        struct shm_worker *w = &to->shm->workers[i % to->cfg->workers];
-        for (size_t c = 0; c < NELEM(wrk_counters); c++, k++)
-            atomic_fetch_add(counter(w, wrk_counters[c]), delta(now, base, k));
-    }
-    for (size_t og = 0; og < from->cfg->ngroups; og++) {
-        const struct cfg_group *pg = &from->cfg->groups[og];
-        for (size_t os = 0; os < pg->nservers; os++) {
-            size_t g, s;
-            bool same = find_server(to->cfg, pg->name, pg->servers[os].addr.text, &g, &s);
-            struct shm_server *srv = same ? shm_srv(to->shm, g, s) : NULL;
-            for (size_t c = 0; c < NELEM(srv_counters); c++, k++)
-                if (srv != NULL)
-                    atomic_fetch_add(counter(srv, srv_counters[c]), delta(now, base, k));
-        }
-    }
-}
-
-/*
  * Hands <old>'s counters to <gen> at a reload, so that counters only go up
  * (Prometheus reads a drop as a restart): what <old> counted so far now,
  * and what it counts while it drains when it finishes (gens_collect()).
  */
 static void
-carry_counters(struct generation *old, struct generation *gen)
+hand_counters(struct generation *old, struct generation *gen)
 {
-    uint64_t *now = counters_read(old);
+    uint64_t *now = carry_snapshot(old->cfg, old->shm);
     if (now == NULL) {
         log_warn("reload: out of memory: counters start again from zero");
         return;
     }
-    counters_add(old, now, NULL, gen);
+    carry_counters(old->cfg, now, NULL, gen->cfg, gen->shm);
     old->handed = now;
 }
 
-/* <old> finished: hands what it counted since carry_counters() to the current generation. */
+/* <old> finished: hands what it counted since hand_counters() to the current generation. */
 static void
-carry_rest(struct generation *old, struct generation *cur)
+hand_rest(struct generation *old, struct generation *cur)
 {
     if (old->handed == NULL)
         return;
-    uint64_t *now = counters_read(old);
+    uint64_t *now = carry_snapshot(old->cfg, old->shm);
     if (now != NULL)
-        counters_add(old, now, old->handed, cur);
+        carry_counters(old->cfg, now, old->handed, cur->cfg, cur->shm);
     free(now);
 }
 
@@ -889,7 +744,7 @@ gens_collect(struct master *m)
             continue;
         }
         log_info("generation %u finished", gen->id);
-        carry_rest(gen, current(m));
+        hand_rest(gen, current(m));
         gen_free(gen);
         memmove(&m->gens[k], &m->gens[k + 1], (m->ngens - k - 1) * sizeof(m->gens[0]));
         m->ngens--;
@@ -974,8 +829,8 @@ reload(struct master *m)
         log_error("reload failed, still serving generation %u", old->id);
         return;
     }
-    carry_health(old, gen);
-    carry_counters(old, gen);
+    carry_health(old->cfg, old->shm, gen->cfg, gen->shm);
+    hand_counters(old, gen);
     /* The new generation counts as live from now on: its children are respawned. */
     memmove(&m->gens[1], &m->gens[0], m->ngens * sizeof(m->gens[0]));
     m->gens[0] = gen;
