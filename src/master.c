@@ -1,6 +1,8 @@
 /*
- * master: listeners, shared memory, children; spawn, reap, respawn,
- * reload, stop. See master.h.
+ * master: signals, generations, listeners, reload, stop. See master.h.
+ * How a child is forked and what its death means is proc.c; how big the
+ * adaptive pool should be is pool.c; what a reload hands from one table
+ * to the next is carry.c.
  *
  * Children belong to a generation: a configuration, its shared table and
  * its processes (workers, the health checker, the admin worker). SIGHUP
@@ -8,7 +10,8 @@
  * retires the old one: its workers finish the request they are on and exit
  * (nginx's reload, done with prefork workers). Listening sockets belong to
  * the master and outlive generations, so connections waiting in the accept
- * queue are served by whichever generation accepts next.
+ * queue are served by whichever generation accepts next; each child
+ * keeps only its own generation's (and closes the rest right after fork).
  */
 #include "master.h"
 
