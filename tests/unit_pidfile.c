@@ -1,8 +1,9 @@
 /*
  * Unit tests for src/pidfile.c (Check): the pid file (write, read, remove),
- * and for src/privs.c: privs_drop(). Each test works in its own temporary directory. The
- * suite runs as root: privs_drop("nobody") is tried in a forked child, which
- * reports the first check that failed through its exit code.
+ * and for src/privs.c: privs_drop(). Each test works in its own temporary
+ * directory. The suite runs as root: privs_drop("nobody") is tried in a
+ * forked child, which reports the first check that failed through its exit
+ * code.
  */
 #include "pidfile.h"
 #include "privs.h"
