@@ -12,10 +12,6 @@
 #include "config.h"
 #include "shm.h"
 
-/* Exit codes a child reports to the master (style rule 4). */
-#define MP_EXIT_OK 0
-#define MP_EXIT_FATAL 2 /* set-up failed in a way a respawn cannot fix: don't respawn */
-
 /*
  * Runs worker <slot> (its scoreboard entry; -1 for none) until told to
  * stop: SIGQUIT (graceful stop, or its generation retiring after a reload)

@@ -33,7 +33,7 @@
 #include "config.h"
 
 #include "buf.h"
-#include "pidfile.h"
+#include "privs.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -26,7 +26,7 @@
 
 #include "buf.h"
 #include "log.h"
-#include "worker.h"
+#include "proc.h"
 
 /* The probe request: its fixed text takes 75 bytes besides the path and the Host. */
 #define HEALTH_REQ_MAX                                                                            \

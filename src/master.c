@@ -1,6 +1,8 @@
 /*
- * master: listeners, shared memory, children; spawn, reap, respawn,
- * reload, stop. See master.h.
+ * master: signals, generations, listeners, reload, stop. See master.h.
+ * How a child is forked and what its death means is proc.c; how big the
+ * adaptive pool should be is pool.c; what a reload hands from one table
+ * to the next is carry.c.
  *
  * Children belong to a generation: a configuration, its shared table and
  * its processes (workers, the health checker, the admin worker). SIGHUP
@@ -8,13 +10,13 @@
  * retires the old one: its workers finish the request they are on and exit
  * (nginx's reload, done with prefork workers). Listening sockets belong to
  * the master and outlive generations, so connections waiting in the accept
- * queue are served by whichever generation accepts next.
+ * queue are served by whichever generation accepts next; each child
+ * keeps only its own generation's (and closes the rest right after fork).
  */
 #include "master.h"
 
 #include <errno.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,21 +25,20 @@
 #include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "carry.h"
 #include "health.h"
 #include "log.h"
 #include "net.h"
 #include "pidfile.h"
+#include "pool.h"
+#include "proc.h"
 #include "shm.h"
 #include "worker.h"
 
-/* A child that dies sooner than this after its start counts as crashing. */
-#define CRASH_WINDOW_MS 1000
-#define BACKOFF_MAX_MS 5000
 #define FAST_STOP_MS 3000
 /* Generations alive at once: the current one and those still draining. */
 #define MAX_GENS 8
@@ -68,15 +69,6 @@ on_signal(int sig)
     }
 }
 
-struct child {
-    bool wanted;        /* the slot should have a process (the adaptive pool clears it) */
-    pid_t pid;          /* 0: not running */
-    int64_t started;    /* buf_now_ms() of the last fork */
-    int64_t respawn_at; /* when to fork again, 0 if not pending */
-    unsigned crashes;   /* consecutive deaths within CRASH_WINDOW_MS */
-    bool fatal;         /* exited with MP_EXIT_FATAL: not respawned */
-};
-
 /* A listening socket, owned by the master across generations. */
 struct listener {
     char key[96]; /* "proxy 127.0.0.1:8080", "admin 127.0.0.1:9090" */
@@ -84,22 +76,23 @@ struct listener {
     int port;
 };
 
+struct master;
+
 /* One configuration and the processes serving it. */
 struct generation {
+    struct master *m; /* the master it belongs to */
     uint32_t id;
     struct config *cfg;
     struct shm *shm;
-    struct child *children; /* workers, then the checker, then the admin worker if any */
+    struct proc_child *children; /* workers, then the checker, then the admin worker if any */
     unsigned nchildren;
     int lfds[CFG_MAX_LISTENERS]; /* the proxy listeners its workers accept on */
     size_t nlisten;
     int admin_fd; /* -1: no [admin] */
     bool retiring;
-    int64_t kill_at; /* retiring: SIGKILL whatever is left then */
-    /* adaptive pool (workers = auto) */
-    unsigned spawn_rate; /* workers to fork at the next tick if still short: 1, 2, 4 .. 32 */
-    unsigned over_ticks; /* consecutive ticks with more than max_spare idle workers */
-    bool cap_logged;     /* "max_workers reached" was said (until idle workers are back) */
+    int64_t kill_at;        /* retiring: SIGKILL whatever is left then */
+    struct pool_state pool; /* adaptive pool (workers = auto) */
+    uint64_t *handed;       /* its counters when a reload handed them on (carry_snapshot()) */
 };
 
 struct master {
@@ -113,12 +106,25 @@ struct master {
     sigset_t waitmask; /* the mask ppoll() waits with: our signals unblocked */
     int nudge_fd;      /* eventfd: workers ask for a pool tick now (shm.nudge_fd) */
     bool nudged;       /* nudge_fd was written since the last pool tick */
+    char *pid_file;    /* the pid file we wrote (a reload does not move it), NULL: none */
 };
 
 static struct generation *
 current(struct master *m)
 {
     return m->gens[0];
+}
+
+/* "2 workers" or "2 workers (adaptive 2..256)": what runs, for the start and reload lines. */
+static const char *
+describe_pool(const struct config *cfg, char *buf, size_t len)
+{
+    if (cfg->workers_auto)
+        snprintf(buf, len, "%u workers (adaptive %u..%u)", cfg->min_workers, cfg->min_workers,
+                 cfg->max_workers);
+    else
+        snprintf(buf, len, "%u workers", cfg->min_workers);
+    return buf;
 }
 
 /* ---- children -------------------------------------------------------------------------- */
@@ -148,40 +154,109 @@ child_name(const struct generation *gen, unsigned i, char *buf, size_t len)
     return buf;
 }
 
-/* Forks child <i> of <gen>. */
+/* What a child needs to know to start: its generation and its slot. */
+struct spawn_arg {
+    struct generation *gen;
+    unsigned i;
+};
+
+/* The body of child <i> of <gen> (in the child, after proc_child_init()). */
+static _Noreturn void
+child_main(void *arg)
+{
+    const struct spawn_arg *a = arg;
+    struct generation *gen = a->gen;
+
+    if (is_checker(gen, a->i))
+        health_run(gen->cfg, gen->shm);
+    if (is_admin(gen, a->i))
+        worker_run(gen->cfg, gen->shm, -1, &gen->admin_fd, 1, true);
+    worker_run(gen->cfg, gen->shm, (int)a->i, gen->lfds, gen->nlisten, false);
+}
+
+/*
+ * In the parent, before the fork: fills worker <i>'s scoreboard slot with
+ * what the child will find there. After the fork the master writes only
+ * what it owns (the pid), never a field the child may already be writing
+ * (ip_bucket, draining).
+ */
+static void
+child_prepare(void *arg)
+{
+    const struct spawn_arg *a = arg;
+    struct shm_worker *w;
+
+    if (a->i >= a->gen->cfg->worker_slots)
+        return;
+    w = &a->gen->shm->workers[a->i];
+    atomic_store(&w->draining, 0);
+    atomic_store(&w->ip_bucket, -1);
+    w->generation = a->gen->id;
+}
+
+/* Whether child <i> of <gen> accepts on the listener <fd>. */
+static bool
+child_uses(const struct generation *gen, unsigned i, int fd)
+{
+    if (is_checker(gen, i))
+        return false;
+    if (is_admin(gen, i))
+        return fd == gen->admin_fd;
+    for (size_t k = 0; k < gen->nlisten; k++)
+        if (gen->lfds[k] == fd)
+            return true;
+    return false;
+}
+
+/*
+ * In the child, first thing: lets go of what the master holds for others.
+ * Listeners it does not accept on (another generation's, or a removed
+ * one's: a child holding it would keep it in LISTEN after the master
+ * closed it), every generation's shared-memory descriptor (a child needs
+ * only its own mapping), other generations' mappings, and the nudge eventfd
+ * unless it is a proxy worker (the only ones that nudge).
+ */
+static void
+child_forget(void *arg)
+{
+    const struct spawn_arg *a = arg;
+    const struct generation *gen = a->gen;
+    struct master *m = gen->m;
+
+    for (size_t k = 0; k < m->nls; k++)
+        if (!child_uses(gen, a->i, m->ls[k].fd))
+            close(m->ls[k].fd);
+    for (size_t k = 0; k < m->ngens; k++) {
+        if (m->gens[k] == gen)
+            close(gen->shm->fd);
+        else
+            shm_destroy(m->gens[k]->shm);
+    }
+    if (a->i >= gen->cfg->worker_slots)
+        close(m->nudge_fd);
+}
+
+/* Forks child <i> of <gen>. Returns its pid, or -1 (logged). */
 static pid_t
 spawn_child(struct generation *gen, unsigned i)
 {
     char name[32];
-    pid_t master = getpid();
-    pid_t pid = fork();
-    if (pid == -1) {
-        log_error_errno("fork %s", child_name(gen, i, name, sizeof(name)));
+    struct spawn_arg arg = {.gen = gen, .i = i};
+    struct proc_start st = {
+        .name = child_name(gen, i, name, sizeof(name)),
+        .user = gen->cfg->user,
+        .master = getpid(),
+        .prepare = child_prepare,
+        .forget = child_forget,
+        .run = child_main,
+        .arg = &arg,
+    };
+    pid_t pid = proc_spawn(&gen->children[i], &st);
+    if (pid == -1)
         return -1;
-    }
-    if (pid == 0) {
-        if (getppid() != master)
-            _exit(MP_EXIT_OK); /* the master died before we could ask to follow it */
-        char err[256];
-        if (privs_drop(gen->cfg->user, err, sizeof(err)) == -1)
-            log_fatal(MP_EXIT_FATAL, "%s", err);
-        if (is_checker(gen, i))
-            health_run(gen->cfg, gen->shm);
-        if (is_admin(gen, i))
-            worker_run(gen->cfg, gen->shm, -1, &gen->admin_fd, 1, true);
-        worker_run(gen->cfg, gen->shm, (int)i, gen->lfds, gen->nlisten, false);
-    }
-    struct child *ch = &gen->children[i];
-    ch->pid = pid;
-    ch->wanted = true;
-    ch->started = buf_now_ms();
-    ch->respawn_at = 0;
     if (i < gen->cfg->worker_slots) {
         atomic_fetch_add(&gen->shm->spawned, 1);
-        atomic_store(&gen->shm->workers[i].draining, 0);
-        atomic_store(&gen->shm->workers[i].ip_bucket, -1);
         atomic_store(&gen->shm->workers[i].pid, pid);
-        gen->shm->workers[i].generation = gen->id;
     }
     return pid;
 }
@@ -189,10 +264,7 @@ spawn_child(struct generation *gen, unsigned i)
 static unsigned
 live_in(const struct generation *gen)
 {
-    unsigned n = 0;
-    for (unsigned i = 0; i < gen->nchildren; i++)
-        n += gen->children[i].pid != 0;
-    return n;
+    return proc_live(gen->children, gen->nchildren);
 }
 
 static unsigned
@@ -207,9 +279,7 @@ live_children(const struct master *m)
 static void
 signal_gen(struct generation *gen, int sig)
 {
-    for (unsigned i = 0; i < gen->nchildren; i++)
-        if (gen->children[i].pid != 0)
-            kill(gen->children[i].pid, sig);
+    proc_signal(gen->children, gen->nchildren, sig);
 }
 
 static void
@@ -217,51 +287,6 @@ signal_all(struct master *m, int sig)
 {
     for (size_t k = 0; k < m->ngens; k++)
         signal_gen(m->gens[k], sig);
-}
-
-static void
-describe_exit(int status, char *out, size_t len)
-{
-    if (WIFEXITED(status))
-        snprintf(out, len, "exited with code %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        snprintf(out, len, "killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else
-        snprintf(out, len, "stopped (status %d)", status);
-}
-
-/* A child of a live generation died: schedule its respawn, with back-off. */
-static void
-child_died(struct generation *gen, unsigned i, pid_t pid, int status, const char *why)
-{
-    struct child *ch = &gen->children[i];
-    char name[32];
-    int64_t now = buf_now_ms();
-
-    child_name(gen, i, name, sizeof(name));
-    if (WIFEXITED(status) && WEXITSTATUS(status) == MP_EXIT_FATAL) {
-        ch->fatal = true;
-        log_error("%s (pid %d) %s: fatal, not respawned", name, (int)pid, why);
-        return;
-    }
-    if (now - ch->started < CRASH_WINDOW_MS)
-        ch->crashes++;
-    else
-        ch->crashes = 0;
-    /* The first death respawns at once; a crash loop backs off, doubling. */
-    int64_t delay = 0;
-    if (ch->crashes > 1) {
-        delay = 100LL << (ch->crashes - 2 < 6 ? ch->crashes - 2 : 6);
-        if (delay > BACKOFF_MAX_MS)
-            delay = BACKOFF_MAX_MS;
-    }
-    ch->respawn_at = now + delay;
-    if (delay > 0)
-        log_error("%s (pid %d) %s; crashing repeatedly, respawn in %lld ms", name, (int)pid, why,
-                  (long long)delay);
-    else
-        log_warn("%s (pid %d) %s; respawning", name, (int)pid, why);
 }
 
 /*
@@ -284,6 +309,23 @@ forget_worker(struct generation *gen, unsigned i, pid_t pid)
     atomic_store(&w->pid, 0);
 }
 
+/* Finds the generation and slot of child <pid>; false when it is none of ours. */
+static bool
+find_child(struct master *m, pid_t pid, struct generation **genp, unsigned *slot)
+{
+    for (size_t k = 0; k < m->ngens; k++) {
+        struct generation *gen = m->gens[k];
+        for (unsigned i = 0; i < gen->nchildren; i++) {
+            if (gen->children[i].pid == pid) {
+                *genp = gen;
+                *slot = i;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 /* Reaps every dead child; schedules respawns in live generations unless <stopping>. */
 static void
 reap(struct master *m, bool stopping)
@@ -291,29 +333,25 @@ reap(struct master *m, bool stopping)
     int status;
     pid_t pid;
 
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        char why[96];
-        describe_exit(status, why, sizeof(why));
-        for (size_t k = 0; k < m->ngens; k++) {
-            struct generation *gen = m->gens[k];
-            for (unsigned i = 0; i < gen->nchildren; i++) {
-                if (gen->children[i].pid != pid)
-                    continue;
-                gen->children[i].pid = 0;
-                if (i < gen->cfg->worker_slots)
-                    forget_worker(gen, i, pid);
-                if (gen->retiring || stopping || !gen->children[i].wanted) {
-                    /* Expected: an old generation drains away. */
-                    char name[32];
-                    log_debug("generation %u: %s (pid %d) %s", gen->id,
-                              child_name(gen, i, name, sizeof(name)), (int)pid, why);
-                } else {
-                    child_died(gen, i, pid, status, why);
-                }
-                goto next;
-            }
+    while ((pid = proc_reap(&status)) > 0) {
+        struct generation *gen;
+        unsigned i;
+        char name[32];
+
+        if (!find_child(m, pid, &gen, &i))
+            continue;
+        gen->children[i].pid = 0;
+        if (i < gen->cfg->worker_slots)
+            forget_worker(gen, i, pid);
+        child_name(gen, i, name, sizeof(name));
+        if (gen->retiring || stopping || !gen->children[i].wanted) {
+            /* Expected: an old generation drains away. */
+            char why[96];
+            proc_describe_exit(status, why, sizeof(why));
+            log_debug("generation %u: %s (pid %d) %s", gen->id, name, (int)pid, why);
+        } else {
+            proc_died(&gen->children[i], name, pid, status, buf_now_ms());
         }
-    next:;
     }
 }
 
@@ -327,16 +365,14 @@ respawn_due(struct master *m)
         if (gen->retiring)
             continue;
         for (unsigned i = 0; i < gen->nchildren; i++) {
-            struct child *ch = &gen->children[i];
-            if (!ch->wanted || ch->pid != 0 || ch->fatal || ch->respawn_at == 0)
-                continue;
-            if (ch->respawn_at <= now) {
+            int64_t left = proc_due_in(&gen->children[i], now);
+            if (left == 0) {
                 if (spawn_child(gen, i) == -1)
-                    ch->respawn_at = now + 1000; /* fork failed: try again, slowly */
+                    gen->children[i].respawn_at = now + 1000; /* fork failed: try again, slowly */
                 continue;
             }
-            if (next == -1 || ch->respawn_at - now < next)
-                next = ch->respawn_at - now;
+            if (left > 0 && (next == -1 || left < next))
+                next = left;
         }
     }
     return next;
@@ -365,9 +401,62 @@ wait_signal(struct master *m, int64_t ms)
 
 /* ---- listeners ------------------------------------------------------------------------- */
 
+/* The port in <addr>. */
+static int
+addr_port(const struct cfg_addr *addr)
+{
+    if (addr->ss.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&addr->ss)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)&addr->ss)->sin_port);
+}
+
+/*
+ * Whether another socket is bound to <addr>: a bind() without SO_REUSEPORT
+ * (but with SO_REUSEADDR, so that connections in TIME_WAIT do not count)
+ * fails then. Our listeners use SO_REUSEPORT, and Linux lets any socket of
+ * the same user join a port whose sockets all have it, so without this a
+ * second instance would silently share our port (or we its). Returns 1 when
+ * taken, 0 when free, -1 on another error (errno).
+ *
+ * A probe, then the real bind: a process that binds the address in between
+ * (microseconds) goes unnoticed; any that binds it later fails this same
+ * probe, since our socket then holds the address. That is race-free enough
+ * for its purpose (two instances started by mistake on one address), and
+ * needs no parsing of /proc/net/tcp.
+ */
+static int
+addr_taken(const struct cfg_addr *addr)
+{
+    int one = 1, rc = 0;
+    int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        (addr->ss.ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1))
+        rc = -1;
+    else if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) == -1)
+        rc = errno == EADDRINUSE ? 1 : -1;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/* Whether one of our own listeners has <port> (a wildcard and a specific address may share). */
+static bool
+port_is_ours(const struct master *m, int port)
+{
+    for (size_t i = 0; i < m->nls; i++)
+        if (m->ls[i].port == port)
+            return true;
+    return false;
+}
+
 /*
  * The master's socket for <addr> (opening it when no generation has it
- * yet). Returns the fd or -1 (logged).
+ * yet). An address another process listens on is refused, at start as on
+ * reload. Returns the fd or -1 (logged).
  */
 static int
 listener_get(struct master *m, const char *kind, const struct cfg_addr *addr,
@@ -380,6 +469,12 @@ listener_get(struct master *m, const char *kind, const struct cfg_addr *addr,
             return m->ls[i].fd;
     if (m->nls == MAX_LISTENERS) {
         log_error("too many listening sockets");
+        return -1;
+    }
+    int port = addr_port(addr);
+    if (port != 0 && !port_is_ours(m, port) && addr_taken(addr) == 1) {
+        log_error("%s:%d: [%s] listen %s: address already in use (another process has it)",
+                  cfg->path, line, section, addr->text);
         return -1;
     }
     int fd = net_listen(addr, 4096);
@@ -436,43 +531,37 @@ gen_free(struct generation *gen)
     shm_destroy(gen->shm);
     cfg_free(gen->cfg);
     free(gen->children);
+    free(gen->handed);
     free(gen);
 }
 
 /*
- * Health state of servers that exist in both configurations (same group
- * name and address) carries over, so a reload never sends a healthy server
- * back to unknown, nor a sick one back into rotation.
+ * Hands <old>'s counters to <gen> at a reload, so that counters only go up
+ * (Prometheus reads a drop as a restart): what <old> counted so far now,
+ * and what it counts while it drains when it finishes (gens_collect()).
  */
 static void
-carry_health(const struct generation *old, struct generation *gen)
+hand_counters(struct generation *old, struct generation *gen)
 {
-    for (size_t g = 0; g < gen->cfg->ngroups; g++) {
-        const struct cfg_group *ng = &gen->cfg->groups[g];
-        if (!ng->health_check)
-            continue;
-        for (size_t og = 0; og < old->cfg->ngroups; og++) {
-            const struct cfg_group *pg = &old->cfg->groups[og];
-            if (strcmp(pg->name, ng->name) != 0 || !pg->health_check)
-                continue;
-            for (size_t s = 0; s < ng->nservers; s++)
-                for (size_t os = 0; os < pg->nservers; os++) {
-                    if (strcmp(ng->servers[s].addr.text, pg->servers[os].addr.text) != 0)
-                        continue;
-                    struct shm_server *from = shm_srv(old->shm, og, os);
-                    struct shm_server *to = shm_srv(gen->shm, g, s);
-                    char err[SHM_ERR_MAX];
-                    atomic_store(&to->checks_ok, atomic_load(&from->checks_ok));
-                    atomic_store(&to->checks_failed, atomic_load(&from->checks_failed));
-                    atomic_store(&to->checks, atomic_load(&from->checks));
-                    atomic_store(&to->last_check_ms, atomic_load(&from->last_check_ms));
-                    atomic_store(&to->last_latency_us, atomic_load(&from->last_latency_us));
-                    shm_read_error(from, err, sizeof(err));
-                    shm_set_error(to, err);
-                    atomic_store(&to->health, atomic_load(&from->health));
-                }
-        }
+    uint64_t *now = carry_snapshot(old->cfg, old->shm);
+    if (now == NULL) {
+        log_warn("reload: out of memory: counters start again from zero");
+        return;
     }
+    carry_counters(old->cfg, now, NULL, gen->cfg, gen->shm);
+    old->handed = now;
+}
+
+/* <old> finished: hands what it counted since hand_counters() to the current generation. */
+static void
+hand_rest(struct generation *old, struct generation *cur)
+{
+    if (old->handed == NULL)
+        return;
+    uint64_t *now = carry_snapshot(old->cfg, old->shm);
+    if (now != NULL)
+        carry_counters(old->cfg, now, old->handed, cur->cfg, cur->shm);
+    free(now);
 }
 
 /*
@@ -489,6 +578,7 @@ gen_new(struct master *m, struct config *cfg)
         log_error("out of memory");
         return NULL;
     }
+    gen->m = m;
     gen->cfg = cfg;
     gen->id = m->next_id;
     gen->admin_fd = -1;
@@ -591,7 +681,7 @@ gen_start(struct master *m, struct generation *gen)
     if (wait_health_ready(m, gen) == -1)
         return -1;
     gen_listener_mode(gen);
-    gen->spawn_rate = 1;
+    pool_reset(&gen->pool);
     /* A fixed pool is full from the start; an adaptive one says so at its ticks. */
     atomic_store(&gen->shm->pool_full, cfg->min_workers >= cfg->max_workers);
     for (unsigned i = 0; i < gen->nchildren; i++) {
@@ -657,6 +747,7 @@ gens_collect(struct master *m)
             continue;
         }
         log_info("generation %u finished", gen->id);
+        hand_rest(gen, current(m));
         gen_free(gen);
         memmove(&m->gens[k], &m->gens[k + 1], (m->ngens - k - 1) * sizeof(m->gens[0]));
         m->ngens--;
@@ -679,6 +770,21 @@ next_kill(const struct master *m)
             next = left;
     }
     return next;
+}
+
+/*
+ * A reload does not move the pid file (nginx does the same): the master
+ * keeps the file it wrote at start, and removes that one at exit. A change
+ * of pid_file is said, and takes effect at the next start.
+ */
+static void
+pid_file_unchanged(const struct master *m, const struct config *cfg)
+{
+    const char *now = m->pid_file != NULL ? m->pid_file : "(none)";
+    const char *asked = cfg->pid_file != NULL ? cfg->pid_file : "(none)";
+    if (strcmp(now, asked) != 0)
+        log_warn("reload: pid_file %s -> %s takes effect at the next start; keeping %s", now,
+                 asked, now);
 }
 
 static void
@@ -719,13 +825,15 @@ reload(struct master *m)
         return;
     }
     log_chown(cfg->user);
+    pid_file_unchanged(m, cfg);
     struct generation *gen = gen_new(m, cfg);
     if (gen == NULL) {
         log_open(old->cfg, err, sizeof(err));
         log_error("reload failed, still serving generation %u", old->id);
         return;
     }
-    carry_health(old, gen);
+    carry_health(old->cfg, old->shm, gen->cfg, gen->shm);
+    hand_counters(old, gen);
     /* The new generation counts as live from now on: its children are respawned. */
     memmove(&m->gens[1], &m->gens[0], m->ngens * sizeof(m->gens[0]));
     m->gens[0] = gen;
@@ -734,21 +842,12 @@ reload(struct master *m)
         return; /* stopping: the main loop stops everything */
     gen_retire(old);
     wait_retired(m, old);
-    log_info("reloaded: generation %u serving (%u workers), generation %u finishing", gen->id,
-             gen->cfg->worker_slots, old->id);
+    char pool[96];
+    log_info("reloaded: generation %u serving (%s), generation %u finishing", gen->id,
+             describe_pool(gen->cfg, pool, sizeof(pool)), old->id);
 }
 
 /* ---- the adaptive pool -------------------------------------------------------------------- */
-
-/* How often the pool is looked at (Apache prefork looks once a second; we ramp faster). */
-#define POOL_TICK_MS 100
-/* Spare workers beyond max_spare for this many ticks (a second): retire. */
-#define POOL_OVER_TICKS 10
-#define POOL_MAX_SPAWN_RATE 32
-/* Forks in one tick at most, however long the accept queue (a fork costs ~0.2 ms). */
-#define POOL_MAX_SPAWN_TICK 128
-/* A worker's nudge brings the next tick forward, to no sooner than this after the last one. */
-#define POOL_NUDGE_MIN_MS 5
 
 /* Connections waiting in the accept queues of <gen>'s proxy listeners. */
 static unsigned
@@ -765,24 +864,41 @@ listen_queue(const struct generation *gen)
     return q;
 }
 
+/* Forks up to <n> workers into free pool slots; returns how many were forked. */
+static unsigned
+pool_fork(struct generation *gen, unsigned n)
+{
+    unsigned forked = 0;
+    for (unsigned i = 0; i < gen->cfg->worker_slots && forked < n; i++) {
+        if (gen->children[i].wanted)
+            continue;
+        gen->children[i].crashes = 0;
+        gen->children[i].fatal = false;
+        if (spawn_child(gen, i) == -1)
+            break;
+        forked++;
+    }
+    return forked;
+}
+
 /*
- * Apache prefork's idle-server maintenance, on the scoreboard: fewer than
- * min_spare idle workers, or clients waiting in the accept queue: fork
- * what is missing (the queue's length plus min_spare, less the idle ones),
- * at least 1, 2, 4 .. 32 per tick while the shortage lasts, at most 128 per
- * tick; more than max_spare idle for a
- * second: retire idle workers, one per tick while the surplus lasts,
- * gracefully (SIGQUIT: it is in accept(), so it exits at once). Never above max_workers (said once
- * when reached) nor below min_workers.
+ * One look at <gen>'s adaptive pool (pool.h decides): counts the wanted
+ * and idle workers on the scoreboard and the accept queue, forks what
+ * pool_grow() asks, then retires the highest idle worker when
+ * pool_settle() says so, gracefully (SIGQUIT: it is in accept(), so it
+ * exits at once).
  */
 static void
 pool_tick(struct generation *gen)
 {
     const struct config *cfg = gen->cfg;
+    const struct pool_limits lim = {.min_workers = cfg->min_workers,
+                                    .max_workers = cfg->max_workers,
+                                    .min_spare = cfg->min_spare,
+                                    .max_spare = cfg->max_spare};
     unsigned live = 0, idle = 0, top_idle = UINT32_MAX;
 
     atomic_store(&gen->shm->pool_nudged, 0); /* the next shortage may nudge again */
-
     for (unsigned i = 0; i < cfg->worker_slots; i++) {
         if (!gen->children[i].wanted)
             continue;
@@ -795,52 +911,24 @@ pool_tick(struct generation *gen)
         }
     }
     unsigned queued = listen_queue(gen);
-    unsigned need = queued + cfg->min_spare > idle ? queued + cfg->min_spare - idle : 0;
-    if (need > 0 && live < cfg->max_workers) {
-        unsigned n = need > gen->spawn_rate ? need : gen->spawn_rate;
-        if (n > POOL_MAX_SPAWN_TICK)
-            n = POOL_MAX_SPAWN_TICK;
-        if (n > cfg->max_workers - live)
-            n = cfg->max_workers - live;
-        unsigned asked = n;
-        for (unsigned i = 0; i < cfg->worker_slots && n > 0; i++) {
-            if (gen->children[i].wanted)
-                continue;
-            gen->children[i].crashes = 0;
-            gen->children[i].fatal = false;
-            if (spawn_child(gen, i) == -1)
-                break;
-            n--;
-            live++;
-        }
+    unsigned n = pool_grow(&gen->pool, &lim, live, idle, queued);
+    if (n > 0) {
+        unsigned forked = pool_fork(gen, n);
+        live += forked;
         log_debug("pool: %u idle of %u workers, %u waiting, forked %u", idle, live, queued,
-                  asked - n);
-        if (gen->spawn_rate < POOL_MAX_SPAWN_RATE)
-            gen->spawn_rate *= 2;
-    } else {
-        gen->spawn_rate = 1;
+                  forked);
     }
-    atomic_store(&gen->shm->pool_full, live >= cfg->max_workers);
-    if (idle == 0 && live >= cfg->max_workers) {
-        if (!gen->cap_logged)
-            log_warn("pool: max_workers (%u) reached, none idle: new connections wait in the "
-                     "accept queue, and idle keep-alive connections are closed for them",
-                     cfg->max_workers);
-        gen->cap_logged = true;
-    } else if (idle > 0) {
-        gen->cap_logged = false;
-    }
-    if (idle > cfg->max_spare && live > cfg->min_workers && top_idle != UINT32_MAX) {
-        if (++gen->over_ticks >= POOL_OVER_TICKS) {
-            /* over for a second: one per tick from now on, while the surplus lasts */
-            gen->over_ticks = POOL_OVER_TICKS - 1;
-            gen->children[top_idle].wanted = false;
-            kill(gen->children[top_idle].pid, SIGQUIT);
-            atomic_fetch_add(&gen->shm->retired, 1);
-            log_debug("pool: %u idle of %u workers, retiring worker %u", idle, live, top_idle);
-        }
-    } else {
-        gen->over_ticks = 0;
+    struct pool_verdict v = pool_settle(&gen->pool, &lim, live, idle, top_idle != UINT32_MAX);
+    atomic_store(&gen->shm->pool_full, v.full);
+    if (v.say_cap)
+        log_warn("pool: max_workers (%u) reached, none idle: new connections wait in the "
+                 "accept queue, and idle keep-alive connections are closed for them",
+                 cfg->max_workers);
+    if (v.retire) {
+        gen->children[top_idle].wanted = false;
+        kill(gen->children[top_idle].pid, SIGQUIT);
+        atomic_fetch_add(&gen->shm->retired, 1);
+        log_debug("pool: %u idle of %u workers, retiring worker %u", idle, live, top_idle);
     }
 }
 
@@ -877,15 +965,113 @@ stop_children(struct master *m, int sig, int64_t grace_ms)
 
 /* ---- main loop --------------------------------------------------------------------------- */
 
+/*
+ * Blocks our signals (they are taken only while the master waits in
+ * ppoll(), with the mask saved in m->waitmask) and installs the flag-setting
+ * handlers.
+ */
+static void
+setup_signals(struct master *m)
+{
+    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
+    struct sigaction sa = {0};
+    sigset_t block;
+
+    sigemptyset(&block);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaddset(&block, sigs[i]);
+    sigprocmask(SIG_BLOCK, &block, &m->waitmask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigdelset(&m->waitmask, sigs[i]);
+    sa.sa_handler = on_signal;
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaction(sigs[i], &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+/*
+ * Looks at the adaptive pool when its tick is due (or soon after a
+ * worker's nudge); returns ms until the next tick.
+ */
+static int64_t
+pool_due(struct master *m, int64_t *last_tick, int64_t *next_tick)
+{
+    int64_t now = buf_now_ms();
+    if (m->nudged) {
+        /* A worker found too few idle workers: grow now, not at the next tick. */
+        m->nudged = false;
+        if (*last_tick + POOL_NUDGE_MIN_MS < *next_tick)
+            *next_tick = *last_tick + POOL_NUDGE_MIN_MS;
+    }
+    if (now >= *next_tick) {
+        pool_tick(current(m));
+        *last_tick = now;
+        *next_tick = now + POOL_TICK_MS;
+    }
+    return *next_tick - now;
+}
+
+/* Acts on the signals that came: reap, reload, reopen the logs. */
+static void
+handle_signals(struct master *m)
+{
+    if (sig_chld) {
+        sig_chld = 0;
+        reap(m, false);
+    }
+    gens_collect(m);
+    if (sig_hup) {
+        sig_hup = 0;
+        reload(m);
+    }
+    if (sig_usr1) {
+        sig_usr1 = 0;
+        log_reopen();
+        log_chown(current(m)->cfg->user);
+        signal_all(m, SIGUSR1);
+        log_info("log files reopened");
+    }
+}
+
+/* Serves until told to stop, then stops every child (as the signal says). */
+static void
+serve(struct master *m)
+{
+    int64_t last_tick = buf_now_ms(), next_tick = last_tick + POOL_TICK_MS;
+    for (;;) {
+        int64_t next = respawn_due(m), k = next_kill(m);
+        if (k != -1 && (next == -1 || k < next))
+            next = k;
+        if (current(m)->cfg->workers_auto) {
+            int64_t p = pool_due(m, &last_tick, &next_tick);
+            if (next == -1 || p < next)
+                next = p;
+        }
+        if (!(sig_chld || sig_term || sig_quit || sig_hup || sig_usr1))
+            wait_signal(m, next);
+        if (sig_term) {
+            log_info("stopping (fast)");
+            stop_children(m, SIGTERM, FAST_STOP_MS);
+            return;
+        }
+        if (sig_quit) {
+            int64_t grace = current(m)->cfg->shutdown_timeout_ms;
+            log_info("stopping (graceful): finishing requests in flight, at most %lld ms",
+                     (long long)grace);
+            stop_children(m, SIGQUIT, grace);
+            return;
+        }
+        handle_signals(m);
+    }
+}
+
 int
 master_run(struct config *cfg, const char *path)
 {
     struct master m = {.path = path, .next_id = 1, .nudge_fd = -1};
-    struct sigaction sa = {0};
-    sigset_t block;
-    char err[512];
+    char err[512], pool[96];
     int rc = 1;
-    bool pid_written = false;
 
     if (log_open(cfg, err, sizeof(err)) == -1) {
         log_error("%s", err);
@@ -901,20 +1087,7 @@ master_run(struct config *cfg, const char *path)
         cfg_free(cfg);
         return 1;
     }
-
-    /* Our signals stay blocked except while the master waits in ppoll(). */
-    sigemptyset(&block);
-    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
-    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-        sigaddset(&block, sigs[i]);
-    sigprocmask(SIG_BLOCK, &block, &m.waitmask);
-    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-        sigdelset(&m.waitmask, sigs[i]);
-    sa.sa_handler = on_signal;
-    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-        sigaction(sigs[i], &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
+    setup_signals(&m);
 
     struct generation *gen = gen_new(&m, cfg);
     if (gen == NULL)
@@ -925,73 +1098,27 @@ master_run(struct config *cfg, const char *path)
             log_error("%s", err);
             goto out;
         }
-        pid_written = true;
+        m.pid_file = strdup(cfg->pid_file);
+        if (m.pid_file == NULL) {
+            pidfile_remove(cfg->pid_file);
+            log_error("out of memory");
+            goto out;
+        }
     }
     if (gen_start(&m, gen) == -1)
         goto stop;
-    log_info("miniproxyd %s started: %u workers, upstream %s", MP_VERSION, cfg->worker_slots,
-             cfg->groups[cfg->group].name);
-
-    int64_t last_tick = buf_now_ms(), next_tick = last_tick + POOL_TICK_MS;
-    for (;;) {
-        int64_t next = respawn_due(&m), k = next_kill(&m);
-        if (k != -1 && (next == -1 || k < next))
-            next = k;
-        if (current(&m)->cfg->workers_auto) {
-            int64_t now = buf_now_ms();
-            if (m.nudged) {
-                /* A worker found too few idle workers: grow now, not at the next tick. */
-                m.nudged = false;
-                if (last_tick + POOL_NUDGE_MIN_MS < next_tick)
-                    next_tick = last_tick + POOL_NUDGE_MIN_MS;
-            }
-            if (now >= next_tick) {
-                pool_tick(current(&m));
-                last_tick = now;
-                next_tick = now + POOL_TICK_MS;
-            }
-            if (next == -1 || next_tick - now < next)
-                next = next_tick - now;
-        }
-        if (!(sig_chld || sig_term || sig_quit || sig_hup || sig_usr1))
-            wait_signal(&m, next);
-        if (sig_term) {
-            log_info("stopping (fast)");
-            stop_children(&m, SIGTERM, FAST_STOP_MS);
-            break;
-        }
-        if (sig_quit) {
-            int64_t grace = current(&m)->cfg->shutdown_timeout_ms;
-            log_info("stopping (graceful): finishing requests in flight, at most %lld ms",
-                     (long long)grace);
-            stop_children(&m, SIGQUIT, grace);
-            break;
-        }
-        if (sig_chld) {
-            sig_chld = 0;
-            reap(&m, false);
-        }
-        gens_collect(&m);
-        if (sig_hup) {
-            sig_hup = 0;
-            reload(&m);
-        }
-        if (sig_usr1) {
-            sig_usr1 = 0;
-            log_reopen();
-            log_chown(current(&m)->cfg->user);
-            signal_all(&m, SIGUSR1);
-            log_info("log files reopened");
-        }
-    }
+    log_info("miniproxyd %s started: %s, upstream %s", MP_VERSION,
+             describe_pool(cfg, pool, sizeof(pool)), cfg->groups[cfg->group].name);
+    serve(&m);
     rc = 0;
 stop:
     if (live_children(&m) > 0)
         stop_children(&m, SIGTERM, FAST_STOP_MS);
     log_info("stopped");
 out:
-    if (pid_written && m.ngens > 0)
-        pidfile_remove(current(&m)->cfg->pid_file);
+    if (m.pid_file != NULL)
+        pidfile_remove(m.pid_file);
+    free(m.pid_file);
     for (size_t k = 0; k < m.ngens; k++)
         gen_free(m.gens[k]);
     for (size_t i = 0; i < m.nls; i++)

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +20,7 @@
 #include "http.h"
 #include "log.h"
 #include "net.h"
+#include "proc.h"
 #include "proxy.h"
 #include "status.h"
 
@@ -464,8 +464,6 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
     sigset_t all;
 
     log_set_role("worker");
-    /* Die with the master: no orphan keeps serving a stale config. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
 
     if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) == -1)
         log_fatal(MP_EXIT_FATAL, "pipe: %s", strerror(errno));

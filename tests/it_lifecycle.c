@@ -425,6 +425,203 @@ START_TEST(t_status_pages)
 }
 END_TEST
 
+/*
+ * Issue 10, item 5: a listener removed by a reload stops accepting. Before,
+ * every child inherited every listener and memfd and closed none, so the
+ * new generation's workers and checker kept the removed port in LISTEN:
+ * the kernel completed handshakes nobody would serve.
+ */
+START_TEST(t_reload_removes_listener)
+{
+    struct tl_resp r;
+    tl_app_start(&app[0], "a1");
+    int second = tl_free_port();
+    tl_proxy_start(&px,
+                   "workers = 2\nlisten = 127.0.0.1:%d\nupstream = app\n[upstream app]\n"
+                   "server = 127.0.0.1:%d\n",
+                   second, app[0].port);
+    ck_assert_int_eq(tl_request(second, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    tl_proxy_write_conf(
+        &px, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n", app[0].port);
+    ck_assert(kill(px.pid, SIGHUP) == 0);
+    ck_assert(tl_file_waitfor(px.errlog, "reloaded: generation 2 serving", 3000));
+    char closed[96];
+    snprintf(closed, sizeof(closed), "closed listener proxy 127.0.0.1:%d", second);
+    ck_assert_msg(tl_file_waitfor(px.errlog, closed, 5000), "no \"%s\"", closed);
+    /* nobody holds it any more: refused, not left hanging */
+    ck_assert_int_eq(tl_connect_errno(second), ECONNREFUSED);
+    ck_assert(!tl_port_listening(second));
+    /* the children hold no memfd, and map their own generation's table only */
+    pid_t kids[16];
+    int n = tl_children(px.pid, kids, 16);
+    ck_assert_int_ge(n, 3);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(tl_fd_count(kids[i], "memfd:miniproxyd-shm"), 0);
+        ck_assert_int_eq(tl_maps_count(kids[i], "memfd:miniproxyd-shm"), 1);
+    }
+    ck_assert_int_eq(tl_request(px.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    stop_all();
+}
+END_TEST
+
+/* A second proxy's paths (the first is px), made as tl_proxy_start() makes them. */
+static void
+other_paths(struct tl_proxy *o)
+{
+    memset(o, 0, sizeof(*o));
+    snprintf(o->dir, sizeof(o->dir), "/tmp/mp-test-XXXXXX");
+    ck_assert(mkdtemp(o->dir) != NULL);
+    snprintf(o->conf, sizeof(o->conf), "%s/miniproxy.ini", o->dir);
+    snprintf(o->errlog, sizeof(o->errlog), "%s/error.log", o->dir);
+    snprintf(o->acclog, sizeof(o->acclog), "%s/access.log", o->dir);
+}
+
+/*
+ * Issue 10, item 4: a second instance on an address the first listens on
+ * fails at start, instead of silently taking part of its traffic (both
+ * bind with SO_REUSEPORT as the same user, so bind() alone never failed);
+ * and a reload that adds such an address is refused, the old config
+ * serving on.
+ */
+START_TEST(t_address_in_use)
+{
+    struct tl_proxy other;
+    struct tl_resp r;
+    char out[4096], want[96];
+    tl_app_start(&app[0], "a1");
+    tl_proxy_start(&px, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n",
+                   app[0].port);
+    snprintf(want, sizeof(want), "listen 127.0.0.1:%d: address already in use", px.port);
+
+    other_paths(&other);
+    tl_proxy_write_conf(&other,
+                        "workers = 2\nlisten = 127.0.0.1:%d\nupstream = app\n[upstream app]\n"
+                        "server = 127.0.0.1:%d\n",
+                        px.port, app[0].port);
+    /* bounded: before the fix it started and served */
+    int rc = tl_sh(out, sizeof(out), "timeout 5 %s/miniproxyd -c %s 2>&1", tl_build(), other.conf);
+    ck_assert_msg(rc == 1, "second instance: exit %d", rc);
+    ck_assert_msg(tl_file_count(other.errlog, want) == 1, "no \"%s\" in %s", want, other.errlog);
+
+    /* a running instance asked to add it on reload refuses, and serves on */
+    tl_proxy_start(&other, "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n",
+                   app[0].port);
+    tl_proxy_write_conf(&other,
+                        "workers = 2\nlisten = 127.0.0.1:%d\nupstream = app\n[upstream app]\n"
+                        "server = 127.0.0.1:%d\n",
+                        px.port, app[0].port);
+    ck_assert(kill(other.pid, SIGHUP) == 0);
+    ck_assert(tl_file_waitfor(other.errlog, "reload failed, still serving generation 1", 3000));
+    ck_assert_int_eq(tl_file_count(other.errlog, want), 1);
+    ck_assert_int_eq(tl_request(other.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    ck_assert_int_eq(tl_request(px.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    tl_stop(other.pid);
+    stop_all();
+}
+END_TEST
+
+/*
+ * Issue 10, item 9: a reload that changes pid_file does not move it (as
+ * nginx): it says so, and at exit the master removes the file it wrote.
+ * Before, it removed the current config's file and left the first behind.
+ */
+START_TEST(t_reload_keeps_pid_file)
+{
+    char first[256], second[256], out[64];
+    tl_app_start(&app[0], "a1");
+    char dir[] = "/tmp/mp-pid-XXXXXX";
+    ck_assert(mkdtemp(dir) != NULL);
+    snprintf(first, sizeof(first), "%s/first.pid", dir);
+    snprintf(second, sizeof(second), "%s/second.pid", dir);
+    tl_proxy_start(&px,
+                   "workers = 2\nupstream = app\npid_file = %s\n[upstream app]\n"
+                   "server = 127.0.0.1:%d\n",
+                   first, app[0].port);
+    tl_proxy_write_conf(&px,
+                        "workers = 2\nupstream = app\npid_file = %s\n[upstream app]\n"
+                        "server = 127.0.0.1:%d\n",
+                        second, app[0].port);
+    ck_assert(kill(px.pid, SIGHUP) == 0);
+    ck_assert(tl_file_waitfor(px.errlog, "reloaded: generation 2 serving", 3000));
+    ck_assert(access(second, F_OK) == -1);
+    ck_assert_int_eq(tl_sh(out, sizeof(out), "cat %s", first), 0);
+    ck_assert_int_eq(atoi(out), px.pid);
+    int st = tl_stop(px.pid);
+    px.pid = 0;
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ck_assert_msg(access(first, F_OK) == -1, "%s left behind", first);
+    ck_assert(access(second, F_OK) == -1);
+    ck_assert_int_eq(tl_file_count(px.errlog, "takes effect at the next start; keeping"), 1);
+    rmdir(dir);
+    stop_all();
+}
+END_TEST
+
+/* The value of the /metrics series <series> (name and labels, then a space), or -1. */
+static long
+metric(int admin_port, const char *series)
+{
+    struct tl_resp r;
+    char line[256];
+    ck_assert_int_eq(tl_request(admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    snprintf(line, sizeof(line), "\n%s", series); /* a sample line, not its # HELP */
+    long v = num_after(r.body, line);
+    tl_resp_free(&r);
+    return v;
+}
+
+/*
+ * Issue 10, item 10: counters survive reloads (Prometheus reads a drop as
+ * a restart): those of a server that stays, and the workers' totals.
+ * Before, the new generation's table started from zero.
+ */
+START_TEST(t_reload_keeps_counters)
+{
+    struct tl_resp r;
+    char srv[128];
+    tl_app_start(&app[0], "a1");
+    tl_app_start(&app[1], "a2");
+    const char *conf = "workers = 2\nupstream = app\n[admin]\nlisten = 127.0.0.1:0\n"
+                       "[upstream app]\nserver = 127.0.0.1:%d\n%s";
+    tl_proxy_start(&px, conf, app[0].port, "");
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(tl_request(px.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+        tl_resp_free(&r);
+    }
+    snprintf(srv, sizeof(srv),
+             "miniproxyd_upstream_requests_total{group=\"app\",server=\"127.0.0.1:%d\"} ",
+             app[0].port);
+    ck_assert_int_eq(metric(px.admin_port, srv), 10);
+    long spawned = metric(px.admin_port, "miniproxyd_pool_spawned_total ");
+    ck_assert_int_ge(spawned, 2);
+    /* the server stays, another one joins */
+    char more[64];
+    snprintf(more, sizeof(more), "server = 127.0.0.1:%d\n", app[1].port);
+    tl_proxy_write_conf(&px, conf, app[0].port, more);
+    ck_assert(kill(px.pid, SIGHUP) == 0);
+    ck_assert(tl_file_waitfor(px.errlog, "reloaded: generation 2 serving", 3000));
+    ck_assert(tl_file_waitfor(px.errlog, "generation 1 finished", 5000));
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(tl_request(px.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+        tl_resp_free(&r);
+    }
+    long a1 = metric(px.admin_port, srv);
+    snprintf(srv, sizeof(srv),
+             "miniproxyd_upstream_requests_total{group=\"app\",server=\"127.0.0.1:%d\"} ",
+             app[1].port);
+    long a2 = metric(px.admin_port, srv);
+    ck_assert_msg(a1 >= 10 && a1 + a2 == 14, "a1 %ld, a2 %ld", a1, a2);
+    ck_assert_int_eq(metric(px.admin_port, "miniproxyd_worker_requests_total "), 14);
+    ck_assert_int_ge(metric(px.admin_port, "miniproxyd_worker_connections_total "), 14);
+    ck_assert_int_ge(metric(px.admin_port, "miniproxyd_pool_spawned_total "), spawned + 2);
+    stop_all();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -438,6 +635,10 @@ main(void)
     tcase_add_test(tc, t_usr1_reopens_logs);
     tcase_add_test(tc, t_pid_file_signals_and_user);
     tcase_add_test(tc, t_status_pages);
+    tcase_add_test(tc, t_reload_removes_listener);
+    tcase_add_test(tc, t_address_in_use);
+    tcase_add_test(tc, t_reload_keeps_pid_file);
+    tcase_add_test(tc, t_reload_keeps_counters);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

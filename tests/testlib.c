@@ -714,3 +714,77 @@ tl_dead_port(void)
     (void)tl_listen_local(-1, &port); /* kept open on purpose: it holds the port */
     return port;
 }
+
+int
+tl_free_port(void)
+{
+    int port;
+    int fd = tl_listen_local(-1, &port);
+    close(fd);
+    return port;
+}
+
+bool
+tl_port_listening(int port)
+{
+    char line[512];
+    bool found = false;
+    FILE *f = fopen("/proc/net/tcp", "r");
+    ck_assert_ptr_nonnull(f);
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        unsigned addr, lport, state;
+        /* "  0: 0100007F:1F90 00000000:0000 0A ..." (0A: LISTEN) */
+        if (sscanf(line, " %*d: %x:%x %*x:%*x %x", &addr, &lport, &state) == 3)
+            found = (int)lport == port && state == 0x0A &&
+                    (addr == 0 || addr == htonl(INADDR_LOOPBACK));
+    }
+    fclose(f);
+    return found;
+}
+
+int
+tl_connect_errno(int port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ne(fd, -1);
+    int rc = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ? errno : 0;
+    close(fd);
+    return rc;
+}
+
+int
+tl_fd_count(pid_t pid, const char *needle)
+{
+    char dir[64], path[400], target[256];
+    struct dirent *e;
+    int n = 0;
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        ssize_t len = readlink(path, target, sizeof(target) - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        n += strstr(target, needle) != NULL;
+    }
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+int
+tl_maps_count(pid_t pid, const char *needle)
+{
+    char path[64], line[1024];
+    int n = 0;
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, needle) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}

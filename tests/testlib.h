@@ -138,4 +138,22 @@ bool tl_pid_alive(pid_t pid);
 /* PIDs of the children of <pid> (from /proc); returns how many were stored. */
 int tl_children(pid_t pid, pid_t *out, int max);
 
+/*
+ * A loopback port free just now: bound to port 0, read back, closed. For a
+ * config that must name a port (a second listener, another instance).
+ */
+int tl_free_port(void);
+
+/* Whether some socket is in LISTEN on 127.0.0.1:<port> or *:<port> (/proc/net/tcp). */
+bool tl_port_listening(int port);
+
+/* Connects to 127.0.0.1:<port> and closes: 0 when it connected, else the errno. */
+int tl_connect_errno(int port);
+
+/* How many of <pid>'s descriptors (/proc/PID/fd links) contain <needle>. */
+int tl_fd_count(pid_t pid, const char *needle);
+
+/* How many lines of /proc/<pid>/maps contain <needle>. */
+int tl_maps_count(pid_t pid, const char *needle);
+
 #endif

@@ -1,10 +1,12 @@
 /*
- * Unit tests for src/pidfile.c (Check): the pid file (write, read, remove)
- * and privs_drop(). Each test works in its own temporary directory. The
- * suite runs as root: privs_drop("nobody") is tried in a forked child, which
- * reports the first check that failed through its exit code.
+ * Unit tests for src/pidfile.c (Check): the pid file (write, read, remove),
+ * and for src/privs.c: privs_drop(). Each test works in its own temporary
+ * directory. The suite runs as root: privs_drop("nobody") is tried in a
+ * forked child, which reports the first check that failed through its exit
+ * code.
  */
 #include "pidfile.h"
+#include "privs.h"
 #include "testlib.h"
 
 #include <check.h>
