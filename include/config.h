@@ -65,6 +65,8 @@ struct cfg_group {
     bool health_check;          /* health_check = on (default) | off */
     char health_path[256];      /* health_path = /health: origin-form, starts with '/' */
     int64_t health_interval_ms; /* health_interval = 2s, > 0 */
+    /* health_interval_down = 1s, > 0 (HAProxy's downinter): the interval while a server is down */
+    int64_t health_interval_down_ms;
     int64_t health_timeout_ms;  /* health_timeout = 1s, > 0 */
     unsigned rise;              /* rise = 2: good probes to go up, 1..100 */
     unsigned fall;              /* fall = 3: failed probes to go down, 1..100 */
@@ -72,9 +74,11 @@ struct cfg_group {
     unsigned health_status_max; /* "N" or "N-M" within 100..599 */
 
     /* passive health: the circuit breaker */
-    unsigned max_fails;     /* max_fails = 5: failures within fail_window open it; 0 = never */
-    int64_t fail_window_ms; /* fail_window = 10s, > 0 */
+    unsigned max_fails;     /* max_fails = 5: consecutive failures that open it; 0 = never */
+    int64_t fail_window_ms; /* fail_window = 10s, > 0: ... all within this of the first one */
     int64_t cooldown_ms;    /* cooldown = 10s, > 0: open this long, then one trial */
+    /* max_ejected_percent = 50, 0..100: most servers up that the breaker may hold out */
+    unsigned max_ejected_percent;
     bool fail_on_5xx;       /* fail_on_5xx = no: count 5xx answers as failures too */
 };
 

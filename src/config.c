@@ -87,15 +87,22 @@
  *   health_path = /health        ; starts with '/', bytes 0x21-0x7e only, at
  *                                ; most 255; default /health
  *   health_interval = 2s         ; > 0; default 2s
+ *   health_interval_down = 1s    ; > 0; default 1s, or health_interval if
+ *                                ; shorter: the interval while a server is
+ *                                ; down (HAProxy's downinter)
  *   health_timeout = 1s          ; > 0; default 1s
  *   rise = 2                     ; 1..100; default 2 good probes to go up
  *   fall = 3                     ; 1..100; default 3 failed probes to go down
  *   health_status = 200-399      ; "N" or "N-M", 100 <= N <= M <= 599;
  *                                ; default 200-399
- *   max_fails = 5                ; 0..1000; default 5 failures within
- *                                ; fail_window open the circuit breaker;
- *                                ; 0 disables it
- *   fail_window = 10s            ; > 0; default 10s
+ *   max_fails = 5                ; 0..1000; default 5 consecutive failures
+ *                                ; (a success resets the count) open the
+ *                                ; circuit breaker; 0 disables it
+ *   fail_window = 10s            ; > 0; default 10s: those failures must all
+ *                                ; come within this of the run's first one
+ *   max_ejected_percent = 50     ; 0..100; default 50: the breaker holds out
+ *                                ; at most this share of the servers that
+ *                                ; are up, and never the last one
  *   cooldown = 10s               ; > 0; default 10s: open this long, then
  *                                ; one trial request
  *   fail_on_5xx = no             ; boolean; default no: 5xx answers count as
@@ -184,6 +191,8 @@ enum cfg_group_key {
     GK_FAIL_WINDOW,
     GK_COOLDOWN,
     GK_FAIL_ON_5XX,
+    GK_HEALTH_INTERVAL_DOWN,
+    GK_MAX_EJECTED_PERCENT,
     GK_COUNT
 };
 
@@ -1056,6 +1065,24 @@ set_cooldown(struct cfg_state *st, const char *val, char *why, size_t whylen)
 }
 
 static int
+set_max_ejected_percent(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    uint64_t v;
+
+    if (cfg_number(val, 0, 100, &v, why, whylen) == -1)
+        return -1;
+    st->cfg->groups[st->group].max_ejected_percent = (unsigned)v;
+    return 0;
+}
+
+static int
+set_health_interval_down(struct cfg_state *st, const char *val, char *why, size_t whylen)
+{
+    return cfg_duration(val, true, &st->cfg->groups[st->group].health_interval_down_ms, why,
+                        whylen);
+}
+
+static int
 set_fail_on_5xx(struct cfg_state *st, const char *val, char *why, size_t whylen)
 {
     return cfg_bool(val, &st->cfg->groups[st->group].fail_on_5xx, why, whylen);
@@ -1082,6 +1109,8 @@ static const struct cfg_key cfg_group_keys[GK_COUNT] = {
     [GK_FAIL_WINDOW] = {"fail_window", false, set_fail_window},
     [GK_COOLDOWN] = {"cooldown", false, set_cooldown},
     [GK_FAIL_ON_5XX] = {"fail_on_5xx", false, set_fail_on_5xx},
+    [GK_HEALTH_INTERVAL_DOWN] = {"health_interval_down", false, set_health_interval_down},
+    [GK_MAX_EJECTED_PERCENT] = {"max_ejected_percent", false, set_max_ejected_percent},
 };
 
 /* ---- inih callbacks -------------------------------------------------- */
@@ -1235,6 +1264,7 @@ cfg_section(struct cfg_state *st, const char *p)
     g->health_check = true;
     snprintf(g->health_path, sizeof(g->health_path), "/health");
     g->health_interval_ms = 2000;
+    g->health_interval_down_ms = 1000;
     g->health_timeout_ms = 1000;
     g->rise = 2;
     g->fall = 3;
@@ -1243,6 +1273,7 @@ cfg_section(struct cfg_state *st, const char *p)
     g->max_fails = 5;
     g->fail_window_ms = 10000;
     g->cooldown_ms = 10000;
+    g->max_ejected_percent = 50;
     g->fail_on_5xx = false;
     g->line = st->lineno;
     st->sec = CFG_SEC_UPSTREAM;
@@ -1561,6 +1592,10 @@ cfg_validate(struct cfg_state *st)
             cfg_fail(st, g->line, "[upstream %s]: only backup servers", g->name);
             return -1;
         }
+        /* Unset, it never probes a down server less often than an up one. */
+        if (st->group_seen[i][GK_HEALTH_INTERVAL_DOWN] == 0 &&
+            g->health_interval_ms < g->health_interval_down_ms)
+            g->health_interval_down_ms = g->health_interval_ms;
     }
     return 0;
 }
@@ -1887,6 +1922,8 @@ cfg_diff_group(struct cfg_diff_out *d, const struct cfg_group *a, const struct c
     cfg_dbool(d, pfx, "health_check", a->health_check, b->health_check, "on", "off");
     cfg_dstr(d, pfx, "health_path", a->health_path, b->health_path);
     cfg_dms(d, pfx, "health_interval", a->health_interval_ms, b->health_interval_ms);
+    cfg_dms(d, pfx, "health_interval_down", a->health_interval_down_ms,
+            b->health_interval_down_ms);
     cfg_dms(d, pfx, "health_timeout", a->health_timeout_ms, b->health_timeout_ms);
     cfg_duint(d, pfx, "rise", a->rise, b->rise);
     cfg_duint(d, pfx, "fall", a->fall, b->fall);
@@ -1897,6 +1934,7 @@ cfg_diff_group(struct cfg_diff_out *d, const struct cfg_group *a, const struct c
     cfg_duint(d, pfx, "max_fails", a->max_fails, b->max_fails);
     cfg_dms(d, pfx, "fail_window", a->fail_window_ms, b->fail_window_ms);
     cfg_dms(d, pfx, "cooldown", a->cooldown_ms, b->cooldown_ms);
+    cfg_duint(d, pfx, "max_ejected_percent", a->max_ejected_percent, b->max_ejected_percent);
     cfg_dbool(d, pfx, "fail_on_5xx", a->fail_on_5xx, b->fail_on_5xx, "yes", "no");
 }
 

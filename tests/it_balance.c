@@ -276,8 +276,12 @@ START_TEST(t_breaker_opens_and_trials)
         tl_resp_free(&r);
     }
     ck_assert_int_eq(bad_count(&b), 3);
-    ck_assert_int_eq(atomic_load(&shm->servers[0].breaker), SHM_BREAKER_OPEN);
-    ck_assert(tl_file_waitfor(px.errlog, "circuit open: 3 failures", 1000));
+    ck_assert_int_eq(shm_breaker_state(&shm->servers[0]), SHM_BREAKER_OPEN);
+    /* the ejection names its cause: the count and the last failure */
+    char line[256];
+    snprintf(line, sizeof(line),
+             "[app] 127.0.0.1:%d ejected for 1s: 3 consecutive failures, last: ", b.port);
+    ck_assert(tl_file_waitfor(px.errlog, line, 1000));
     usleep(1100 * 1000);
     for (int i = 0; i < 10; i++) {
         struct tl_resp r;
@@ -286,9 +290,9 @@ START_TEST(t_breaker_opens_and_trials)
     }
     /* exactly one trial after the cooldown; it failed, so the circuit is open again */
     ck_assert_int_eq(bad_count(&b), 4);
-    ck_assert_int_eq(atomic_load(&shm->servers[0].breaker), SHM_BREAKER_OPEN);
+    ck_assert_int_eq(shm_breaker_state(&shm->servers[0]), SHM_BREAKER_OPEN);
     ck_assert_int_eq(atomic_load(&shm->servers[0].breaker_opens), 2);
-    ck_assert(tl_file_waitfor(px.errlog, "circuit open again", 1000));
+    ck_assert(tl_file_waitfor(px.errlog, "ejected again for 1s: the trial request failed", 1000));
     shm_detach(shm);
     bad_stop(&b);
     stop_all();
