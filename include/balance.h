@@ -31,9 +31,10 @@
  * more than max_ejected_percent of the group's servers that are up, and
  * never the last one: a client that makes the app fail on purpose cannot
  * empty a group. An ejection that the cap refuses leaves the breaker
- * closed, and says so in the log. Every transition is one compare-and-swap
- * of the server's breaker word (state and time together), so of many
- * workers racing for the half-open trial exactly one wins.
+ * closed, and says so in the log; and when the other servers go down after
+ * an ejection, the ejected one is let back in at once, not after cooldown. Every transition is one
+ * compare-and-swap of the server's breaker word (state and time together), so of many workers
+ * racing for the half-open trial exactly one wins.
  */
 #ifndef MP_BALANCE_H
 #define MP_BALANCE_H

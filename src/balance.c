@@ -122,10 +122,10 @@ balance_usable(const struct balance *b, const struct shm *shm, size_t g, size_t 
 
 /*
  * Takes server <s> for a request if it is usable: with a closed breaker
- * anyone may; an open one past its cooldown (or a half-open one whose trial
- * was lost) lets exactly one request through as the trial: the worker
- * whose compare-and-swap of the whole breaker word wins. Sets t->trial and
- * t->trial_word.
+ * anyone may; an open one past its cooldown, or a half-open one whose
+ * trial was lost, lets exactly one request through as the trial: the
+ * worker whose compare-and-swap of the whole breaker word wins. Sets
+ * t->trial and t->trial_word.
  */
 static bool
 take(const struct balance *b, struct shm *shm, size_t g, size_t s, int64_t now_ms,
@@ -526,5 +526,36 @@ balance_pick(const struct balance *b, struct shm *shm, size_t g, const struct ba
             }
             drop(&c, i);
         }
+    }
+
+    /*
+     * Nothing usable, tried or not, yet the health checker has a server up
+     * that its breaker holds out: the others went down after it was
+     * ejected. Counted now, the cap would not have ejected it (never the
+     * last one), so it is let back in rather than leave the group empty
+     * until its cooldown ends.
+     */
+    const struct cfg_group *grp = &b->cfg->groups[g];
+    for (size_t s = 0; s < grp->nservers; s++)
+        if (balance_usable(b, shm, g, s, now_ms))
+            return;
+    for (size_t s = 0; s < grp->nservers; s++) {
+        struct shm_server *srv = shm_srv(shm, g, s);
+        if ((exclude != NULL && balance_set_has(exclude, s)) ||
+            atomic_load(&srv->health) != SHM_HEALTH_UP)
+            continue;
+        uint64_t w = atomic_load(&srv->breaker);
+        if (shm_bw_state(w) == SHM_BREAKER_CLOSED)
+            continue;
+        if (atomic_compare_exchange_strong(&srv->breaker, &w,
+                                           shm_bw_make(SHM_BREAKER_CLOSED, now_ms))) {
+            atomic_store(&srv->fail_run, 0);
+            log_warn("[%s] %s back in before its cooldown: no other server is usable", grp->name,
+                     grp->servers[s].addr.text);
+        } else if (shm_bw_state(w) != SHM_BREAKER_CLOSED) {
+            continue; /* another worker took a trial meanwhile: that one decides */
+        }
+        t->server = (int)s;
+        return;
     }
 }

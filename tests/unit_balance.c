@@ -1348,6 +1348,39 @@ START_TEST(test_cap)
 }
 END_TEST
 
+/*
+ * The cap is decided at ejection; when the servers left in go down after
+ * it, the ejected one (up, by health) is let back in at once instead of
+ * after the cooldown: the breaker is never what empties the group.
+ */
+START_TEST(test_cap_others_down)
+{
+    static const unsigned w[] = {1, 1, 1};
+    struct fixture f;
+
+    setup_weights(&f, "max_fails = 2\ncooldown = 30s\n", w, NULL, 3);
+    for (size_t s = 0; s < 3; s++)
+        set_health(&f, s, UP);
+    fail_n(&f, 0, 2, NOW);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), OPEN);
+    ck_assert_int_ne(pick(&f, NULL), 0);
+    set_health(&f, 1, DOWN);
+    ck_assert_int_eq(pick(&f, NULL), 2);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), OPEN);
+    set_health(&f, 2, DOWN);
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(pick(&f, NULL), 0);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), CLOSED);
+    /* the last one up now stays in whatever it does */
+    fail_n(&f, 0, 6, NOW + 1);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), CLOSED);
+    /* a server down by health is not let in: nothing then */
+    set_health(&f, 0, DOWN);
+    ck_assert_int_eq(pick(&f, NULL), -1);
+    teardown(&f);
+}
+END_TEST
+
 /* When an ejected server's breaker closes, the cap has room for another. */
 START_TEST(test_cap_frees)
 {
@@ -1522,6 +1555,7 @@ balance_suite(void)
     tcase_add_test(tc, test_breaker_single);
     tcase_add_loop_test(tc, test_cap, 0, (int)NELEM(cap_cases));
     tcase_add_test(tc, test_cap_frees);
+    tcase_add_test(tc, test_cap_others_down);
     tcase_add_test(tc, test_uneject);
     tcase_add_loop_test(tc, test_trial_race, 0, 2);
     suite_add_tcase(s, tc);
