@@ -283,6 +283,8 @@ group_check(struct checker *ck, size_t g, const struct cfg_server *came_up)
     why[0] = '\0';
     for (size_t s = 0; s < grp->nservers && shown < 3; s++, shown++) {
         shm_read_error(shm_srv(ck->shm, g, s), err, sizeof(err));
+        if (err[0] == '\0')
+            snprintf(err, sizeof(err), "no reason recorded");
         int n = snprintf(why + len, sizeof(why) - len, "%s%s at %s", s > 0 ? ", " : "", err,
                          grp->servers[s].addr.text);
         if (n < 0 || (size_t)n >= sizeof(why) - len)
@@ -591,6 +593,10 @@ health_run(const struct config *cfg, struct shm *shm)
     raise_fd_limit(ck.nprobes);
     if (ck.pending == 0)
         atomic_store(&shm->health_ready, 1); /* nothing to wait for: never hold start-up */
+    /* States carried over by a reload need no transition to be judged: a new table's flag is 0. */
+    for (size_t g = 0; g < cfg->ngroups; g++)
+        if (cfg->groups[g].health_check)
+            group_check(&ck, g, NULL);
     log_info("checking %zu servers", ck.nprobes);
 
     while (!stop_flag) {

@@ -126,9 +126,13 @@ checker_child(struct hc *h, bool as_master_would)
     health_run(h->cfg, h->shm);
 }
 
-/* Loads the config in ini[], makes the table and forks the checker on it. */
+/*
+ * Loads the config in ini[], makes the table and forks the checker on it;
+ * every server's health is <preset> when not UNKNOWN (as a reload carries
+ * states over into a new table).
+ */
 static void
-hc_start_opt(struct hc *h, bool as_master_would)
+hc_start_preset(struct hc *h, bool as_master_would, int preset)
 {
     char err[512];
 
@@ -137,6 +141,12 @@ hc_start_opt(struct hc *h, bool as_master_would)
     ck_assert_msg(h->cfg != NULL, "config: %s\n%s", err, ini);
     h->shm = shm_create(h->cfg, 1);
     ck_assert_msg(h->shm != NULL, "shm_create: %s", strerror(errno));
+    if (preset != SHM_HEALTH_UNKNOWN)
+        for (uint32_t i = 0; i < h->shm->nservers; i++) {
+            atomic_store(&h->shm->servers[i].health, preset);
+            if (preset == SHM_HEALTH_DOWN)
+                shm_set_error(&h->shm->servers[i], "status 404"); /* carried with the state */
+        }
     snprintf(h->dir, sizeof(h->dir), "/tmp/mp-health-XXXXXX");
     ck_assert(mkdtemp(h->dir) != NULL);
     snprintf(h->log, sizeof(h->log), "%s/error.log", h->dir);
@@ -145,6 +155,12 @@ hc_start_opt(struct hc *h, bool as_master_would)
     ck_assert(h->pid != -1);
     if (h->pid == 0)
         checker_child(h, as_master_would);
+}
+
+static void
+hc_start_opt(struct hc *h, bool as_master_would)
+{
+    hc_start_preset(h, as_master_would, SHM_HEALTH_UNKNOWN);
 }
 
 static void
@@ -909,6 +925,36 @@ START_TEST(t_group_unusable)
 END_TEST
 
 /*
+ * A new checker on states carried over (all down, as after a reload) judges
+ * the group at once: there is no transition to wait for.
+ */
+START_TEST(t_group_unusable_carried)
+{
+    struct tl_proc app;
+    struct hc h;
+    struct tl_resp r;
+
+    tl_app_start(&app, "a");
+    ck_assert_int_eq(
+        tl_request(app.port, "GET /sethealth?status=404 HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    ini_begin("app");
+    ini_add("[upstream app]\nserver = 127.0.0.1:%d\nhealth_interval = 100ms\n", app.port);
+    hc_start_preset(&h, false, SHM_HEALTH_DOWN);
+    ck_assert(log_has(&h,
+                      "[app] no usable server: every health check fails (status 404 at "
+                      "127.0.0.1:%d): answering 503",
+                      app.port));
+    ck_assert_int_eq(atomic_load(&h.shm->groups[0].no_usable), 1);
+    unsigned long c0 = checks_of(srv(&h, 0, 0));
+    ck_assert(WAIT_FOR(2000, checks_of(srv(&h, 0, 0)) >= c0 + 3));
+    ck_assert_int_eq(tl_file_count(h.log, "no usable server"), 1);
+    hc_stop(&h);
+    tl_stop(app.pid);
+}
+END_TEST
+
+/*
  * An up transition closes the server's breaker (Envoy's
  * successful_active_health_check_uneject_host): a restarted server gets
  * traffic after rise probes, not after the cooldown.
@@ -967,6 +1013,7 @@ main(void)
     tcase_add_test(tc, t_dies_with_master);
     tcase_add_test(tc, t_interval_down);
     tcase_add_test(tc, t_group_unusable);
+    tcase_add_test(tc, t_group_unusable_carried);
     tcase_add_test(tc, t_up_closes_breaker);
     suite_add_tcase(s, tc);
     return tl_run(s);
