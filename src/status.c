@@ -944,6 +944,15 @@ render_metrics(struct buf_out *o, const struct config *cfg, const struct shm *sh
         out_fmt(o, "%s %" PRIu64 "\n", pool[i].name, (uint64_t)atomic_load(ctr));
     }
 
+    prom_family(o, "miniproxyd_upstream_usable_servers", "gauge",
+                "Servers of the group that can take requests now (up, breaker closed); "
+                "0: every request to it gets 503.");
+    for (size_t g = 0; g < ngroups; g++) {
+        buf_out_str(o, "miniproxyd_upstream_usable_servers{group=\"");
+        out_esc(o, cfg->groups[g].name, ESC_LABEL);
+        out_fmt(o, "\"} %zu\n", usable_servers(cfg, shm, g));
+    }
+
     for (size_t f = 0; f < NELEM(mfams); f++) {
         prom_family(o, mfams[f].name, mfams[f].type, mfams[f].help);
         for (size_t g = 0; g < ngroups; g++) {

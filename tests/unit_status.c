@@ -920,6 +920,9 @@ START_TEST(test_metrics_values)
         "\nminiproxyd_upstream_latency_seconds_count" B " 0\n",
         "\nminiproxyd_upstream_health_checks_total" D " 17\n",
         "\nminiproxyd_upstream_health_check_latency_seconds" D " 1.000000\n",
+        "\n# TYPE miniproxyd_upstream_usable_servers gauge\n",
+        "\nminiproxyd_upstream_usable_servers{group=\"app\"} 1\n",
+        "\nminiproxyd_upstream_usable_servers{group=\"api\"} 0\n",
         "\n# TYPE miniproxyd_upstream_latency_seconds summary\n",
         "\n# TYPE miniproxyd_upstream_requests_total counter\n",
     };
