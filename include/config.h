@@ -77,9 +77,9 @@ struct cfg_group {
     unsigned max_fails;     /* max_fails = 5: consecutive failures that open it; 0 = never */
     int64_t fail_window_ms; /* fail_window = 10s, > 0: ... all within this of the first one */
     int64_t cooldown_ms;    /* cooldown = 10s, > 0: open this long, then one trial */
+    bool fail_on_5xx;       /* fail_on_5xx = no: count 5xx answers as failures too */
     /* max_ejected_percent = 50, 0..100: most servers up that the breaker may hold out */
     unsigned max_ejected_percent;
-    bool fail_on_5xx;       /* fail_on_5xx = no: count 5xx answers as failures too */
 };
 
 struct cfg_listener {

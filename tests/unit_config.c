@@ -496,8 +496,8 @@ static const struct {
     /* unset, it follows a shorter health_interval; set, it is what it says */
     {"health_interval = 100ms", F(health_interval_down_ms), V_MS, 100, NULL},
     {"health_interval = 5s", F(health_interval_down_ms), V_MS, 1000, NULL},
-    {"health_interval = 100ms\nhealth_interval_down = 3s", F(health_interval_down_ms), V_MS,
-     3000, NULL},
+    {"health_interval = 100ms\nhealth_interval_down = 3s", F(health_interval_down_ms), V_MS, 3000,
+     NULL},
     {"fail_on_5xx = yes", F(fail_on_5xx), V_BOOL, true, NULL},
     {"fail_on_5xx = ON", F(fail_on_5xx), V_BOOL, true, NULL},
     {"fail_on_5xx = false", F(fail_on_5xx), V_BOOL, false, NULL},
