@@ -65,13 +65,13 @@ struct cfg_group {
     bool health_check;          /* health_check = on (default) | off */
     char health_path[256];      /* health_path = /health: origin-form, starts with '/' */
     int64_t health_interval_ms; /* health_interval = 2s, > 0 */
-    /* health_interval_down = 1s, > 0 (HAProxy's downinter): the interval while a server is down */
-    int64_t health_interval_down_ms;
     int64_t health_timeout_ms;  /* health_timeout = 1s, > 0 */
     unsigned rise;              /* rise = 2: good probes to go up, 1..100 */
     unsigned fall;              /* fall = 3: failed probes to go down, 1..100 */
     unsigned health_status_min; /* health_status = 200-399: statuses that count as healthy, */
     unsigned health_status_max; /* "N" or "N-M" within 100..599 */
+    /* health_interval_down = 1s (or health_interval if less), > 0: the interval while down */
+    int64_t health_interval_down_ms;
 
     /* passive health: the circuit breaker */
     unsigned max_fails;     /* max_fails = 5: consecutive failures that open it; 0 = never */
