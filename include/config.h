@@ -76,12 +76,14 @@ struct cfg_group {
     unsigned fall;              /* failed probes to go down */
     unsigned health_status_min; /* health_status = N-M: statuses that count as healthy */
     unsigned health_status_max;
+    int64_t health_interval_down_ms; /* the interval while a server is down */
 
     /* passive health: the circuit breaker */
-    unsigned max_fails; /* failures within fail_window that open it; 0 = never */
-    int64_t fail_window_ms;
-    int64_t cooldown_ms; /* open this long, then one trial */
-    bool fail_on_5xx;    /* count 5xx answers as failures too */
+    unsigned max_fails;           /* consecutive failures that open it; 0 = never */
+    int64_t fail_window_ms;       /* ... all within this span of the first one */
+    int64_t cooldown_ms;          /* open this long, then one trial */
+    bool fail_on_5xx;             /* count 5xx answers as failures too */
+    unsigned max_ejected_percent; /* most servers up that the breaker may hold out */
 };
 
 struct cfg_listener {

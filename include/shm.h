@@ -55,18 +55,28 @@ struct shm_server {
     atomic_uint error_seq;               /* seqlock over last_error: odd while it is written */
     char last_error[SHM_ERR_MAX];        /* why the last failed probe failed */
 
-    /* passive health, circuit breaker: workers, atomics */
-    atomic_int breaker;                   /* enum shm_breaker */
-    atomic_int_fast64_t breaker_since_ms; /* when it last opened or went half-open */
-    atomic_uint window_fails;             /* failures in the current fail_window */
-    atomic_int_fast64_t window_start_ms;  /* start of that window */
-    atomic_uint_fast64_t breaker_opens;   /* times it opened */
+    /*
+     * passive health, circuit breaker: workers, atomics; the checker closes
+     * it when the server comes up. State and time share one word so that
+     * every transition is one compare-and-swap: a worker can never see a
+     * new state with an old time (shm_bw_*()).
+     */
+    atomic_uint_fast64_t breaker;       /* shm_bw_make(enum shm_breaker, since_ms) */
+    atomic_uint_fast64_t fail_run;      /* consecutive failures: shm_run_make(count, first_ms) */
+    atomic_uint_fast64_t breaker_opens; /* times it opened */
 };
 
 struct shm_group {
     _Alignas(64) atomic_uint_fast64_t rr_cursor; /* shared round-robin position */
     uint32_t first;                              /* index of its first server in servers[] */
     uint32_t nservers;
+    /*
+     * Held (buf_now_ms() of the taker, 0: free) by the worker deciding an
+     * ejection, so that two workers ejecting two servers at once cannot
+     * both pass max_ejected_percent. Taken with a CAS, never waited for.
+     */
+    atomic_int_fast64_t eject_lock;
+    atomic_int no_usable; /* the checker: 1 while no server of the group is up */
 };
 
 enum shm_worker_state {
@@ -125,6 +135,58 @@ struct shm {
 struct shm *shm_create(const struct config *cfg, uint32_t generation);
 
 void shm_destroy(struct shm *shm);
+
+/*
+ * The breaker word: the state in the low 2 bits, the time it entered it
+ * (buf_now_ms(), never negative) above them.
+ */
+static inline uint64_t
+shm_bw_make(int state, int64_t since_ms)
+{
+    return ((uint64_t)since_ms << 2) | (uint64_t)(state & 3);
+}
+
+static inline int
+shm_bw_state(uint64_t w)
+{
+    return (int)(w & 3);
+}
+
+static inline int64_t
+shm_bw_since(uint64_t w)
+{
+    return (int64_t)(w >> 2);
+}
+
+/* The state of <srv>'s breaker now (enum shm_breaker). */
+static inline int
+shm_breaker_state(const struct shm_server *srv)
+{
+    return shm_bw_state(atomic_load_explicit(&srv->breaker, memory_order_acquire));
+}
+
+/*
+ * The run of consecutive failures: the count in the low 16 bits
+ * (max_fails <= 1000; it saturates at 0xffff), the time of its first
+ * failure above them. 0: no run.
+ */
+static inline uint64_t
+shm_run_make(unsigned count, int64_t first_ms)
+{
+    return ((uint64_t)first_ms << 16) | (count > 0xffff ? 0xffff : count);
+}
+
+static inline unsigned
+shm_run_count(uint64_t r)
+{
+    return (unsigned)(r & 0xffff);
+}
+
+static inline int64_t
+shm_run_first(uint64_t r)
+{
+    return (int64_t)(r >> 16);
+}
 
 /* Server <s> of group <g>. */
 static inline struct shm_server *

@@ -3,10 +3,12 @@
  *   /status        an HTML page for people (refreshes itself every 2 s)
  *   /status.json   the same data for scripts
  *   /metrics       Prometheus text exposition format 0.0.4
- * Every upstream group and server (health and the reason of its last
- * failed check, breaker state, requests in flight, requests, failures,
- * last probe latency), and the worker scoreboard (pid, state, requests,
- * connections). Pure functions over <cfg> and <shm>: no I/O.
+ * Every upstream group (its usable servers: up with the breaker closed;
+ * none means every request gets 503, which the page says in words) and
+ * server (health and the reason of its last failed check, breaker state,
+ * requests in flight, requests, failures, last probe latency), and the
+ * worker scoreboard (pid, state, requests, connections). Pure functions
+ * over <cfg> and <shm>: no I/O.
  */
 #ifndef MP_STATUS_H
 #define MP_STATUS_H

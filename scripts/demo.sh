@@ -6,17 +6,34 @@
 set -eu
 BUILD=${1:-build}
 pids=""
+tmp=$(mktemp -d)
 
 cleanup() {
     trap - INT TERM EXIT
     for p in $pids; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    rm -rf "$tmp"
 }
 trap cleanup INT TERM EXIT
 
 for i in 1 2 3; do
-    "$BUILD/testapp" -l 127.0.0.1 -p "300$i" -n "app$i" >/dev/null &
+    "$BUILD/testapp" -l 127.0.0.1 -p "300$i" -n "app$i" >"$tmp/app$i" &
     pids="$pids $!"
+done
+
+# The proxy's first health round must find every app listening: one that is
+# not yet (or that failed to bind) would be down until `rise` probes later.
+# testapp prints "PORT n" once it listens; wait for that, 5 s at most.
+for i in 1 2 3; do
+    n=0
+    while ! grep -q '^PORT ' "$tmp/app$i"; do
+        n=$((n + 1))
+        if [ "$n" -gt 50 ]; then
+            echo "demo: app$i does not listen on 127.0.0.1:300$i after 5 s (port taken?)" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
 done
 
 "$BUILD/miniproxyd" -t -c miniproxy.ini

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -108,12 +109,12 @@ balance_usable(const struct balance *b, const struct shm *shm, size_t g, size_t 
 
     if (atomic_load_explicit(&srv->health, memory_order_relaxed) != SHM_HEALTH_UP)
         return false;
-    int64_t since = atomic_load_explicit(&srv->breaker_since_ms, memory_order_relaxed);
-    switch (atomic_load_explicit(&srv->breaker, memory_order_relaxed)) {
+    uint64_t w = atomic_load_explicit(&srv->breaker, memory_order_acquire);
+    switch (shm_bw_state(w)) {
     case SHM_BREAKER_OPEN:
-        return now_ms - since >= grp->cooldown_ms;
+        return now_ms - shm_bw_since(w) >= grp->cooldown_ms;
     case SHM_BREAKER_HALF_OPEN:
-        return now_ms - since >= trial_expiry_ms(grp);
+        return now_ms - shm_bw_since(w) >= trial_expiry_ms(grp);
     default:
         return true;
     }
@@ -121,39 +122,149 @@ balance_usable(const struct balance *b, const struct shm *shm, size_t g, size_t 
 
 /*
  * Takes server <s> for a request if it is usable: with a closed breaker
- * anyone may; an open one past its cooldown lets exactly one request
- * through (the compare-and-swap decides which worker's), as the trial.
+ * anyone may; an open one past its cooldown, or a half-open one whose
+ * trial was lost, lets exactly one request through as the trial: the
+ * worker whose compare-and-swap of the whole breaker word wins. Sets
+ * t->trial and t->trial_word.
  */
 static bool
-take(const struct balance *b, struct shm *shm, size_t g, size_t s, int64_t now_ms, bool *trial)
+take(const struct balance *b, struct shm *shm, size_t g, size_t s, int64_t now_ms,
+     struct balance_ticket *t)
 {
     const struct cfg_group *grp = &b->cfg->groups[g];
     struct shm_server *srv = shm_srv(shm, g, s);
 
-    *trial = false;
+    t->trial = false;
     if (atomic_load_explicit(&srv->health, memory_order_relaxed) != SHM_HEALTH_UP)
         return false;
-    int state = atomic_load_explicit(&srv->breaker, memory_order_acquire);
+    uint64_t w = atomic_load_explicit(&srv->breaker, memory_order_acquire);
+    int state = shm_bw_state(w);
+    int64_t since = shm_bw_since(w);
     if (state == SHM_BREAKER_CLOSED)
         return true;
-    int64_t since = atomic_load_explicit(&srv->breaker_since_ms, memory_order_relaxed);
-    if (state == SHM_BREAKER_OPEN && now_ms - since >= grp->cooldown_ms) {
-        int expect = SHM_BREAKER_OPEN;
-        if (!atomic_compare_exchange_strong(&srv->breaker, &expect, SHM_BREAKER_HALF_OPEN))
-            return false;
-    } else if (state == SHM_BREAKER_HALF_OPEN && now_ms - since >= trial_expiry_ms(grp)) {
-        if (!atomic_compare_exchange_strong(&srv->breaker_since_ms, &since, now_ms))
-            return false;
+    bool lost = state == SHM_BREAKER_HALF_OPEN;
+    if (now_ms - since < (lost ? trial_expiry_ms(grp) : grp->cooldown_ms))
+        return false;
+    uint64_t want = shm_bw_make(SHM_BREAKER_HALF_OPEN, now_ms);
+    if (!atomic_compare_exchange_strong(&srv->breaker, &w, want))
+        return false; /* another worker moved it first: its trial, or a close */
+    if (lost)
         log_warn("[%s] %s: the breaker's trial request never reported back; trying another",
                  grp->name, grp->servers[s].addr.text);
-    } else {
-        return false;
-    }
-    atomic_store_explicit(&srv->breaker_since_ms, now_ms, memory_order_relaxed);
-    *trial = true;
+    t->trial = true;
+    t->trial_word = want;
     log_info("[%s] %s circuit half-open: one trial request after %lld ms", grp->name,
              grp->servers[s].addr.text, (long long)(now_ms - since));
     return true;
+}
+
+/* A duration for the log: "10s" when whole seconds, else "250ms". */
+static const char *
+duration_text(int64_t ms, char *out, size_t len)
+{
+    if (ms % 1000 == 0)
+        snprintf(out, len, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(out, len, "%lldms", (long long)ms);
+    return out;
+}
+
+/* ", last: connect to 127.0.0.1:3001: Connection refused", or "" when <t> has no cause. */
+static const char *
+cause_text(const struct balance_ticket *t, const char *addr, char *out, size_t len)
+{
+    if (t->fail_what == NULL)
+        out[0] = '\0';
+    else if (t->fail_err != 0)
+        snprintf(out, len, ", last: %s %s: %s", t->fail_what, addr, strerror(t->fail_err));
+    else
+        snprintf(out, len, ", last: %s %s", t->fail_what, addr);
+    return out;
+}
+
+/*
+ * Counts a failure in the run of server <srv> (restarted when the run's
+ * first failure is older than fail_window). Returns the run's length.
+ */
+static unsigned
+count_failure(const struct cfg_group *grp, struct shm_server *srv, int64_t now_ms)
+{
+    uint64_t r = atomic_load(&srv->fail_run), next;
+    do {
+        unsigned n = shm_run_count(r);
+        if (n == 0 || now_ms - shm_run_first(r) > grp->fail_window_ms)
+            next = shm_run_make(1, now_ms);
+        else
+            next = shm_run_make(n + 1, shm_run_first(r));
+    } while (!atomic_compare_exchange_weak(&srv->fail_run, &r, next));
+    return shm_run_count(next);
+}
+
+/* After this long a holder of a group's eject_lock is taken for dead (killed in between). */
+#define EJECT_LOCK_STALE_MS 1000
+
+static bool
+eject_lock(struct shm_group *sg, int64_t now_ms)
+{
+    int_fast64_t held = 0;
+    int_fast64_t mine = now_ms > 0 ? now_ms : 1; /* 0 means free */
+    if (atomic_compare_exchange_strong(&sg->eject_lock, &held, mine))
+        return true;
+    return now_ms - held > EJECT_LOCK_STALE_MS &&
+           atomic_compare_exchange_strong(&sg->eject_lock, &held, mine);
+}
+
+/*
+ * Opens the breaker of server <s> after <fails> consecutive failures, if
+ * the group's cap allows: at most max_ejected_percent of the servers that
+ * are up may be held out (open or half-open), and never all of them. The
+ * decision is taken under the group's eject_lock, so two workers ejecting
+ * two servers at once cannot both pass the cap; when another worker holds
+ * it, this failure gives up and the run's next one tries again. Closing
+ * needs no lock: it only ever makes room.
+ */
+static void
+eject(const struct balance *b, struct shm *shm, size_t g, size_t s, unsigned fails,
+      const struct balance_ticket *t, int64_t now_ms)
+{
+    const struct cfg_group *grp = &b->cfg->groups[g];
+    struct shm_group *sg = &shm->groups[g];
+    const char *addr = grp->servers[s].addr.text;
+    struct shm_server *srv = shm_srv(shm, g, s);
+    char cause[SHM_ERR_MAX + 160], dur[32];
+
+    if (!eject_lock(sg, now_ms))
+        return;
+    unsigned up = 0, out = 0;
+    for (size_t i = 0; i < grp->nservers; i++) {
+        const struct shm_server *o = shm_srv(shm, g, i);
+        if (atomic_load(&o->health) != SHM_HEALTH_UP)
+            continue;
+        up++;
+        if (shm_breaker_state(o) != SHM_BREAKER_CLOSED)
+            out++;
+    }
+    unsigned cap = up * grp->max_ejected_percent / 100;
+    if (cap + 1 > up)
+        cap = up > 0 ? up - 1 : 0;
+    uint64_t w = atomic_load(&srv->breaker);
+    if (shm_bw_state(w) != SHM_BREAKER_CLOSED || atomic_load(&srv->health) != SHM_HEALTH_UP) {
+        /* already out, by a concurrent report or by health: nothing to decide */
+    } else if (out + 1 > cap) {
+        /* Once per run: every failure after it would say the same. */
+        if (fails == grp->max_fails)
+            log_warn("[%s] %s stays in: %u consecutive failures, but %u of the %u servers up "
+                     "%s already out (max_ejected_percent = %u)%s",
+                     grp->name, addr, fails, out, up, out == 1 ? "is" : "are",
+                     grp->max_ejected_percent, cause_text(t, addr, cause, sizeof(cause)));
+    } else if (atomic_compare_exchange_strong(&srv->breaker, &w,
+                                              shm_bw_make(SHM_BREAKER_OPEN, now_ms))) {
+        atomic_fetch_add(&srv->breaker_opens, 1);
+        log_warn("[%s] %s ejected for %s: %u consecutive failures%s", grp->name, addr,
+                 duration_text(grp->cooldown_ms, dur, sizeof(dur)), fails,
+                 cause_text(t, addr, cause, sizeof(cause)));
+    }
+    atomic_store(&sg->eject_lock, 0);
 }
 
 void
@@ -165,45 +276,50 @@ balance_done(const struct balance *b, struct shm *shm, size_t g, const struct ba
     const struct cfg_group *grp = &b->cfg->groups[g];
     const char *addr = grp->servers[t->server].addr.text;
     struct shm_server *srv = shm_srv(shm, g, (size_t)t->server);
+    char cause[SHM_ERR_MAX + 160], dur[32];
 
     if (t->trial) {
+        /*
+         * The trial decides only if the breaker is still where it put it: the
+         * checker may have closed it meanwhile, or, the trial having taken too
+         * long, another worker taken a new one.
+         */
+        uint64_t w = t->trial_word;
         if (ok) {
-            atomic_store(&srv->window_fails, 0);
-            atomic_store(&srv->breaker, SHM_BREAKER_CLOSED);
-            log_info("[%s] %s circuit closed: the trial request succeeded", grp->name, addr);
-        } else {
-            atomic_store(&srv->breaker_since_ms, now_ms);
-            atomic_store(&srv->breaker, SHM_BREAKER_OPEN);
+            if (atomic_compare_exchange_strong(&srv->breaker, &w,
+                                               shm_bw_make(SHM_BREAKER_CLOSED, now_ms))) {
+                atomic_store(&srv->fail_run, 0);
+                log_info("[%s] %s circuit closed: the trial request succeeded", grp->name, addr);
+            }
+        } else if (atomic_compare_exchange_strong(&srv->breaker, &w,
+                                                  shm_bw_make(SHM_BREAKER_OPEN, now_ms))) {
             atomic_fetch_add(&srv->breaker_opens, 1);
-            log_warn("[%s] %s circuit open again: the trial request failed; no traffic for "
-                     "%lld ms",
-                     grp->name, addr, (long long)grp->cooldown_ms);
+            log_warn("[%s] %s ejected again for %s: the trial request failed%s", grp->name, addr,
+                     duration_text(grp->cooldown_ms, dur, sizeof(dur)),
+                     cause_text(t, addr, cause, sizeof(cause)));
         }
         return;
     }
-    if (ok || grp->max_fails == 0)
+    if (ok) {
+        /* A success ends the run; read first, so that the common case writes nothing shared. */
+        if (atomic_load_explicit(&srv->fail_run, memory_order_relaxed) != 0)
+            atomic_store(&srv->fail_run, 0);
         return;
+    }
+    if (grp->max_fails == 0)
+        return;
+    unsigned fails = count_failure(grp, srv, now_ms);
+    if (fails >= grp->max_fails && shm_breaker_state(srv) == SHM_BREAKER_CLOSED)
+        eject(b, shm, g, (size_t)t->server, fails, t, now_ms);
+}
 
-    /* A fixed window that starts at the first failure after the last one ended. */
-    unsigned fails;
-    int64_t start = atomic_load(&srv->window_start_ms);
-    if (now_ms - start > grp->fail_window_ms &&
-        atomic_compare_exchange_strong(&srv->window_start_ms, &start, now_ms)) {
-        atomic_store(&srv->window_fails, 1);
-        fails = 1;
-    } else {
-        fails = atomic_fetch_add(&srv->window_fails, 1) + 1;
-    }
-    if (fails < grp->max_fails)
-        return;
-    int expect = SHM_BREAKER_CLOSED;
-    if (atomic_compare_exchange_strong(&srv->breaker, &expect, SHM_BREAKER_OPEN)) {
-        atomic_store(&srv->breaker_since_ms, now_ms);
-        atomic_fetch_add(&srv->breaker_opens, 1);
-        log_warn("[%s] %s circuit open: %u failures within %lld ms; no traffic for %lld ms",
-                 grp->name, addr, fails, (long long)grp->fail_window_ms,
-                 (long long)grp->cooldown_ms);
-    }
+bool
+balance_uneject(struct shm *shm, size_t g, size_t s, int64_t now_ms)
+{
+    struct shm_server *srv = shm_srv(shm, g, s);
+    uint64_t w = atomic_exchange(&srv->breaker, shm_bw_make(SHM_BREAKER_CLOSED, now_ms));
+    atomic_store(&srv->fail_run, 0);
+    return shm_bw_state(w) != SHM_BREAKER_CLOSED;
 }
 
 /* ---- algorithms ------------------------------------------------------------------------- */
@@ -397,19 +513,49 @@ balance_pick(const struct balance *b, struct shm *shm, size_t g, const struct ba
 
     t->server = -1;
     t->trial = false;
+    balance_ticket_failed(t, NULL, 0);
     for (int tier = 0; tier < 2; tier++) {
         bool backup = tier == 1;
         gather(b, shm, g, backup, exclude, now_ms, &c);
         /* Another worker may take a half-open server's only trial first: choose again. */
         while (c.n > 0) {
             size_t i = choose(b, shm, g, &c, backup, key, keylen, t);
-            bool trial;
-            if (take(b, shm, g, c.idx[i], now_ms, &trial)) {
+            if (take(b, shm, g, c.idx[i], now_ms, t)) {
                 t->server = c.idx[i];
-                t->trial = trial;
                 return;
             }
             drop(&c, i);
         }
+    }
+
+    /*
+     * Nothing usable, tried or not, yet the health checker has a server up
+     * that its breaker holds out: the others went down after it was
+     * ejected. Counted now, the cap would not have ejected it (never the
+     * last one), so it is let back in rather than leave the group empty
+     * until its cooldown ends.
+     */
+    const struct cfg_group *grp = &b->cfg->groups[g];
+    for (size_t s = 0; s < grp->nservers; s++)
+        if (balance_usable(b, shm, g, s, now_ms))
+            return;
+    for (size_t s = 0; s < grp->nservers; s++) {
+        struct shm_server *srv = shm_srv(shm, g, s);
+        if ((exclude != NULL && balance_set_has(exclude, s)) ||
+            atomic_load(&srv->health) != SHM_HEALTH_UP)
+            continue;
+        uint64_t w = atomic_load(&srv->breaker);
+        if (shm_bw_state(w) == SHM_BREAKER_CLOSED)
+            continue;
+        if (atomic_compare_exchange_strong(&srv->breaker, &w,
+                                           shm_bw_make(SHM_BREAKER_CLOSED, now_ms))) {
+            atomic_store(&srv->fail_run, 0);
+            log_warn("[%s] %s back in before its cooldown: no other server is usable", grp->name,
+                     grp->servers[s].addr.text);
+        } else if (shm_bw_state(w) != SHM_BREAKER_CLOSED) {
+            continue; /* another worker took a trial meanwhile: that one decides */
+        }
+        t->server = (int)s;
+        return;
     }
 }

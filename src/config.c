@@ -1221,6 +1221,9 @@ static const struct cfg_key cfg_keys[] = {
      .doc = "the path probed with GET: starts with '/', visible ASCII, at most 255 bytes"},
     {GROUP(health_interval_ms), .name = "health_interval", .type = CFG_T_DURATION, RANGE(1, 0),
      .default_value = "2s", .doc = "between two probes of a server, > 0"},
+    {GROUP(health_interval_down_ms), .name = "health_interval_down", .type = CFG_T_DURATION,
+     RANGE(1, 0), .default_doc = "min(1s, health_interval)",
+     .doc = "between two probes of a server that is down (HAProxy's downinter), > 0"},
     {GROUP(health_timeout_ms), .name = "health_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
      .default_value = "1s", .doc = "a probe without a status line by then fails, > 0"},
     {GROUP(rise), .name = "rise", .type = CFG_T_UNSIGNED, RANGE(1, 100), .default_value = "2",
@@ -1231,9 +1234,13 @@ static const struct cfg_key cfg_keys[] = {
      .default_value = "200-399", .set = set_health_status, .format = format_health_status,
      .doc = "statuses that make a probe good: N or N-M within 100..599"},
     {GROUP(max_fails), .name = "max_fails", .type = CFG_T_UNSIGNED, RANGE(0, 1000),
-     .default_value = "5", .doc = "failures within fail_window that open the breaker; 0 = never"},
+     .default_value = "5",
+     .doc = "consecutive failures (a success resets the count) that open the breaker; 0 = never"},
     {GROUP(fail_window_ms), .name = "fail_window", .type = CFG_T_DURATION, RANGE(1, 0),
-     .default_value = "10s", .doc = "the window over which max_fails counts, > 0"},
+     .default_value = "10s", .doc = "max_fails failures must all come within this span, > 0"},
+    {GROUP(max_ejected_percent), .name = "max_ejected_percent", .type = CFG_T_UNSIGNED,
+     RANGE(0, 100), .default_value = "50",
+     .doc = "most of the servers up that the breaker may hold out (never the last one), in %"},
     {GROUP(cooldown_ms), .name = "cooldown", .type = CFG_T_DURATION, RANGE(1, 0),
      .default_value = "10s", .doc = "an open breaker keeps the server out this long, > 0"},
     {GROUP(fail_on_5xx), .name = "fail_on_5xx", .type = CFG_T_BOOL, WORDS(cfg_yes_no),
@@ -1756,7 +1763,7 @@ cfg_validate_pool(struct cfg_state *st)
     return 0;
 }
 
-/* Every group has a server that is not a backup. */
+/* Every group has a server that is not a backup; derived group defaults. */
 static int
 cfg_validate_groups(struct cfg_state *st)
 {
@@ -1777,6 +1784,10 @@ cfg_validate_groups(struct cfg_state *st)
             cfg_fail(st, g->line, "[upstream %s]: only backup servers", g->name);
             return -1;
         }
+        /* Unset: 1s, but never probing a down server less often than an up one. */
+        if (st->group_seen[i][cfg_find_key(CFG_SEC_UPSTREAM, "health_interval_down")] == 0)
+            g->health_interval_down_ms =
+                g->health_interval_ms < 1000 ? g->health_interval_ms : 1000;
     }
     return 0;
 }

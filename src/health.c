@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "balance.h"
 #include "buf.h"
 #include "log.h"
 #include "proc.h"
@@ -44,6 +45,7 @@ enum probe_phase {
 
 struct probe {
     const struct cfg_group *grp;
+    size_t g, s; /* the group's index in the config, the server's in the group */
     const struct cfg_server *cs;
     struct shm_server *srv;
     enum probe_phase phase;
@@ -58,6 +60,7 @@ struct probe {
 };
 
 struct checker {
+    const struct config *cfg;
     struct shm *shm;
     struct probe *probes;
     size_t nprobes;
@@ -152,6 +155,7 @@ checker_init(struct checker *ck, const struct config *cfg, struct shm *shm)
     int64_t now = buf_now_ms();
 
     memset(ck, 0, sizeof(*ck));
+    ck->cfg = cfg;
     ck->shm = shm;
     for (size_t g = 0; g < cfg->ngroups; g++)
         if (cfg->groups[g].health_check)
@@ -171,6 +175,8 @@ checker_init(struct checker *ck, const struct config *cfg, struct shm *shm)
         for (size_t s = 0; s < grp->nservers; s++) {
             struct probe *p = &ck->probes[ck->nprobes++];
             p->grp = grp;
+            p->g = g;
+            p->s = s;
             p->cs = &grp->servers[s];
             p->srv = shm_srv(shm, g, s);
             p->fd = -1;
@@ -242,11 +248,62 @@ drain(int fd)
 }
 
 /*
+ * Says once, when it happens, that group <g> has no server up any more (so
+ * every request gets 503), with the checks' reasons and where to look; and
+ * once that it is usable again when one comes back. Undecided while a
+ * server has had no result yet. The flag lives in shared memory, so a
+ * respawned checker does not say it twice.
+ */
+static void
+group_check(struct checker *ck, size_t g, const struct cfg_server *came_up)
+{
+    const struct cfg_group *grp = &ck->cfg->groups[g];
+    struct shm_group *sg = &ck->shm->groups[g];
+    size_t down = 0;
+
+    for (size_t s = 0; s < grp->nservers; s++) {
+        int h = atomic_load(&shm_srv(ck->shm, g, s)->health);
+        if (h == SHM_HEALTH_UP || h == SHM_HEALTH_UNKNOWN)
+            break;
+        down++;
+    }
+    bool none = down == grp->nservers;
+    if (!none && atomic_load(&sg->no_usable) && came_up != NULL) {
+        atomic_store(&sg->no_usable, 0);
+        log_warn("[%s] usable again: %s is up", grp->name, came_up->addr.text);
+        return;
+    }
+    if (!none || atomic_load(&sg->no_usable))
+        return;
+    atomic_store(&sg->no_usable, 1);
+
+    /* "status 404 at 127.0.0.1:3001, connect refused at 127.0.0.1:3002 and 3 more" */
+    char why[3 * (SHM_ERR_MAX + sizeof(grp->servers[0].addr.text) + 8) + 32], err[SHM_ERR_MAX];
+    size_t len = 0, shown = 0;
+    why[0] = '\0';
+    for (size_t s = 0; s < grp->nservers && shown < 3; s++, shown++) {
+        shm_read_error(shm_srv(ck->shm, g, s), err, sizeof(err));
+        if (err[0] == '\0')
+            snprintf(err, sizeof(err), "no reason recorded");
+        int n = snprintf(why + len, sizeof(why) - len, "%s%s at %s", s > 0 ? ", " : "", err,
+                         grp->servers[s].addr.text);
+        if (n < 0 || (size_t)n >= sizeof(why) - len)
+            break;
+        len += (size_t)n;
+    }
+    if (grp->nservers > shown)
+        snprintf(why + len, sizeof(why) - len, " and %zu more", grp->nservers - shown);
+    log_error("[%s] no usable server: every health check fails (%s): answering 503; see "
+              "health_path, health_status, health_check",
+              grp->name, why);
+}
+
+/*
  * Records the result of the probe <p> that ended: <reason> is NULL for a
  * good probe. Updates the shm fields (checks last, so a reader that saw
  * `checks` move sees the rest of that probe's result), the up/down state
  * with rise/fall, health_ready, logs transitions, and schedules the next
- * probe.
+ * probe: every health_interval, or health_interval_down while it is down.
  */
 static void
 finish(struct checker *ck, struct probe *p, const char *reason)
@@ -303,8 +360,17 @@ finish(struct checker *ck, struct probe *p, const char *reason)
     } else if (reason == NULL && state == SHM_HEALTH_DOWN) {
         log_debug("[%s] %s check passed, %u/%u", grp->name, p->cs->addr.text, ok, grp->rise);
     }
-    if (next_state != state)
+    if (next_state != state) {
         atomic_store(&srv->health, next_state);
+        /*
+         * A server seen coming back (a restart) gets traffic now, not when a
+         * breaker that passive failures opened meanwhile has cooled down.
+         */
+        if (next_state == SHM_HEALTH_UP && balance_uneject(ck->shm, p->g, p->s, now))
+            log_info("[%s] %s circuit closed: the health check found it up", grp->name,
+                     p->cs->addr.text);
+        group_check(ck, p->g, next_state == SHM_HEALTH_UP ? p->cs : NULL);
+    }
     atomic_fetch_add(&srv->checks, 1);
 
     if (p->pending_first) {
@@ -320,7 +386,8 @@ finish(struct checker *ck, struct probe *p, const char *reason)
      * every interval however long each took; a probe that overran its
      * interval (timeout > interval) is followed at once, never in a burst.
      */
-    p->next_ms += grp->health_interval_ms;
+    p->next_ms +=
+        next_state == SHM_HEALTH_DOWN ? grp->health_interval_down_ms : grp->health_interval_ms;
     if (p->next_ms < now)
         p->next_ms = now;
 }
@@ -526,6 +593,10 @@ health_run(const struct config *cfg, struct shm *shm)
     raise_fd_limit(ck.nprobes);
     if (ck.pending == 0)
         atomic_store(&shm->health_ready, 1); /* nothing to wait for: never hold start-up */
+    /* States carried over by a reload need no transition to be judged: a new table's flag is 0. */
+    for (size_t g = 0; g < cfg->ngroups; g++)
+        if (cfg->groups[g].health_check)
+            group_check(&ck, g, NULL);
     log_info("checking %zu servers", ck.nprobes);
 
     while (!stop_flag) {

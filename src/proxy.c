@@ -342,6 +342,7 @@ fail(struct exchange *x, int status)
 static void
 count_failure(struct exchange *x, const char *what)
 {
+    balance_ticket_failed(&x->ticket, what, errno); /* the cause, for the breaker's log */
     atomic_fetch_add_explicit(&shm_srv(x->px->shm, x->g, (size_t)x->s)->failures, 1,
                               memory_order_relaxed);
     log_warn("%s %s: %s (client %s, \"%s\")", what, x->grp->servers[x->s].addr.text,
@@ -1103,6 +1104,7 @@ proxy_serve(struct proxy *px, struct client *c, const struct http_request *req, 
             if (x.grp->fail_on_5xx && x.ustatus >= 500) {
                 errno = EPROTO;
                 server_ok = false;
+                balance_ticket_failed(&x.ticket, "a 5xx answer from", 0);
                 atomic_fetch_add_explicit(&shm_srv(px->shm, x.g, (size_t)x.s)->failures, 1,
                                           memory_order_relaxed);
             }

@@ -291,7 +291,7 @@ read_server(const struct config *cfg, const struct shm *shm, const struct hdr_vi
     v->age_ms =
         v->last_check_ms > 0 && h->now_ms > v->last_check_ms ? h->now_ms - v->last_check_ms : 0;
     v->probe_us = (int64_t)atomic_load(&srv->last_latency_us);
-    v->breaker = atomic_load(&srv->breaker);
+    v->breaker = shm_breaker_state(srv);
     v->breaker_opens = (uint64_t)atomic_load(&srv->breaker_opens);
     v->active = (int64_t)atomic_load(&srv->active);
     v->requests = (uint64_t)atomic_load(&srv->requests);
@@ -304,6 +304,24 @@ read_server(const struct config *cfg, const struct shm *shm, const struct hdr_vi
     v->latency_us_sum = (uint64_t)atomic_load(&srv->latency_us_sum);
     v->avg_latency_us = v->nresponses > 0 ? v->latency_us_sum / v->nresponses : 0;
     shm_read_error(srv, v->error, sizeof(v->error));
+}
+
+/*
+ * Servers of group <g> that can take requests now: up, breaker closed. A
+ * group with none answers 503 to everything, which the pages say in words.
+ */
+static size_t
+usable_servers(const struct config *cfg, const struct shm *shm, size_t g)
+{
+    size_t n = nservers_of(cfg, shm, g), usable = 0;
+
+    for (size_t s = 0; s < n; s++) {
+        const struct shm_server *srv = &shm->servers[shm->groups[g].first + s];
+        if (atomic_load(&srv->health) == SHM_HEALTH_UP &&
+            shm_breaker_state(srv) == SHM_BREAKER_CLOSED)
+            usable++;
+    }
+    return usable;
 }
 
 /* ---- HTML ------------------------------------------------------------------------------- */
@@ -547,7 +565,10 @@ render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
         buf_out_str(o, cfg_balance_name(grp->balance));
         if (g == cfg->group)
             buf_out_str(o, " &middot; serves requests");
-        out_fmt(o, "</span><span class=\"sub right\"><b>%zu</b> of %zu up</span></h2>\n", up, n);
+        buf_out_str(o, "</span>");
+        if (usable_servers(cfg, shm, g) == 0)
+            buf_out_str(o, " <span class=\"badge b-down\">no usable server: answering 503</span>");
+        out_fmt(o, "<span class=\"sub right\"><b>%zu</b> of %zu up</span></h2>\n", up, n);
         buf_out_str(o, "<table><thead><tr><th>Server</th><th class=\"n\">Weight</th>"
                        "<th>Health</th><th>Last check</th><th class=\"n\">Probe</th>"
                        "<th>Breaker</th><th class=\"n\">Active</th><th class=\"n\">Requests</th>"
@@ -658,8 +679,12 @@ render_json(struct buf_out *o, const struct config *cfg, const struct shm *shm)
 
         buf_out_str(o, g ? ",{\"name\":" : "{\"name\":");
         json_str(o, grp->name);
-        out_fmt(o, ",\"balance\":\"%s\",\"health_check\":%s,\"servers\":[",
-                cfg_balance_name(grp->balance), grp->health_check ? "true" : "false");
+        size_t usable = usable_servers(cfg, shm, g);
+        out_fmt(o,
+                ",\"balance\":\"%s\",\"health_check\":%s,\"usable\":%s,"
+                "\"usable_servers\":%zu,\"servers\":[",
+                cfg_balance_name(grp->balance), grp->health_check ? "true" : "false",
+                usable > 0 ? "true" : "false", usable);
         for (size_t s = 0; s < n; s++) {
             read_server(cfg, shm, &h, g, s, &v);
             buf_out_str(o, s ? ",{\"address\":" : "{\"address\":");
@@ -916,6 +941,15 @@ render_metrics(struct buf_out *o, const struct config *cfg, const struct shm *sh
             (const atomic_uint_fast64_t *)((const char *)shm + pool[i].off);
         prom_family(o, pool[i].name, "counter", pool[i].help);
         out_fmt(o, "%s %" PRIu64 "\n", pool[i].name, (uint64_t)atomic_load(ctr));
+    }
+
+    prom_family(o, "miniproxyd_upstream_usable_servers", "gauge",
+                "Servers of the group that can take requests now (up, breaker closed); "
+                "0: every request to it gets 503.");
+    for (size_t g = 0; g < ngroups; g++) {
+        buf_out_str(o, "miniproxyd_upstream_usable_servers{group=\"");
+        out_esc(o, cfg->groups[g].name, ESC_LABEL);
+        out_fmt(o, "\"} %zu\n", usable_servers(cfg, shm, g));
     }
 
     for (size_t f = 0; f < NELEM(mfams); f++) {

@@ -276,8 +276,12 @@ START_TEST(t_breaker_opens_and_trials)
         tl_resp_free(&r);
     }
     ck_assert_int_eq(bad_count(&b), 3);
-    ck_assert_int_eq(atomic_load(&shm->servers[0].breaker), SHM_BREAKER_OPEN);
-    ck_assert(tl_file_waitfor(px.errlog, "circuit open: 3 failures", 1000));
+    ck_assert_int_eq(shm_breaker_state(&shm->servers[0]), SHM_BREAKER_OPEN);
+    /* the ejection names its cause: the count and the last failure */
+    char line[256];
+    snprintf(line, sizeof(line),
+             "[app] 127.0.0.1:%d ejected for 1s: 3 consecutive failures, last: ", b.port);
+    ck_assert(tl_file_waitfor(px.errlog, line, 1000));
     usleep(1100 * 1000);
     for (int i = 0; i < 10; i++) {
         struct tl_resp r;
@@ -286,9 +290,9 @@ START_TEST(t_breaker_opens_and_trials)
     }
     /* exactly one trial after the cooldown; it failed, so the circuit is open again */
     ck_assert_int_eq(bad_count(&b), 4);
-    ck_assert_int_eq(atomic_load(&shm->servers[0].breaker), SHM_BREAKER_OPEN);
+    ck_assert_int_eq(shm_breaker_state(&shm->servers[0]), SHM_BREAKER_OPEN);
     ck_assert_int_eq(atomic_load(&shm->servers[0].breaker_opens), 2);
-    ck_assert(tl_file_waitfor(px.errlog, "circuit open again", 1000));
+    ck_assert(tl_file_waitfor(px.errlog, "ejected again for 1s: the trial request failed", 1000));
     shm_detach(shm);
     bad_stop(&b);
     stop_all();
@@ -525,6 +529,116 @@ START_TEST(t_checker_respawned_state_kept)
 }
 END_TEST
 
+/*
+ * A client that makes the app fail on purpose (GET /reset: the app resets
+ * the connection) cannot empty the group: every server gets its run of
+ * failures, but the breaker ejects at most max_ejected_percent (50: one of
+ * three) and the rest keep serving everyone else.
+ */
+START_TEST(t_breaker_cap)
+{
+    tl_app_start(&app[0], "a1");
+    tl_app_start(&app[1], "a2");
+    tl_app_start(&app[2], "a3");
+    tl_proxy_start(&px,
+                   "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
+                   "server = 127.0.0.1:%d\nserver = 127.0.0.1:%d\nhealth_check = off\n"
+                   "max_fails = 3\ncooldown = 30s\nretries = 2\n",
+                   app[0].port, app[1].port, app[2].port);
+    const struct shm *shm = attach();
+    for (int i = 0; i < 8; i++) {
+        struct tl_resp r;
+        int st =
+            tl_request(px.port, "GET /reset HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &r);
+        ck_assert_msg(st == 502, "attack %d: %d", i, st);
+        tl_resp_free(&r);
+    }
+    int out = -1, nout = 0;
+    for (int s = 0; s < 3; s++)
+        if (shm_breaker_state(&shm->servers[s]) != SHM_BREAKER_CLOSED) {
+            out = s;
+            nout++;
+        }
+    ck_assert_int_eq(nout, 1);
+    int seen[4] = {0};
+    for (int i = 0; i < 12; i++) {
+        struct tl_resp r;
+        ck_assert_int_eq(tl_request(px.port, GET_ROOT, &r), 200);
+        seen[tl_who(&r)]++;
+        tl_resp_free(&r);
+    }
+    fprintf(stderr, "3 servers failing on purpose: %d ejected; 12 requests: a1=%d a2=%d a3=%d\n",
+            nout, seen[1], seen[2], seen[3]);
+    ck_assert_int_eq(seen[out + 1], 0);
+    for (int s = 0; s < 3; s++)
+        if (s != out)
+            ck_assert_int_gt(seen[s + 1], 0);
+    char line[160];
+    snprintf(line, sizeof(line),
+             "[app] 127.0.0.1:%d ejected for 30s: 3 consecutive failures, last: ", app[out].port);
+    ck_assert(tl_file_waitfor(px.errlog, line, 1000));
+    ck_assert_int_eq(tl_file_count(px.errlog, "ejected for"), 1);
+    ck_assert(tl_file_waitfor(px.errlog,
+                              "stays in: 3 consecutive failures, but 1 of the 3 servers up is "
+                              "already out (max_ejected_percent = 50)",
+                              1000));
+    shm_detach(shm);
+    stop_all();
+}
+END_TEST
+
+/*
+ * Killed, its breaker opened by the failed requests (cooldown 30 s),
+ * restarted: the health checker's up transition closes the breaker, so the
+ * server gets traffic within rise x health_interval_down, not after the
+ * cooldown.
+ */
+START_TEST(t_restart_closes_breaker)
+{
+    tl_app_start(&app[0], "a1");
+    tl_app_start(&app[1], "a2");
+    int port1 = app[0].port;
+    tl_proxy_start(&px,
+                   "workers = 2\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n"
+                   "server = 127.0.0.1:%d\nhealth_interval = 100ms\nhealth_timeout = 100ms\n"
+                   "rise = 2\nfall = 5\nmax_fails = 2\ncooldown = 30s\nretries = 2\n",
+                   port1, app[1].port);
+    const struct shm *shm = attach();
+    kill(app[0].pid, SIGKILL);
+    waitpid(app[0].pid, NULL, 0);
+    app[0].pid = 0;
+    for (int i = 0; i < 20 && shm_breaker_state(&shm->servers[0]) == SHM_BREAKER_CLOSED; i++) {
+        struct tl_resp r;
+        ck_assert_int_eq(tl_request(px.port, GET_ROOT, &r), 200); /* retried on a2 */
+        tl_resp_free(&r);
+    }
+    ck_assert_int_eq(shm_breaker_state(&shm->servers[0]), SHM_BREAKER_OPEN);
+    ck_assert_msg(wait_health(shm, 0, SHM_HEALTH_DOWN, 3000) >= 0, "killed server not down");
+
+    tl_app_start_opts(&app[0], "a1", port1, 0);
+    int64_t t0 = tl_now_ms(), back = -1;
+    while (back < 0 && tl_now_ms() - t0 < 5000) {
+        struct tl_resp r;
+        tl_request(px.port, GET_ROOT, &r);
+        if (tl_who(&r) == 1)
+            back = tl_now_ms() - t0;
+        tl_resp_free(&r);
+        usleep(10 * 1000);
+    }
+    fprintf(stderr, "restarted server with an open breaker (cooldown 30 s) served after %lld ms\n",
+            (long long)back);
+    ck_assert_msg(back >= 0 && back < 1500, "restarted server got traffic after %lld ms",
+                  (long long)back);
+    ck_assert_int_eq(shm_breaker_state(&shm->servers[0]), SHM_BREAKER_CLOSED);
+    char line[160];
+    snprintf(line, sizeof(line), "[app] 127.0.0.1:%d circuit closed: the health check found it up",
+             port1);
+    ck_assert(tl_file_waitfor(px.errlog, line, 1000));
+    shm_detach(shm);
+    stop_all();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -541,6 +655,8 @@ main(void)
     tcase_add_test(tc, t_retry_rules);
     tcase_add_test(tc, t_hash_is_sticky_and_shm_counts);
     tcase_add_test(tc, t_checker_respawned_state_kept);
+    tcase_add_test(tc, t_breaker_cap);
+    tcase_add_test(tc, t_restart_closes_breaker);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

@@ -126,9 +126,13 @@ checker_child(struct hc *h, bool as_master_would)
     health_run(h->cfg, h->shm);
 }
 
-/* Loads the config in ini[], makes the table and forks the checker on it. */
+/*
+ * Loads the config in ini[], makes the table and forks the checker on it;
+ * every server's health is <preset> when not UNKNOWN (as a reload carries
+ * states over into a new table).
+ */
 static void
-hc_start_opt(struct hc *h, bool as_master_would)
+hc_start_preset(struct hc *h, bool as_master_would, int preset)
 {
     char err[512];
 
@@ -137,6 +141,12 @@ hc_start_opt(struct hc *h, bool as_master_would)
     ck_assert_msg(h->cfg != NULL, "config: %s\n%s", err, ini);
     h->shm = shm_create(h->cfg, 1);
     ck_assert_msg(h->shm != NULL, "shm_create: %s", strerror(errno));
+    if (preset != SHM_HEALTH_UNKNOWN)
+        for (uint32_t i = 0; i < h->shm->nservers; i++) {
+            atomic_store(&h->shm->servers[i].health, preset);
+            if (preset == SHM_HEALTH_DOWN)
+                shm_set_error(&h->shm->servers[i], "status 404"); /* carried with the state */
+        }
     snprintf(h->dir, sizeof(h->dir), "/tmp/mp-health-XXXXXX");
     ck_assert(mkdtemp(h->dir) != NULL);
     snprintf(h->log, sizeof(h->log), "%s/error.log", h->dir);
@@ -145,6 +155,12 @@ hc_start_opt(struct hc *h, bool as_master_would)
     ck_assert(h->pid != -1);
     if (h->pid == 0)
         checker_child(h, as_master_would);
+}
+
+static void
+hc_start_opt(struct hc *h, bool as_master_would)
+{
+    hc_start_preset(h, as_master_would, SHM_HEALTH_UNKNOWN);
 }
 
 static void
@@ -811,6 +827,174 @@ START_TEST(t_dies_with_master)
 }
 END_TEST
 
+/*
+ * health_interval_down (HAProxy's downinter): a down server is probed at its
+ * own, shorter interval, so a restarted app is back after rise x that, not
+ * rise x health_interval (here 2 x 5 s).
+ */
+START_TEST(t_interval_down)
+{
+    struct tl_proc app;
+    struct hc h;
+    struct tl_resp r;
+
+    tl_app_start(&app, "a");
+    ck_assert_int_eq(
+        tl_request(app.port, "GET /sethealth?status=503 HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    ini_begin("app");
+    ini_add("[upstream app]\nserver = 127.0.0.1:%d\nhealth_interval = 5s\n"
+            "health_interval_down = 100ms\nhealth_timeout = 300ms\nrise = 2\n",
+            app.port);
+    hc_start(&h);
+    struct shm_server *sv = srv(&h, 0, 0);
+    wait_ready(&h, 2000);
+    ck_assert_int_eq(health_of(sv), SHM_HEALTH_DOWN);
+    /* down: a probe every 100 ms */
+    unsigned long c0 = checks_of(sv);
+    usleep(1000 * 1000);
+    unsigned long n = checks_of(sv) - c0;
+    ck_assert_msg(n >= 5 && n <= 12, "%lu probes in 1 s while down, interval 100 ms", n);
+
+    ck_assert_int_eq(
+        tl_request(app.port, "GET /sethealth?status=200 HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    int64_t t0 = tl_now_ms();
+    ck_assert(WAIT_FOR(3000, health_of(sv) == SHM_HEALTH_UP));
+    int64_t took = tl_now_ms() - t0;
+    ck_assert_msg(took < 1000, "up %lld ms after it recovered; rise 2 x 100 ms", (long long)took);
+    /* up again: back to the normal interval */
+    c0 = checks_of(sv);
+    usleep(600 * 1000);
+    ck_assert_uint_le(checks_of(sv) - c0, 1);
+
+    hc_stop(&h);
+    tl_stop(app.pid);
+}
+END_TEST
+
+/*
+ * A group whose app has no health endpoint (404 everywhere): the log says
+ * once, on the transition, that the group has no usable server, why, and
+ * where to look; once again when a server comes back. The flag is in shm.
+ */
+START_TEST(t_group_unusable)
+{
+    struct tl_proc app[2];
+    struct hc h;
+    struct tl_resp r;
+    char line[256];
+
+    for (int i = 0; i < 2; i++) {
+        tl_app_start(&app[i], i == 0 ? "a" : "b");
+        ck_assert_int_eq(
+            tl_request(app[i].port, "GET /sethealth?status=404 HTTP/1.1\r\nHost: t\r\n\r\n", &r),
+            200);
+        tl_resp_free(&r);
+    }
+    ini_begin("app");
+    ini_add("[upstream app]\nserver = 127.0.0.1:%d\nserver = 127.0.0.1:%d\n"
+            "health_interval = 100ms\nhealth_timeout = 300ms\nrise = 1\n",
+            app[0].port, app[1].port);
+    hc_start(&h);
+    wait_ready(&h, 2000);
+    snprintf(line, sizeof(line),
+             "[app] no usable server: every health check fails (status 404 at 127.0.0.1:%d, "
+             "status 404 at 127.0.0.1:%d): answering 503; see health_path, health_status, "
+             "health_check",
+             app[0].port, app[1].port);
+    ck_assert(tl_file_waitfor(h.log, line, 1000));
+    ck_assert_int_eq(atomic_load(&h.shm->groups[0].no_usable), 1);
+    /* more failed rounds say nothing more */
+    unsigned long c0 = checks_of(srv(&h, 0, 0));
+    ck_assert(WAIT_FOR(2000, checks_of(srv(&h, 0, 0)) >= c0 + 4));
+    ck_assert_int_eq(tl_file_count(h.log, "no usable server"), 1);
+
+    ck_assert_int_eq(
+        tl_request(app[1].port, "GET /sethealth?status=200 HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    ck_assert(WAIT_FOR(2000, health_of(srv(&h, 0, 1)) == SHM_HEALTH_UP));
+    ck_assert(log_has(&h, "[app] usable again: 127.0.0.1:%d is up", app[1].port));
+    ck_assert_int_eq(atomic_load(&h.shm->groups[0].no_usable), 0);
+    ck_assert_int_eq(tl_file_count(h.log, "usable again"), 1);
+
+    hc_stop(&h);
+    tl_stop(app[0].pid);
+    tl_stop(app[1].pid);
+}
+END_TEST
+
+/*
+ * A new checker on states carried over (all down, as after a reload) judges
+ * the group at once: there is no transition to wait for.
+ */
+START_TEST(t_group_unusable_carried)
+{
+    struct tl_proc app;
+    struct hc h;
+    struct tl_resp r;
+
+    tl_app_start(&app, "a");
+    ck_assert_int_eq(
+        tl_request(app.port, "GET /sethealth?status=404 HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    ini_begin("app");
+    ini_add("[upstream app]\nserver = 127.0.0.1:%d\nhealth_interval = 100ms\n", app.port);
+    hc_start_preset(&h, false, SHM_HEALTH_DOWN);
+    ck_assert(log_has(&h,
+                      "[app] no usable server: every health check fails (status 404 at "
+                      "127.0.0.1:%d): answering 503",
+                      app.port));
+    ck_assert_int_eq(atomic_load(&h.shm->groups[0].no_usable), 1);
+    unsigned long c0 = checks_of(srv(&h, 0, 0));
+    ck_assert(WAIT_FOR(2000, checks_of(srv(&h, 0, 0)) >= c0 + 3));
+    ck_assert_int_eq(tl_file_count(h.log, "no usable server"), 1);
+    hc_stop(&h);
+    tl_stop(app.pid);
+}
+END_TEST
+
+/*
+ * An up transition closes the server's breaker (Envoy's
+ * successful_active_health_check_uneject_host): a restarted server gets
+ * traffic after rise probes, not after the cooldown.
+ */
+START_TEST(t_up_closes_breaker)
+{
+    struct tl_proc app;
+    struct hc h;
+    struct tl_resp r;
+
+    tl_app_start(&app, "a");
+    ck_assert_int_eq(
+        tl_request(app.port, "GET /sethealth?status=503 HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    ini_begin("app");
+    ini_add("[upstream app]\nserver = 127.0.0.1:%d\nhealth_interval = 100ms\n"
+            "health_timeout = 300ms\nrise = 2\ncooldown = 60m\n",
+            app.port);
+    hc_start(&h);
+    struct shm_server *sv = srv(&h, 0, 0);
+    wait_ready(&h, 2000);
+    ck_assert_int_eq(health_of(sv), SHM_HEALTH_DOWN);
+    /* what the workers left: the breaker open an hour long, a run of failures */
+    atomic_store(&sv->breaker, shm_bw_make(SHM_BREAKER_OPEN, tl_now_ms()));
+    atomic_store(&sv->fail_run, shm_run_make(5, tl_now_ms()));
+
+    ck_assert_int_eq(
+        tl_request(app.port, "GET /sethealth?status=200 HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    tl_resp_free(&r);
+    ck_assert(WAIT_FOR(2000, health_of(sv) == SHM_HEALTH_UP));
+    ck_assert_int_eq(shm_breaker_state(sv), SHM_BREAKER_CLOSED);
+    ck_assert_uint_eq(atomic_load(&sv->fail_run), 0);
+    ck_assert(
+        log_has(&h, "[app] 127.0.0.1:%d circuit closed: the health check found it up", app.port));
+
+    hc_stop(&h);
+    tl_stop(app.pid);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -827,6 +1011,10 @@ main(void)
     tcase_add_test(tc, t_nothing_to_probe);
     tcase_add_test(tc, t_signals_from_master);
     tcase_add_test(tc, t_dies_with_master);
+    tcase_add_test(tc, t_interval_down);
+    tcase_add_test(tc, t_group_unusable);
+    tcase_add_test(tc, t_group_unusable_carried);
+    tcase_add_test(tc, t_up_closes_breaker);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

@@ -13,10 +13,12 @@
 #include "testlib.h"
 
 #include <check.h>
+#include <sched.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -551,7 +553,7 @@ START_TEST(test_backup_failover)
 
     /* The breaker makes a primary just as unusable as its health does. */
     fail_n(&f, 1, 3, NOW);
-    ck_assert_int_eq(atomic_load(&srv(&f, 1)->breaker), SHM_BREAKER_OPEN);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 1)), SHM_BREAKER_OPEN);
     count12(&f, NOW + 999, count);
     ASSERT_COUNTS(count, 0, 0, 4, 8);
 
@@ -1015,7 +1017,7 @@ START_TEST(test_hash_out)
         break;
     case OUT_BREAKER:
         fail_n(&f, 1, 2, NOW);
-        ck_assert_int_eq(atomic_load(&srv(&f, 1)->breaker), SHM_BREAKER_OPEN);
+        ck_assert_int_eq(shm_breaker_state(srv(&f, 1)), SHM_BREAKER_OPEN);
         break;
     }
     for (unsigned i = 0; i < NELEM(before); i++) {
@@ -1148,6 +1150,24 @@ static const struct breaker_case breaker_cases[] = {
       {B_PICK, 1200, HALF, 1, false, 0, 0},
       {B_TRIAL_OK, 1300, CLOSED, 1, true, 0, 0},
       {B_PICK, 1400, CLOSED, 1, true, 2, 0}}},
+    {"a success ends the run: failures count only in a row",
+     3,
+     {{B_FAIL, 0, CLOSED, 0, true, 0, 0},
+      {B_FAIL, 100, CLOSED, 0, true, 0, 0},
+      {B_OK, 200, CLOSED, 0, true, 0, 0},
+      {B_FAIL, 300, CLOSED, 0, true, 0, 0},
+      {B_FAIL, 400, CLOSED, 0, true, 0, 0},
+      {B_OK, 500, CLOSED, 0, true, 0, 0},
+      {B_FAIL, 600, CLOSED, 0, true, 0, 0},
+      {B_FAIL, 700, CLOSED, 0, true, 0, 0},
+      {B_FAIL, 800, OPEN, 1, false, 0, 0}}},
+    {"a run that outlives the window starts again at its next failure",
+     3,
+     {{B_FAIL, 0, CLOSED, 0, true, 0, 0},
+      {B_FAIL, 9000, CLOSED, 0, true, 0, 0},
+      {B_FAIL, 10001, CLOSED, 0, true, 0, 0}, /* the run restarts here */
+      {B_FAIL, 12000, CLOSED, 0, true, 0, 0},
+      {B_FAIL, 13000, OPEN, 1, false, 0, 0}}},
     {"max_fails = 1: the first failure opens it",
      1,
      {{B_FAIL, 0, OPEN, 1, false, 0, 0},
@@ -1221,8 +1241,8 @@ START_TEST(test_breaker)
         ck_assert_msg(picked == st->picked && trials == st->trials,
                       "%s: step %zu: server 0 picked %d times (%d trials), want %d (%d)", c->name,
                       k, picked, trials, st->picked, st->trials);
-        ck_assert_msg(atomic_load(&s0->breaker) == st->state, "%s: step %zu: breaker %d, want %d",
-                      c->name, k, atomic_load(&s0->breaker), st->state);
+        ck_assert_msg(shm_breaker_state(s0) == st->state, "%s: step %zu: breaker %d, want %d",
+                      c->name, k, shm_breaker_state(s0), st->state);
         ck_assert_msg(atomic_load(&s0->breaker_opens) == st->opens,
                       "%s: step %zu: breaker_opens %llu, want %u", c->name, k,
                       (unsigned long long)atomic_load(&s0->breaker_opens), st->opens);
@@ -1230,34 +1250,279 @@ START_TEST(test_breaker)
                       "%s: step %zu: usable %d, want %d", c->name, k,
                       balance_usable(&f.bal, f.shm, 0, 0, now), st->usable);
         /* Server 1 never failed: its breaker never moves. */
-        ck_assert_int_eq(atomic_load(&srv(&f, 1)->breaker), SHM_BREAKER_CLOSED);
+        ck_assert_int_eq(shm_breaker_state(srv(&f, 1)), SHM_BREAKER_CLOSED);
     }
     teardown(&f);
 }
 END_TEST
 
-/* The one trial after the cooldown, with a single server: every other request finds none. */
+/*
+ * The one trial after the cooldown: every other request finds the server
+ * out. Server 1 is excluded, as if already tried, so server 0 is all there
+ * is (a group of one never ejects it at all: test_cap).
+ */
 START_TEST(test_breaker_single)
 {
-    static const unsigned w[] = {1};
+    static const unsigned w[] = {1, 1};
     struct fixture f;
     struct balance_ticket t = {0};
+    struct balance_set ex = {{0}};
     bool trial;
 
-    setup_weights(&f, RR "max_fails = 3\ncooldown = 1s\n", w, NULL, 1);
+    setup_weights(&f, RR "max_fails = 3\ncooldown = 1s\n", w, NULL, 2);
+    balance_set_add(&ex, 1);
     fail_n(&f, 0, 3, NOW);
-    ck_assert_int_eq(pick_at(&f, NULL, NOW + 999, NULL), -1);
-    balance_pick(&f.bal, f.shm, 0, NULL, NULL, 0, NOW + 1000, &t);
+    ck_assert_int_eq(pick_at(&f, &ex, NOW + 999, NULL), -1);
+    balance_pick(&f.bal, f.shm, 0, &ex, NULL, 0, NOW + 1000, &t);
     ck_assert_int_eq(t.server, 0);
     ck_assert(t.trial);
     for (int k = 0; k < 10; k++)
-        ck_assert_int_eq(pick_at(&f, NULL, NOW + 1000 + k, &trial), -1);
+        ck_assert_int_eq(pick_at(&f, &ex, NOW + 1000 + k, &trial), -1);
     balance_done(&f.bal, f.shm, 0, &t, true, NOW + 1100);
     for (int k = 0; k < 10; k++) {
-        ck_assert_int_eq(pick_at(&f, NULL, NOW + 1100 + k, &trial), 0);
+        ck_assert_int_eq(pick_at(&f, &ex, NOW + 1100 + k, &trial), 0);
         ck_assert(!trial);
     }
     teardown(&f);
+}
+END_TEST
+
+/*
+ * max_ejected_percent (Envoy's max_ejection_percent): every server of the
+ * group fails max_fails times in a row, over and over, as when a client
+ * makes the app fail on purpose. At most <want> breakers open (the share of
+ * the servers up, rounded down, never all of them), and every pick still
+ * finds a server.
+ */
+struct cap_case {
+    size_t n;
+    unsigned percent;
+    int health[MAX_SET];
+    unsigned want;
+};
+
+static const struct cap_case cap_cases[] = {
+    {3, 50, {UP, UP, UP}, 1},
+    {2, 50, {UP, UP}, 1},
+    {4, 50, {UP, UP, UP, UP}, 2},
+    {5, 50, {UP, UP, UP, UP, UP}, 2},
+    {1, 50, {UP}, 0},  /* a group of one keeps its server */
+    {1, 100, {UP}, 0}, /* ... whatever the cap */
+    {3, 100, {UP, UP, UP}, 2},
+    {3, 0, {UP, UP, UP}, 0},
+    {8, 10, {UP, UP, UP, UP, UP, UP, UP, UP}, 0},
+    {4, 50, {UP, DOWN, UP, UP}, 1}, /* the share is of the servers up */
+    {4, 100, {DOWN, DOWN, UP, UP}, 1},
+};
+
+START_TEST(test_cap)
+{
+    const struct cap_case *c = &cap_cases[_i];
+    static const unsigned w[MAX_SET] = {1, 1, 1, 1, 1, 1, 1, 1};
+    struct fixture f;
+    char head[128];
+
+    snprintf(head, sizeof(head), "max_fails = 2\ncooldown = 1s\nmax_ejected_percent = %u\n",
+             c->percent);
+    setup_weights(&f, head, w, NULL, c->n);
+    for (size_t s = 0; s < c->n; s++)
+        set_health(&f, s, c->health[s]);
+    for (int round = 0; round < 5; round++) {
+        for (size_t s = 0; s < c->n; s++)
+            fail_n(&f, s, 2, NOW + round);
+        unsigned open = 0;
+        for (size_t s = 0; s < c->n; s++)
+            if (shm_breaker_state(srv(&f, s)) != CLOSED) {
+                ck_assert_int_eq(c->health[s], UP);
+                open++;
+            }
+        ck_assert_msg(open == c->want, "case %d round %d: %u open, want %u", _i, round, open,
+                      c->want);
+        for (int k = 0; k < 8; k++) {
+            int p = pick_at(&f, NULL, NOW + round, NULL);
+            ck_assert_msg(p >= 0 && shm_breaker_state(srv(&f, (size_t)p)) == CLOSED,
+                          "case %d: picked %d", _i, p);
+        }
+    }
+    teardown(&f);
+}
+END_TEST
+
+/*
+ * The cap is decided at ejection; when the servers left in go down after
+ * it, the ejected one (up, by health) is let back in at once instead of
+ * after the cooldown: the breaker is never what empties the group.
+ */
+START_TEST(test_cap_others_down)
+{
+    static const unsigned w[] = {1, 1, 1};
+    struct fixture f;
+
+    setup_weights(&f, "max_fails = 2\ncooldown = 30s\n", w, NULL, 3);
+    for (size_t s = 0; s < 3; s++)
+        set_health(&f, s, UP);
+    fail_n(&f, 0, 2, NOW);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), OPEN);
+    ck_assert_int_ne(pick(&f, NULL), 0);
+    set_health(&f, 1, DOWN);
+    ck_assert_int_eq(pick(&f, NULL), 2);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), OPEN);
+    set_health(&f, 2, DOWN);
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(pick(&f, NULL), 0);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), CLOSED);
+    /* the last one up now stays in whatever it does */
+    fail_n(&f, 0, 6, NOW + 1);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), CLOSED);
+    /* a server down by health is not let in: nothing then */
+    set_health(&f, 0, DOWN);
+    ck_assert_int_eq(pick(&f, NULL), -1);
+    teardown(&f);
+}
+END_TEST
+
+/* When an ejected server's breaker closes, the cap has room for another. */
+START_TEST(test_cap_frees)
+{
+    static const unsigned w[] = {1, 1, 1};
+    struct fixture f;
+
+    setup_weights(&f, RR "max_fails = 2\ncooldown = 1s\n", w, NULL, 3);
+    fail_n(&f, 0, 2, NOW);
+    fail_n(&f, 1, 2, NOW);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), OPEN);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 1)), CLOSED);
+    /* server 0's trial succeeds: it is back, and server 1's next failure ejects it */
+    struct balance_ticket t = {0};
+    struct balance_set ex = {{0}};
+    balance_set_add(&ex, 1);
+    balance_set_add(&ex, 2);
+    balance_pick(&f.bal, f.shm, 0, &ex, NULL, 0, NOW + 1000, &t);
+    ck_assert(t.server == 0 && t.trial);
+    balance_done(&f.bal, f.shm, 0, &t, true, NOW + 1001);
+    fail_n(&f, 1, 1, NOW + 1002);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), CLOSED);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 1)), OPEN);
+    teardown(&f);
+}
+END_TEST
+
+/*
+ * The health checker's up transition closes an open or half-open breaker at
+ * once; the trial that was in flight then reports to a breaker that moved
+ * on, and neither reopens nor closes it again.
+ */
+START_TEST(test_uneject)
+{
+    static const unsigned w[] = {1, 1};
+    struct fixture f;
+    struct balance_ticket t = {0};
+    struct balance_set ex = {{0}};
+
+    setup_weights(&f, RR "max_fails = 3\ncooldown = 30s\n", w, NULL, 2);
+    ck_assert(!balance_uneject(f.shm, 0, 0, NOW)); /* closed: nothing to say */
+    fail_n(&f, 0, 3, NOW);
+    ck_assert(!balance_usable(&f.bal, f.shm, 0, 0, NOW + 1));
+    ck_assert(balance_uneject(f.shm, 0, 0, NOW + 1));
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), CLOSED);
+    ck_assert(balance_usable(&f.bal, f.shm, 0, 0, NOW + 1));
+    /* the run ended with it: two more failures do not open it again */
+    fail_n(&f, 0, 2, NOW + 2);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), CLOSED);
+
+    /* half-open, its trial in flight: closed by the checker, the trial's failure is stale */
+    fail_n(&f, 0, 1, NOW + 3);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), OPEN);
+    balance_set_add(&ex, 1);
+    balance_pick(&f.bal, f.shm, 0, &ex, NULL, 0, NOW + 30003, &t);
+    ck_assert(t.server == 0 && t.trial);
+    ck_assert(balance_uneject(f.shm, 0, 0, NOW + 30004));
+    balance_done(&f.bal, f.shm, 0, &t, false, NOW + 30005);
+    ck_assert_int_eq(shm_breaker_state(srv(&f, 0)), CLOSED);
+    ck_assert_uint_eq(atomic_load(&srv(&f, 0)->breaker_opens), 2);
+    teardown(&f);
+}
+END_TEST
+
+/*
+ * Many processes race for the half-open trial, released together from a
+ * barrier in shared memory: exactly one gets it, however long ago the
+ * breaker opened (with state and time in two words, a worker could see
+ * half-open with the opening's stale time and take a second "single"
+ * trial). Variant 0 races from open past the cooldown, variant 1 from a
+ * trial that never reported back. Many rounds, to give a race its chances.
+ */
+#define RACERS 16
+#define RACE_ROUNDS 40
+
+struct race_gate {
+    atomic_int ready;
+    atomic_int go;
+};
+
+START_TEST(test_trial_race)
+{
+    static const unsigned w[] = {1, 1};
+    struct race_gate *gate =
+        mmap(NULL, sizeof(*gate), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert(gate != MAP_FAILED);
+
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        struct fixture f;
+        struct balance_set ex = {{0}};
+        pid_t pids[RACERS];
+        /* far past the cooldown and the trial's expiry (1s + 2s + 5s) */
+        const int64_t later = NOW + 3600 * 1000;
+
+        setup_weights(&f,
+                      RR "max_fails = 1\ncooldown = 1s\nconnect_timeout = 2s\n"
+                         "read_timeout = 5s\n",
+                      w, NULL, 2);
+        balance_set_add(&ex, 1);
+        fail_n(&f, 0, 1, NOW);
+        if (_i == 1) {
+            struct balance_ticket lost = {0};
+            balance_pick(&f.bal, f.shm, 0, &ex, NULL, 0, NOW + 1000, &lost);
+            ck_assert(lost.server == 0 && lost.trial); /* and it never reports */
+        }
+        atomic_store(&gate->ready, 0);
+        atomic_store(&gate->go, 0);
+        for (int k = 0; k < RACERS; k++) {
+            pids[k] = fork();
+            ck_assert_int_ne(pids[k], -1);
+            if (pids[k] == 0) {
+                struct balance_ticket t = {0};
+                atomic_fetch_add(&gate->ready, 1);
+                int64_t t0 = tl_now_ms();
+                while (!atomic_load(&gate->go)) {
+                    if (tl_now_ms() - t0 > 5000)
+                        _exit(3);
+                    sched_yield(); /* two cores: let the parent fork the others */
+                }
+                balance_pick(&f.bal, f.shm, 0, &ex, NULL, 0, later, &t);
+                if (t.server != (t.trial ? 0 : -1))
+                    _exit(2);
+                _exit(t.trial ? 1 : 0);
+            }
+        }
+        int64_t t0 = tl_now_ms();
+        while (atomic_load(&gate->ready) < RACERS && tl_now_ms() - t0 < 5000)
+            usleep(100);
+        atomic_store(&gate->go, 1);
+        int winners = 0;
+        for (int k = 0; k < RACERS; k++) {
+            int st;
+            ck_assert_int_eq(waitpid(pids[k], &st, 0), pids[k]);
+            ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) <= 1, "racer %d: status %#x", k, st);
+            winners += WEXITSTATUS(st);
+        }
+        ck_assert_msg(winners == 1, "variant %d round %d: %d trials", _i, round, winners);
+        uint64_t word = atomic_load(&srv(&f, 0)->breaker);
+        ck_assert_int_eq(shm_bw_state(word), HALF);
+        ck_assert_int_eq(shm_bw_since(word), later);
+        teardown(&f);
+    }
+    munmap(gate, sizeof(*gate));
 }
 END_TEST
 
@@ -1288,6 +1553,11 @@ balance_suite(void)
     tcase_add_loop_test(tc, test_hash_out, 0, (int)NELEM(out_ways));
     tcase_add_loop_test(tc, test_breaker, 0, (int)NELEM(breaker_cases));
     tcase_add_test(tc, test_breaker_single);
+    tcase_add_loop_test(tc, test_cap, 0, (int)NELEM(cap_cases));
+    tcase_add_test(tc, test_cap_frees);
+    tcase_add_test(tc, test_cap_others_down);
+    tcase_add_test(tc, test_uneject);
+    tcase_add_loop_test(tc, test_trial_race, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

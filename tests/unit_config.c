@@ -245,6 +245,8 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(g->max_fails, 5);
     ck_assert_int_eq(g->fail_window_ms, 10000);
     ck_assert_int_eq(g->cooldown_ms, 10000);
+    ck_assert_uint_eq(g->max_ejected_percent, 50);
+    ck_assert_int_eq(g->health_interval_down_ms, 1000);
     ck_assert(!g->fail_on_5xx);
     /* every group gets them, not only the one in use */
     ck_assert_int_eq(c->groups[0].balance, CFG_BAL_ROUND_ROBIN);
@@ -487,6 +489,15 @@ static const struct {
     {"fail_window = 250ms", F(fail_window_ms), V_MS, 250, NULL},
     {"cooldown = 30", F(cooldown_ms), V_MS, 30000, NULL},
     {"cooldown = 1ms", F(cooldown_ms), V_MS, 1, NULL},
+    {"max_ejected_percent = 0", F(max_ejected_percent), V_UINT, 0, NULL},
+    {"max_ejected_percent = 100", F(max_ejected_percent), V_UINT, 100, NULL},
+    {"health_interval_down = 250ms", F(health_interval_down_ms), V_MS, 250, NULL},
+    {"health_interval_down = 1m", F(health_interval_down_ms), V_MS, 60000, NULL},
+    /* unset, it follows a shorter health_interval; set, it is what it says */
+    {"health_interval = 100ms", F(health_interval_down_ms), V_MS, 100, NULL},
+    {"health_interval = 5s", F(health_interval_down_ms), V_MS, 1000, NULL},
+    {"health_interval = 100ms\nhealth_interval_down = 3s", F(health_interval_down_ms), V_MS, 3000,
+     NULL},
     {"fail_on_5xx = yes", F(fail_on_5xx), V_BOOL, true, NULL},
     {"fail_on_5xx = ON", F(fail_on_5xx), V_BOOL, true, NULL},
     {"fail_on_5xx = false", F(fail_on_5xx), V_BOOL, false, NULL},
@@ -1061,6 +1072,11 @@ static const struct {
     {P U "fail_window = 0\n", "t.ini:6: [upstream app] fail_window: must be greater than 0", true},
     {P U "fail_window = 10x\n", "fail_window: bad duration unit \"x\"", false},
     {P U "cooldown = 0s\n", "t.ini:6: [upstream app] cooldown: must be greater than 0", true},
+    {P U "max_ejected_percent = 101\n",
+     "t.ini:6: [upstream app] max_ejected_percent: 101 out of range (0..100)", true},
+    {P U "max_ejected_percent = 50%\n", "max_ejected_percent: bad number \"50%\"", false},
+    {P U "health_interval_down = 0\n",
+     "t.ini:6: [upstream app] health_interval_down: must be greater than 0", true},
     {P U "fail_on_5xx = sometimes\n",
      "t.ini:6: [upstream app] fail_on_5xx: bad boolean \"sometimes\" "
      "(yes|no|on|off|true|false)",
@@ -1375,7 +1391,13 @@ static const struct {
     {D("", ""), D("", "retries = 0\n"), "[app] retries 2 -> 0\n"},
     {D("", ""), D("", "health_check = off\n"), "[app] health_check on -> off\n"},
     {D("", ""), D("", "health_path = /ready\n"), "[app] health_path /health -> /ready\n"},
-    {D("", ""), D("", "health_interval = 500ms\n"), "[app] health_interval 2000 ms -> 500 ms\n"},
+    /* health_interval_down, unset, follows a health_interval shorter than its 1s */
+    {D("", ""), D("", "health_interval = 500ms\n"),
+     "[app] health_interval 2000 ms -> 500 ms\n[app] health_interval_down 1000 ms -> 500 ms\n"},
+    {D("", ""), D("", "health_interval = 5s\n"), "[app] health_interval 2000 ms -> 5000 ms\n"},
+    {D("", ""), D("", "health_interval_down = 250ms\n"),
+     "[app] health_interval_down 1000 ms -> 250 ms\n"},
+    {D("", ""), D("", "max_ejected_percent = 100\n"), "[app] max_ejected_percent 50 -> 100\n"},
     {D("", ""), D("", "health_timeout = 2s\n"), "[app] health_timeout 1000 ms -> 2000 ms\n"},
     {D("", ""), D("", "rise = 5\n"), "[app] rise 2 -> 5\n"},
     {D("", ""), D("", "fall = 1\n"), "[app] fall 3 -> 1\n"},

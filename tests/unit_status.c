@@ -132,6 +132,16 @@ render(enum status_kind kind)
 #define ck_assert_lacks(hay, needle)                                                              \
     ck_assert_msg(strstr((hay), (needle)) == NULL, "unexpected: %s", (needle))
 
+/* Occurrences of <needle> in <hay>. */
+static int
+count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
 /* ---- a strict JSON checker (RFC 8259) --------------------------------------------------- */
 
 struct jp {
@@ -741,8 +751,11 @@ START_TEST(test_json_values)
                        "\"connections\":1},{\"slot\":1,\"pid\":101,\"state\":\"proxying\","
                        "\"requests\":20,\"connections\":2},{\"slot\":2,\"pid\":102,"
                        "\"state\":\"keep-alive\",\"requests\":30,\"connections\":3}]");
+    /* app: 3001's breaker is open, 3002 (a backup) takes the traffic; api: its one server is down
+     */
     ck_assert_has(out, "{\"name\":\"app\",\"balance\":\"round_robin\",\"health_check\":false,"
-                       "\"servers\":[{\"address\":\"127.0.0.1:3001\",\"weight\":3,"
+                       "\"usable\":true,\"usable_servers\":1,\"servers\":[{\"address\":\"127.0.0."
+                       "1:3001\",\"weight\":3,"
                        "\"backup\":false,\"health\":\"up\",\"last_error\":\"\",\"checks\":0,");
     ck_assert_has(out, "\"last_check_ms_ago\":null,\"probe_latency_us\":0,\"breaker\":\"open\","
                        "\"breaker_opens\":3,\"active\":2,\"requests\":1234,\"failures\":5,"
@@ -754,7 +767,8 @@ START_TEST(test_json_values)
     ck_assert_has(out, "\"responses\":{\"1xx\":0,\"2xx\":0,\"3xx\":0,\"4xx\":0,\"5xx\":0},"
                        "\"latency_us_sum\":0,\"avg_latency_us\":0}");
     ck_assert_has(out, "{\"name\":\"api\",\"balance\":\"least_conn\",\"health_check\":true,"
-                       "\"servers\":[{\"address\":\"10.0.0.1:8000\",\"weight\":1,"
+                       "\"usable\":false,\"usable_servers\":0,\"servers\":[{\"address\":\"10.0.0."
+                       "1:8000\",\"weight\":1,"
                        "\"backup\":false,\"health\":\"down\",\"last_error\":\"connect to "
                        "10.0.0.1:8000: Connection refused\",\"checks\":17,\"checks_ok\":0,"
                        "\"checks_failed\":4,\"last_check_ms_ago\":");
@@ -812,6 +826,10 @@ START_TEST(test_html_page)
     /* groups, servers, badges, numbers */
     ck_assert_has(out, "<h2>app <span class=\"sub\">round_robin");
     ck_assert_has(out, "<h2>api <span class=\"sub\">least_conn");
+    /* api answers 503 to everything, and the page says so in words; app has its backup */
+    ck_assert_has(out, "least_conn</span> <span class=\"badge b-down\">no usable server: "
+                       "answering 503</span>");
+    ck_assert_int_eq(count_of(out, "no usable server"), 1);
     ck_assert_has(out, "127.0.0.1:3001");
     ck_assert_has(out, "127.0.0.1:3002<span class=\"tag\">backup</span>");
     ck_assert_has(out, "<span class=\"badge b-up\">up</span>");
@@ -902,6 +920,9 @@ START_TEST(test_metrics_values)
         "\nminiproxyd_upstream_latency_seconds_count" B " 0\n",
         "\nminiproxyd_upstream_health_checks_total" D " 17\n",
         "\nminiproxyd_upstream_health_check_latency_seconds" D " 1.000000\n",
+        "\n# TYPE miniproxyd_upstream_usable_servers gauge\n",
+        "\nminiproxyd_upstream_usable_servers{group=\"app\"} 1\n",
+        "\nminiproxyd_upstream_usable_servers{group=\"api\"} 0\n",
         "\n# TYPE miniproxyd_upstream_latency_seconds summary\n",
         "\n# TYPE miniproxyd_upstream_requests_total counter\n",
     };
