@@ -86,15 +86,45 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
-# libFuzzer target for the parser (clang). Runs for FUZZ_SECONDS.
+# libFuzzer targets (clang), each run for FUZZ_SECONDS under ASan and UBSan,
+# one after the other:
+#   http    request and response heads, chunked bodies     seeds: tests/fuzz-corpus
+#   resp    a response head, then its chunked body         seeds: tests/fuzz-corpus-resp
+#   config  a whole INI file through cfg_load_string()     seeds: tests/fuzz-corpus-config
+# The seeds in the tree stay small; what the fuzzer adds goes to
+# $(BUILD)/fuzz/corpus-NAME and crashes to $(BUILD)/fuzz/NAME-crash-*, never
+# into the tree. `make fuzz FUZZ_TARGETS=resp` runs one.
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= http resp config
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -Wall -Wextra -Werror -Iinclude -D_GNU_SOURCE \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC_http   := tests/fuzz_http.c src/http.c src/buf.c
+FUZZ_SRC_resp   := tests/fuzz_resp.c src/http.c
+FUZZ_SRC_config := tests/fuzz_config.c src/config.c src/buf.c src/pidfile.c
+FUZZ_LIBS_config = $(shell pkg-config --libs inih 2>/dev/null) -ldl
+FUZZ_SEEDS_http   := tests/fuzz-corpus
+FUZZ_SEEDS_resp   := tests/fuzz-corpus-resp
+FUZZ_SEEDS_config := tests/fuzz-corpus-config
+
 fuzz:
 	@mkdir -p $(BUILD)/fuzz
-	clang -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-	    tests/fuzz_http.c src/http.c src/buf.c -o $(BUILD)/fuzz/fuzz_http
-	@mkdir -p $(BUILD)/fuzz/corpus
-	$(BUILD)/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz/corpus \
-	    tests/fuzz-corpus
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    case $$t in \
+	    http) src="$(FUZZ_SRC_http)"; libs=""; seeds=$(FUZZ_SEEDS_http) ;; \
+	    resp) src="$(FUZZ_SRC_resp)"; libs=""; seeds=$(FUZZ_SEEDS_resp) ;; \
+	    config) src="$(FUZZ_SRC_config)"; libs="$(FUZZ_LIBS_config)"; \
+	        seeds=$(FUZZ_SEEDS_config) ;; \
+	    *) echo "make fuzz: unknown target $$t (http, resp, config)" >&2; exit 2 ;; \
+	    esac; \
+	    echo "$(FUZZ_CC) ... -o $(BUILD)/fuzz/fuzz_$$t"; \
+	    $(FUZZ_CC) $(FUZZ_CFLAGS) $$src -o $(BUILD)/fuzz/fuzz_$$t $$libs; \
+	    mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+	    echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/$$t- \
+	        $(BUILD)/fuzz/corpus-$$t $$seeds; \
+	done
 
 # The demo: three app instances and the proxy on the bundled miniproxy.ini.
 run: all

@@ -12,7 +12,8 @@
  *  - Return value: > 0 bytes consumed (the whole head, final CRLF included),
  *    HTTP_NEED_MORE when the head is not complete yet, HTTP_INVALID when it
  *    never can be; then <*status> holds the HTTP status to answer with
- *    (400, 414, 431, 501, 505 for requests; 502 for responses).
+ *    (400, 414, 431, 501, 505 for requests; 502 for responses), and the
+ *    message's <why> and <why_header> say why, for the logs.
  *  - Lines end in CRLF. A bare LF or bare CR is invalid.
  *  - Every call validates the bytes it is given as far as they go, so
  *    garbage is refused as soon as it arrives and the verdict does not
@@ -65,6 +66,20 @@ struct http_head_info {
     bool keep_alive;         /* persistent after this message, from version + Connection */
 };
 
+/*
+ * Why a head was refused, in struct http_request and struct http_response:
+ * set with every HTTP_INVALID, reset (NULL, 0) by every other result.
+ *  - why: a static string naming the reason ("whitespace before colon",
+ *    "bare LF", "Content-Length and Transfer-Encoding together"...), never
+ *    NULL after HTTP_INVALID. It names the fault only: no bytes of the input.
+ *  - why_header: the 1-based index of the header line concerned, counted
+ *    from the first line after the start line (for a conflict between two
+ *    fields, the later one); 0 when the reason is not about one header line
+ *    (the start line, a missing Host, a head over its size limit).
+ * The verdict does not depend on how the input was split, and neither do
+ * these two.
+ */
+
 struct http_request {
     struct http_slice method; /* a token, e.g. "GET" */
     struct http_slice target; /* request-target as sent, e.g. "/a?b" */
@@ -74,6 +89,8 @@ struct http_request {
     struct http_head_info info;
     struct http_slice host; /* the Host value; len 0 if absent (HTTP/1.0 only) */
     bool expect_continue;   /* Expect: 100-continue, HTTP/1.1 only (RFC 9110 10.1.1) */
+    const char *why;        /* with HTTP_INVALID: the reason (see above); else NULL */
+    unsigned why_header;    /* with HTTP_INVALID: header line concerned, 1-based; else 0 */
 };
 
 struct http_response {
@@ -83,6 +100,8 @@ struct http_response {
     struct http_header headers[HTTP_MAX_HEADERS];
     size_t nheaders;
     struct http_head_info info;
+    const char *why;     /* with HTTP_INVALID: the reason (see above); else NULL */
+    unsigned why_header; /* with HTTP_INVALID: header line concerned, 1-based; else 0 */
 };
 
 /*
@@ -140,6 +159,8 @@ struct http_chunked {
     uint64_t remaining; /* private: data bytes left in the current chunk */
     uint32_t count;     /* private: digits / extension / trailer bytes seen */
     uint64_t total;     /* decoded body bytes so far */
+    const char *why;    /* once the decoder returned -1: a static string naming the
+                           reason ("invalid chunk size"...); NULL before */
 };
 
 void http_chunked_init(struct http_chunked *c);

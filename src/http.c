@@ -69,13 +69,25 @@ enum http_err {
     ERR_TOO_MANY, /* 431 */
 };
 
+/*
+ * The reason for a refusal, as handed back in <why> / <why_header>: a
+ * static string, and the 1-based index of the header line concerned (0 when
+ * the reason is not about one line).
+ */
+struct http_why {
+    const char *why;
+    unsigned line;
+};
+
 /* What the header section said, gathered in one pass over the fields. */
 struct http_fields {
     unsigned nhost;
     struct http_slice host;
     bool has_cl;
     uint64_t cl;
+    unsigned cl_line; /* 1-based index of the last Content-Length field */
     bool has_te;
+    unsigned te_line;     /* 1-based index of the last Transfer-Encoding field */
     unsigned te_chunked;  /* times "chunked" was listed */
     bool te_last_chunked; /* the last coding listed is chunked */
     bool te_other;        /* a coding other than chunked was listed */
@@ -237,7 +249,7 @@ parse_length(struct http_slice s, uint64_t *out)
  * Content-Length: a list whose elements must all be the same valid number,
  * also across repeated fields (RFC 9110 8.6 lets us accept "5, 5").
  */
-static enum http_err
+static const char *
 field_content_length(struct http_fields *f, struct http_slice v)
 {
     struct list_iter it = {v.p, v.len, 0, false};
@@ -247,13 +259,13 @@ field_content_length(struct http_fields *f, struct http_slice v)
         uint64_t n;
 
         if (!parse_length(e, &n))
-            return ERR_SYNTAX;
+            return "invalid Content-Length";
         if (f->has_cl && n != f->cl)
-            return ERR_SYNTAX;
+            return "differing Content-Length values";
         f->has_cl = true;
         f->cl = n;
     }
-    return ERR_NONE;
+    return NULL;
 }
 
 /*
@@ -261,7 +273,7 @@ field_content_length(struct http_fields *f, struct http_slice v)
  * Each element must be a bare token (chunked takes no parameters; we
  * implement no other coding, so we need not parse theirs).
  */
-static enum http_err
+static const char *
 field_transfer_encoding(struct http_fields *f, struct http_slice v)
 {
     struct list_iter it = {v.p, v.len, 0, false};
@@ -270,10 +282,10 @@ field_transfer_encoding(struct http_fields *f, struct http_slice v)
     f->has_te = true;
     while (list_next(&it, &e)) {
         if (e.len == 0)
-            return ERR_SYNTAX;
+            return "empty element in Transfer-Encoding";
         for (size_t i = 0; i < e.len; i++)
             if (!IS(e.p[i], CT_TOKEN))
-                return ERR_SYNTAX;
+                return "invalid Transfer-Encoding";
         if (IEQ_LIT(e.p, e.len, "chunked")) {
             f->te_chunked++;
             f->te_last_chunked = true;
@@ -282,15 +294,16 @@ field_transfer_encoding(struct http_fields *f, struct http_slice v)
             f->te_last_chunked = false;
         }
     }
-    return ERR_NONE;
+    return NULL;
 }
 
 /*
- * Applies the meaning of one field to <f>. Host is a request field: in a
- * response it is just another field.
+ * Applies the meaning of field <h>, header line <line> (1-based), to <f>.
+ * Returns NULL, or why the field makes the head invalid. Host is a request
+ * field: in a response it is just another field.
  */
-static enum http_err
-field_semantics(struct http_fields *f, const struct http_header *h, bool request)
+static const char *
+field_semantics(struct http_fields *f, const struct http_header *h, unsigned line, bool request)
 {
     const char *n = h->name.p;
     size_t nl = h->name.len;
@@ -298,8 +311,10 @@ field_semantics(struct http_fields *f, const struct http_header *h, bool request
     switch (nl) {
     case 4:
         if (request && IEQ_LIT(n, nl, "host")) {
-            if (++f->nhost > 1 || !host_valid(h->value.p, h->value.len))
-                return ERR_SYNTAX;
+            if (++f->nhost > 1)
+                return "more than one Host";
+            if (!host_valid(h->value.p, h->value.len))
+                return "invalid Host";
             f->host = h->value;
         }
         break;
@@ -316,23 +331,51 @@ field_semantics(struct http_fields *f, const struct http_header *h, bool request
         }
         break;
     case 14:
-        if (IEQ_LIT(n, nl, "content-length"))
+        if (IEQ_LIT(n, nl, "content-length")) {
+            f->cl_line = line;
             return field_content_length(f, h->value);
+        }
         break;
     case 17:
-        if (IEQ_LIT(n, nl, "transfer-encoding"))
+        if (IEQ_LIT(n, nl, "transfer-encoding")) {
+            f->te_line = line;
             return field_transfer_encoding(f, h->value);
+        }
         break;
     default:
         break;
     }
-    return ERR_NONE;
+    return NULL;
+}
+
+/* Why a header name that started at <buf>[<name>] stopped at <buf>[<p>]. */
+static const char *
+name_end_why(const char *buf, size_t name, size_t p)
+{
+    char c = buf[p];
+
+    if (c == '\n')
+        return "bare LF";
+    if (p == name) {
+        if (is_ows(c))
+            return "header line starts with whitespace (obs-fold)";
+        if (c == ':')
+            return "empty header name";
+    } else {
+        if (is_ows(c))
+            return "whitespace before colon";
+        if (c == '\r')
+            return "header line without colon";
+    }
+    return "invalid character in header name";
 }
 
 /*
  * Parses the header lines in <buf>[<p>..<lim>) up to and including the
  * empty line that ends the head. Returns the offset past that line,
- * HTTP_NEED_MORE when <lim> comes first, or HTTP_INVALID with *err set.
+ * HTTP_NEED_MORE when <lim> comes first, or HTTP_INVALID with *err and
+ * *why set (why->line: the line of the header section, 1-based, where the
+ * fault is; for a conflict between fields, the later field).
  * Fills <hdrs> / <*nhdrs> and <f> as lines complete, so garbage is refused
  * as soon as it arrives, not only once the head is whole.
  *
@@ -342,7 +385,7 @@ field_semantics(struct http_fields *f, const struct http_header *h, bool request
  */
 static long
 parse_fields(const char *buf, size_t p, size_t lim, bool request, struct http_header *hdrs,
-             size_t *nhdrs, struct http_fields *f, enum http_err *err)
+             size_t *nhdrs, struct http_fields *f, enum http_err *err, struct http_why *why)
 {
     size_t n = 0;
 
@@ -352,22 +395,28 @@ parse_fields(const char *buf, size_t p, size_t lim, bool request, struct http_he
         size_t name = p, vb, ve;
         struct http_header *h;
 
+        why->line = (unsigned)n + 1; /* the line being read, for any refusal below */
         if (p == lim)
             return HTTP_NEED_MORE;
         if (buf[p] == '\r') {
             if (p + 1 == lim)
                 return HTTP_NEED_MORE;
-            if (buf[p + 1] != '\n')
+            if (buf[p + 1] != '\n') {
+                why->why = "bare CR";
                 goto syntax;
+            }
             return (long)(p + 2);
         }
         while (p < lim && IS(buf[p], CT_TOKEN))
             p++;
         if (p == lim)
             return HTTP_NEED_MORE;
-        if (p == name || buf[p] != ':')
+        if (p == name || buf[p] != ':') {
+            why->why = name_end_why(buf, name, p);
             goto syntax;
+        }
         if (n == HTTP_MAX_HEADERS) {
+            why->why = "too many header fields";
             *err = ERR_TOO_MANY;
             return HTTP_INVALID;
         }
@@ -376,22 +425,26 @@ parse_fields(const char *buf, size_t p, size_t lim, bool request, struct http_he
         h->name.len = p - name;
         vb = ++p;
         while (p < lim && buf[p] != '\r') {
-            if (!is_field_byte(buf[p]))
+            if (!is_field_byte(buf[p])) {
+                why->why = buf[p] == '\n' ? "bare LF" : "invalid character in header value";
                 goto syntax;
+            }
             p++;
         }
         if (p + 1 >= lim)
             return HTTP_NEED_MORE;
-        if (buf[p + 1] != '\n')
+        if (buf[p + 1] != '\n') {
+            why->why = "bare CR";
             goto syntax;
+        }
         ve = p;
         p += 2;
         trim_ows(buf, &vb, &ve);
         h->value.p = buf + vb;
         h->value.len = ve - vb;
         *nhdrs = ++n;
-        if ((*err = field_semantics(f, h, request)) != ERR_NONE)
-            return HTTP_INVALID;
+        if ((why->why = field_semantics(f, h, (unsigned)n, request)) != NULL)
+            goto syntax;
     }
 
 syntax:
@@ -421,26 +474,49 @@ scan_version(const char *buf, size_t *i, size_t lim, int *major, int *minor)
     return 1;
 }
 
-/* CRLF at <buf>[*i..<lim>): 1 complete, 0 need more, -1 not a CRLF. */
+/*
+ * CRLF at <buf>[*i..<lim>): 1 complete, 0 need more, -1 not a CRLF; then
+ * *why says what came instead, with <other> for a byte that is not CR.
+ */
 static int
-scan_crlf(const char *buf, size_t *i, size_t lim)
+scan_crlf(const char *buf, size_t *i, size_t lim, const char *other, const char **why)
 {
     if (*i == lim)
         return 0;
-    if (buf[*i] != '\r')
+    if (buf[*i] != '\r') {
+        *why = buf[*i] == '\n' ? "bare LF" : other;
         return -1;
+    }
     if (*i + 1 == lim)
         return 0;
-    if (buf[*i + 1] != '\n')
+    if (buf[*i + 1] != '\n') {
+        *why = "bare CR";
         return -1;
+    }
     *i += 2;
     return 1;
 }
 
 /*
+ * Why the method (<method>) or the target that started at <buf>[<start>]
+ * stopped at <buf>[<i>], on a byte other than the SP that should end it.
+ */
+static const char *
+run_end_why(const char *buf, size_t start, size_t i, bool method)
+{
+    if (buf[i] == '\n')
+        return "bare LF";
+    if (i == start && buf[i] == ' ')
+        return method ? "empty method" : "empty target";
+    if (!method && buf[i] == '\r')
+        return "no HTTP version in request line";
+    return method ? "invalid character in method" : "invalid character in target";
+}
+
+/*
  * request-line = method SP request-target SP HTTP-version CRLF, starting at
  * <start>, looking no further than <lim>. Returns the offset past the CRLF,
- * HTTP_NEED_MORE, or HTTP_INVALID with *status 400 or 505.
+ * HTTP_NEED_MORE, or HTTP_INVALID with *status 400 or 505 and req->why set.
  */
 static long
 parse_request_line(const char *buf, size_t start, size_t lim, struct http_request *req,
@@ -453,8 +529,10 @@ parse_request_line(const char *buf, size_t start, size_t lim, struct http_reques
         i++;
     if (i == lim)
         return HTTP_NEED_MORE;
-    if (i == start || buf[i] != ' ')
+    if (i == start || buf[i] != ' ') {
+        req->why = run_end_why(buf, start, i, true);
         goto bad;
+    }
     req->method.p = buf + start;
     req->method.len = i - start;
 
@@ -463,17 +541,22 @@ parse_request_line(const char *buf, size_t start, size_t lim, struct http_reques
         i++;
     if (i == lim)
         return HTTP_NEED_MORE;
-    if (i == t || buf[i] != ' ')
+    if (i == t || buf[i] != ' ') {
+        req->why = run_end_why(buf, t, i, false);
         goto bad;
+    }
     req->target.p = buf + t;
     req->target.len = i - t;
     i++;
 
-    if ((r = scan_version(buf, &i, lim, &major, &minor)) <= 0)
+    if ((r = scan_version(buf, &i, lim, &major, &minor)) < 0)
+        req->why = "malformed HTTP version";
+    if (r <= 0)
         goto partial;
-    if ((r = scan_crlf(buf, &i, lim)) <= 0)
+    if ((r = scan_crlf(buf, &i, lim, "junk after HTTP version", &req->why)) <= 0)
         goto partial;
     if (major != 1 || minor > 1) {
+        req->why = "unsupported HTTP version";
         *status = 505;
         return HTTP_INVALID;
     }
@@ -491,7 +574,7 @@ bad:
 /*
  * status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF; we
  * also take a missing SP before CRLF. Returns the offset past the CRLF,
- * HTTP_NEED_MORE or HTTP_INVALID.
+ * HTTP_NEED_MORE or HTTP_INVALID with resp->why set.
  */
 static long
 parse_status_line(const char *buf, size_t lim, struct http_response *resp)
@@ -499,37 +582,53 @@ parse_status_line(const char *buf, size_t lim, struct http_response *resp)
     size_t i = 0, rb;
     int major, minor, r, code = 0;
 
-    if ((r = scan_version(buf, &i, lim, &major, &minor)) <= 0)
+    if ((r = scan_version(buf, &i, lim, &major, &minor)) < 0)
+        resp->why = "malformed HTTP version";
+    if (r <= 0)
         goto partial;
     if (i == lim)
         return HTTP_NEED_MORE;
-    if (buf[i++] != ' ')
+    if (buf[i++] != ' ') {
+        resp->why = "no SP after HTTP version";
         return HTTP_INVALID;
+    }
     for (int k = 0; k < 3; k++, i++) {
         if (i == lim)
             return HTTP_NEED_MORE;
-        if (!IS(buf[i], CT_DIGIT))
+        if (!IS(buf[i], CT_DIGIT)) {
+            resp->why = "status code not 3 digits";
             return HTTP_INVALID;
+        }
         code = code * 10 + (buf[i] - '0');
     }
     if (i == lim)
         return HTTP_NEED_MORE;
-    if (buf[i] == ' ')
+    if (buf[i] == ' ') {
         i++;
-    else if (buf[i] != '\r')
+    } else if (buf[i] != '\r') {
+        resp->why = buf[i] == '\n' ? "bare LF" : "status code not 3 digits";
         return HTTP_INVALID;
+    }
     rb = i;
     while (i < lim && buf[i] != '\r') {
-        if (!is_field_byte(buf[i]))
+        if (!is_field_byte(buf[i])) {
+            resp->why = buf[i] == '\n' ? "bare LF" : "invalid character in reason phrase";
             return HTTP_INVALID;
+        }
         i++;
     }
     resp->reason.p = buf + rb;
     resp->reason.len = i - rb;
-    if ((r = scan_crlf(buf, &i, lim)) <= 0)
+    if ((r = scan_crlf(buf, &i, lim, "junk after reason phrase", &resp->why)) <= 0)
         goto partial;
-    if (major != 1 || minor > 1 || code < 100 || code > 599)
+    if (major != 1 || minor > 1) {
+        resp->why = "unsupported HTTP version";
         return HTTP_INVALID;
+    }
+    if (code < 100 || code > 599) {
+        resp->why = "status code out of range";
+        return HTTP_INVALID;
+    }
     resp->minor_version = minor;
     resp->status = code;
     return (long)i;
@@ -549,11 +648,33 @@ info_keep_alive(struct http_head_info *info, int minor, const struct http_fields
         info->keep_alive = minor >= 1 || f->conn_keep_alive;
 }
 
+/*
+ * Why the Transfer-Encoding codings in <f> cannot frame a message: chunked
+ * listed more than once, or not last. NULL when neither.
+ */
+static const char *
+te_chunked_why(const struct http_fields *f)
+{
+    if (f->te_chunked > 1)
+        return "chunked given more than once";
+    if (f->te_chunked == 1 && !f->te_last_chunked)
+        return "chunked not the final transfer coding";
+    return NULL;
+}
+
+/* The later of two header lines, for a conflict between two fields. */
+static unsigned
+later_line(unsigned a, unsigned b)
+{
+    return a > b ? a : b;
+}
+
 int
 http_parse_request(const char *buf, size_t len, size_t max_head, struct http_request *req,
                    int *status)
 {
     struct http_fields f;
+    struct http_why why = {NULL, 0};
     size_t lim, start = 0;
     long rl, end;
     enum http_err err;
@@ -566,6 +687,8 @@ http_parse_request(const char *buf, size_t len, size_t max_head, struct http_req
     req->host.p = NULL;
     req->host.len = 0;
     req->expect_continue = false;
+    req->why = NULL;
+    req->why_header = 0;
     memset(&req->info, 0, sizeof(req->info));
 
     /* RFC 9112 2.2: a server SHOULD ignore empty lines before the request-line. */
@@ -575,6 +698,7 @@ http_parse_request(const char *buf, size_t len, size_t max_head, struct http_req
             goto line_partial;
         }
         if (buf[start + 1] != '\n') {
+            req->why = "bare CR";
             *status = 400;
             return HTTP_INVALID;
         }
@@ -587,33 +711,49 @@ line_partial:
     if (rl == HTTP_NEED_MORE) {
         if (len < max_head)
             return HTTP_NEED_MORE;
+        req->why = "request line too long";
         *status = 414;
         return HTTP_INVALID;
     }
 
-    end = parse_fields(buf, (size_t)rl, lim, true, req->headers, &req->nheaders, &f, &err);
+    end = parse_fields(buf, (size_t)rl, lim, true, req->headers, &req->nheaders, &f, &err, &why);
     if (end == HTTP_INVALID) {
         *status = err == ERR_TOO_MANY ? 431 : 400;
-        return HTTP_INVALID;
+        goto refuse;
     }
     if (end == HTTP_NEED_MORE) {
         if (len < max_head)
             return HTTP_NEED_MORE;
+        why = (struct http_why){"header section too large", 0};
         *status = 431;
-        return HTTP_INVALID;
+        goto refuse;
     }
 
-    if ((req->minor_version == 1 && f.nhost == 0) || (f.has_cl && f.has_te) ||
-        (f.has_te && req->minor_version == 0))
-        goto bad;
+    *status = 400;
+    if (req->minor_version == 1 && f.nhost == 0) {
+        why = (struct http_why){"missing Host", 0};
+        goto refuse;
+    }
+    if (f.has_cl && f.has_te) {
+        why = (struct http_why){"Content-Length and Transfer-Encoding together",
+                                later_line(f.cl_line, f.te_line)};
+        goto refuse;
+    }
+    if (f.has_te && req->minor_version == 0) {
+        why = (struct http_why){"Transfer-Encoding in HTTP/1.0", f.te_line};
+        goto refuse;
+    }
     if (f.has_te) {
         /* chunked must be final and appear once (RFC 9112 6.1) ... */
-        if (f.te_chunked > 1 || (f.te_chunked == 1 && !f.te_last_chunked))
-            goto bad;
+        if ((why.why = te_chunked_why(&f)) != NULL) {
+            why.line = f.te_line;
+            goto refuse;
+        }
         /* ... and it is the only coding we implement. */
         if (f.te_other) {
+            why = (struct http_why){"unsupported transfer coding", f.te_line};
             *status = 501;
-            return HTTP_INVALID;
+            goto refuse;
         }
         req->info.framing = HTTP_BODY_CHUNKED;
     } else if (f.has_cl && f.cl > 0) {
@@ -622,14 +762,16 @@ line_partial:
     } else {
         req->info.framing = HTTP_BODY_NONE;
     }
+    *status = 0;
     info_keep_alive(&req->info, req->minor_version, &f);
     req->host = f.host;
     /* RFC 9110 10.1.1: a 100-continue expectation in HTTP/1.0 is ignored. */
     req->expect_continue = f.expect_continue && req->minor_version == 1;
     return (int)end;
 
-bad:
-    *status = 400;
+refuse:
+    req->why = why.why;
+    req->why_header = why.line;
     return HTTP_INVALID;
 }
 
@@ -639,6 +781,7 @@ http_parse_response(const char *buf, size_t len, size_t max_head, bool head_requ
 {
     struct http_fields f;
     struct http_head_info *info = &resp->info;
+    struct http_why why = {NULL, 0};
     size_t lim;
     long sl, end;
     enum http_err err;
@@ -649,23 +792,30 @@ http_parse_response(const char *buf, size_t len, size_t max_head, bool head_requ
         max_head = INT_MAX;
     lim = len < max_head ? len : max_head;
     resp->nheaders = 0;
+    resp->why = NULL;
+    resp->why_header = 0;
     memset(info, 0, sizeof(*info));
 
     sl = parse_status_line(buf, lim, resp);
-    if (sl == HTTP_INVALID)
-        goto bad;
+    if (sl == HTTP_INVALID) {
+        why.why = resp->why;
+        goto refuse;
+    }
     if (sl == HTTP_NEED_MORE) {
         if (len < max_head)
             return HTTP_NEED_MORE;
-        goto bad;
+        why.why = "status line too long";
+        goto refuse;
     }
-    end = parse_fields(buf, (size_t)sl, lim, false, resp->headers, &resp->nheaders, &f, &err);
+    end =
+        parse_fields(buf, (size_t)sl, lim, false, resp->headers, &resp->nheaders, &f, &err, &why);
     if (end == HTTP_INVALID)
-        goto bad;
+        goto refuse;
     if (end == HTTP_NEED_MORE) {
         if (len < max_head)
             return HTTP_NEED_MORE;
-        goto bad;
+        why = (struct http_why){"header section too large", 0};
+        goto refuse;
     }
 
     /*
@@ -674,8 +824,25 @@ http_parse_response(const char *buf, size_t len, size_t max_head, bool head_requ
      * 9112 6.1 calls that faulty framing). This holds even when the status
      * means there is no body, since we pass those fields on.
      */
-    if (f.has_te && (f.has_cl || resp->minor_version == 0 || f.te_other || f.te_chunked != 1))
-        goto bad;
+    if (f.has_te) {
+        why.line = f.te_line;
+        if (f.has_cl) {
+            why = (struct http_why){"Content-Length and Transfer-Encoding together",
+                                    later_line(f.cl_line, f.te_line)};
+            goto refuse;
+        }
+        if (resp->minor_version == 0) {
+            why.why = "Transfer-Encoding in HTTP/1.0";
+            goto refuse;
+        }
+        if ((why.why = te_chunked_why(&f)) != NULL)
+            goto refuse;
+        if (f.te_other) {
+            why.why = "unsupported transfer coding";
+            goto refuse;
+        }
+        why.line = 0;
+    }
 
     code = resp->status;
     if (head_request || (code >= 100 && code < 200) || code == 204 || code == 304) {
@@ -695,7 +862,9 @@ http_parse_response(const char *buf, size_t len, size_t max_head, bool head_requ
         info->keep_alive = false;
     return (int)end;
 
-bad:
+refuse:
+    resp->why = why.why;
+    resp->why_header = why.line;
     *status = 502;
     return HTTP_INVALID;
 }
@@ -835,16 +1004,51 @@ http_chunked_init(struct http_chunked *c)
     c->state = CS_SIZE_START;
 }
 
-/* One extension byte: counts it against the per-line cap. */
+/* One extension byte: counts it against the per-line cap (c->why when over it). */
 static bool
 ext_byte(struct http_chunked *c)
 {
-    return ++c->count <= HTTP_CHUNK_MAX_EXT;
+    if (++c->count <= HTTP_CHUNK_MAX_EXT)
+        return true;
+    c->why = "chunk extension too long";
+    return false;
+}
+
+/*
+ * Why a byte was refused in state <st>, when the step did not say
+ * (a limit says; a byte out of place is named by where it was).
+ */
+static const char *
+chunked_state_why(int st, unsigned char ch)
+{
+    /* after chunk-data any byte but CR means the data was not as long as its size said */
+    if (ch == '\n' && st != CS_DATA_CR)
+        return "bare LF";
+    switch (st) {
+    case CS_SIZE_START:
+    case CS_SIZE:
+        return "invalid chunk size";
+    case CS_SIZE_LF:
+    case CS_DATA_LF:
+    case CS_TR_LF:
+    case CS_END_LF:
+        return "bare CR";
+    case CS_DATA_CR:
+        return "chunk data not followed by CRLF";
+    case CS_TR_START:
+    case CS_TR_NAME:
+        return "invalid trailer field name";
+    case CS_TR_VALUE:
+        return "invalid character in trailer field";
+    default:
+        return "invalid chunk extension";
+    }
 }
 
 /*
  * Feeds one byte that is not chunk-data to the state machine. Returns the
- * new state, CS_ERROR when the byte cannot appear here.
+ * new state, CS_ERROR when the byte cannot appear here (with c->why set
+ * when a limit was passed).
  */
 static int
 chunked_step(struct http_chunked *c, unsigned char ch)
@@ -853,8 +1057,10 @@ chunked_step(struct http_chunked *c, unsigned char ch)
 
     if (st >= CS_EXT_SEMI && st <= CS_EXT_QEND && !ext_byte(c))
         return CS_ERROR;
-    if (st >= CS_TR_START && st <= CS_END_LF && ++c->count > HTTP_CHUNK_MAX_TRAILER)
+    if (st >= CS_TR_START && st <= CS_END_LF && ++c->count > HTTP_CHUNK_MAX_TRAILER) {
+        c->why = "trailer section too large";
         return CS_ERROR;
+    }
 
     switch (st) {
     case CS_SIZE_START:
@@ -862,8 +1068,10 @@ chunked_step(struct http_chunked *c, unsigned char ch)
         if (IS(ch, CT_HEX)) {
             unsigned d = IS(ch, CT_DIGIT) ? ch - '0' : lower(ch) - 'a' + 10;
 
-            if (++c->count > HTTP_CHUNK_MAX_DIGITS || c->remaining >= HTTP_CHUNK_SIZE_LIMIT >> 4)
+            if (++c->count > HTTP_CHUNK_MAX_DIGITS || c->remaining >= HTTP_CHUNK_SIZE_LIMIT >> 4) {
+                c->why = "chunk size too large";
                 return CS_ERROR;
+            }
             c->remaining = (c->remaining << 4) | d;
             return CS_SIZE;
         }
@@ -962,6 +1170,7 @@ http_chunked_decode(struct http_chunked *c, char *buf, size_t len, size_t *out_l
                     size_t *consumed)
 {
     size_t r = 0, w = 0;
+    int before;
 
     while (r < len && c->state != CS_DONE && c->state != CS_ERROR) {
         if (c->state == CS_DATA) {
@@ -979,7 +1188,11 @@ http_chunked_decode(struct http_chunked *c, char *buf, size_t len, size_t *out_l
                 c->state = CS_DATA_CR;
             continue;
         }
-        c->state = chunked_step(c, (unsigned char)buf[r++]);
+        before = c->state;
+        c->state = chunked_step(c, (unsigned char)buf[r]);
+        if (c->state == CS_ERROR && c->why == NULL)
+            c->why = chunked_state_why(before, (unsigned char)buf[r]);
+        r++;
     }
     *out_len = w;
     *consumed = r;

@@ -4,9 +4,10 @@
  * The input goes to http_parse_request, http_parse_response and the chunked
  * decoder, whole and split at a position taken from its first byte, and the
  * results are checked against the contract: consumed <= len, every slice
- * inside the consumed head, statuses from the documented set, a verdict
- * that does not depend on where the bytes were split, decoded output never
- * longer than the input used. Inputs are copied to exactly-sized heap
+ * inside the consumed head, statuses from the documented set, a reason
+ * (<why>, <why_header>) exactly with a refusal, a verdict and reason that
+ * do not depend on where the bytes were split, decoded output never longer
+ * than the input used. Inputs are copied to exactly-sized heap
  * buffers so that ASan catches any read past <len>.
  */
 #include "http.h"
@@ -41,13 +42,44 @@ check_headers(const struct http_header *h, size_t n, const char *buf, int consum
     }
 }
 
-/* Parses <buf>[0..<len>) as a request; checks the result; returns it. */
+/* The reason of a refusal, to compare verdicts. */
+struct fuzz_why {
+    const char *why;
+    unsigned line;
+};
+
+/*
+ * Checks the reason <why> / <line> a parse left, with <nheaders> lines
+ * parsed: set exactly when it refused; saves it in <*out>.
+ */
+static void
+check_why(int r, const char *why, unsigned line, size_t nheaders, struct fuzz_why *out)
+{
+    if (r == HTTP_INVALID) {
+        FUZZ_ASSERT(why != NULL && why[0] != '\0');
+        FUZZ_ASSERT(line <= nheaders + 1 && line <= HTTP_MAX_HEADERS + 1);
+    } else {
+        FUZZ_ASSERT(why == NULL && line == 0);
+    }
+    out->why = why;
+    out->line = line;
+}
+
+/* Two refusals of the same bytes: same reason, same header line. */
+static void
+same_why(const struct fuzz_why *a, const struct fuzz_why *b)
+{
+    FUZZ_ASSERT(strcmp(a->why, b->why) == 0 && a->line == b->line);
+}
+
+/* Parses <buf>[0..<len>) as a request; checks the result; returns it, the reason in <*why>. */
 static int
-fuzz_request(const char *buf, size_t len, size_t max_head, int *status)
+fuzz_request(const char *buf, size_t len, size_t max_head, int *status, struct fuzz_why *why)
 {
     static struct http_request req;
     int r = http_parse_request(buf, len, max_head, &req, status);
 
+    check_why(r, req.why, req.why_header, req.nheaders, why);
     if (r == HTTP_INVALID) {
         FUZZ_ASSERT(*status == 400 || *status == 414 || *status == 431 || *status == 501 ||
                     *status == 505);
@@ -80,11 +112,13 @@ fuzz_request(const char *buf, size_t len, size_t max_head, int *status)
 }
 
 static int
-fuzz_response(const char *buf, size_t len, size_t max_head, bool head, int *status)
+fuzz_response(const char *buf, size_t len, size_t max_head, bool head, int *status,
+              struct fuzz_why *why)
 {
     static struct http_response resp;
     int r = http_parse_response(buf, len, max_head, head, &resp, status);
 
+    check_why(r, resp.why, resp.why_header, resp.nheaders, why);
     if (r == HTTP_INVALID) {
         FUZZ_ASSERT(*status == 502);
         return r;
@@ -123,21 +157,26 @@ fuzz_heads(const uint8_t *data, size_t size, size_t split, size_t max_head)
     char *whole = dup_exact(data, size);
     char *part = dup_exact(data, split);
     int st_whole, st_part, r_whole, r_part;
+    struct fuzz_why why_whole, why_part;
 
-    /* requests: a verdict on a prefix must stand for the whole input */
-    r_whole = fuzz_request(whole, size, max_head, &st_whole);
-    r_part = fuzz_request(part, split, max_head, &st_part);
-    if (r_part == HTTP_INVALID)
+    /* requests: a verdict on a prefix, and its reason, must stand for the whole input */
+    r_whole = fuzz_request(whole, size, max_head, &st_whole, &why_whole);
+    r_part = fuzz_request(part, split, max_head, &st_part, &why_part);
+    if (r_part == HTTP_INVALID) {
         FUZZ_ASSERT(r_whole == HTTP_INVALID && st_whole == st_part);
-    else if (r_part > 0)
+        same_why(&why_whole, &why_part);
+    } else if (r_part > 0) {
         FUZZ_ASSERT(r_whole == r_part);
+    }
 
-    r_whole = fuzz_response(whole, size, max_head, data[size - 1] & 1, &st_whole);
-    r_part = fuzz_response(part, split, max_head, data[size - 1] & 1, &st_part);
-    if (r_part == HTTP_INVALID)
+    r_whole = fuzz_response(whole, size, max_head, data[size - 1] & 1, &st_whole, &why_whole);
+    r_part = fuzz_response(part, split, max_head, data[size - 1] & 1, &st_part, &why_part);
+    if (r_part == HTTP_INVALID) {
         FUZZ_ASSERT(r_whole == HTTP_INVALID);
-    else if (r_part > 0)
+        same_why(&why_whole, &why_part);
+    } else if (r_part > 0) {
         FUZZ_ASSERT(r_whole == r_part);
+    }
     free(whole);
     free(part);
 }
@@ -166,6 +205,7 @@ fuzz_chunked_once(const uint8_t *data, size_t size, size_t split, size_t step, c
         r = http_chunked_decode(&c, buf, n, &ol, &cons);
         FUZZ_ASSERT(cons <= n && ol <= cons);
         FUZZ_ASSERT(r >= -1 && r <= 1);
+        FUZZ_ASSERT((r == -1) == (c.why != NULL));
         if (r == 0)
             FUZZ_ASSERT(cons == n);
         memcpy(out + *out_len, buf, ol);

@@ -6,7 +6,8 @@
  * complete, or give the same verdict as for the whole input once it can
  * tell), and placed against a PROT_NONE guard page so that reading one byte
  * past <len> crashes the test. Chunked bodies are also fed split at every
- * position and one byte at a time.
+ * position and one byte at a time. Every rejection row names the reason
+ * (and header line) the parser must give, for every way it is run.
  */
 #include "http.h"
 #include "testlib.h"
@@ -59,162 +60,207 @@ struct req_bad {
     size_t len;
     size_t max_head; /* 0: DEF_MAX_HEAD */
     int status;
+    const char *why; /* the reason the parser must give */
+    unsigned line;   /* and the header line it must name (0: none) */
 };
 
 static const struct req_bad req_bad[] = {
     /* line endings */
-    {"bare LF request line", S("GET / HTTP/1.1\nHost: a\n\n"), 0, 400},
-    {"bare LF header", S("GET / HTTP/1.1\r\nHost: a\n\r\n"), 0, 400},
-    {"bare LF end", S("GET / HTTP/1.1\r\nHost: a\r\n\n"), 0, 400},
-    {"bare CR in value", S("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"), 0, 400},
-    {"bare CR request line", S("GET / HTTP/1.1\rHost: a\r\n\r\n"), 0, 400},
-    {"leading bare CR", S("\rGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"leading bare LF", S("\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400},
+    {"bare LF request line", S("GET / HTTP/1.1\nHost: a\n\n"), 0, 400, "bare LF", 0},
+    {"bare LF header", S("GET / HTTP/1.1\r\nHost: a\n\r\n"), 0, 400, "bare LF", 1},
+    {"bare LF end", S("GET / HTTP/1.1\r\nHost: a\r\n\n"), 0, 400, "bare LF", 2},
+    {"bare CR in value", S("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"), 0, 400, "bare CR", 1},
+    {"bare CR request line", S("GET / HTTP/1.1\rHost: a\r\n\r\n"), 0, 400, "bare CR", 0},
+    {"leading bare CR", S("\rGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400, "bare CR", 0},
+    {"leading bare LF", S("\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400, "bare LF", 0},
     /* request line */
-    {"empty method", S(" / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"method not token", S("G(T / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"method with NUL", S("GE\0T / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"double SP", S("GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"HTAB separator", S("GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"target DEL", S("GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"target non-ASCII", S("GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"target HTAB", S("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"target CTL", S("GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"target SP", S("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"HTTP/0.9 line", S("GET /\r\n\r\n"), 0, 400},
-    {"no version", S("GET / \r\nHost: a\r\n\r\n"), 0, 400},
-    {"lowercase version", S("GET / http/1.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"version SP after", S("GET / HTTP/1.1 \r\nHost: a\r\n\r\n"), 0, 400},
-    {"version short", S("GET / HTTP/1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"version 1.10", S("GET / HTTP/1.10\r\nHost: a\r\n\r\n"), 0, 400},
-    {"version 11.1", S("GET / HTTP/11.1\r\nHost: a\r\n\r\n"), 0, 400},
-    {"version letter", S("GET / HTTP/1.x\r\nHost: a\r\n\r\n"), 0, 400},
-    {"binary garbage", S("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), 0, 400},
+    {"empty method", S(" / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400, "empty method", 0},
+    {"method not token", S("G(T / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400,
+     "invalid character in method", 0},
+    {"method with NUL", S("GE\0T / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400,
+     "invalid character in method", 0},
+    {"double SP", S("GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400, "empty target", 0},
+    {"HTAB separator", S("GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400,
+     "invalid character in method", 0},
+    {"target DEL", S("GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400,
+     "invalid character in target", 0},
+    {"target non-ASCII", S("GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400,
+     "invalid character in target", 0},
+    {"target HTAB", S("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400,
+     "invalid character in target", 0},
+    {"target CTL", S("GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400,
+     "invalid character in target", 0},
+    {"target SP", S("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"), 0, 400, "malformed HTTP version", 0},
+    {"HTTP/0.9 line", S("GET /\r\n\r\n"), 0, 400, "no HTTP version in request line", 0},
+    {"no version", S("GET / \r\nHost: a\r\n\r\n"), 0, 400, "malformed HTTP version", 0},
+    {"lowercase version", S("GET / http/1.1\r\nHost: a\r\n\r\n"), 0, 400, "malformed HTTP version",
+     0},
+    {"version SP after", S("GET / HTTP/1.1 \r\nHost: a\r\n\r\n"), 0, 400,
+     "junk after HTTP version", 0},
+    {"version short", S("GET / HTTP/1\r\nHost: a\r\n\r\n"), 0, 400, "malformed HTTP version", 0},
+    {"version 1.10", S("GET / HTTP/1.10\r\nHost: a\r\n\r\n"), 0, 400, "junk after HTTP version",
+     0},
+    {"version 11.1", S("GET / HTTP/11.1\r\nHost: a\r\n\r\n"), 0, 400, "malformed HTTP version", 0},
+    {"version letter", S("GET / HTTP/1.x\r\nHost: a\r\n\r\n"), 0, 400, "malformed HTTP version",
+     0},
+    {"binary garbage", S("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), 0, 400,
+     "invalid character in method", 0},
     /* header syntax */
-    {"SP before colon", S("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 0, 400},
-    {"HTAB before colon", S("GET / HTTP/1.1\r\nHost\t: a\r\n\r\n"), 0, 400},
-    {"obs-fold", S("GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n c\r\n\r\n"), 0, 400},
-    {"obs-fold HTAB", S("GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n\tc\r\n\r\n"), 0, 400},
-    {"first field indented", S("GET / HTTP/1.1\r\n Host: a\r\n\r\n"), 0, 400},
-    {"empty name", S("GET / HTTP/1.1\r\n: a\r\nHost: a\r\n\r\n"), 0, 400},
-    {"name not token", S("GET / HTTP/1.1\r\nHo(st: a\r\n\r\n"), 0, 400},
-    {"name non-ASCII", S("GET / HTTP/1.1\r\nHost: a\r\nX\xc3\xa9: b\r\n\r\n"), 0, 400},
-    {"no colon", S("GET / HTTP/1.1\r\nNoColon\r\nHost: a\r\n\r\n"), 0, 400},
-    {"NUL in value", S("GET / HTTP/1.1\r\nHost: a\r\nX: b\0c\r\n\r\n"), 0, 400},
+    {"SP before colon", S("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 0, 400, "whitespace before colon",
+     1},
+    {"HTAB before colon", S("GET / HTTP/1.1\r\nHost\t: a\r\n\r\n"), 0, 400,
+     "whitespace before colon", 1},
+    {"obs-fold", S("GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n c\r\n\r\n"), 0, 400,
+     "header line starts with whitespace (obs-fold)", 3},
+    {"obs-fold HTAB", S("GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n\tc\r\n\r\n"), 0, 400,
+     "header line starts with whitespace (obs-fold)", 3},
+    {"first field indented", S("GET / HTTP/1.1\r\n Host: a\r\n\r\n"), 0, 400,
+     "header line starts with whitespace (obs-fold)", 1},
+    {"empty name", S("GET / HTTP/1.1\r\n: a\r\nHost: a\r\n\r\n"), 0, 400, "empty header name", 1},
+    {"name not token", S("GET / HTTP/1.1\r\nHo(st: a\r\n\r\n"), 0, 400,
+     "invalid character in header name", 1},
+    {"name non-ASCII", S("GET / HTTP/1.1\r\nHost: a\r\nX\xc3\xa9: b\r\n\r\n"), 0, 400,
+     "invalid character in header name", 2},
+    {"no colon", S("GET / HTTP/1.1\r\nNoColon\r\nHost: a\r\n\r\n"), 0, 400,
+     "header line without colon", 1},
+    {"NUL in value", S("GET / HTTP/1.1\r\nHost: a\r\nX: b\0c\r\n\r\n"), 0, 400,
+     "invalid character in header value", 2},
     {"CTL in value",
      S("GET / HTTP/1.1\r\nHost: a\r\nX: b\x01"
        "c\r\n\r\n"),
-     0, 400},
-    {"ESC in value", S("GET / HTTP/1.1\r\nHost: a\r\nX: \x1b[0m\r\n\r\n"), 0, 400},
-    {"DEL in value", S("GET / HTTP/1.1\r\nHost: a\r\nX: b\x7f\r\n\r\n"), 0, 400},
-    {"LF in value", S("GET / HTTP/1.1\r\nHost: a\r\nX: b\nc\r\n\r\n"), 0, 400},
+     0, 400, "invalid character in header value", 2},
+    {"ESC in value", S("GET / HTTP/1.1\r\nHost: a\r\nX: \x1b[0m\r\n\r\n"), 0, 400,
+     "invalid character in header value", 2},
+    {"DEL in value", S("GET / HTTP/1.1\r\nHost: a\r\nX: b\x7f\r\n\r\n"), 0, 400,
+     "invalid character in header value", 2},
+    {"LF in value", S("GET / HTTP/1.1\r\nHost: a\r\nX: b\nc\r\n\r\n"), 0, 400, "bare LF", 2},
     /* Host */
-    {"missing Host", S("GET / HTTP/1.1\r\nX: a\r\n\r\n"), 0, 400},
-    {"no fields 1.1", S("GET / HTTP/1.1\r\n\r\n"), 0, 400},
-    {"two Host", S("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), 0, 400},
-    {"two Host case", S("GET / HTTP/1.1\r\nHost: a\r\nhOST: b\r\n\r\n"), 0, 400},
-    {"two Host 1.0", S("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"), 0, 400},
-    {"empty Host", S("GET / HTTP/1.1\r\nHost: \r\n\r\n"), 0, 400},
-    {"Host SP inside", S("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 0, 400},
-    {"Host userinfo", S("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"), 0, 400},
-    {"Host path", S("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), 0, 400},
-    {"Host bad port", S("GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n"), 0, 400},
-    {"Host long port", S("GET / HTTP/1.1\r\nHost: a:123456\r\n\r\n"), 0, 400},
-    {"Host two ports", S("GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n"), 0, 400},
-    {"Host port only", S("GET / HTTP/1.1\r\nHost: :80\r\n\r\n"), 0, 400},
-    {"Host open bracket", S("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n"), 0, 400},
-    {"Host bad IPv6", S("GET / HTTP/1.1\r\nHost: [zz::1]\r\n\r\n"), 0, 400},
-    {"Host IPv6 no colon", S("GET / HTTP/1.1\r\nHost: [abc]\r\n\r\n"), 0, 400},
-    {"Host after bracket", S("GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n"), 0, 400},
-    {"Host bad pct", S("GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n"), 0, 400},
-    {"Host short pct", S("GET / HTTP/1.1\r\nHost: a%4\r\n\r\n"), 0, 400},
-    {"Host non-ASCII", S("GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n"), 0, 400},
-    {"Host comma", S("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n"), 0, 400},
+    {"missing Host", S("GET / HTTP/1.1\r\nX: a\r\n\r\n"), 0, 400, "missing Host", 0},
+    {"no fields 1.1", S("GET / HTTP/1.1\r\n\r\n"), 0, 400, "missing Host", 0},
+    {"two Host", S("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), 0, 400, "more than one Host",
+     2},
+    {"two Host case", S("GET / HTTP/1.1\r\nHost: a\r\nhOST: b\r\n\r\n"), 0, 400,
+     "more than one Host", 2},
+    {"two Host 1.0", S("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"), 0, 400,
+     "more than one Host", 2},
+    {"empty Host", S("GET / HTTP/1.1\r\nHost: \r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host SP inside", S("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host userinfo", S("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host path", S("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host bad port", S("GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host long port", S("GET / HTTP/1.1\r\nHost: a:123456\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host two ports", S("GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host port only", S("GET / HTTP/1.1\r\nHost: :80\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host open bracket", S("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host bad IPv6", S("GET / HTTP/1.1\r\nHost: [zz::1]\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host IPv6 no colon", S("GET / HTTP/1.1\r\nHost: [abc]\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host after bracket", S("GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host bad pct", S("GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host short pct", S("GET / HTTP/1.1\r\nHost: a%4\r\n\r\n"), 0, 400, "invalid Host", 1},
+    {"Host non-ASCII", S("GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n"), 0, 400, "invalid Host",
+     1},
+    {"Host comma", S("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n"), 0, 400, "invalid Host", 1},
     /* Content-Length */
     {"CL and TE",
      S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
        "Transfer-Encoding: chunked\r\n\r\n"),
-     0, 400},
+     0, 400, "Content-Length and Transfer-Encoding together", 3},
     {"TE and CL",
      S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
        "Content-Length: 0\r\n\r\n"),
-     0, 400},
-    {"CL letters", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n"), 0, 400},
-    {"CL empty", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n"), 0, 400},
-    {"CL blank", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:   \r\n\r\n"), 0, 400},
-    {"CL negative", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"), 0, 400},
-    {"CL plus", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n"), 0, 400},
-    {"CL hex", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n"), 0, 400},
-    {"CL inner SP", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 5\r\n\r\n"), 0, 400},
-    {"CL list differs", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n"), 0, 400},
+     0, 400, "Content-Length and Transfer-Encoding together", 3},
+    {"CL letters", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n"), 0, 400,
+     "invalid Content-Length", 2},
+    {"CL empty", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n"), 0, 400,
+     "invalid Content-Length", 2},
+    {"CL blank", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:   \r\n\r\n"), 0, 400,
+     "invalid Content-Length", 2},
+    {"CL negative", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"), 0, 400,
+     "invalid Content-Length", 2},
+    {"CL plus", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n"), 0, 400,
+     "invalid Content-Length", 2},
+    {"CL hex", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n"), 0, 400,
+     "invalid Content-Length", 2},
+    {"CL inner SP", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 5\r\n\r\n"), 0, 400,
+     "invalid Content-Length", 2},
+    {"CL list differs", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n"), 0, 400,
+     "differing Content-Length values", 2},
     {"CL fields differ",
      S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
        "Content-Length: 6\r\n\r\n"),
-     0, 400},
-    {"CL empty element", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,\r\n\r\n"), 0, 400},
-    {"CL leading comma", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ,5\r\n\r\n"), 0, 400},
+     0, 400, "differing Content-Length values", 3},
+    {"CL empty element", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,\r\n\r\n"), 0, 400,
+     "invalid Content-Length", 2},
+    {"CL leading comma", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ,5\r\n\r\n"), 0, 400,
+     "invalid Content-Length", 2},
     {"CL 2^62+1", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4611686018427387905\r\n\r\n"),
-     0, 400},
+     0, 400, "invalid Content-Length", 2},
     {"CL 2^64", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n"), 0,
-     400},
+     400, "invalid Content-Length", 2},
     {"CL huge",
      S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: "
        "99999999999999999999999999999999999999\r\n\r\n"),
-     0, 400},
+     0, 400, "invalid Content-Length", 2},
     /* Transfer-Encoding */
-    {"TE on 1.0", S("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 0, 400},
+    {"TE on 1.0", S("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 0, 400,
+     "Transfer-Encoding in HTTP/1.0", 1},
     {"TE twice in list",
      S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n"
        "\r\n"),
-     0, 400},
+     0, 400, "chunked given more than once", 2},
     {"TE twice in fields",
      S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
        "Transfer-Encoding: chunked\r\n\r\n"),
-     0, 400},
+     0, 400, "chunked given more than once", 3},
     {"TE chunked not last",
      S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n"
        "\r\n"),
-     0, 400},
+     0, 400, "chunked not the final transfer coding", 2},
     {"TE chunked not last fields",
      S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
        "Transfer-Encoding: gzip\r\n\r\n"),
-     0, 400},
-    {"TE empty", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n"), 0, 400},
+     0, 400, "chunked not the final transfer coding", 3},
+    {"TE empty", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n"), 0, 400,
+     "empty element in Transfer-Encoding", 2},
     {"TE empty element", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n"),
-     0, 400},
+     0, 400, "empty element in Transfer-Encoding", 2},
     {"TE parameter", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n"), 0,
-     400},
+     400, "invalid Transfer-Encoding", 2},
     {"TE not token", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n"), 0,
-     400},
+     400, "invalid Transfer-Encoding", 2},
     {"TE gzip, chunked",
      S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n"
        "\r\n"),
-     0, 501},
+     0, 501, "unsupported transfer coding", 2},
     {"TE gzip + chunked fields",
      S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
        "Transfer-Encoding: chunked\r\n\r\n"),
-     0, 501},
-    {"TE identity", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n"), 0,
-     501},
-    {"TE gzip", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), 0, 501},
+     0, 501, "unsupported transfer coding", 3},
+    {"TE identity", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n"), 0, 501,
+     "unsupported transfer coding", 2},
+    {"TE gzip", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), 0, 501,
+     "unsupported transfer coding", 2},
     /* versions */
-    {"HTTP/2.0", S("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 0, 505},
-    {"HTTP/1.2", S("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), 0, 505},
-    {"HTTP/0.9", S("GET / HTTP/0.9\r\n\r\n"), 0, 505},
-    {"HTTP/3.0", S("GET / HTTP/3.0\r\nHost: a\r\n\r\n"), 0, 505},
+    {"HTTP/2.0", S("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 0, 505, "unsupported HTTP version", 0},
+    {"HTTP/1.2", S("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), 0, 505, "unsupported HTTP version", 0},
+    {"HTTP/0.9", S("GET / HTTP/0.9\r\n\r\n"), 0, 505, "unsupported HTTP version", 0},
+    {"HTTP/3.0", S("GET / HTTP/3.0\r\nHost: a\r\n\r\n"), 0, 505, "unsupported HTTP version", 0},
     /* sizes */
     {"414 long target",
      S("GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
        "aaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n"),
-     64, 414},
-    {"414 line one byte over", S("GET /aaaaaaaaaa HTTP/1.0\r\n\r\n"), 25, 414},
-    {"431 line fits, head not", S("GET /aaaaaaaaaa HTTP/1.0\r\n\r\n"), 27, 431},
-    {"414 only CRLFs", S("\r\n\r\n\r\n\r\n\r\n"), 8, 414},
+     64, 414, "request line too long", 0},
+    {"414 line one byte over", S("GET /aaaaaaaaaa HTTP/1.0\r\n\r\n"), 25, 414,
+     "request line too long", 0},
+    {"431 line fits, head not", S("GET /aaaaaaaaaa HTTP/1.0\r\n\r\n"), 27, 431,
+     "header section too large", 0},
+    {"414 only CRLFs", S("\r\n\r\n\r\n\r\n\r\n"), 8, 414, "request line too long", 0},
     {"431 long field",
      S("GET / HTTP/1.1\r\nHost: a\r\nX: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
        "bbbbbbbbbbbbbbbbbbbbbb\r\n\r\n"),
-     64, 431},
-    {"431 head one byte over", S("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 26, 431},
+     64, 431, "header section too large", 0},
+    {"431 head one byte over", S("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 26, 431,
+     "header section too large", 0},
 };
 
 struct req_ok {
@@ -310,43 +356,63 @@ static const struct req_ok req_ok[] = {
      "/", 1, 2, HTTP_BODY_NONE, 0, true, "a", false},
 };
 
+/* A reason left from an earlier parse: every parse must overwrite it. */
+static const char stale_why[] = "stale reason";
+
+/*
+ * Checks the reason a parse left in <got_why> / <got_line> against <why> /
+ * <line> (NULL, 0 when the parse did not refuse).
+ */
+static void
+assert_why(const char *name, size_t k, const char *got_why, unsigned got_line, const char *why,
+           unsigned line)
+{
+    if (why == NULL)
+        ck_assert_msg(got_why == NULL && got_line == 0, "%s: prefix %zu: reason \"%s\" line %u",
+                      name, k, got_why ? got_why : "(null)", got_line);
+    else
+        ck_assert_msg(got_why != NULL && strcmp(got_why, why) == 0 && got_line == line,
+                      "%s: prefix %zu: reason \"%s\" line %u, want \"%s\" line %u", name, k,
+                      got_why ? got_why : "(null)", got_line, why, line);
+}
+
 /*
  * Parses <in> whole, at the guard page, and every strict prefix of it.
  * <want> is the expected return (HTTP_INVALID or bytes consumed), <status>
- * the expected status with HTTP_INVALID. Leaves the whole parse in <req>.
+ * the expected status with HTTP_INVALID, <why> and <line> the reason and
+ * header line it must name. Leaves the whole parse in <req>.
  */
 static void
 run_request(const char *name, const char *in, size_t len, size_t max_head, int want, int status,
-            struct http_request *req)
+            const char *why, unsigned line, struct http_request *req)
 {
     int st = -7, r;
     bool invalid_seen = false;
 
-    for (size_t k = 0; k < len; k++) {
-        char *g = at_guard(in, k);
-
-        r = http_parse_request(g, k, max_head, req, &st);
+    for (size_t k = 0; k <= len; k++) {
+        req->why = stale_why;
+        req->why_header = 77;
+        r = http_parse_request(at_guard(in, k), k, max_head, req, &st);
         if (r == HTTP_NEED_MORE) {
+            ck_assert_msg(k < len, "%s: need-more for the whole input", name);
             ck_assert_msg(!invalid_seen, "%s: prefix %zu: need-more after invalid", name, k);
+            assert_why(name, k, req->why, req->why_header, NULL, 0);
             continue;
         }
         if (want == HTTP_INVALID) {
             ck_assert_msg(r == HTTP_INVALID && st == status,
                           "%s: prefix %zu: got %d status %d, want invalid %d", name, k, r, st,
                           status);
+            /* the reason, too, must not depend on how much has arrived */
+            assert_why(name, k, req->why, req->why_header, why, line);
             invalid_seen = true;
         } else {
             /* a valid head: only prefixes holding the whole head may succeed */
             ck_assert_msg(r == want && k >= (size_t)want, "%s: prefix %zu: got %d (status %d)",
                           name, k, r, st);
+            assert_why(name, k, req->why, req->why_header, NULL, 0);
         }
     }
-    r = http_parse_request(at_guard(in, len), len, max_head, req, &st);
-    if (want == HTTP_INVALID)
-        ck_assert_msg(r == HTTP_INVALID && st == status, "%s: got %d status %d, want %d", name, r,
-                      st, status);
-    else
-        ck_assert_msg(r == want, "%s: got %d status %d, want %d", name, r, st, want);
 }
 
 static void
@@ -362,7 +428,7 @@ START_TEST(test_request_bad)
     struct http_request req;
 
     run_request(t->name, t->in, t->len, t->max_head ? t->max_head : DEF_MAX_HEAD, HTTP_INVALID,
-                t->status, &req);
+                t->status, t->why, t->line, &req);
 }
 END_TEST
 
@@ -375,7 +441,7 @@ START_TEST(test_request_ok)
     char more[1024];
     int st, r;
 
-    run_request(t->name, t->in, t->len, max_head, (int)head, 0, &req);
+    run_request(t->name, t->in, t->len, max_head, (int)head, 0, NULL, 0, &req);
     if (t->method != NULL) {
         const char *start = guard_hi - t->len;
 
@@ -437,11 +503,12 @@ START_TEST(test_request_many_fields)
     struct http_request req;
     size_t len = many_fields(buf, sizeof(buf), HTTP_MAX_HEADERS, false);
 
-    run_request("100 fields", buf, len, DEF_MAX_HEAD, (int)len, 0, &req);
+    run_request("100 fields", buf, len, DEF_MAX_HEAD, (int)len, 0, NULL, 0, &req);
     ck_assert_uint_eq(req.nheaders, HTTP_MAX_HEADERS);
     assert_slice("100 fields", req.headers[99].value, "v99");
     len = many_fields(buf, sizeof(buf), HTTP_MAX_HEADERS + 1, false);
-    run_request("101 fields", buf, len, DEF_MAX_HEAD, HTTP_INVALID, 431, &req);
+    run_request("101 fields", buf, len, DEF_MAX_HEAD, HTTP_INVALID, 431, "too many header fields",
+                HTTP_MAX_HEADERS + 1, &req);
 }
 END_TEST
 
@@ -459,6 +526,7 @@ START_TEST(test_request_limits)
     r = http_parse_request(buf, 100, 100, &req, &st);
     ck_assert_int_eq(r, HTTP_INVALID);
     ck_assert_int_eq(st, 414);
+    ck_assert_str_eq(req.why, "request line too long");
     r = http_parse_request(buf, sizeof(buf), 100, &req, &st);
     ck_assert_int_eq(st, 414);
     /* garbage is 400 even when it is long */
@@ -466,9 +534,12 @@ START_TEST(test_request_limits)
     r = http_parse_request(buf, sizeof(buf), 100, &req, &st);
     ck_assert_int_eq(r, HTTP_INVALID);
     ck_assert_int_eq(st, 400);
-    /* a huge max_head is clamped, not trusted */
+    ck_assert_str_eq(req.why, "invalid character in method");
+    /* a huge max_head is clamped, not trusted; a success clears the last reason */
     r = http_parse_request(S("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), SIZE_MAX, &req, &st);
     ck_assert_int_eq(r, 27);
+    ck_assert_ptr_null(req.why);
+    ck_assert_uint_eq(req.why_header, 0);
     /* nothing at all */
     r = http_parse_request("", 0, 100, &req, &st);
     ck_assert_int_eq(r, HTTP_NEED_MORE);
@@ -489,119 +560,139 @@ struct resp_case {
     enum http_framing framing;
     uint64_t cl;
     bool keep_alive;
+    const char *why; /* want -1: the reason the parser must give */
+    unsigned line;   /* and the header line it must name (0: none) */
 };
 
-#define BAD(n, s)                                                                                 \
+#define BAD(n, s, w, l)                                                                           \
     {                                                                                             \
-        n, S(s), false, -1, 0, 0, NULL, 0, 0, false                                               \
+        n, S(s), false, -1, 0, 0, NULL, 0, 0, false, w, l                                         \
     }
 
 static const struct resp_case resp_cases[] = {
     {"200 CL", S("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"), false, 38, 200, 1, "OK",
-     HTTP_BODY_LENGTH, 5, true},
+     HTTP_BODY_LENGTH, 5, true, NULL, 0},
     {"empty reason", S("HTTP/1.1 200 \r\nContent-Length: 1\r\n\r\n"), false, 0, 200, 1, "",
-     HTTP_BODY_LENGTH, 1, true},
+     HTTP_BODY_LENGTH, 1, true, NULL, 0},
     {"no SP after code", S("HTTP/1.1 200\r\nContent-Length: 1\r\n\r\n"), false, 0, 200, 1, "",
-     HTTP_BODY_LENGTH, 1, true},
+     HTTP_BODY_LENGTH, 1, true, NULL, 0},
     {"reason with SP, obs-text", S("HTTP/1.1 404 Not \tF\xc3\xb6und\r\nContent-Length: 0\r\n\r\n"),
-     false, 0, 404, 1, "Not \tF\xc3\xb6und", HTTP_BODY_NONE, 0, true},
+     false, 0, 404, 1, "Not \tF\xc3\xb6und", HTTP_BODY_NONE, 0, true, NULL, 0},
     {"chunked", S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), false, 0, 200, 1, "OK",
-     HTTP_BODY_CHUNKED, 0, true},
+     HTTP_BODY_CHUNKED, 0, true, NULL, 0},
     {"close-delimited", S("HTTP/1.1 200 OK\r\nServer: x\r\n\r\nbody..."), false, 30, 200, 1, "OK",
-     HTTP_BODY_CLOSE, 0, false},
+     HTTP_BODY_CLOSE, 0, false, NULL, 0},
     {"HEAD with CL", S("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"), true, 0, 200, 1, "OK",
-     HTTP_BODY_NONE, 100, true},
+     HTTP_BODY_NONE, 100, true, NULL, 0},
     {"HEAD chunked", S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), true, 0, 200, 1,
-     "OK", HTTP_BODY_NONE, 0, true},
+     "OK", HTTP_BODY_NONE, 0, true, NULL, 0},
     {"HEAD no length", S("HTTP/1.1 200 OK\r\n\r\n"), true, 0, 200, 1, "OK", HTTP_BODY_NONE, 0,
-     true},
+     true, NULL, 0},
     {"204", S("HTTP/1.1 204 No Content\r\n\r\n"), false, 0, 204, 1, "No Content", HTTP_BODY_NONE,
-     0, true},
+     0, true, NULL, 0},
     {"304 with CL", S("HTTP/1.1 304 Not Modified\r\nContent-Length: 42\r\n\r\n"), false, 0, 304, 1,
-     "Not Modified", HTTP_BODY_NONE, 42, true},
+     "Not Modified", HTTP_BODY_NONE, 42, true, NULL, 0},
     {"100", S("HTTP/1.1 100 Continue\r\n\r\n"), false, 0, 100, 1, "Continue", HTTP_BODY_NONE, 0,
-     true},
+     true, NULL, 0},
     {"101",
      S("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
        "\r\n"),
-     false, 0, 101, 1, "Switching Protocols", HTTP_BODY_NONE, 0, true},
+     false, 0, 101, 1, "Switching Protocols", HTTP_BODY_NONE, 0, true, NULL, 0},
     {"1.0 keep-alive", S("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n"),
-     false, 0, 200, 0, "OK", HTTP_BODY_LENGTH, 2, true},
+     false, 0, 200, 0, "OK", HTTP_BODY_LENGTH, 2, true, NULL, 0},
     {"1.0 default", S("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n"), false, 0, 200, 0, "OK",
-     HTTP_BODY_LENGTH, 2, false},
+     HTTP_BODY_LENGTH, 2, false, NULL, 0},
     {"1.0 close-delimited", S("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n"), false, 0, 200,
-     0, "OK", HTTP_BODY_CLOSE, 0, false},
+     0, "OK", HTTP_BODY_CLOSE, 0, false, NULL, 0},
     {"1.1 close", S("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n"), false, 0,
-     200, 1, "OK", HTTP_BODY_LENGTH, 2, false},
+     200, 1, "OK", HTTP_BODY_LENGTH, 2, false, NULL, 0},
     {"CL 0", S("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), false, 0, 200, 1, "OK",
-     HTTP_BODY_NONE, 0, true},
+     HTTP_BODY_NONE, 0, true, NULL, 0},
     {"CL repeated", S("HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n"),
-     false, 0, 200, 1, "OK", HTTP_BODY_LENGTH, 3, true},
+     false, 0, 200, 1, "OK", HTTP_BODY_LENGTH, 3, true, NULL, 0},
     {"Host in response is a plain field",
      S("HTTP/1.1 200 OK\r\nHost: a b\r\nHost: c\r\n"
        "Content-Length: 1\r\n\r\n"),
-     false, 0, 200, 1, "OK", HTTP_BODY_LENGTH, 1, true},
+     false, 0, 200, 1, "OK", HTTP_BODY_LENGTH, 1, true, NULL, 0},
     {"599", S("HTTP/1.1 599 X\r\nContent-Length: 0\r\n\r\n"), false, 0, 599, 1, "X",
-     HTTP_BODY_NONE, 0, true},
-    BAD("CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
-    BAD("TE and CL", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n"
-                     "\r\n"),
-    BAD("TE gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
-    BAD("TE gzip, chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
-    BAD("TE chunked, gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
-    BAD("TE chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
-                            "Transfer-Encoding: chunked\r\n\r\n"),
-    BAD("TE empty", "HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\n\r\n"),
-    BAD("TE on 1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
-    BAD("CL differs", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
-    BAD("CL bad", "HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\n"),
-    BAD("CL on 204 bad", "HTTP/1.1 204 OK\r\nContent-Length: -1\r\n\r\n"),
-    BAD("HTTP/2.0", "HTTP/2.0 200 OK\r\n\r\n"),
-    BAD("HTTP/1.2", "HTTP/1.2 200 OK\r\n\r\n"),
-    BAD("lowercase", "http/1.1 200 OK\r\n\r\n"),
-    BAD("code 99", "HTTP/1.1 099 X\r\n\r\n"),
-    BAD("code 600", "HTTP/1.1 600 X\r\n\r\n"),
-    BAD("code 2 digits", "HTTP/1.1 20 OK\r\n\r\n"),
-    BAD("code 4 digits", "HTTP/1.1 2000 OK\r\n\r\n"),
-    BAD("code letters", "HTTP/1.1 2x0 OK\r\n\r\n"),
-    BAD("double SP", "HTTP/1.1  200 OK\r\n\r\n"),
-    BAD("no SP", "HTTP/1.1200 OK\r\n\r\n"),
-    BAD("NUL reason", "HTTP/1.1 200 O\0K\r\n\r\n"),
-    BAD("DEL reason", "HTTP/1.1 200 O\x7fK\r\n\r\n"),
-    BAD("bare LF", "HTTP/1.1 200 OK\nContent-Length: 0\n\n"),
-    BAD("bare LF field", "HTTP/1.1 200 OK\r\nContent-Length: 0\n\r\n"),
-    BAD("obs-fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n"),
-    BAD("SP before colon", "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n"),
-    BAD("CTL in field", "HTTP/1.1 200 OK\r\nX: a\x02\r\n\r\n"),
-    BAD("empty line first", "\r\nHTTP/1.1 200 OK\r\n\r\n"),
-    BAD("garbage", "<html>hello</html>\r\n\r\n"),
+     HTTP_BODY_NONE, 0, true, NULL, 0},
+    BAD("CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "Content-Length and Transfer-Encoding together", 2),
+    BAD("TE and CL",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n"
+        "\r\n",
+        "Content-Length and Transfer-Encoding together", 2),
+    BAD("TE gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "unsupported transfer coding", 1),
+    BAD("TE gzip, chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        "unsupported transfer coding", 1),
+    BAD("TE chunked, gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        "chunked not the final transfer coding", 1),
+    BAD("TE chunked twice",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n",
+        "chunked given more than once", 2),
+    BAD("TE empty", "HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\n\r\n",
+        "empty element in Transfer-Encoding", 1),
+    BAD("TE on 1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "Transfer-Encoding in HTTP/1.0", 1),
+    BAD("CL differs", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        "differing Content-Length values", 2),
+    BAD("CL bad", "HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\n", "invalid Content-Length", 1),
+    BAD("CL on 204 bad", "HTTP/1.1 204 OK\r\nContent-Length: -1\r\n\r\n", "invalid Content-Length",
+        1),
+    BAD("HTTP/2.0", "HTTP/2.0 200 OK\r\n\r\n", "unsupported HTTP version", 0),
+    BAD("HTTP/1.2", "HTTP/1.2 200 OK\r\n\r\n", "unsupported HTTP version", 0),
+    BAD("lowercase", "http/1.1 200 OK\r\n\r\n", "malformed HTTP version", 0),
+    BAD("code 99", "HTTP/1.1 099 X\r\n\r\n", "status code out of range", 0),
+    BAD("code 600", "HTTP/1.1 600 X\r\n\r\n", "status code out of range", 0),
+    BAD("code 2 digits", "HTTP/1.1 20 OK\r\n\r\n", "status code not 3 digits", 0),
+    BAD("code 4 digits", "HTTP/1.1 2000 OK\r\n\r\n", "status code not 3 digits", 0),
+    BAD("code letters", "HTTP/1.1 2x0 OK\r\n\r\n", "status code not 3 digits", 0),
+    BAD("double SP", "HTTP/1.1  200 OK\r\n\r\n", "status code not 3 digits", 0),
+    BAD("no SP", "HTTP/1.1200 OK\r\n\r\n", "no SP after HTTP version", 0),
+    BAD("NUL reason", "HTTP/1.1 200 O\0K\r\n\r\n", "invalid character in reason phrase", 0),
+    BAD("DEL reason", "HTTP/1.1 200 O\x7fK\r\n\r\n", "invalid character in reason phrase", 0),
+    BAD("bare LF", "HTTP/1.1 200 OK\nContent-Length: 0\n\n", "bare LF", 0),
+    BAD("bare LF field", "HTTP/1.1 200 OK\r\nContent-Length: 0\n\r\n", "bare LF", 1),
+    BAD("obs-fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
+        "header line starts with whitespace (obs-fold)", 2),
+    BAD("SP before colon", "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n",
+        "whitespace before colon", 1),
+    BAD("CTL in field", "HTTP/1.1 200 OK\r\nX: a\x02\r\n\r\n", "invalid character in header value",
+        1),
+    BAD("empty line first", "\r\nHTTP/1.1 200 OK\r\n\r\n", "malformed HTTP version", 0),
+    BAD("garbage", "<html>hello</html>\r\n\r\n", "malformed HTTP version", 0),
 };
 
+/* As run_request(), for a response: <why> and <line> with want HTTP_INVALID. */
 static void
 run_response(const char *name, const char *in, size_t len, size_t max_head, bool head_req,
-             int want, struct http_response *resp)
+             int want, const char *why, unsigned line, struct http_response *resp)
 {
     int st = -7, r;
     bool invalid_seen = false;
 
-    for (size_t k = 0; k < len; k++) {
+    for (size_t k = 0; k <= len; k++) {
+        resp->why = stale_why;
+        resp->why_header = 77;
         r = http_parse_response(at_guard(in, k), k, max_head, head_req, resp, &st);
         if (r == HTTP_NEED_MORE) {
+            ck_assert_msg(k < len, "%s: need-more for the whole input", name);
             ck_assert_msg(!invalid_seen, "%s: prefix %zu: need-more after invalid", name, k);
+            assert_why(name, k, resp->why, resp->why_header, NULL, 0);
             continue;
         }
         if (want == HTTP_INVALID) {
             ck_assert_msg(r == HTTP_INVALID && st == 502, "%s: prefix %zu: got %d status %d", name,
                           k, r, st);
+            assert_why(name, k, resp->why, resp->why_header, why, line);
             invalid_seen = true;
         } else {
             ck_assert_msg(r == want && k >= (size_t)want, "%s: prefix %zu: got %d", name, k, r);
+            assert_why(name, k, resp->why, resp->why_header, NULL, 0);
         }
     }
-    r = http_parse_response(at_guard(in, len), len, max_head, head_req, resp, &st);
-    ck_assert_msg(r == want, "%s: got %d, want %d", name, r, want);
-    if (r == HTTP_INVALID)
-        ck_assert_int_eq(st, 502);
 }
 
 START_TEST(test_response)
@@ -610,7 +701,8 @@ START_TEST(test_response)
     int want = t->want < 0 ? HTTP_INVALID : t->want == 0 ? (int)t->len : t->want;
     struct http_response resp;
 
-    run_response(t->name, t->in, t->len, DEF_MAX_HEAD, t->head_request, want, &resp);
+    run_response(t->name, t->in, t->len, DEF_MAX_HEAD, t->head_request, want, t->why, t->line,
+                 &resp);
     if (want == HTTP_INVALID)
         return;
     ck_assert_int_eq(resp.status, t->code);
@@ -631,16 +723,17 @@ START_TEST(test_response_limits)
     struct http_response resp;
     size_t len = many_fields(buf, sizeof(buf), HTTP_MAX_HEADERS, true);
 
-    run_response("100 fields", buf, len, DEF_MAX_HEAD, false, (int)len, &resp);
+    run_response("100 fields", buf, len, DEF_MAX_HEAD, false, (int)len, NULL, 0, &resp);
     ck_assert_uint_eq(resp.nheaders, HTTP_MAX_HEADERS);
     len = many_fields(buf, sizeof(buf), HTTP_MAX_HEADERS + 1, true);
-    run_response("101 fields", buf, len, DEF_MAX_HEAD, false, HTTP_INVALID, &resp);
+    run_response("101 fields", buf, len, DEF_MAX_HEAD, false, HTTP_INVALID,
+                 "too many header fields", HTTP_MAX_HEADERS + 1, &resp);
     run_response("head too long", S("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), 37, false,
-                 HTTP_INVALID, &resp);
+                 HTTP_INVALID, "header section too large", 0, &resp);
     run_response("head exactly max", S("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), 38, false,
-                 38, &resp);
+                 38, NULL, 0, &resp);
     run_response("status line too long", S("HTTP/1.1 200 OKOKOKOKOKOKOKOK\r\n\r\n"), 20, false,
-                 HTTP_INVALID, &resp);
+                 HTTP_INVALID, "status line too long", 0, &resp);
 }
 END_TEST
 
@@ -694,15 +787,16 @@ struct chunk_case {
     const char *body; /* decoded body (with want 1 or 0) */
     size_t body_len;
     size_t consumed; /* with want 1; 0 means len */
+    const char *why; /* with want -1: the reason the decoder must give */
 };
 
 #define CH_OK(n, s, b)                                                                            \
     {                                                                                             \
-        n, S(s), 1, S(b), 0                                                                       \
+        n, S(s), 1, S(b), 0, NULL                                                                 \
     }
-#define CH_BAD(n, s)                                                                              \
+#define CH_BAD(n, s, w)                                                                           \
     {                                                                                             \
-        n, S(s), -1, NULL, 0, 0                                                                   \
+        n, S(s), -1, NULL, 0, 0, w                                                                \
     }
 
 static char big_ext_ok[4200], big_ext_bad[4200], big_tr_ok[17000], big_tr_bad[17000];
@@ -728,54 +822,54 @@ static const struct chunk_case chunk_cases[] = {
     CH_OK("ext name then ;", "5;a;b;c\r\nhello\r\n0\r\n\r\n", "hello"),
     CH_OK("trailers", "5\r\nhello\r\n0\r\nX-Sum: abc\r\nY:\r\nZ: caf\xc3\xa9 \t v\r\n\r\n",
           "hello"),
-    {"pipelined", S("5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n"), 1, S("hello"), 15},
-    {"pipelined after trailer", S("1\r\nx\r\n0\r\nA: b\r\n\r\n0\r\n\r\n"), 1, S("x"), 17},
-    {"incomplete data", S("5\r\nhel"), 0, S("hel"), 0},
-    {"incomplete size", S("5\r\nhello\r\n1"), 0, S("hello"), 0},
-    {"incomplete trailer", S("0\r\nX: y\r\n"), 0, S(""), 0},
-    {"max size accepted", S("FFFFFFFFFFFFFFF\r\nab"), 0, S("ab"), 0},
-    CH_BAD("empty size", "\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("not hex", "g\r\n"),
-    CH_BAD("negative", "-5\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("0x prefix", "0x5\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("leading SP", " 5\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("trailing SP", "5 \r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("17 digits", "00000000000000005\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("2^60", "1000000000000000\r\n"),
-    CH_BAD("2^64-1", "FFFFFFFFFFFFFFFF\r\n"),
-    CH_BAD("2^64", "10000000000000000\r\n"),
-    CH_BAD("huge", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF\r\n"),
-    CH_BAD("bare LF after size", "5\nhello\r\n0\r\n\r\n"),
-    CH_BAD("bare CR after size", "5\rhello\r\n0\r\n\r\n"),
-    CH_BAD("data too long", "5\r\nhelloX\r\n0\r\n\r\n"),
-    CH_BAD("data too short", "5\r\nhell\r\n0\r\n\r\n"),
-    CH_BAD("bare LF after data", "5\r\nhello\n0\r\n\r\n"),
-    CH_BAD("CR CR after data", "5\r\nhello\r\r0\r\n\r\n"),
-    CH_BAD("ext empty name", "5;\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext only =", "5;=x\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext empty value", "5;a=\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext name SP name", "5;a b\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext value SP value", "5;a=b c\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext trailing SP", "5;a \r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext value trailing SP", "5;a=b \r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext open quote", "5;a=\"b\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext CTL in quote", "5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext DEL in quote", "5;a=\"\x7f\"\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext bad char", "5;a@b\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext NUL", "5;a\0\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext no semicolon", "5 a\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext quote then token", "5;a=\"b\"c\r\nhello\r\n0\r\n\r\n"),
-    CH_BAD("ext bare LF", "5;a\nhello\r\n0\r\n\r\n"),
-    CH_BAD("trailer SP before colon", "0\r\nX : v\r\n\r\n"),
-    CH_BAD("trailer obs-fold", "0\r\nX: v\r\n w\r\n\r\n"),
-    CH_BAD("trailer indented", "0\r\n X: v\r\n\r\n"),
-    CH_BAD("trailer no colon", "0\r\nX\r\n\r\n"),
-    CH_BAD("trailer empty name", "0\r\n: v\r\n\r\n"),
-    CH_BAD("trailer NUL", "0\r\nX: a\0b\r\n\r\n"),
-    CH_BAD("trailer bare LF", "0\r\nX: v\n\r\n"),
-    CH_BAD("end bare LF", "0\r\n\n"),
-    CH_BAD("end CR X", "0\r\n\rX"),
-    CH_BAD("end LF only", "0\n\n"),
+    {"pipelined", S("5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n"), 1, S("hello"), 15, NULL},
+    {"pipelined after trailer", S("1\r\nx\r\n0\r\nA: b\r\n\r\n0\r\n\r\n"), 1, S("x"), 17, NULL},
+    {"incomplete data", S("5\r\nhel"), 0, S("hel"), 0, NULL},
+    {"incomplete size", S("5\r\nhello\r\n1"), 0, S("hello"), 0, NULL},
+    {"incomplete trailer", S("0\r\nX: y\r\n"), 0, S(""), 0, NULL},
+    {"max size accepted", S("FFFFFFFFFFFFFFF\r\nab"), 0, S("ab"), 0, NULL},
+    CH_BAD("empty size", "\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+    CH_BAD("not hex", "g\r\n", "invalid chunk size"),
+    CH_BAD("negative", "-5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+    CH_BAD("0x prefix", "0x5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+    CH_BAD("leading SP", " 5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+    CH_BAD("trailing SP", "5 \r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("17 digits", "00000000000000005\r\nhello\r\n0\r\n\r\n", "chunk size too large"),
+    CH_BAD("2^60", "1000000000000000\r\n", "chunk size too large"),
+    CH_BAD("2^64-1", "FFFFFFFFFFFFFFFF\r\n", "chunk size too large"),
+    CH_BAD("2^64", "10000000000000000\r\n", "chunk size too large"),
+    CH_BAD("huge", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF\r\n", "chunk size too large"),
+    CH_BAD("bare LF after size", "5\nhello\r\n0\r\n\r\n", "bare LF"),
+    CH_BAD("bare CR after size", "5\rhello\r\n0\r\n\r\n", "bare CR"),
+    CH_BAD("data too long", "5\r\nhelloX\r\n0\r\n\r\n", "chunk data not followed by CRLF"),
+    CH_BAD("data too short", "5\r\nhell\r\n0\r\n\r\n", "chunk data not followed by CRLF"),
+    CH_BAD("bare LF after data", "5\r\nhello\n0\r\n\r\n", "chunk data not followed by CRLF"),
+    CH_BAD("CR CR after data", "5\r\nhello\r\r0\r\n\r\n", "bare CR"),
+    CH_BAD("ext empty name", "5;\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext only =", "5;=x\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext empty value", "5;a=\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext name SP name", "5;a b\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext value SP value", "5;a=b c\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext trailing SP", "5;a \r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext value trailing SP", "5;a=b \r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext open quote", "5;a=\"b\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext CTL in quote", "5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext DEL in quote", "5;a=\"\x7f\"\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext bad char", "5;a@b\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext NUL", "5;a\0\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext no semicolon", "5 a\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext quote then token", "5;a=\"b\"c\r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+    CH_BAD("ext bare LF", "5;a\nhello\r\n0\r\n\r\n", "bare LF"),
+    CH_BAD("trailer SP before colon", "0\r\nX : v\r\n\r\n", "invalid trailer field name"),
+    CH_BAD("trailer obs-fold", "0\r\nX: v\r\n w\r\n\r\n", "invalid trailer field name"),
+    CH_BAD("trailer indented", "0\r\n X: v\r\n\r\n", "invalid trailer field name"),
+    CH_BAD("trailer no colon", "0\r\nX\r\n\r\n", "invalid trailer field name"),
+    CH_BAD("trailer empty name", "0\r\n: v\r\n\r\n", "invalid trailer field name"),
+    CH_BAD("trailer NUL", "0\r\nX: a\0b\r\n\r\n", "invalid character in trailer field"),
+    CH_BAD("trailer bare LF", "0\r\nX: v\n\r\n", "bare LF"),
+    CH_BAD("end bare LF", "0\r\n\n", "bare LF"),
+    CH_BAD("end CR X", "0\r\n\rX", "bare CR"),
+    CH_BAD("end LF only", "0\n\n", "bare LF"),
 };
 
 /* Rows built at startup: extension and trailer sizes right at and past the caps. */
@@ -791,26 +885,34 @@ chunk_big_setup(void)
     memset(big_ext_ok + n, 'e', 4094);
     n += 4094;
     n += (size_t)sprintf(big_ext_ok + n, "\r\nx\r\n0\r\n\r\n");
-    chunk_big[0] = (struct chunk_case){"ext at cap", big_ext_ok, n, 1, "x", 1, 0};
+    chunk_big[0] = (struct chunk_case){"ext at cap", big_ext_ok, n, 1, "x", 1, 0, NULL};
 
     n = (size_t)sprintf(big_ext_bad, "1;");
     memset(big_ext_bad + n, 'e', 4095);
     n += 4095;
     n += (size_t)sprintf(big_ext_bad + n, "\r\nx\r\n0\r\n\r\n");
-    chunk_big[1] = (struct chunk_case){"ext over cap", big_ext_bad, n, -1, NULL, 0, 0};
+    chunk_big[1] = (struct chunk_case){.name = "ext over cap",
+                                       .in = big_ext_bad,
+                                       .len = n,
+                                       .want = -1,
+                                       .why = "chunk extension too long"};
 
     /* trailer section of exactly 16384 bytes, final CRLF included */
     n = (size_t)sprintf(big_tr_ok, "0\r\nX: ");
     memset(big_tr_ok + n, 'v', 16384 - 7);
     n += 16384 - 7;
     n += (size_t)sprintf(big_tr_ok + n, "\r\n\r\n");
-    chunk_big[2] = (struct chunk_case){"trailer at cap", big_tr_ok, n, 1, "", 0, 0};
+    chunk_big[2] = (struct chunk_case){"trailer at cap", big_tr_ok, n, 1, "", 0, 0, NULL};
 
     n = (size_t)sprintf(big_tr_bad, "0\r\nX: ");
     memset(big_tr_bad + n, 'v', 16384 - 6);
     n += 16384 - 6;
     n += (size_t)sprintf(big_tr_bad + n, "\r\n\r\n");
-    chunk_big[3] = (struct chunk_case){"trailer over cap", big_tr_bad, n, -1, NULL, 0, 0};
+    chunk_big[3] = (struct chunk_case){.name = "trailer over cap",
+                                       .in = big_tr_bad,
+                                       .len = n,
+                                       .want = -1,
+                                       .why = "trailer section too large"};
 }
 
 /*
@@ -870,8 +972,14 @@ run_chunk_case(const struct chunk_case *t)
 
         r = decode_pieces(t, split, step, out, &out_len, &used, &c);
         ck_assert_msg(r == t->want, "%s: split %zu: got %d, want %d", t->name, split, r, t->want);
-        if (t->want < 0)
+        if (t->want < 0) {
+            ck_assert_msg(c.why != NULL && strcmp(c.why, t->why) == 0,
+                          "%s: split %zu: reason \"%s\", want \"%s\"", t->name, split,
+                          c.why ? c.why : "(null)", t->why);
             continue;
+        }
+        ck_assert_msg(c.why == NULL, "%s: split %zu: reason \"%s\" without an error", t->name,
+                      split, c.why);
         ck_assert_msg(out_len == t->body_len && memcmp(out, t->body, out_len) == 0,
                       "%s: split %zu: body of %zu bytes differs", t->name, split, out_len);
         ck_assert_uint_eq(c.total, t->body_len);
