@@ -4,7 +4,7 @@
 # Extra packages for scripts/bench.sh are installed by that script itself.
 set -eu
 
-PKGS="build-essential pkg-config libinih-dev check libsubunit-dev libssl-dev openssl curl"
+PKGS="build-essential pkg-config libinih-dev check libsubunit-dev libssl-dev openssl curl clang"
 
 missing=""
 for p in $PKGS; do
