@@ -457,12 +457,19 @@ upstream_next(struct exchange *x, enum fail f)
 
 /* ---- the request ------------------------------------------------------------------------ */
 
+/* True when method <m> is <name>: method names are case-sensitive (RFC 9110 9.1). */
+static bool
+method_is(struct http_slice m, const char *name)
+{
+    return m.len == strlen(name) && memcmp(m.p, name, m.len) == 0;
+}
+
 static bool
 is_idempotent(struct http_slice m)
 {
     static const char *const idem[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"};
     for (size_t i = 0; i < sizeof(idem) / sizeof(idem[0]); i++)
-        if (m.len == strlen(idem[i]) && memcmp(m.p, idem[i], m.len) == 0)
+        if (method_is(m, idem[i]))
             return true;
     return false;
 }
@@ -480,12 +487,13 @@ resolve_target(struct exchange *x)
 
     x->target = t;
     x->host = req->host;
+    /* We tunnel nothing: a CONNECT in any target form must not reach an app. */
+    if (method_is(req->method, "CONNECT"))
+        return 405;
     if (t.len > 0 && t.p[0] == '/')
         return 0;
     if (t.len == 1 && t.p[0] == '*')
-        return buf_ieq(req->method.p, req->method.len, "OPTIONS") ? 0 : 400;
-    if (req->method.len == 7 && memcmp(req->method.p, "CONNECT", 7) == 0)
-        return 405;
+        return method_is(req->method, "OPTIONS") ? 0 : 400;
     size_t skip = 0;
     if (t.len > 7 && buf_ieq(t.p, 7, "http://"))
         skip = 7;
@@ -595,7 +603,7 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
     /* Until the head is sent, a body counts as not read: an answer then closes the connection. */
     r->body_done = req->info.framing == HTTP_BODY_NONE;
     r->max_body = cfg->client_max_body_size;
-    r->head_request = req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
+    r->head_request = method_is(req->method, "HEAD");
     r->client_minor = req->minor_version;
     r->pool_ok = grp->keepalive > 0;
     r->draining = px->draining;

@@ -664,6 +664,51 @@ START_TEST(t_bad_requests_rejected)
 }
 END_TEST
 
+/*
+ * Any CONNECT is refused with 405, whatever its target's form, and never
+ * reaches an app (an app that resets it would count as failing, and enough
+ * of them open every breaker); method names are case-sensitive (RFC 9110
+ * 9.1): "options *" is not OPTIONS.
+ */
+START_TEST(t_connect_refused_methods_case_sensitive)
+{
+    static const struct {
+        const char *req;
+        int status;
+    } cases[] = {
+        {"CONNECT /x HTTP/1.1\r\nHost: t\r\n\r\n", 405},
+        {"CONNECT * HTTP/1.1\r\nHost: t\r\n\r\n", 405},
+        {"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405},
+        {"CONNECT http://a/x HTTP/1.1\r\nHost: a\r\n\r\n", 405},
+        {"options * HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+        {"Options * HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+    };
+    start1(2, "", "");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tl_resp r;
+        int fd = tl_connect(px.port);
+        ck_assert(tl_send_str(fd, cases[i].req) == 0);
+        ck_assert_msg(tl_read_response(fd, false, &r) == 0, "case %zu: no response", i);
+        ck_assert_msg(r.status == cases[i].status, "case %zu: %d, want %d", i, r.status,
+                      cases[i].status);
+        char c;
+        ck_assert_msg(recv(fd, &c, 1, 0) == 0, "case %zu: connection not closed", i);
+        tl_resp_free(&r);
+        close(fd);
+    }
+    long conns, reqs;
+    tl_app_stats(app[0].port, &conns, &reqs);
+    ck_assert_int_eq(reqs, 0);
+    /* OPTIONS * spelled right still goes through */
+    struct tl_resp r;
+    ck_assert_int_ne(tl_request(px.port, "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", &r), 400);
+    tl_resp_free(&r);
+    tl_app_stats(app[0].port, &conns, &reqs);
+    ck_assert_int_eq(reqs, 2); /* the OPTIONS, and the first /stats */
+    stop_all();
+}
+END_TEST
+
 START_TEST(t_client_timeouts)
 {
     start1(1,
@@ -857,6 +902,7 @@ main(void)
     tcase_add_test(tc, t_504_timeouts);
     tcase_add_test(tc, t_connect_timeout_504);
     tcase_add_test(tc, t_bad_requests_rejected);
+    tcase_add_test(tc, t_connect_refused_methods_case_sensitive);
     tcase_add_test(tc, t_client_timeouts);
     tcase_add_test(tc, t_send_timeout_frees_worker);
     tcase_add_test(tc, t_worker_respawn_under_load);
