@@ -117,6 +117,28 @@ ssize_t conn_write(struct conn *c, const struct iovec *iov, int cnt);
  */
 int conn_write_all(struct conn *c, struct iovec *iov, int cnt);
 
+/* One access-log line. */
+struct conn_log_entry {
+    const char *request;  /* "METHOD target", or the request line as received (escaped) */
+    int minor;            /* with a "METHOD target": its HTTP/1.<minor>; -1 with a whole line */
+    int status;           /* the status sent */
+    uint64_t bytes;       /* the response body bytes sent */
+    const char *upstream; /* the server's address, NULL for none */
+    int upstream_status;  /* 0 for none */
+    int64_t start_us;     /* buf_now_us() when the request began */
+    int64_t upstream_us;  /* from contacting the upstream to its response head, -1: none */
+};
+
+/* Writes <e>'s line to the access log, if there is one. */
+void conn_access_log(const struct conn *c, const struct conn_log_entry *e);
+
+/*
+ * Refuses the client with our page for <status> (Connection: close) and
+ * logs it in the access log, with the request line as far as it was
+ * received (or "-"); the request began at <start_us>. The caller closes.
+ */
+void conn_refuse(struct conn *c, int status, int64_t start_us);
+
 /*
  * Sends a complete error response for <status> with a small HTML body;
  * <close> adds Connection: close. Returns the body bytes sent (for the

@@ -4,6 +4,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,17 +192,85 @@ head_deadline(const struct config *cfg, int64_t t0, size_t n, bool *by_rate)
     return d;
 }
 
+void
+conn_access_log(const struct conn *c, const struct conn_log_entry *e)
+{
+    if (!log_access_enabled())
+        return;
+    char line[1024], ut[32];
+    const char *version = e->minor < 0 ? "" : e->minor == 0 ? " HTTP/1.0" : " HTTP/1.1";
+    if (e->upstream_us >= 0)
+        snprintf(ut, sizeof(ut), "%.3f", (double)e->upstream_us / 1e6);
+    else
+        snprintf(ut, sizeof(ut), "-");
+    int n = snprintf(line, sizeof(line),
+                     "%s - - [%s] \"%s%s\" %d %" PRIu64 " upstream=%s ustatus=%d rt=%.3f urt=%s\n",
+                     c->ip, log_time_local(), e->request, version, e->status, e->bytes,
+                     e->upstream != NULL ? e->upstream : "-", e->upstream_status,
+                     (double)(buf_now_us() - e->start_us) / 1e6, ut);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(line)) {
+        n = sizeof(line) - 1;
+        line[n - 1] = '\n';
+    }
+    log_access(line, (size_t)n);
+}
+
+/*
+ * Copies the first line of what is buffered (after the empty lines a client
+ * may send first) into <out>, at most 200 bytes of it, for the log: bytes
+ * outside printable ASCII, '"' and '\\' as \xHH, so a client cannot forge
+ * log lines. "-" when nothing came.
+ */
+static void
+first_line(const struct conn *c, char *out, size_t cap)
+{
+    const char *p = c->buf + c->start, *end = c->buf + c->len;
+    size_t o = 0;
+
+    while (p < end && (*p == '\r' || *p == '\n'))
+        p++;
+    if (end - p > 200)
+        end = p + 200;
+    for (; p < end && *p != '\r' && *p != '\n' && o + 5 <= cap; p++) {
+        unsigned char b = (unsigned char)*p;
+        if (b < 0x20 || b > 0x7e || b == '"' || b == '\\')
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", b);
+        else
+            out[o++] = (char)b;
+    }
+    if (o == 0)
+        out[o++] = '-';
+    out[o] = '\0';
+}
+
+void
+conn_refuse(struct conn *c, int status, int64_t start_us)
+{
+    char request[4 * 200 + 8];
+
+    first_line(c, request, sizeof(request));
+    uint64_t bytes = conn_send_error(c, status, true);
+    conn_access_log(c, &(struct conn_log_entry){.request = request,
+                                                .minor = -1,
+                                                .status = status,
+                                                .bytes = bytes,
+                                                .start_us = start_us,
+                                                .upstream_us = -1});
+}
+
 /*
  * Answers a request head that will not be served with <status>, and logs
  * why. Every rejection of a head goes through here (the one place to log
- * it). Returns -1 for conn_read_head().
+ * it). The head began at <t0> (ms). Returns -1 for conn_read_head().
  */
 static ssize_t
-reject_head(struct conn *c, int status)
+reject_head(struct conn *c, int status, int64_t t0)
 {
     /* REJECTION LOG: the parser's reason (req->why, req->why_header) belongs in this line. */
     log_info("%s: rejected request head: %d %s", c->ip, status, http_reason(status));
-    conn_send_error(c, status, true);
+    conn_refuse(c, status, t0 * 1000);
     return -1;
 }
 
@@ -217,7 +286,7 @@ head_too_slow(struct conn *c, int64_t t0, bool by_rate)
     } else {
         log_info("%s: request head timed out", c->ip);
     }
-    conn_send_error(c, 408, true);
+    conn_refuse(c, 408, t0 * 1000);
     return -1;
 }
 
@@ -244,10 +313,10 @@ conn_read_head(struct conn *c, struct http_request *req)
                 return r;
             }
             if (r == HTTP_INVALID)
-                return reject_head(c, status);
+                return reject_head(c, status, t0);
         }
         if (c->len >= c->read_cap) /* cannot happen: read_cap > max_header_size */
-            return reject_head(c, 431);
+            return reject_head(c, 431, t0);
         int64_t deadline = head_deadline(cfg, t0, c->len, &by_rate);
         ssize_t n = sock_read(c, c->buf + c->len, c->read_cap - c->len);
         while (n == -1 && errno == EAGAIN) {

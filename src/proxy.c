@@ -5,8 +5,6 @@
 #include "proxy.h"
 
 #include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,30 +54,20 @@ struct exchange {
 static void
 access_log(struct exchange *x)
 {
-    if (!log_access_enabled())
-        return;
-    char line[1024], ut[32];
-    int64_t now = buf_now_us();
+    int64_t upstream_us = -1;
     if (x->upstream_start_us != 0)
-        snprintf(
-            ut, sizeof(ut), "%.3f",
-            (double)((x->upstream_head_us ? x->upstream_head_us : now) - x->upstream_start_us) /
-                1e6);
-    else
-        snprintf(ut, sizeof(ut), "-");
-    int n = snprintf(line, sizeof(line),
-                     "%s - - [%s] \"%s HTTP/1.%d\" %d %" PRIu64
-                     " upstream=%s ustatus=%d rt=%.3f urt=%s\n",
-                     x->c->ip, log_time_local(), x->reqline, x->req->minor_version, x->status,
-                     x->sent, x->s >= 0 ? x->grp->servers[x->s].addr.text : "-",
-                     x->upstream_status, (double)(now - x->start_us) / 1e6, ut);
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof(line)) {
-        n = sizeof(line) - 1;
-        line[n - 1] = '\n';
-    }
-    log_access(line, (size_t)n);
+        upstream_us =
+            (x->upstream_head_us ? x->upstream_head_us : buf_now_us()) - x->upstream_start_us;
+    conn_access_log(x->c, &(struct conn_log_entry){
+                              .request = x->reqline,
+                              .minor = x->req->minor_version,
+                              .status = x->status,
+                              .bytes = x->sent,
+                              .upstream = x->s >= 0 ? x->grp->servers[x->s].addr.text : NULL,
+                              .upstream_status = x->upstream_status,
+                              .start_us = x->start_us,
+                              .upstream_us = upstream_us,
+                          });
 }
 
 /*
@@ -100,7 +88,7 @@ answer(struct exchange *x, int status, bool close)
     if (close || !x->rl.body_done)
         x->client_keep = false;
     x->status = status;
-    conn_send_error(x->c, status, !x->client_keep);
+    x->sent = conn_send_error(x->c, status, !x->client_keep);
 }
 
 /* ---- the server and its connection ------------------------------------------------------ */

@@ -263,7 +263,7 @@ ip_admit(struct proxy *px, struct conn *c)
     atomic_fetch_add_explicit(&px->shm->ip_rejects, 1, memory_order_relaxed);
     log_info("%s: refused: %d connections from this address (max_conns_per_ip %u)", c->ip, n,
              cfg->max_conns_per_ip);
-    conn_send_error(c, 503, true);
+    conn_refuse(c, 503, buf_now_us());
     return -1;
 }
 
