@@ -60,42 +60,33 @@ outq_chunk(struct outq *q, const char *data, size_t len, bool last)
     }
 }
 
-/* Takes <n> bytes a write returned off the queue; 1 when it moved (n > 0), else 0. */
-static int
-outq_written(struct outq *q, ssize_t n)
+/* One non-blocking writev() to one end: the bytes written, or -1 (errno EAGAIN when full). */
+typedef ssize_t outq_writer(void *end, const struct iovec *iov, int cnt);
+
+static ssize_t
+write_upstream(void *end, const struct iovec *iov, int cnt)
 {
-    if (n <= 0)
-        return 0;
-    net_iov_advance(&q->next, &q->cnt, (size_t)n);
-    return 1;
+    return net_try_writev(*(const int *)end, iov, cnt);
 }
 
-/* Writes what fits to the upstream: 1 when something moved, 0 when the socket is full, -1. */
+static ssize_t
+write_client(void *end, const struct iovec *iov, int cnt)
+{
+    return conn_write(end, iov, cnt);
+}
+
+/* Writes what fits of <q> to <end>: 1 when something moved, 0 when it is full, -1 (errno). */
 static int
-outq_to_upstream(int fd, struct outq *q)
+outq_write(struct outq *q, outq_writer *wr, void *end)
 {
     int moved = 0;
 
     while (!outq_empty(q)) {
-        ssize_t n = net_try_writev(fd, q->next, q->cnt);
+        ssize_t n = wr(end, q->next, q->cnt);
         if (n == -1)
             return errno == EAGAIN ? moved : -1;
-        moved = outq_written(q, n);
-    }
-    return 1;
-}
-
-/* The same towards the client, through its connection. */
-static int
-outq_to_client(struct conn *c, struct outq *q)
-{
-    int moved = 0;
-
-    while (!outq_empty(q)) {
-        ssize_t n = conn_write(c, q->next, q->cnt);
-        if (n == -1)
-            return errno == EAGAIN ? moved : -1;
-        moved = outq_written(q, n);
+        net_iov_advance(&q->next, &q->cnt, (size_t)n);
+        moved = 1;
     }
     return 1;
 }
@@ -202,7 +193,7 @@ upload_step(struct relay *r, struct upload *u, enum relay_end *end)
     if (r->upload_aborted)
         return 0;
     if (!outq_empty(&u->q)) {
-        int w = outq_to_upstream(r->ufd, &u->q);
+        int w = outq_write(&u->q, write_upstream, &r->ufd);
         if (w == -1) {
             /* It stopped reading (an early answer, or it died): see what it says. */
             log_debug("upstream %s stopped reading the request body: %s", r->upstream_addr,
@@ -364,7 +355,7 @@ static int
 download_step(struct relay *r, struct download *d, enum relay_end *end)
 {
     if (!outq_empty(&d->q)) {
-        int w = outq_to_client(r->client, &d->q);
+        int w = outq_write(&d->q, write_client, r->client);
         if (w == -1)
             return fail(r, end, RELAY_CLIENT_GONE, "client closed during the response");
         if (w == 1)
