@@ -21,7 +21,7 @@ struct exchange {
     struct conn *c;
     const struct http_request *req; /* its slices stay valid for the whole exchange (conn.h) */
     const struct cfg_group *grp;
-    size_t g;
+    size_t group; /* index of grp */
     /* the request, as it is sent */
     struct http_slice target, host; /* origin-form target, the client's host */
     struct http_slice key;          /* balance = hash: the key */
@@ -32,8 +32,8 @@ struct exchange {
     /* the attempts: the server in use and the ones tried (never the same one twice) */
     struct balance_ticket ticket;
     struct balance_set tried;
-    int s;              /* server index, -1 before the pick */
-    bool counted;       /* the request is counted active on server s */
+    int server;         /* index in the group, -1 before the pick */
+    bool counted;       /* the request is counted active on that server */
     int ufd;            /* upstream connection, -1 when none */
     bool reused;        /* ufd came from the pool */
     bool fresh;         /* the next attempt connects anew instead of taking a pooled connection */
@@ -58,16 +58,17 @@ access_log(struct exchange *x)
     if (x->upstream_start_us != 0)
         upstream_us =
             (x->upstream_head_us ? x->upstream_head_us : buf_now_us()) - x->upstream_start_us;
-    conn_access_log(x->c, &(struct conn_log_entry){
-                              .request = x->reqline,
-                              .minor = x->req->minor_version,
-                              .status = x->status,
-                              .bytes = x->sent,
-                              .upstream = x->s >= 0 ? x->grp->servers[x->s].addr.text : NULL,
-                              .upstream_status = x->upstream_status,
-                              .start_us = x->start_us,
-                              .upstream_us = upstream_us,
-                          });
+    conn_access_log(x->c,
+                    &(struct conn_log_entry){
+                        .request = x->reqline,
+                        .minor = x->req->minor_version,
+                        .status = x->status,
+                        .bytes = x->sent,
+                        .upstream = x->server >= 0 ? x->grp->servers[x->server].addr.text : NULL,
+                        .upstream_status = x->upstream_status,
+                        .start_us = x->start_us,
+                        .upstream_us = upstream_us,
+                    });
 }
 
 /*
@@ -102,17 +103,17 @@ pick_server(struct exchange *x)
 {
     struct proxy *px = x->px;
 
-    balance_pick(&px->bal, px->shm, x->g, &x->tried, x->key.p, x->key.len, buf_now_ms(),
+    balance_pick(&px->bal, px->shm, x->group, &x->tried, x->key.p, x->key.len, buf_now_ms(),
                  &x->ticket);
     if (x->ticket.server < 0) {
         log_warn("[%s] no usable server (client %s, \"%s\")", x->grp->name, x->c->ip, x->reqline);
         return -1;
     }
-    x->s = x->ticket.server;
+    x->server = x->ticket.server;
     x->counted = true;
     x->fresh = false;
-    balance_set_add(&x->tried, (size_t)x->s);
-    struct shm_server *srv = shm_srv(px->shm, x->g, (size_t)x->s);
+    balance_set_add(&x->tried, (size_t)x->server);
+    struct shm_server *srv = shm_srv(px->shm, x->group, (size_t)x->server);
     atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&srv->requests, 1, memory_order_relaxed);
     return 0;
@@ -142,12 +143,12 @@ leave_server(struct exchange *x, bool ok)
     if (!x->counted)
         return;
     x->counted = false;
-    balance_done(&px->bal, px->shm, x->g, &x->ticket, ok, buf_now_ms());
-    atomic_fetch_sub_explicit(&shm_srv(px->shm, x->g, (size_t)x->s)->active, 1,
+    balance_done(&px->bal, px->shm, x->group, &x->ticket, ok, buf_now_ms());
+    atomic_fetch_sub_explicit(&shm_srv(px->shm, x->group, (size_t)x->server)->active, 1,
                               memory_order_relaxed);
     bool pool = ok && x->relayed && r->upstream_keep && r->body_done && !r->upload_aborted;
     if (x->ufd != -1 && pool) {
-        upool_put(&px->pool, x->g, (size_t)x->s, x->ufd);
+        upool_put(&px->pool, x->group, (size_t)x->server, x->ufd);
         x->ufd = -1;
     }
     drop_conn(x);
@@ -187,13 +188,14 @@ open_conn(struct exchange *x)
 
     /* An idempotent request whose body is all here is retried if a pooled connection is dead. */
     bool retryable = x->idempotent && x->rl.body_done;
-    x->ufd = x->fresh ? -1 : upool_get(&px->pool, x->g, (size_t)x->s, retryable);
+    x->ufd = x->fresh ? -1 : upool_get(&px->pool, x->group, (size_t)x->server, retryable);
     x->reused = x->ufd != -1;
     if (x->upstream_start_us == 0)
         x->upstream_start_us = buf_now_us();
     if (x->ufd != -1)
         return F_NONE;
-    x->ufd = net_connect(&x->grp->servers[x->s].addr, buf_now_ms() + x->grp->connect_timeout_ms);
+    x->ufd =
+        net_connect(&x->grp->servers[x->server].addr, buf_now_ms() + x->grp->connect_timeout_ms);
     if (x->ufd != -1)
         return F_NONE;
     x->err = errno;
@@ -209,7 +211,7 @@ send_head(struct exchange *x)
     const struct rewrite_req rw = {
         .target = x->target,
         .host = x->host,
-        .upstream_host = x->grp->servers[x->s].addr.text,
+        .upstream_host = x->grp->servers[x->server].addr.text,
         .preserve_host = x->grp->preserve_host,
         .client_ip = x->c->ip,
         .proto = "http",
@@ -233,7 +235,7 @@ send_head(struct exchange *x)
 static void
 account_response(struct exchange *x)
 {
-    struct shm_server *srv = shm_srv(x->px->shm, x->g, (size_t)x->s);
+    struct shm_server *srv = shm_srv(x->px->shm, x->group, (size_t)x->server);
     int st = x->upstream_status;
 
     if (st >= 100 && st < 600)
@@ -261,7 +263,7 @@ relay(struct exchange *x)
     struct relay *r = &x->rl;
 
     r->ufd = x->ufd;
-    r->upstream_addr = x->grp->servers[x->s].addr.text;
+    r->upstream_addr = x->grp->servers[x->server].addr.text;
     r->client_keep = x->client_keep;
     r->status = r->upstream_status = 0;
     r->head_us = 0;
@@ -384,7 +386,7 @@ retry_other(struct exchange *x)
         return false;
     x->retries_left--;
     log_info("retrying \"%s\" on another server of [%s] after %s failed", x->reqline, x->grp->name,
-             x->grp->servers[x->s].addr.text);
+             x->grp->servers[x->server].addr.text);
     return true;
 }
 
@@ -412,7 +414,7 @@ upstream_next(struct exchange *x, enum fail f)
     if (f == F_NONE)
         return NEXT_DONE;
     const struct fail_rule *rule = &fail_rules[f];
-    const char *addr = x->s >= 0 ? x->grp->servers[x->s].addr.text : "-";
+    const char *addr = x->server >= 0 ? x->grp->servers[x->server].addr.text : "-";
 
     if (x->reused && !x->stale_retried && may_again(x, rule->stale)) {
         log_debug("pooled connection to %s was closed; retrying on a fresh one", addr);
@@ -421,7 +423,7 @@ upstream_next(struct exchange *x, enum fail f)
         return NEXT_AGAIN;
     }
     if (rule->server_fault) {
-        atomic_fetch_add_explicit(&shm_srv(x->px->shm, x->g, (size_t)x->s)->failures, 1,
+        atomic_fetch_add_explicit(&shm_srv(x->px->shm, x->group, (size_t)x->server)->failures, 1,
                                   memory_order_relaxed);
         if (!rule->quiet)
             log_warn("%s %s: %s (client %s, \"%s\")", rule->what ? rule->what : x->rl.why, addr,
@@ -558,9 +560,9 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
         .px = px,
         .c = c,
         .req = req,
-        .g = cfg->group,
+        .group = cfg->group,
         .grp = grp,
-        .s = -1,
+        .server = -1,
         .ufd = -1,
         .start_us = buf_now_us(),
         .idempotent = is_idempotent(req->method),
@@ -611,7 +613,7 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
 static int
 finish(struct exchange *x)
 {
-    if (x->s >= 0 && x->status != 0 && x->upstream_head_us == 0)
+    if (x->server >= 0 && x->status != 0 && x->upstream_head_us == 0)
         x->upstream_head_us = buf_now_us();
     /* The response may be whole, but the request body was not all read or sent: close. */
     if (!x->rl.body_done || x->rl.upload_aborted)
