@@ -263,11 +263,14 @@ conn_refuse(struct conn *c, int status, int64_t start_us)
 /*
  * Answers a request head that will not be served with <status>, and logs
  * why. Every rejection of a head goes through here (the one place to log
- * it). The head began at <t0> (ms). Returns -1 for conn_read_head().
+ * it). <req> is what the parser made of the head when the verdict is its
+ * own (NULL otherwise); the head began at <t0> (ms). Returns -1 for
+ * conn_read_head().
  */
 static ssize_t
-reject_head(struct conn *c, int status, int64_t t0)
+reject_head(struct conn *c, const struct http_request *req, int status, int64_t t0)
 {
+    (void)req;
     /* REJECTION LOG: the parser's reason (req->why, req->why_header) belongs in this line. */
     log_info("%s: rejected request head: %d %s", c->ip, status, http_reason(status));
     conn_refuse(c, status, t0 * 1000);
@@ -313,10 +316,10 @@ conn_read_head(struct conn *c, struct http_request *req)
                 return r;
             }
             if (r == HTTP_INVALID)
-                return reject_head(c, status, t0);
+                return reject_head(c, req, status, t0);
         }
         if (c->len >= c->read_cap) /* cannot happen: read_cap > max_header_size */
-            return reject_head(c, 431, t0);
+            return reject_head(c, NULL, 431, t0);
         int64_t deadline = head_deadline(cfg, t0, c->len, &by_rate);
         ssize_t n = sock_read(c, c->buf + c->len, c->read_cap - c->len);
         while (n == -1 && errno == EAGAIN) {
