@@ -51,7 +51,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
 
+# Made anew each time, so an object whose source was removed does not linger in it.
 $(BUILD)/libmp.a: $(LIB_OBJ)
+	rm -f $@
 	$(AR) rcs $@ $^
 
 $(BUILD)/miniproxyd: $(BUILD)/src/main.o $(BUILD)/libmp.a

@@ -4,6 +4,11 @@
  * when the kernel says EAGAIN, so the common case costs one syscall and
  * every wait still has a deadline (prefork "blocking I/O", done fast).
  *
+ * net_poll() is the one wait of a worker: every other wait (here, in conn.c,
+ * relay.c and worker.c) goes through it, so the deadline clamp and the EINTR
+ * policy live in one place. Upstream sockets are read and written here;
+ * the client socket only through conn.c, which uses the net_try_* calls.
+ *
  * Deadlines are absolute buf_now_ms() values. On timeout the calls fail
  * with errno ETIMEDOUT.
  */
@@ -13,10 +18,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
 #include "config.h"
+
+/* Size of the buffers bodies stream through, each direction, and of a read. */
+#define NET_IO_BUF (64 * 1024)
 
 /*
  * Opens a listening socket on <addr> with SO_REUSEADDR and SO_REUSEPORT,
@@ -37,11 +46,45 @@ int net_local_port(int fd);
  */
 int net_connect(const struct cfg_addr *addr, int64_t deadline);
 
+/* A deadline that never comes (a wait only a signal or an event ends). */
+#define NET_NO_DEADLINE INT64_MAX
+
+/*
+ * poll() on <pfds>[0..<n>) until an event or <deadline>. Returns the number
+ * of entries with revents set (> 0); 0 when a signal interrupted the wait
+ * (EINTR), so the caller looks at its signal flags and calls again if it
+ * still wants to wait; -1 with errno ETIMEDOUT once <deadline> has passed
+ * (checked before sleeping: an expired deadline does not poll), or -1 with
+ * poll's errno. A deadline further away than poll() can take is waited for
+ * in several sleeps.
+ */
+int net_poll(struct pollfd *pfds, nfds_t n, int64_t deadline);
+
 /*
  * Waits until <fd> is readable (POLLIN) or writable (POLLOUT) by
- * <deadline>. Returns 0, or -1 with errno ETIMEDOUT or EINTR-free error.
+ * <deadline>; a signal does not end the wait. Returns 0 (ready, or an
+ * error the next call on <fd> reports), or -1 with errno ETIMEDOUT or
+ * poll's error.
  */
 int net_wait(int fd, short events, int64_t deadline);
+
+/*
+ * One read() that does not wait (EINTR is retried). Returns the count, 0 at
+ * EOF, or -1 with errno (EAGAIN when nothing is there yet).
+ */
+ssize_t net_try_read(int fd, void *buf, size_t len);
+
+/*
+ * One writev() that does not wait (EINTR is retried). Returns the bytes
+ * written, or -1 with errno (EAGAIN when the socket is full).
+ */
+ssize_t net_try_writev(int fd, const struct iovec *iov, int cnt);
+
+/*
+ * Takes <n> written bytes off the front of <*iov>[0..<*cnt>): whole
+ * entries are skipped, a partly written one is shortened in place.
+ */
+void net_iov_advance(struct iovec **iov, int *cnt, size_t n);
 
 /*
  * Reads at most <len> bytes by <deadline>. Returns the count, 0 at EOF, or
@@ -57,6 +100,13 @@ int net_writev_all(int fd, struct iovec *iov, int cnt, int64_t timeout_ms);
 
 /* net_writev_all() for one buffer. */
 int net_write_all(int fd, const void *buf, size_t len, int64_t timeout_ms);
+
+/*
+ * True when an idle connection still looks usable: nothing to read and no
+ * EOF (a peek, one syscall). False when the peer closed it or sent stray
+ * bytes.
+ */
+bool net_idle_open(int fd);
 
 /* Formats the peer address of a sockaddr as "ip" (no port) into <out>. */
 void net_addr_ip(const struct sockaddr_storage *ss, char *out, size_t outlen);

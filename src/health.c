@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -97,9 +96,6 @@ setup_signals(void)
 {
     struct sigaction sa = {0};
     sigset_t ours;
-
-    /* Die with the master: a stale checker would keep writing into a dead generation's table. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
 
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);

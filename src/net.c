@@ -69,22 +69,69 @@ net_set_blocking(int fd, bool blocking)
     return fcntl(fd, F_SETFL, fl);
 }
 
-int
-net_wait(int fd, short events, int64_t deadline)
-{
-    struct pollfd pfd = {.fd = fd, .events = events};
+/* The longest single sleep: poll() takes an int of milliseconds. */
+#define NET_MAX_SLEEP_MS 1000000
 
+int
+net_poll(struct pollfd *pfds, nfds_t n, int64_t deadline)
+{
     for (;;) {
         int64_t left = deadline - buf_now_ms();
         if (left <= 0) {
             errno = ETIMEDOUT;
             return -1;
         }
-        int r = poll(&pfd, 1, left > 1000000 ? 1000000 : (int)left);
+        int r = poll(pfds, n, left > NET_MAX_SLEEP_MS ? NET_MAX_SLEEP_MS : (int)left);
         if (r > 0)
-            return 0; /* readable, writable, or an error the next call reports */
-        if (r == -1 && errno != EINTR)
-            return -1;
+            return r;
+        if (r == -1)
+            return errno == EINTR ? 0 : -1;
+        /* r == 0: one sleep ended; the loop tells a far deadline from an expired one */
+    }
+}
+
+int
+net_wait(int fd, short events, int64_t deadline)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int r;
+
+    while ((r = net_poll(&pfd, 1, deadline)) == 0)
+        ;
+    return r > 0 ? 0 : -1;
+}
+
+ssize_t
+net_try_read(int fd, void *buf, size_t len)
+{
+    ssize_t n;
+
+    while ((n = read(fd, buf, len)) == -1 && errno == EINTR)
+        ;
+    return n;
+}
+
+ssize_t
+net_try_writev(int fd, const struct iovec *iov, int cnt)
+{
+    ssize_t n;
+
+    while ((n = writev(fd, iov, cnt)) == -1 && errno == EINTR)
+        ;
+    return n;
+}
+
+void
+net_iov_advance(struct iovec **iov, int *cnt, size_t n)
+{
+    while (*cnt > 0 && n >= (*iov)->iov_len) {
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        (*cnt)--;
+    }
+    if (*cnt > 0) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
     }
 }
 
@@ -123,13 +170,9 @@ ssize_t
 net_read(int fd, void *buf, size_t len, int64_t deadline)
 {
     for (;;) {
-        ssize_t n = read(fd, buf, len);
-        if (n >= 0)
+        ssize_t n = net_try_read(fd, buf, len);
+        if (n >= 0 || errno != EAGAIN)
             return n;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return -1;
         if (net_wait(fd, POLLIN, deadline) == -1)
             return -1;
     }
@@ -144,26 +187,15 @@ net_writev_all(int fd, struct iovec *iov, int cnt, int64_t timeout_ms)
             cnt--;
             continue;
         }
-        ssize_t n = writev(fd, iov, cnt);
+        ssize_t n = net_try_writev(fd, iov, cnt);
         if (n == -1) {
-            if (errno == EINTR)
-                continue;
             if (errno != EAGAIN)
                 return -1;
             if (net_wait(fd, POLLOUT, buf_now_ms() + timeout_ms) == -1)
                 return -1;
             continue;
         }
-        size_t left = (size_t)n;
-        while (cnt > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
+        net_iov_advance(&iov, &cnt, (size_t)n);
     }
     return 0;
 }
@@ -173,6 +205,14 @@ net_write_all(int fd, const void *buf, size_t len, int64_t timeout_ms)
 {
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     return net_writev_all(fd, &iov, 1, timeout_ms);
+}
+
+bool
+net_idle_open(int fd)
+{
+    char c;
+    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void

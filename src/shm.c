@@ -36,8 +36,9 @@ shm_create(const struct config *cfg, uint32_t generation)
         return NULL;
     }
     /*
-     * The fd stays open, in the master only (CLOEXEC does not matter: we never
-     * exec); children close nothing, which is harmless.
+     * The fd stays open in the master only: tools find the table through it
+     * (shm_attach()). A child closes it right after fork (proc_child_init()),
+     * and keeps only the mapping of its own generation.
      */
     /* A new memfd is zero-filled: counters, UNKNOWN health, closed breakers. */
     shm->magic = SHM_MAGIC;

@@ -1,5 +1,7 @@
 /*
- * worker: accept loop and per-connection keep-alive loop. See worker.h.
+ * worker: the accept loop, per-address admission, fair keep-alive and the
+ * pool nudges; each connection is read by conn.c and each request served by
+ * proxy.c (or admin.c). See worker.h.
  */
 #include "worker.h"
 
@@ -8,7 +10,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +17,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "buf.h"
+#include "conn.h"
 #include "http.h"
 #include "log.h"
 #include "net.h"
 #include "proc.h"
 #include "proxy.h"
-#include "status.h"
 
 static volatile sig_atomic_t draining;
 static volatile sig_atomic_t reopen_logs;
@@ -67,14 +69,6 @@ on_usr1(int sig)
 /* How long a keep-alive connection must have been idle before fair keep-alive may close it. */
 #define FAIR_MIN_IDLE_MS 250
 
-/*
- * Times a worker yields the CPU, trying a read() after each, before it
- * sleeps waiting for a keep-alive client's next request. Measured on 2
- * cores at 64 connections: about 25% more requests/s than with none, and 8%
- * more than the earlier poll(), yield, poll(); 3 or more gained nothing.
- */
-#define IDLE_YIELDS 2
-
 /* A proxy worker (not the admin worker): counted idle in accept(), subject to the pool. */
 static bool proxy_worker;
 /* This worker took the fair keep-alive token (shm->evicting) and must give it back. */
@@ -97,27 +91,6 @@ set_state(struct proxy *px, enum shm_worker_state st)
         atomic_fetch_add_explicit(&px->shm->idle_workers, 1, memory_order_relaxed);
     cur = st;
     atomic_store_explicit(&px->me->state, st, memory_order_relaxed);
-}
-
-/*
- * When the head began at <t0> and <n> bytes of it are in: the time its
- * next byte must come by. The whole head has client_header_timeout; after
- * a first second, a client slower than client_header_min_rate is cut
- * sooner (mod_reqtimeout's MinRate), so a trickle cannot hold a worker.
- */
-static int64_t
-head_deadline(const struct config *cfg, int64_t t0, size_t n, bool *by_rate)
-{
-    int64_t d = t0 + cfg->client_header_timeout_ms;
-    *by_rate = false;
-    if (cfg->client_header_min_rate > 0) {
-        int64_t r = t0 + 1000 + (int64_t)n * 1000 / cfg->client_header_min_rate;
-        if (r < d) {
-            d = r;
-            *by_rate = true;
-        }
-    }
-    return d;
 }
 
 /*
@@ -162,7 +135,7 @@ release_token(struct proxy *px)
  * them for a moment instead of spinning.
  */
 static int
-idle_wait(struct proxy *px, struct client *c, int64_t deadline)
+idle_wait(struct proxy *px, struct conn *c, int64_t deadline)
 {
     struct pollfd pfd[2 + CFG_MAX_LISTENERS];
     /*
@@ -173,29 +146,26 @@ idle_wait(struct proxy *px, struct client *c, int64_t deadline)
      */
     int64_t mute_until = buf_now_ms() + FAIR_MIN_IDLE_MS;
 
-    pfd[0] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+    pfd[0] = (struct pollfd){.fd = conn_fd(c), .events = POLLIN};
     pfd[1] = (struct pollfd){.fd = wake_pipe[0], .events = POLLIN};
     for (;;) {
         if (draining)
             return 0; /* a legal close between requests */
-        int64_t now = buf_now_ms(), left = deadline - now;
-        if (left <= 0)
+        int64_t now = buf_now_ms(), wake = deadline;
+        if (now >= deadline)
             return 0;
-        int n = 2;
+        nfds_t n = 2;
         if (proxy_worker && now >= mute_until) {
             for (size_t i = 0; i < drain_nlisten; i++)
                 pfd[n++] = (struct pollfd){.fd = drain_lfds[i], .events = POLLIN};
-        } else if (proxy_worker && mute_until - now < left) {
-            left = mute_until - now;
+        } else if (proxy_worker && mute_until < wake) {
+            wake = mute_until; /* then watch the listeners again */
         }
-        int r = poll(pfd, (nfds_t)n, left > 1000000 ? 1000000 : (int)left);
-        if (r == -1) {
-            if (errno == EINTR)
-                continue;
+        int r = net_poll(pfd, n, wake);
+        if (r == -1 && errno != ETIMEDOUT)
             return 0;
-        }
-        if (r == 0 || pfd[1].revents != 0)
-            continue;
+        if (r <= 0 || pfd[1].revents != 0)
+            continue; /* a deadline, the end of a mute, a signal or the wake pipe: look again */
         if (pfd[0].revents != 0)
             return 1;
         if (yield_idle_connection(px)) {
@@ -230,167 +200,44 @@ nudge_pool(struct proxy *px)
 }
 
 /*
- * Reads the next request head into c->buf and parses it. Waits up to
- * keepalive_timeout for its first byte (client_header_timeout on a new
- * connection), then up to client_header_timeout for the whole head.
- * Returns the head length, 0 when the connection ends quietly, or -1 after
- * answering an error.
+ * Reads the next request head on <c> into <req>. On an idle keep-alive
+ * connection it first waits up to keepalive_timeout for the request's
+ * first byte (ended early by a drain or fair keep-alive). Returns what
+ * conn_read_head() does: the head length, 0 when the connection is to be
+ * closed quietly, -1 after an error was answered.
  */
 static ssize_t
-read_head(struct proxy *px, struct client *c, struct http_request *req)
+next_request(struct proxy *px, struct conn *c, struct http_request *req)
 {
-    const struct config *cfg = px->cfg;
-    int64_t now = buf_now_ms(), t0 = now;
-    bool started = c->len > c->start, by_rate = false;
-    int64_t deadline = head_deadline(cfg, t0, c->len - c->start, &by_rate);
-
-    /* Pipelined bytes stay; move them to the front so a whole head fits. */
-    if (c->start > 0) {
-        memmove(c->buf, c->buf + c->start, c->len - c->start);
-        c->len -= c->start;
-        c->start = 0;
-    }
-    set_state(px, c->requests == 0 || started ? SHM_W_READ : SHM_W_KEEPALIVE);
-
-    for (;;) {
-        if (c->len > 0) {
-            int status = 400;
-            int r = http_parse_request(c->buf, c->len, cfg->max_header_size, req, &status);
-            if (r > 0)
-                return r;
-            if (r == HTTP_INVALID) {
-                log_info("%s: rejected request head: %d %s", c->ip, status, http_reason(status));
-                proxy_send_error(cfg, c, status, true);
-                return -1;
-            }
-        }
-        if (c->len == c->cap) { /* cannot happen: cap > max_header_size */
-            proxy_send_error(cfg, c, 431, true);
-            return -1;
-        }
-        if (draining && c->len == 0 && c->requests > 0)
+    if (c->requests > 0 && !conn_has_pending(c)) {
+        set_state(px, SHM_W_KEEPALIVE);
+        if (draining)
             return 0; /* idle between requests: close; a new connection still gets its answer */
-        ssize_t n;
-        if (c->len == 0 && c->requests > 0) {
-            /*
-             * Idle between requests. A busy keep-alive client has often
-             * sent its next request already, or does while this worker
-             * yields the CPU a couple of times (as before an upstream's
-             * answer, see proxy.c's pump()): a read() finds it without a
-             * poll() and without a sleep and wake-up. Else wait for the
-             * request, a drain or a waiting client.
-             */
-            n = read(c->fd, c->buf, c->cap);
-            for (int i = 0; i < IDLE_YIELDS && n == -1 && (errno == EAGAIN || errno == EINTR);
-                 i++) {
-                sched_yield();
-                n = read(c->fd, c->buf, c->cap);
-            }
-            if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-                if (idle_wait(px, c, now + cfg->keepalive_timeout_ms) == 0)
-                    return 0;
-                n = net_read(c->fd, c->buf + c->len, c->cap - c->len, deadline);
-            }
-        } else {
-            n = net_read(c->fd, c->buf + c->len, c->cap - c->len, deadline);
-        }
-        if (n > 0) {
-            if (c->len == 0) {
-                /* The head's clock starts at its first byte. */
-                t0 = buf_now_ms();
-                set_state(px, SHM_W_READ);
-            }
-            c->len += (size_t)n;
-            deadline = head_deadline(cfg, t0, c->len, &by_rate);
-            continue;
-        }
-        if (n == -1 && errno == ETIMEDOUT && c->len > 0) {
-            if (by_rate) {
-                atomic_fetch_add_explicit(&px->shm->slow_rejects, 1, memory_order_relaxed);
-                log_info("%s: request head too slow: %zu bytes in %lld ms (client_header_min_rate "
-                         "%u bytes/s)",
-                         c->ip, c->len, (long long)(buf_now_ms() - t0),
-                         cfg->client_header_min_rate);
-            } else {
-                log_info("%s: request head timed out", c->ip);
-            }
-            proxy_send_error(cfg, c, 408, true);
-            return -1;
-        }
-        return 0; /* EOF, reset, or idle keep-alive timeout: close quietly */
+        int64_t deadline = buf_now_ms() + px->cfg->keepalive_timeout_ms;
+        int r = conn_try_first_bytes(c);
+        if (r == 0 || (r == -1 && idle_wait(px, c, deadline) == 0))
+            return 0;
     }
+    set_state(px, SHM_W_READ);
+    return conn_read_head(c, req);
 }
 
-/*
- * The admin worker's answer: /status, /status.json or /metrics rendered
- * from the shared table, then close. Returns -1 (one request per
- * connection keeps it simple and cheap).
- */
-static int
-serve_admin(struct proxy *px, struct client *c, const struct http_request *req)
-{
-    const struct config *cfg = px->cfg;
-    const char *path = req->target.p;
-    size_t plen = req->target.len;
-    const char *q = memchr(path, '?', plen);
-    bool head = req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
-
-    if (q != NULL)
-        plen = (size_t)(q - path);
-    if (!head && !(req->method.len == 3 && memcmp(req->method.p, "GET", 3) == 0)) {
-        proxy_send_error(cfg, c, 405, true);
-        return -1;
-    }
-    int kind = status_kind_for(path, plen);
-    if (kind < 0) {
-        proxy_send_error(cfg, c, 404, true);
-        return -1;
-    }
-    size_t cap = status_size_hint(cfg);
-    char *body = malloc(cap);
-    ssize_t n = body == NULL ? -1 : status_render((enum status_kind)kind, cfg, px->shm, body, cap);
-    if (n < 0) {
-        free(body);
-        proxy_send_error(cfg, c, 500, true);
-        return -1;
-    }
-    char hdr[256];
-    int hl = snprintf(hdr, sizeof(hdr),
-                      "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zd\r\n"
-                      "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-                      status_content_type((enum status_kind)kind), n);
-    struct iovec iov[2] = {{hdr, (size_t)hl}, {body, head ? 0 : (size_t)n}};
-    if (net_writev_all(c->fd, iov, 2, cfg->send_timeout_ms) == -1)
-        log_debug("%s: admin answer: %s", c->ip, strerror(errno));
-    free(body);
-    return -1;
-}
-
+/* Serves the client on <c>, request after request, and closes its connection. */
 static void
-serve_connection(struct proxy *px, struct client *c, bool admin)
+serve_connection(struct proxy *px, struct conn *c, bool admin)
 {
     struct http_request req;
 
-    c->start = c->len = 0;
-    c->requests = 0;
-    for (;;) {
-        ssize_t hl = read_head(px, c, &req);
-        if (hl <= 0)
-            break;
-        c->requests++;
+    while (next_request(px, c, &req) > 0) {
         set_state(px, SHM_W_PROXY);
         if (admin) {
-            serve_admin(px, c, &req);
-            break;
+            admin_serve(px->cfg, px->shm, c, &req);
+            break; /* one request per connection keeps the admin worker simple and cheap */
         }
-        if (proxy_serve(px, c, &req, (size_t)hl) == -1)
-            break;
-        if (draining)
+        if (proxy_serve(px, c, &req) == -1 || draining)
             break;
     }
-    /* Close without RST on unread input: shutdown first, then close. */
-    shutdown(c->fd, SHUT_WR);
-    close(c->fd);
+    conn_close(c);
 }
 
 /*
@@ -400,7 +247,7 @@ serve_connection(struct proxy *px, struct client *c, bool admin)
  * the scoreboard for ip_release().
  */
 static int
-ip_admit(struct proxy *px, struct client *c)
+ip_admit(struct proxy *px, struct conn *c)
 {
     const struct config *cfg = px->cfg;
     if (cfg->max_conns_per_ip == 0 || !proxy_worker)
@@ -416,7 +263,7 @@ ip_admit(struct proxy *px, struct client *c)
     atomic_fetch_add_explicit(&px->shm->ip_rejects, 1, memory_order_relaxed);
     log_info("%s: refused: %d connections from this address (max_conns_per_ip %u)", c->ip, n,
              cfg->max_conns_per_ip);
-    proxy_send_error(cfg, c, 503, true);
+    conn_refuse(c, 503, buf_now_us());
     return -1;
 }
 
@@ -441,8 +288,12 @@ accept_client(const int *lfds, size_t n, struct sockaddr_storage *ss)
     struct pollfd pfd[CFG_MAX_LISTENERS];
     for (size_t i = 0; i < n; i++)
         pfd[i] = (struct pollfd){.fd = lfds[i], .events = POLLIN};
-    if (poll(pfd, n, -1) == -1)
+    int r = net_poll(pfd, n, NET_NO_DEADLINE);
+    if (r <= 0) {
+        if (r == 0)
+            errno = EINTR; /* the caller looks at its flags */
         return -1;
+    }
     for (size_t i = 0; i < n; i++) {
         if (!(pfd[i].revents & POLLIN))
             continue;
@@ -459,7 +310,7 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
            bool admin)
 {
     struct proxy px;
-    struct client c = {.fd = -1};
+    struct conn c;
     struct sigaction sa = {0};
     sigset_t all;
 
@@ -488,9 +339,7 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
 
     if (proxy_init(&px, cfg, shm, slot, &draining) == -1)
         log_fatal(MP_EXIT_FATAL, "worker %d: out of memory", slot);
-    c.cap = cfg->max_header_size + PROXY_IO_BUF;
-    c.buf = malloc(c.cap);
-    if (c.buf == NULL)
+    if (conn_init(&c, cfg, shm) == -1)
         log_fatal(MP_EXIT_FATAL, "worker %d: out of memory", slot);
 
     struct shm_worker *me = px.me;
@@ -518,11 +367,10 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
         atomic_fetch_add_explicit(&me->connections, 1, memory_order_relaxed);
         if (proxy_worker && cfg->workers_auto)
             nudge_pool(&px);
-        c.fd = fd;
-        net_addr_ip(&ss, c.ip, sizeof(c.ip));
+        conn_open(&c, fd, &ss);
         if (ip_admit(&px, &c) == -1) {
             ip_release(&px);
-            close(fd);
+            conn_close(&c);
             continue;
         }
         serve_connection(&px, &c, admin);

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 #include "health.h"
+#include "proc.h"
 #include "log.h"
 #include "shm.h"
 
@@ -123,6 +124,10 @@ checker_child(struct hc *h, bool as_master_would)
     if (as_master_would)
         inherit_master_signals();
     log_set_level(CFG_LOG_DEBUG);
+    /* as every child of the master starts: death signal set, parent checked */
+    char err[256];
+    if (proc_child_init(getppid(), NULL, err, sizeof(err)) != 0)
+        _exit(127);
     health_run(h->cfg, h->shm);
 }
 

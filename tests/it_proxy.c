@@ -664,6 +664,122 @@ START_TEST(t_bad_requests_rejected)
 }
 END_TEST
 
+/*
+ * Any CONNECT is refused with 405, whatever its target's form, and never
+ * reaches an app (an app that resets it would count as failing, and enough
+ * of them open every breaker); method names are case-sensitive (RFC 9110
+ * 9.1): "options *" is not OPTIONS.
+ */
+START_TEST(t_connect_refused_methods_case_sensitive)
+{
+    static const struct {
+        const char *req;
+        int status;
+    } cases[] = {
+        {"CONNECT /x HTTP/1.1\r\nHost: t\r\n\r\n", 405},
+        {"CONNECT * HTTP/1.1\r\nHost: t\r\n\r\n", 405},
+        {"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405},
+        {"CONNECT http://a/x HTTP/1.1\r\nHost: a\r\n\r\n", 405},
+        {"options * HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+        {"Options * HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+    };
+    start1(2, "", "");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tl_resp r;
+        int fd = tl_connect(px.port);
+        ck_assert(tl_send_str(fd, cases[i].req) == 0);
+        ck_assert_msg(tl_read_response(fd, false, &r) == 0, "case %zu: no response", i);
+        ck_assert_msg(r.status == cases[i].status, "case %zu: %d, want %d", i, r.status,
+                      cases[i].status);
+        char c;
+        ck_assert_msg(recv(fd, &c, 1, 0) == 0, "case %zu: connection not closed", i);
+        tl_resp_free(&r);
+        close(fd);
+    }
+    long conns, reqs;
+    tl_app_stats(app[0].port, &conns, &reqs);
+    ck_assert_int_eq(reqs, 0);
+    /* OPTIONS * spelled right still goes through */
+    struct tl_resp r;
+    ck_assert_int_ne(tl_request(px.port, "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", &r), 400);
+    tl_resp_free(&r);
+    tl_app_stats(app[0].port, &conns, &reqs);
+    ck_assert_int_eq(reqs, 2); /* the OPTIONS, and the first /stats */
+    stop_all();
+}
+END_TEST
+
+/* Sends <req> on a fresh connection; returns the status and the body length of the answer. */
+static int
+answer_of(const char *req, size_t *body_len)
+{
+    struct tl_resp r;
+    int fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, req) == 0);
+    ck_assert_msg(tl_read_response(fd, false, &r) == 0, "no response to %s", req);
+    int st = r.status;
+    *body_len = r.body_len;
+    tl_resp_free(&r);
+    close(fd);
+    return st;
+}
+
+/*
+ * Every response gets an access-log line with the body bytes it really had:
+ * heads the parser rejects (logged with their request line as received,
+ * escaped), heads too slow, answers the proxy makes itself, and refusals
+ * before any byte (max_conns_per_ip).
+ */
+START_TEST(t_access_log_every_response)
+{
+    static const struct {
+        const char *req;
+        int status;
+        const char *logged; /* the request as the access log quotes it */
+    } cases[] = {
+        {"GET /bad HTTP/1.1\r\nHost : t\r\n\r\n", 400, "\"GET /bad HTTP/1.1\""},
+        {"GET /v HTTP/2.0\r\nHost: t\r\n\r\n", 505, "\"GET /v HTTP/2.0\""},
+        {"GET /a\x01\"b HTTP/1.1\r\nHost: t\r\n\r\n", 400, "\"GET /a\\x01\\x22b HTTP/1.1\""},
+        {"POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n01234567890", 413,
+         "\"POST /big HTTP/1.1\""},
+        {"CONNECT /x HTTP/1.1\r\nHost: t\r\n\r\n", 405, "\"CONNECT /x HTTP/1.1\""},
+        {"GET /slow HTTP/1.1\r\nHost: t\r\n", 408, "\"GET /slow HTTP/1.1\""},
+    };
+    char want[256];
+    size_t len;
+    start1(2, "client_max_body_size = 10\nclient_header_timeout = 300ms", "");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_int_eq(answer_of(cases[i].req, &len), cases[i].status);
+        ck_assert_uint_gt(len, 0);
+        snprintf(want, sizeof(want), "%s %d %zu upstream=- ", cases[i].logged, cases[i].status,
+                 len);
+        ck_assert_msg(tl_file_waitfor(px.acclog, want, 2000), "case %zu: no \"%s\" in the log", i,
+                      want);
+    }
+    tl_stop(px.pid);
+
+    /* refused before a byte was read: the request is "-" */
+    tl_proxy_start(&px,
+                   "workers = 2\nmax_conns_per_ip = 1\nupstream = app\n[upstream app]\n"
+                   "health_check = off\nserver = 127.0.0.1:%d\n",
+                   app[0].port);
+    int hold = tl_connect(px.port);
+    ck_assert_int_eq(tl_send_str(hold, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    struct tl_resp r;
+    ck_assert_int_eq(tl_read_response(hold, false, &r), 0); /* it is in, and stays open */
+    tl_resp_free(&r);
+    int fd = tl_connect(px.port);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_int_eq(r.status, 503);
+    snprintf(want, sizeof(want), "\"-\" 503 %zu upstream=- ", r.body_len);
+    tl_resp_free(&r);
+    close(fd);
+    close(hold);
+    ck_assert_msg(tl_file_waitfor(px.acclog, want, 2000), "no \"%s\" in the log", want);
+    stop_all();
+}
+END_TEST
+
 START_TEST(t_client_timeouts)
 {
     start1(1,
@@ -857,6 +973,8 @@ main(void)
     tcase_add_test(tc, t_504_timeouts);
     tcase_add_test(tc, t_connect_timeout_504);
     tcase_add_test(tc, t_bad_requests_rejected);
+    tcase_add_test(tc, t_connect_refused_methods_case_sensitive);
+    tcase_add_test(tc, t_access_log_every_response);
     tcase_add_test(tc, t_client_timeouts);
     tcase_add_test(tc, t_send_timeout_frees_worker);
     tcase_add_test(tc, t_worker_respawn_under_load);

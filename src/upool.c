@@ -1,15 +1,14 @@
 /*
- * upstream: per-worker idle connection pool. See upstream.h.
+ * upool: the per-worker pool of idle upstream connections. See upool.h.
  */
-#include "upstream.h"
+#include "upool.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "net.h"
 
 /* Idle connections older than this are not trusted: most servers close them by then. */
 #define UPOOL_MAX_IDLE_MS 50000
@@ -58,15 +57,6 @@ remove_at(struct upool_group *pg, size_t i)
     pg->n--;
 }
 
-/* True when an idle connection still looks usable: nothing to read, no EOF. */
-static int
-still_open(int fd)
-{
-    char c;
-    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
 int
 upool_get(struct upool *p, size_t g, size_t s, bool retryable)
 {
@@ -86,7 +76,8 @@ upool_get(struct upool *p, size_t g, size_t s, bool retryable)
          * can be retried on a fresh one if it turns out closed (one syscall
          * less per request); otherwise it is checked first.
          */
-        if (idle < UPOOL_MAX_IDLE_MS && ((retryable && idle < UPOOL_TRUST_MS) || still_open(e.fd)))
+        if (idle < UPOOL_MAX_IDLE_MS &&
+            ((retryable && idle < UPOOL_TRUST_MS) || net_idle_open(e.fd)))
             return e.fd;
         close(e.fd);
     }

@@ -1,11 +1,11 @@
 /*
- * upstream: a worker's pool of idle keep-alive connections to upstream
+ * upool: a worker's pool of idle keep-alive connections to upstream
  * servers. Private to one worker (no sharing, no locks): each group keeps
  * at most its `keepalive =` idle connections, most recently used first;
  * putting one into a full pool closes the least recently used.
  */
-#ifndef MP_UPSTREAM_H
-#define MP_UPSTREAM_H
+#ifndef MP_UPOOL_H
+#define MP_UPOOL_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,11 +1,11 @@
 /*
- * Unit tests for the pure head-rewriting functions of src/proxy.c (Check).
+ * Unit tests for the pure head-rewriting functions of src/rewrite.c (Check).
  * Inputs come from the real parser on literal heads; outputs are compared
  * as text. Two tables, one per direction; every case of each table is also
  * run against every output size from 0 up past its exact length.
  */
 #include "http.h"
-#include "proxy.h"
+#include "rewrite.h"
 #include "testlib.h"
 
 #include <check.h>
@@ -192,14 +192,14 @@ static const struct req_case req_cases[] = {
 
 /* Parses case <c> into <req> and fills <rw> from it and the defaults. */
 static void
-prepare_request(const struct req_case *c, struct http_request *req, struct proxy_req_rewrite *rw)
+prepare_request(const struct req_case *c, struct http_request *req, struct rewrite_req *rw)
 {
     int status = 0;
     int n = http_parse_request(c->head, strlen(c->head), MAX_HEAD, req, &status);
 
     ck_assert_msg(n == (int)strlen(c->head), "%s: parse returned %d (status %d)", c->name, n,
                   status);
-    *rw = (struct proxy_req_rewrite){
+    *rw = (struct rewrite_req){
         .target = c->target != NULL ? slice(c->target) : req->target,
         .host = c->host != NULL ? slice(c->host) : req->host,
         .upstream_host = c->upstream_host != NULL ? c->upstream_host : "127.0.0.1:3001",
@@ -216,11 +216,11 @@ START_TEST(test_request)
 {
     const struct req_case *c = &req_cases[_i];
     static struct http_request req;
-    struct proxy_req_rewrite rw;
+    struct rewrite_req rw;
     char out[OUT_CAP];
 
     prepare_request(c, &req, &rw);
-    ssize_t n = proxy_rewrite_request(&req, &rw, out, sizeof(out));
+    ssize_t n = rewrite_request(&req, &rw, out, sizeof(out));
     ck_assert_msg(n >= 0, "%s: returned %zd", c->name, n);
     ck_assert_msg((size_t)n == strlen(c->want) && memcmp(out, c->want, (size_t)n) == 0,
                   "%s:\n--- got ---\n%.*s--- want ---\n%s", c->name, (int)n, out, c->want);
@@ -229,21 +229,21 @@ END_TEST
 
 struct req_ctx {
     const struct http_request *req;
-    const struct proxy_req_rewrite *rw;
+    const struct rewrite_req *rw;
 };
 
 static ssize_t
 rewrite_req(const void *ctx, char *out, size_t cap)
 {
     const struct req_ctx *x = ctx;
-    return proxy_rewrite_request(x->req, x->rw, out, cap);
+    return rewrite_request(x->req, x->rw, out, cap);
 }
 
 START_TEST(test_request_caps)
 {
     const struct req_case *c = &req_cases[_i];
     static struct http_request req;
-    struct proxy_req_rewrite rw;
+    struct rewrite_req rw;
 
     prepare_request(c, &req, &rw);
     struct req_ctx ctx = {&req, &rw};
@@ -257,7 +257,7 @@ struct resp_case {
     const char *name;
     const char *head;
     bool head_request;
-    enum proxy_out_framing framing;
+    enum rewrite_framing framing;
     bool keep_alive;
     int client_minor;
     const char *want;
@@ -266,55 +266,55 @@ struct resp_case {
 #define CL2 "Content-Length: 2\r\n"
 
 static const struct resp_case resp_cases[] = {
-    {"plain 200", "HTTP/1.1 200 OK\r\n" CL2 "\r\n", false, PROXY_OUT_AS_IS, true, 1,
+    {"plain 200", "HTTP/1.1 200 OK\r\n" CL2 "\r\n", false, REWRITE_AS_IS, true, 1,
      "HTTP/1.1 200 OK\r\n" CL2 "\r\n"},
     {"HTTP/1.0 upstream: status line in 1.1", "HTTP/1.0 200 OK\r\n" CL2 "\r\n", false,
-     PROXY_OUT_AS_IS, true, 1, "HTTP/1.1 200 OK\r\n" CL2 "\r\n"},
+     REWRITE_AS_IS, true, 1, "HTTP/1.1 200 OK\r\n" CL2 "\r\n"},
     {"upstream's reason kept", "HTTP/1.1 404 Nothing Here, Sorry\r\n" CL2 "\r\n", false,
-     PROXY_OUT_AS_IS, true, 1, "HTTP/1.1 404 Nothing Here, Sorry\r\n" CL2 "\r\n"},
-    {"empty reason: the standard one", "HTTP/1.1 404 \r\n" CL2 "\r\n", false, PROXY_OUT_AS_IS,
-     true, 1, "HTTP/1.1 404 Not Found\r\n" CL2 "\r\n"},
-    {"no reason, no SP: the standard one", "HTTP/1.1 503\r\n" CL2 "\r\n", false, PROXY_OUT_AS_IS,
+     REWRITE_AS_IS, true, 1, "HTTP/1.1 404 Nothing Here, Sorry\r\n" CL2 "\r\n"},
+    {"empty reason: the standard one", "HTTP/1.1 404 \r\n" CL2 "\r\n", false, REWRITE_AS_IS, true,
+     1, "HTTP/1.1 404 Not Found\r\n" CL2 "\r\n"},
+    {"no reason, no SP: the standard one", "HTTP/1.1 503\r\n" CL2 "\r\n", false, REWRITE_AS_IS,
      true, 1, "HTTP/1.1 503 Service Unavailable\r\n" CL2 "\r\n"},
-    {"empty reason, unknown code", "HTTP/1.1 299 \r\n" CL2 "\r\n", false, PROXY_OUT_AS_IS, true, 1,
+    {"empty reason, unknown code", "HTTP/1.1 299 \r\n" CL2 "\r\n", false, REWRITE_AS_IS, true, 1,
      "HTTP/1.1 299 Unknown\r\n" CL2 "\r\n"},
     {"headers kept in order with their case",
      "HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nX-Custom-HEADER:  v  w \r\nSet-Cookie: b=2\r\n" CL2
      "\r\n",
-     false, PROXY_OUT_AS_IS, true, 1,
+     false, REWRITE_AS_IS, true, 1,
      "HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nX-Custom-HEADER: v  w\r\nSet-Cookie: b=2\r\n" CL2
      "\r\n"},
     {"hop-by-hop removed",
      "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Foo\r\nKeep-Alive: timeout=5\r\nA: 1\r\n"
      "X-Foo: 1\r\nX-Foobar: 2\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n"
      "Trailer: X-Sum\r\nUpgrade: h2c\r\n" CL2 "\r\n",
-     false, PROXY_OUT_AS_IS, true, 1, "HTTP/1.1 200 OK\r\nA: 1\r\nX-Foobar: 2\r\n" CL2 "\r\n"},
+     false, REWRITE_AS_IS, true, 1, "HTTP/1.1 200 OK\r\nA: 1\r\nX-Foobar: 2\r\n" CL2 "\r\n"},
     {"chunked upstream re-chunked",
      "HTTP/1.1 200 OK\r\nA: 1\r\nTransfer-Encoding: chunked\r\nB: 2\r\n\r\n", false,
-     PROXY_OUT_CHUNKED, true, 1,
+     REWRITE_CHUNKED, true, 1,
      "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nTransfer-Encoding: chunked\r\n\r\n"},
     {"CHUNKED drops Content-Length", "HTTP/1.1 200 OK\r\nA: 1\r\n" CL2 "B: 2\r\n\r\n", false,
-     PROXY_OUT_CHUNKED, true, 1,
+     REWRITE_CHUNKED, true, 1,
      "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nTransfer-Encoding: chunked\r\n\r\n"},
     {"close-delimited body to a 1.0 client", "HTTP/1.1 200 OK\r\nA: 1\r\n\r\n", false,
-     PROXY_OUT_CLOSE, false, 0, "HTTP/1.1 200 OK\r\nA: 1\r\nConnection: close\r\n\r\n"},
-    {"keep_alive false: Connection: close", "HTTP/1.1 200 OK\r\n" CL2 "\r\n", false,
-     PROXY_OUT_AS_IS, false, 1, "HTTP/1.1 200 OK\r\n" CL2 "Connection: close\r\n\r\n"},
+     REWRITE_CLOSE, false, 0, "HTTP/1.1 200 OK\r\nA: 1\r\nConnection: close\r\n\r\n"},
+    {"keep_alive false: Connection: close", "HTTP/1.1 200 OK\r\n" CL2 "\r\n", false, REWRITE_AS_IS,
+     false, 1, "HTTP/1.1 200 OK\r\n" CL2 "Connection: close\r\n\r\n"},
     {"keep_alive false replaces the upstream's Connection",
-     "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n" CL2 "\r\n", false, PROXY_OUT_AS_IS, false, 1,
+     "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n" CL2 "\r\n", false, REWRITE_AS_IS, false, 1,
      "HTTP/1.1 200 OK\r\n" CL2 "Connection: close\r\n\r\n"},
-    {"keep_alive with a 1.0 client", "HTTP/1.1 200 OK\r\n" CL2 "\r\n", false, PROXY_OUT_AS_IS,
-     true, 0, "HTTP/1.1 200 OK\r\n" CL2 "Connection: keep-alive\r\n\r\n"},
+    {"keep_alive with a 1.0 client", "HTTP/1.1 200 OK\r\n" CL2 "\r\n", false, REWRITE_AS_IS, true,
+     0, "HTTP/1.1 200 OK\r\n" CL2 "Connection: keep-alive\r\n\r\n"},
     {"keep_alive with a 1.1 client: no Connection",
-     "HTTP/1.1 200 OK\r\nConnection: close\r\n" CL2 "\r\n", false, PROXY_OUT_AS_IS, true, 1,
+     "HTTP/1.1 200 OK\r\nConnection: close\r\n" CL2 "\r\n", false, REWRITE_AS_IS, true, 1,
      "HTTP/1.1 200 OK\r\n" CL2 "\r\n"},
     {"chunked and close", "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n", false,
-     PROXY_OUT_CHUNKED, false, 1,
+     REWRITE_CHUNKED, false, 1,
      "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"},
-    {"204", "HTTP/1.1 204 No Content\r\nA: 1\r\n\r\n", false, PROXY_OUT_AS_IS, true, 1,
+    {"204", "HTTP/1.1 204 No Content\r\nA: 1\r\n\r\n", false, REWRITE_AS_IS, true, 1,
      "HTTP/1.1 204 No Content\r\nA: 1\r\n\r\n"},
     {"HEAD response keeps Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", true,
-     PROXY_OUT_AS_IS, true, 1, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"},
+     REWRITE_AS_IS, true, 1, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"},
 };
 
 static void
@@ -335,8 +335,8 @@ START_TEST(test_response)
     char out[OUT_CAP];
 
     prepare_response(c, &resp);
-    ssize_t n = proxy_rewrite_response(&resp, c->framing, c->keep_alive, c->client_minor, out,
-                                       sizeof(out));
+    ssize_t n =
+        rewrite_response(&resp, c->framing, c->keep_alive, c->client_minor, out, sizeof(out));
     ck_assert_msg(n >= 0, "%s: returned %zd", c->name, n);
     ck_assert_msg((size_t)n == strlen(c->want) && memcmp(out, c->want, (size_t)n) == 0,
                   "%s:\n--- got ---\n%.*s--- want ---\n%s", c->name, (int)n, out, c->want);
@@ -352,8 +352,8 @@ static ssize_t
 rewrite_resp(const void *ctx, char *out, size_t cap)
 {
     const struct resp_ctx *x = ctx;
-    return proxy_rewrite_response(x->resp, x->c->framing, x->c->keep_alive, x->c->client_minor,
-                                  out, cap);
+    return rewrite_response(x->resp, x->c->framing, x->c->keep_alive, x->c->client_minor, out,
+                            cap);
 }
 
 START_TEST(test_response_caps)
@@ -401,24 +401,24 @@ START_TEST(test_request_many_fields)
     int n = http_parse_request(head, hl, MAX_HEAD, &req, &status);
     ck_assert_int_eq(n, (int)hl);
     ck_assert_uint_eq(req.nheaders, HTTP_MAX_HEADERS);
-    struct proxy_req_rewrite rw = {
+    struct rewrite_req rw = {
         .target = req.target,
         .host = req.host,
         .upstream_host = "127.0.0.1:3001",
         .client_ip = "10.0.0.1",
         .proto = "http",
     };
-    ssize_t r = proxy_rewrite_request(&req, &rw, out, sizeof(out));
+    ssize_t r = rewrite_request(&req, &rw, out, sizeof(out));
     ck_assert_int_eq(r, (ssize_t)wl);
     ck_assert_msg(memcmp(out, want, wl) == 0, "got:\n%.*s\nwant:\n%s", (int)r, out, want);
-    ck_assert_int_eq(proxy_rewrite_request(&req, &rw, out, wl - 1), -1);
+    ck_assert_int_eq(rewrite_request(&req, &rw, out, wl - 1), -1);
 }
 END_TEST
 
 static Suite *
-proxy_suite(void)
+rewrite_suite(void)
 {
-    Suite *s = suite_create("proxy");
+    Suite *s = suite_create("rewrite");
     TCase *tq = tcase_create("request");
     TCase *tr = tcase_create("response");
 
@@ -436,5 +436,5 @@ proxy_suite(void)
 int
 main(void)
 {
-    return tl_run(proxy_suite());
+    return tl_run(rewrite_suite());
 }

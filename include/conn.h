@@ -1,0 +1,149 @@
+/*
+ * conn: the client connection, as a worker holds it. The one place that
+ * reads and writes the client socket (conn_read / conn_write / conn_close
+ * are the seam a TLS layer plugs into), and the owner of the receive
+ * buffer: it reads request heads (with their deadlines and minimum rate),
+ * keeps pipelined bytes for the next request, and sends the error pages.
+ *
+ * Buffer ownership: the bytes of a request head stay where conn_read_head()
+ * parsed them, untouched, until the next conn_read_head() on the
+ * connection, so the slices of <struct http_request> are valid for the
+ * whole request (its body included). Others see the buffered bytes that
+ * follow a head through conn_unread() and mark what they used with
+ * conn_take().
+ */
+#ifndef MP_CONN_H
+#define MP_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "config.h"
+#include "http.h"
+#include "shm.h"
+
+struct conn {
+    int fd;            /* -1 between connections */
+    char ip[64];       /* the peer address, for logs and X-Forwarded-For */
+    unsigned requests; /* request heads read on this connection, the current one included */
+    /* private to conn.c */
+    const struct config *cfg;
+    struct shm *shm;
+    char *buf;       /* [start..len) received and not yet used */
+    size_t read_cap; /* how much of buf socket reads may fill */
+    size_t cap;      /* read_cap, plus room for bytes given back by conn_give_back() */
+    size_t start, len;
+};
+
+/* Allocates the receive buffer (once per worker). Returns 0 or -1 (out of memory). */
+int conn_init(struct conn *c, const struct config *cfg, struct shm *shm);
+void conn_free(struct conn *c);
+
+/* Starts serving the accepted non-blocking socket <fd> from peer <ss>. */
+void conn_open(struct conn *c, int fd, const struct sockaddr_storage *ss);
+
+/*
+ * Ends the connection: shuts writing down first, then closes, so what we
+ * sent is not thrown away by a reset while the client still sends.
+ */
+void conn_close(struct conn *c);
+
+/* The descriptor to poll() for readability or writability of the client. */
+int conn_fd(const struct conn *c);
+
+/* True when bytes of a next request are already buffered (pipelining). */
+bool conn_has_pending(const struct conn *c);
+
+/*
+ * On an idle keep-alive connection: tries to read the next request's first
+ * bytes without sleeping (a read, then a sched_yield() and a read again, a
+ * couple of times). Returns 1 when bytes came, 0 when the client closed or
+ * the connection failed, -1 when nothing came yet (then wait for
+ * conn_fd() to be readable and call conn_read_head()).
+ */
+int conn_try_first_bytes(struct conn *c);
+
+/*
+ * Reads and parses the next request head into <req>, keeping bytes after
+ * it buffered. The whole head has client_header_timeout from its first
+ * byte, and below client_header_min_rate it is cut sooner. Returns the
+ * head's length (> 0); 0 when the connection ended before a byte of a head
+ * (the caller closes quietly); -1 after answering an invalid, oversized or
+ * too slow head with its error status (the caller closes).
+ */
+ssize_t conn_read_head(struct conn *c, struct http_request *req);
+
+/*
+ * The buffered bytes after the current head that no one has taken yet.
+ * The caller may rewrite them in place (the chunked decoder does); they stay
+ * where they are until the next conn_read_head().
+ */
+struct conn_bytes {
+    char *p;
+    size_t len;
+};
+struct conn_bytes conn_unread(struct conn *c);
+
+/* Marks the first <n> bytes of conn_unread() as used. */
+void conn_take(struct conn *c, size_t n);
+
+/*
+ * Gives back <n> bytes at <p> that a conn_read() returned but that belong
+ * to the next request (pipelined after a chunked body). Only after
+ * everything buffered was taken, and at most NET_IO_BUF bytes.
+ */
+void conn_give_back(struct conn *c, const char *p, size_t n);
+
+/*
+ * Reads what the client sent into <dst> without waiting: buffered bytes
+ * first, then the socket. Returns the count, 0 at EOF, or -1 with errno
+ * (EAGAIN when nothing came yet).
+ */
+ssize_t conn_read(struct conn *c, void *dst, size_t len);
+
+/*
+ * Writes what fits of <iov>[0..<cnt>) without waiting. Returns the bytes
+ * written, or -1 with errno (EAGAIN when the socket is full).
+ */
+ssize_t conn_write(struct conn *c, const struct iovec *iov, int cnt);
+
+/*
+ * Writes all of <iov>[0..<cnt>) (modified in place), waiting at most
+ * send_timeout for each bit of progress. Returns 0 or -1 with errno.
+ */
+int conn_write_all(struct conn *c, struct iovec *iov, int cnt);
+
+/* One access-log line. */
+struct conn_log_entry {
+    const char *request;  /* "METHOD target", or the request line as received (escaped) */
+    int minor;            /* with a "METHOD target": its HTTP/1.<minor>; -1 with a whole line */
+    int status;           /* the status sent */
+    uint64_t bytes;       /* the response body bytes sent */
+    const char *upstream; /* the server's address, NULL for none */
+    int upstream_status;  /* 0 for none */
+    int64_t start_us;     /* buf_now_us() when the request began */
+    int64_t upstream_us;  /* from contacting the upstream to its response head, -1: none */
+};
+
+/* Writes <e>'s line to the access log, if there is one. */
+void conn_access_log(const struct conn *c, const struct conn_log_entry *e);
+
+/*
+ * Refuses the client with our page for <status> (Connection: close) and
+ * logs it in the access log, with the request line as far as it was
+ * received (or "-"); the request began at <start_us>. The caller closes.
+ */
+void conn_refuse(struct conn *c, int status, int64_t start_us);
+
+/*
+ * Sends a complete error response for <status> with a small HTML body;
+ * <close> adds Connection: close. Returns the body bytes sent (for the
+ * access log), or 0 when the client could not take them.
+ */
+uint64_t conn_send_error(struct conn *c, int status, bool close);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * rewrite: the heads a proxied request and its response are forwarded
+ * with. Pure functions (parsed head in, bytes out, no sockets, no state)
+ * so the unit tests can check every header rule on its own.
+ */
+#ifndef MP_REWRITE_H
+#define MP_REWRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "http.h"
+
+/* What rewrite_request() needs besides the request itself. */
+struct rewrite_req {
+    struct http_slice target;  /* origin-form target to send */
+    struct http_slice host;    /* the client's host (Host, or the absolute-form authority) */
+    const char *upstream_host; /* "127.0.0.1:3001": the Host sent unless preserve_host */
+    bool preserve_host;
+    const char *client_ip;
+    const char *proto;         /* "http" or "https": X-Forwarded-Proto */
+    enum http_framing framing; /* body framing towards the upstream: NONE, LENGTH or CHUNKED */
+    uint64_t content_length;
+    bool upstream_close; /* ask the upstream to close (no pooling) */
+};
+
+/*
+ * Writes the head sent upstream into <out>: request line in HTTP/1.1, Host,
+ * the client's end-to-end fields in order, X-Forwarded-For (the client's
+ * list with <client_ip> appended), X-Forwarded-Proto, X-Forwarded-Host, and
+ * the body framing. Hop-by-hop fields (Connection and every field it names,
+ * Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Transfer-Encoding),
+ * Content-Length, Expect and the client's X-Forwarded-Proto/-Host are not
+ * copied. Returns the length, or -1 if <cap> is too small.
+ */
+ssize_t rewrite_request(const struct http_request *req, const struct rewrite_req *rw, char *out,
+                        size_t cap);
+
+/* Body framing of the response sent to the client. */
+enum rewrite_framing {
+    REWRITE_AS_IS,   /* no body, or Content-Length passed through */
+    REWRITE_CHUNKED, /* Transfer-Encoding: chunked (re-encoded by us) */
+    REWRITE_CLOSE,   /* body ends when we close (HTTP/1.0 client) */
+};
+
+/*
+ * Writes the response head sent to the client: status line in HTTP/1.1,
+ * the upstream's end-to-end fields, then our framing and Connection fields
+ * (Connection: close when !<keep_alive>; Connection: keep-alive for an
+ * HTTP/1.0 client we keep). Returns the length or -1 if <cap> is too small.
+ */
+ssize_t rewrite_response(const struct http_response *resp, enum rewrite_framing framing,
+                         bool keep_alive, int client_minor, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,343 @@
+/*
+ * conn: the client connection and its receive buffer. See conn.h.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "net.h"
+
+/*
+ * Times a worker yields the CPU, trying a read() after each, before it
+ * sleeps waiting for a keep-alive client's next request. More requests/s
+ * than with none and than the earlier poll(), yield, poll(); 3 or more
+ * gained nothing (doc/benchmarks.md).
+ */
+#define IDLE_YIELDS 2
+
+int
+conn_init(struct conn *c, const struct config *cfg, struct shm *shm)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    c->cfg = cfg;
+    c->shm = shm;
+    /* A head and the body bytes that come with it in one read. */
+    c->read_cap = cfg->max_header_size + NET_IO_BUF;
+    c->cap = c->read_cap + NET_IO_BUF;
+    c->buf = malloc(c->cap);
+    return c->buf == NULL ? -1 : 0;
+}
+
+void
+conn_free(struct conn *c)
+{
+    free(c->buf);
+    c->buf = NULL;
+}
+
+void
+conn_open(struct conn *c, int fd, const struct sockaddr_storage *ss)
+{
+    c->fd = fd;
+    net_addr_ip(ss, c->ip, sizeof(c->ip));
+    c->start = c->len = 0;
+    c->requests = 0;
+}
+
+void
+conn_close(struct conn *c)
+{
+    if (c->fd == -1)
+        return;
+    shutdown(c->fd, SHUT_WR);
+    close(c->fd);
+    c->fd = -1;
+}
+
+int
+conn_fd(const struct conn *c)
+{
+    return c->fd;
+}
+
+bool
+conn_has_pending(const struct conn *c)
+{
+    return c->len > c->start;
+}
+
+/* The seam: one read from the client socket, without waiting. */
+static ssize_t
+sock_read(struct conn *c, void *dst, size_t len)
+{
+    return net_try_read(c->fd, dst, len);
+}
+
+ssize_t
+conn_read(struct conn *c, void *dst, size_t len)
+{
+    if (c->len > c->start) {
+        size_t n = c->len - c->start < len ? c->len - c->start : len;
+        memcpy(dst, c->buf + c->start, n);
+        c->start += n;
+        return (ssize_t)n;
+    }
+    return sock_read(c, dst, len);
+}
+
+ssize_t
+conn_write(struct conn *c, const struct iovec *iov, int cnt)
+{
+    return net_try_writev(c->fd, iov, cnt);
+}
+
+int
+conn_write_all(struct conn *c, struct iovec *iov, int cnt)
+{
+    return net_writev_all(c->fd, iov, cnt, c->cfg->send_timeout_ms);
+}
+
+struct conn_bytes
+conn_unread(struct conn *c)
+{
+    return (struct conn_bytes){c->buf + c->start, c->len - c->start};
+}
+
+void
+conn_take(struct conn *c, size_t n)
+{
+    c->start += n < c->len - c->start ? n : c->len - c->start;
+}
+
+void
+conn_give_back(struct conn *c, const char *p, size_t n)
+{
+    /* Room is reserved past read_cap: a head's bytes are never moved for these. */
+    if (n > c->cap - c->len)
+        n = c->cap - c->len; /* cannot happen: n <= NET_IO_BUF */
+    memcpy(c->buf + c->len, p, n);
+    c->len += n;
+}
+
+uint64_t
+conn_send_error(struct conn *c, int status, bool close)
+{
+    char body[256], head[256];
+    const char *reason = http_reason(status);
+    int blen = snprintf(body, sizeof(body),
+                        "<html><head><title>%d %s</title></head><body><h1>%d %s</h1>"
+                        "<hr>miniproxyd</body></html>\n",
+                        status, reason, status, reason);
+    int hlen =
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n%s\r\n",
+                 status, reason, blen, close ? "Connection: close\r\n" : "");
+    struct iovec iov[2] = {{head, (size_t)hlen}, {body, (size_t)blen}};
+    if (conn_write_all(c, iov, 2) == -1) {
+        log_debug("%s: sending %d: %s", c->ip, status, strerror(errno));
+        return 0;
+    }
+    return (uint64_t)blen;
+}
+
+int
+conn_try_first_bytes(struct conn *c)
+{
+    /*
+     * A busy keep-alive client has often sent its next request already, or
+     * does while this worker yields the CPU a couple of times (as before an
+     * upstream's answer, see relay.c): a read() finds it without a poll()
+     * and without a sleep and wake-up.
+     */
+    c->start = c->len = 0;
+    ssize_t n = sock_read(c, c->buf, c->read_cap);
+    for (int i = 0; i < IDLE_YIELDS && n == -1 && errno == EAGAIN; i++) {
+        sched_yield();
+        n = sock_read(c, c->buf, c->read_cap);
+    }
+    if (n > 0) {
+        c->len = (size_t)n;
+        return 1;
+    }
+    return n == -1 && errno == EAGAIN ? -1 : 0;
+}
+
+/*
+ * When the head began at <t0> and <n> bytes of it are in: the time its
+ * next byte must come by. The whole head has client_header_timeout; after
+ * a first second, a client slower than client_header_min_rate is cut
+ * sooner (mod_reqtimeout's MinRate), so a trickle cannot hold a worker.
+ */
+static int64_t
+head_deadline(const struct config *cfg, int64_t t0, size_t n, bool *by_rate)
+{
+    int64_t d = t0 + cfg->client_header_timeout_ms;
+    *by_rate = false;
+    if (cfg->client_header_min_rate > 0) {
+        int64_t r = t0 + 1000 + (int64_t)n * 1000 / cfg->client_header_min_rate;
+        if (r < d) {
+            d = r;
+            *by_rate = true;
+        }
+    }
+    return d;
+}
+
+void
+conn_access_log(const struct conn *c, const struct conn_log_entry *e)
+{
+    if (!log_access_enabled())
+        return;
+    char line[1024], ut[32];
+    const char *version = e->minor < 0 ? "" : e->minor == 0 ? " HTTP/1.0" : " HTTP/1.1";
+    if (e->upstream_us >= 0)
+        snprintf(ut, sizeof(ut), "%.3f", (double)e->upstream_us / 1e6);
+    else
+        snprintf(ut, sizeof(ut), "-");
+    int n = snprintf(line, sizeof(line),
+                     "%s - - [%s] \"%s%s\" %d %" PRIu64 " upstream=%s ustatus=%d rt=%.3f urt=%s\n",
+                     c->ip, log_time_local(), e->request, version, e->status, e->bytes,
+                     e->upstream != NULL ? e->upstream : "-", e->upstream_status,
+                     (double)(buf_now_us() - e->start_us) / 1e6, ut);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(line)) {
+        n = sizeof(line) - 1;
+        line[n - 1] = '\n';
+    }
+    log_access(line, (size_t)n);
+}
+
+/*
+ * Copies the first line of what is buffered (after the empty lines a client
+ * may send first) into <out>, at most 200 bytes of it, for the log: bytes
+ * outside printable ASCII, '"' and '\\' as \xHH, so a client cannot forge
+ * log lines. "-" when nothing came.
+ */
+static void
+first_line(const struct conn *c, char *out, size_t cap)
+{
+    const char *p = c->buf + c->start, *end = c->buf + c->len;
+    size_t o = 0;
+
+    while (p < end && (*p == '\r' || *p == '\n'))
+        p++;
+    if (end - p > 200)
+        end = p + 200;
+    for (; p < end && *p != '\r' && *p != '\n' && o + 5 <= cap; p++) {
+        unsigned char b = (unsigned char)*p;
+        if (b < 0x20 || b > 0x7e || b == '"' || b == '\\')
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", b);
+        else
+            out[o++] = (char)b;
+    }
+    if (o == 0)
+        out[o++] = '-';
+    out[o] = '\0';
+}
+
+void
+conn_refuse(struct conn *c, int status, int64_t start_us)
+{
+    char request[4 * 200 + 8];
+
+    first_line(c, request, sizeof(request));
+    uint64_t bytes = conn_send_error(c, status, true);
+    conn_access_log(c, &(struct conn_log_entry){.request = request,
+                                                .minor = -1,
+                                                .status = status,
+                                                .bytes = bytes,
+                                                .start_us = start_us,
+                                                .upstream_us = -1});
+}
+
+/*
+ * Answers a request head that will not be served with <status>, and logs
+ * why. Every rejection of a head goes through here (the one place to log
+ * it). <req> is what the parser made of the head when the verdict is its
+ * own (NULL otherwise); the head began at <t0> (ms). Returns -1 for
+ * conn_read_head().
+ */
+static ssize_t
+reject_head(struct conn *c, const struct http_request *req, int status, int64_t t0)
+{
+    if (req != NULL && req->why != NULL && req->why_header > 0)
+        log_info("%s: rejected request head: %d: %s in header %u", c->ip, status, req->why,
+                 req->why_header);
+    else if (req != NULL && req->why != NULL)
+        log_info("%s: rejected request head: %d: %s", c->ip, status, req->why);
+    else
+        log_info("%s: rejected request head: %d %s", c->ip, status, http_reason(status));
+    conn_refuse(c, status, t0 * 1000);
+    return -1;
+}
+
+/* Answers a head that did not come whole in time (408); logs whether it was the rate. */
+static ssize_t
+head_too_slow(struct conn *c, int64_t t0, bool by_rate)
+{
+    if (by_rate) {
+        atomic_fetch_add_explicit(&c->shm->slow_rejects, 1, memory_order_relaxed);
+        log_info("%s: request head too slow: %zu bytes in %lld ms (client_header_min_rate "
+                 "%u bytes/s)",
+                 c->ip, c->len, (long long)(buf_now_ms() - t0), c->cfg->client_header_min_rate);
+    } else {
+        log_info("%s: request head timed out", c->ip);
+    }
+    conn_refuse(c, 408, t0 * 1000);
+    return -1;
+}
+
+ssize_t
+conn_read_head(struct conn *c, struct http_request *req)
+{
+    const struct config *cfg = c->cfg;
+    int64_t t0 = buf_now_ms();
+    bool by_rate = false;
+
+    /* Pipelined bytes stay; move them to the front so a whole head fits. */
+    if (c->start > 0) {
+        memmove(c->buf, c->buf + c->start, c->len - c->start);
+        c->len -= c->start;
+        c->start = 0;
+    }
+    for (;;) {
+        if (c->len > 0) {
+            int status = 400;
+            int r = http_parse_request(c->buf, c->len, cfg->max_header_size, req, &status);
+            if (r > 0) {
+                c->start = (size_t)r;
+                c->requests++;
+                return r;
+            }
+            if (r == HTTP_INVALID)
+                return reject_head(c, req, status, t0);
+        }
+        if (c->len >= c->read_cap) /* cannot happen: read_cap > max_header_size */
+            return reject_head(c, NULL, 431, t0);
+        int64_t deadline = head_deadline(cfg, t0, c->len, &by_rate);
+        ssize_t n = sock_read(c, c->buf + c->len, c->read_cap - c->len);
+        while (n == -1 && errno == EAGAIN) {
+            if (net_wait(c->fd, POLLIN, deadline) == -1) {
+                if (errno == ETIMEDOUT && c->len > 0)
+                    return head_too_slow(c, t0, by_rate);
+                return 0;
+            }
+            n = sock_read(c, c->buf + c->len, c->read_cap - c->len);
+        }
+        if (n <= 0)
+            return 0; /* EOF or reset: close quietly */
+        if (c->len == 0)
+            t0 = buf_now_ms(); /* the head's clock starts at its first byte */
+        c->len += (size_t)n;
+    }
+}

@@ -1,0 +1,164 @@
+/*
+ * rewrite: the heads a request and its response are forwarded with. See
+ * rewrite.h.
+ */
+#include "rewrite.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "buf.h"
+
+static void
+out_slice(struct buf_out *o, struct http_slice s)
+{
+    buf_out_put(o, s.p, s.len);
+}
+
+static void
+out_u64(struct buf_out *o, uint64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
+    buf_out_put(o, tmp, (size_t)n);
+}
+
+static void
+out_field(struct buf_out *o, struct http_slice name, struct http_slice value)
+{
+    out_slice(o, name);
+    buf_out_put(o, ": ", 2);
+    out_slice(o, value);
+    buf_out_put(o, "\r\n", 2);
+}
+
+/* Fields that describe one connection, never forwarded (RFC 9110 7.6.1). */
+static bool
+is_hop_by_hop(struct http_slice name)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
+                                      "trailer",    "upgrade",    "transfer-encoding"};
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (buf_ieq(name.p, name.len, hop[i]))
+            return true;
+    return false;
+}
+
+/* True when a Connection field among <h> names <name>: it is hop-by-hop too. */
+static bool
+named_by_connection(const struct http_header *h, size_t n, struct http_slice name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (buf_ieq(h[i].name.p, h[i].name.len, "connection") &&
+            http_list_has(h[i].value, name.p, name.len))
+            return true;
+    return false;
+}
+
+ssize_t
+rewrite_request(const struct http_request *req, const struct rewrite_req *rw, char *buf,
+                size_t cap)
+{
+    struct buf_out o = {.buf = buf, .cap = cap};
+    bool xff_done = false;
+
+    out_slice(&o, req->method);
+    buf_out_put(&o, " ", 1);
+    out_slice(&o, rw->target);
+    buf_out_str(&o, " HTTP/1.1\r\nHost: ");
+    if (rw->preserve_host && rw->host.len > 0)
+        out_slice(&o, rw->host);
+    else
+        buf_out_str(&o, rw->upstream_host);
+    buf_out_put(&o, "\r\n", 2);
+
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (is_hop_by_hop(h->name) || buf_ieq(h->name.p, h->name.len, "host") ||
+            buf_ieq(h->name.p, h->name.len, "content-length") ||
+            buf_ieq(h->name.p, h->name.len, "expect") ||
+            buf_ieq(h->name.p, h->name.len, "x-forwarded-proto") ||
+            buf_ieq(h->name.p, h->name.len, "x-forwarded-host") ||
+            named_by_connection(req->headers, req->nheaders, h->name))
+            continue;
+        if (buf_ieq(h->name.p, h->name.len, "x-forwarded-for")) {
+            /* Several X-Forwarded-For lines are one list: join them, then append us. */
+            if (xff_done)
+                continue;
+            xff_done = true;
+            buf_out_str(&o, "X-Forwarded-For: ");
+            for (size_t j = i; j < req->nheaders; j++) {
+                const struct http_header *x = &req->headers[j];
+                if (!buf_ieq(x->name.p, x->name.len, "x-forwarded-for") || x->value.len == 0)
+                    continue;
+                out_slice(&o, x->value);
+                buf_out_put(&o, ", ", 2);
+            }
+            buf_out_str(&o, rw->client_ip);
+            buf_out_put(&o, "\r\n", 2);
+            continue;
+        }
+        out_field(&o, h->name, h->value);
+    }
+    if (!xff_done) {
+        buf_out_str(&o, "X-Forwarded-For: ");
+        buf_out_str(&o, rw->client_ip);
+        buf_out_put(&o, "\r\n", 2);
+    }
+    buf_out_str(&o, "X-Forwarded-Proto: ");
+    buf_out_str(&o, rw->proto);
+    buf_out_put(&o, "\r\n", 2);
+    if (rw->host.len > 0) {
+        buf_out_str(&o, "X-Forwarded-Host: ");
+        out_slice(&o, rw->host);
+        buf_out_put(&o, "\r\n", 2);
+    }
+    if (rw->framing == HTTP_BODY_LENGTH) {
+        buf_out_str(&o, "Content-Length: ");
+        out_u64(&o, rw->content_length);
+        buf_out_put(&o, "\r\n", 2);
+    } else if (rw->framing == HTTP_BODY_CHUNKED) {
+        buf_out_str(&o, "Transfer-Encoding: chunked\r\n");
+    }
+    if (rw->upstream_close)
+        buf_out_str(&o, "Connection: close\r\n");
+    buf_out_put(&o, "\r\n", 2);
+    return o.full ? -1 : (ssize_t)o.len;
+}
+
+ssize_t
+rewrite_response(const struct http_response *resp, enum rewrite_framing framing, bool keep_alive,
+                 int client_minor, char *buf, size_t cap)
+{
+    struct buf_out o = {.buf = buf, .cap = cap};
+    char code[8];
+
+    snprintf(code, sizeof(code), "%d", resp->status);
+    buf_out_str(&o, "HTTP/1.1 ");
+    buf_out_str(&o, code);
+    buf_out_put(&o, " ", 1);
+    if (resp->reason.len > 0)
+        out_slice(&o, resp->reason);
+    else
+        buf_out_str(&o, http_reason(resp->status));
+    buf_out_put(&o, "\r\n", 2);
+
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const struct http_header *h = &resp->headers[i];
+        if (is_hop_by_hop(h->name) || named_by_connection(resp->headers, resp->nheaders, h->name))
+            continue;
+        /* When we re-frame the body, its old length no longer applies. */
+        if (framing != REWRITE_AS_IS && buf_ieq(h->name.p, h->name.len, "content-length"))
+            continue;
+        out_field(&o, h->name, h->value);
+    }
+    if (framing == REWRITE_CHUNKED)
+        buf_out_str(&o, "Transfer-Encoding: chunked\r\n");
+    if (!keep_alive)
+        buf_out_str(&o, "Connection: close\r\n");
+    else if (client_minor == 0)
+        buf_out_str(&o, "Connection: keep-alive\r\n");
+    buf_out_put(&o, "\r\n", 2);
+    return o.full ? -1 : (ssize_t)o.len;
+}
