@@ -85,7 +85,7 @@ void balance_free(struct balance *b);
  * Picks a usable server of group <g> for a new request, skipping those in
  * <exclude> (servers already tried for this request; may be NULL). <key>
  * [0..<keylen>) is the hash key (client address or header value) for
- * balance = hash, ignored otherwise. <now_ms> is buf_now_ms(). Sets
+ * balance = hash, ignored otherwise. <now_ms> is clock_ms(). Sets
  * t->server to -1 when none is usable (the caller answers 503).
  * Zero <t> before a request's first pick; pass it again for its retries,
  * which then move the shared cursor no further: a request takes one slot,

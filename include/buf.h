@@ -1,5 +1,5 @@
 /*
- * buf: small shared helpers: monotonic time, range-checked number parsing
+ * buf: small shared helpers: range-checked number parsing
  * (integers, durations, sizes), case-insensitive slice comparison and a
  * bounded writer.
  *
@@ -13,12 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-
-/* Milliseconds on CLOCK_MONOTONIC: for deadlines and durations. */
-int64_t buf_now_ms(void);
-
-/* Microseconds on CLOCK_MONOTONIC: for latency figures in logs. */
-int64_t buf_now_us(void);
 
 /*
  * Parses the decimal number in <s>[0..<len>) into <*out>. Only the digits

@@ -125,7 +125,7 @@ struct conn_log_entry {
     uint64_t bytes;       /* the response body bytes sent */
     const char *upstream; /* the server's address, NULL for none */
     int upstream_status;  /* 0 for none */
-    int64_t start_us;     /* buf_now_us() when the request began */
+    int64_t start_us;     /* clock_us() when the request began */
     int64_t upstream_us;  /* from contacting the upstream to its response head, -1: none */
 };
 

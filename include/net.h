@@ -9,7 +9,7 @@
  * policy live in one place. Upstream sockets are read and written here;
  * the client socket only through conn.c, which uses the net_try_* calls.
  *
- * Deadlines are absolute buf_now_ms() values. On timeout the calls fail
+ * Deadlines are absolute clock_ms() values. On timeout the calls fail
  * with errno ETIMEDOUT.
  */
 #ifndef MP_NET_H

@@ -33,7 +33,7 @@
 struct proc_child {
     bool wanted;        /* the slot should have a process (the adaptive pool clears it) */
     pid_t pid;          /* 0: not running */
-    int64_t started;    /* buf_now_ms() of the last fork */
+    int64_t started;    /* clock_ms() of the last fork */
     int64_t respawn_at; /* when to fork again, 0 if not pending */
     unsigned crashes;   /* consecutive deaths within PROC_CRASH_WINDOW_MS */
     bool fatal;         /* exited with MP_EXIT_FATAL: not respawned */

@@ -65,7 +65,7 @@ struct relay {
     size_t head_cap;
     /* results */
     int upstream_status; /* the status of the upstream's response head, 0 while none */
-    int64_t head_us;     /* buf_now_us() when that head was in, 0 while not */
+    int64_t head_us;     /* clock_us() when that head was in, 0 while not */
     int status;          /* the status sent to the client, 0 while none */
     uint64_t sent;       /* response body bytes given to the client */
     bool upstream_keep;  /* the upstream connection may be pooled */

@@ -50,7 +50,7 @@ struct shm_server {
     atomic_uint checks_ok;               /* consecutive good probes (rise) */
     atomic_uint checks_failed;           /* consecutive failed probes (fall) */
     atomic_uint_fast64_t checks;         /* probes done */
-    atomic_int_fast64_t last_check_ms;   /* buf_now_ms() when the last probe ended, 0: none */
+    atomic_int_fast64_t last_check_ms;   /* clock_ms() when the last probe ended, 0: none */
     atomic_int_fast64_t last_latency_us; /* of the last probe */
     atomic_uint error_seq;               /* seqlock over last_error: odd while it is written */
     char last_error[SHM_ERR_MAX];        /* why the last failed probe failed */
@@ -71,7 +71,7 @@ struct shm_group {
     uint32_t first;                              /* index of its first server in servers[] */
     uint32_t nservers;
     /*
-     * Held (buf_now_ms() of the taker, 0: free) by the worker deciding an
+     * Held (clock_ms() of the taker, 0: free) by the worker deciding an
      * ejection, so that two workers ejecting two servers at once cannot
      * both pass max_ejected_percent. Taken with a CAS, never waited for.
      */
@@ -138,7 +138,7 @@ void shm_destroy(struct shm *shm);
 
 /*
  * The breaker word: the state in the low 2 bits, the time it entered it
- * (buf_now_ms(), never negative) above them.
+ * (clock_ms(), never negative) above them.
  */
 static inline uint64_t
 shm_bw_make(int state, int64_t since_ms)

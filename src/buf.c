@@ -1,33 +1,13 @@
 /*
- * buf: monotonic time, range-checked number parsing, case-insensitive
- * comparison. See include/buf.h for the contracts.
+ * buf: range-checked number parsing, case-insensitive comparison. See
+ * include/buf.h for the contracts.
  */
 #include "buf.h"
 
 #include <string.h>
-#include <time.h>
 
 #define BUF_DAY_MS (24 * 60 * 60 * 1000ULL)
 #define BUF_TIB (1024ULL * 1024 * 1024 * 1024)
-
-int64_t
-buf_now_ms(void)
-{
-    struct timespec ts;
-
-    /* CLOCK_MONOTONIC cannot fail on Linux with a valid pointer. */
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t
-buf_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 int
 buf_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)

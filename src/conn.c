@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "net.h"
 
@@ -207,7 +207,7 @@ conn_access_log(const struct conn *c, const struct conn_log_entry *e)
                      "%s - - [%s] \"%s%s\" %d %" PRIu64 " upstream=%s ustatus=%d rt=%.3f urt=%s\n",
                      c->ip, log_time_local(), e->request, version, e->status, e->bytes,
                      e->upstream != NULL ? e->upstream : "-", e->upstream_status,
-                     (double)(buf_now_us() - e->start_us) / 1e6, ut);
+                     (double)(clock_us() - e->start_us) / 1e6, ut);
     if (n < 0)
         return;
     if ((size_t)n >= sizeof(line)) {
@@ -289,7 +289,7 @@ head_too_slow(struct conn *c, int64_t t0, bool by_rate)
         atomic_fetch_add_explicit(&c->shm->slow_rejects, 1, memory_order_relaxed);
         log_info("%s: request head too slow: %zu bytes in %lld ms (client_header_min_rate "
                  "%u bytes/s)",
-                 c->ip, c->len, (long long)(buf_now_ms() - t0), c->cfg->client_header_min_rate);
+                 c->ip, c->len, (long long)(clock_ms() - t0), c->cfg->client_header_min_rate);
     } else {
         log_info("%s: request head timed out", c->ip);
     }
@@ -301,7 +301,7 @@ ssize_t
 conn_read_head(struct conn *c, struct http_request *req)
 {
     const struct config *cfg = c->cfg;
-    int64_t t0 = buf_now_ms();
+    int64_t t0 = clock_ms();
     bool by_rate = false;
 
     /* Pipelined bytes stay; move them to the front so a whole head fits. */
@@ -337,7 +337,7 @@ conn_read_head(struct conn *c, struct http_request *req)
         if (n <= 0)
             return 0; /* EOF or reset: close quietly */
         if (c->len == 0)
-            t0 = buf_now_ms(); /* the head's clock starts at its first byte */
+            t0 = clock_ms(); /* the head's clock starts at its first byte */
         c->len += (size_t)n;
     }
 }

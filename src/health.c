@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "balance.h"
-#include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "proc.h"
 
@@ -50,7 +50,7 @@ struct probe {
     enum probe_phase phase;
     int fd;              /* -1 while idle */
     bool pending_first;  /* UNKNOWN at start: health_ready waits for its first result */
-    int64_t next_ms;     /* when the next probe is due (buf_now_ms) */
+    int64_t next_ms;     /* when the next probe is due (clock_ms) */
     int64_t deadline_ms; /* start + health_timeout, while in flight */
     int64_t start_us;
     size_t reqlen, sent, got;
@@ -148,7 +148,7 @@ static int
 checker_init(struct checker *ck, const struct config *cfg, struct shm *shm)
 {
     size_t n = 0;
-    int64_t now = buf_now_ms();
+    int64_t now = clock_ms();
 
     memset(ck, 0, sizeof(*ck));
     ck->cfg = cfg;
@@ -306,8 +306,8 @@ finish(struct checker *ck, struct probe *p, const char *reason)
 {
     struct shm_server *srv = p->srv;
     const struct cfg_group *grp = p->grp;
-    int64_t now = buf_now_ms();
-    int64_t lat_us = buf_now_us() - p->start_us;
+    int64_t now = clock_ms();
+    int64_t lat_us = clock_us() - p->start_us;
     double lat_ms = (double)lat_us / 1000.0;
     int state = atomic_load(&srv->health);
     unsigned ok = atomic_load(&srv->checks_ok);
@@ -419,7 +419,7 @@ start_probe(struct checker *ck, struct probe *p, int64_t now)
     char why[SHM_ERR_MAX];
     const struct cfg_addr *a = &p->cs->addr;
 
-    p->start_us = buf_now_us();
+    p->start_us = clock_us();
     p->deadline_ms = now + p->grp->health_timeout_ms;
     p->sent = 0;
     p->got = 0;
@@ -530,7 +530,7 @@ expire_probe(struct checker *ck, struct probe *p)
 static void
 checker_turn(struct checker *ck)
 {
-    int64_t now = buf_now_ms();
+    int64_t now = clock_ms();
     int64_t wake = INT64_MAX;
     nfds_t nfds = 0;
 

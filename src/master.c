@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "clock.h"
 #include "carry.h"
 #include "health.h"
 #include "log.h"
@@ -350,7 +350,7 @@ reap(struct master *m, bool stopping)
             proc_describe_exit(status, why, sizeof(why));
             log_debug("generation %u: %s (pid %d) %s", gen->id, name, (int)pid, why);
         } else {
-            proc_died(&gen->children[i], name, pid, status, buf_now_ms());
+            proc_died(&gen->children[i], name, pid, status, clock_ms());
         }
     }
 }
@@ -359,7 +359,7 @@ reap(struct master *m, bool stopping)
 static int64_t
 respawn_due(struct master *m)
 {
-    int64_t now = buf_now_ms(), next = -1;
+    int64_t now = clock_ms(), next = -1;
     for (size_t k = 0; k < m->ngens; k++) {
         struct generation *gen = m->gens[k];
         if (gen->retiring)
@@ -644,11 +644,11 @@ wait_health_ready(struct master *m, struct generation *gen)
     for (size_t g = 0; g < gen->cfg->ngroups; g++)
         if (gen->cfg->groups[g].health_check && gen->cfg->groups[g].health_timeout_ms > longest)
             longest = gen->cfg->groups[g].health_timeout_ms;
-    int64_t deadline = buf_now_ms() + longest + 1000;
+    int64_t deadline = clock_ms() + longest + 1000;
     while (!atomic_load(&gen->shm->health_ready)) {
         if (sig_term || sig_quit)
             return -1;
-        if (buf_now_ms() >= deadline) {
+        if (clock_ms() >= deadline) {
             log_warn("first health checks not done after %lld ms; starting the workers anyway "
                      "(servers not checked yet get no traffic)",
                      (long long)(longest + 1000));
@@ -677,7 +677,7 @@ gen_start(struct master *m, struct generation *gen)
     struct config *cfg = gen->cfg;
     gen->children[cfg->worker_slots].wanted = true;
     if (spawn_child(gen, cfg->worker_slots) == -1)
-        gen->children[cfg->worker_slots].respawn_at = buf_now_ms() + 1000;
+        gen->children[cfg->worker_slots].respawn_at = clock_ms() + 1000;
     if (wait_health_ready(m, gen) == -1)
         return -1;
     gen_listener_mode(gen);
@@ -689,7 +689,7 @@ gen_start(struct master *m, struct generation *gen)
             continue; /* slots above min_workers are the adaptive pool's */
         gen->children[i].wanted = true;
         if (spawn_child(gen, i) == -1)
-            gen->children[i].respawn_at = buf_now_ms() + 1000;
+            gen->children[i].respawn_at = clock_ms() + 1000;
     }
     return 0;
 }
@@ -699,7 +699,7 @@ static void
 gen_retire(struct generation *gen)
 {
     gen->retiring = true;
-    gen->kill_at = buf_now_ms() + gen->cfg->shutdown_timeout_ms;
+    gen->kill_at = clock_ms() + gen->cfg->shutdown_timeout_ms;
     signal_gen(gen, SIGQUIT);
 }
 
@@ -711,13 +711,13 @@ gen_retire(struct generation *gen)
 static void
 wait_retired(struct master *m, struct generation *gen)
 {
-    int64_t deadline = buf_now_ms() + 1000;
+    int64_t deadline = clock_ms() + 1000;
     for (;;) {
         unsigned pending = 0;
         for (unsigned i = 0; i < gen->cfg->worker_slots; i++)
             if (gen->children[i].pid != 0 && !atomic_load(&gen->shm->workers[i].draining))
                 pending++;
-        if (pending == 0 || buf_now_ms() >= deadline)
+        if (pending == 0 || clock_ms() >= deadline)
             return;
         if (sig_chld) {
             sig_chld = 0;
@@ -731,7 +731,7 @@ wait_retired(struct master *m, struct generation *gen)
 static void
 gens_collect(struct master *m)
 {
-    int64_t now = buf_now_ms();
+    int64_t now = clock_ms();
     bool freed = false;
     for (size_t k = 1; k < m->ngens;) {
         struct generation *gen = m->gens[k];
@@ -761,7 +761,7 @@ gens_collect(struct master *m)
 static int64_t
 next_kill(const struct master *m)
 {
-    int64_t now = buf_now_ms(), next = -1;
+    int64_t now = clock_ms(), next = -1;
     for (size_t k = 1; k < m->ngens; k++) {
         int64_t left = m->gens[k]->kill_at - now;
         if (left < 0)
@@ -938,15 +938,15 @@ pool_tick(struct generation *gen)
 static void
 stop_children(struct master *m, int sig, int64_t grace_ms)
 {
-    int64_t deadline = buf_now_ms() + grace_ms;
+    int64_t deadline = clock_ms() + grace_ms;
     signal_all(m, sig);
     while (live_children(m) > 0) {
-        int64_t left = deadline - buf_now_ms();
+        int64_t left = deadline - clock_ms();
         if (left <= 0) {
             log_warn("%u children still running after %lld ms: killing them", live_children(m),
                      (long long)grace_ms);
             signal_all(m, SIGKILL);
-            deadline = buf_now_ms() + 1000000;
+            deadline = clock_ms() + 1000000;
             left = 1000;
         }
         sig_chld = 0;
@@ -957,7 +957,7 @@ stop_children(struct master *m, int sig, int64_t grace_ms)
             /* A graceful stop, overtaken by a fast one. */
             sig = SIGTERM;
             signal_all(m, SIGTERM);
-            deadline = buf_now_ms() + FAST_STOP_MS;
+            deadline = clock_ms() + FAST_STOP_MS;
         }
         wait_signal(m, left < 100 ? left : 100);
     }
@@ -997,7 +997,7 @@ setup_signals(struct master *m)
 static int64_t
 pool_due(struct master *m, int64_t *last_tick, int64_t *next_tick)
 {
-    int64_t now = buf_now_ms();
+    int64_t now = clock_ms();
     if (m->nudged) {
         /* A worker found too few idle workers: grow now, not at the next tick. */
         m->nudged = false;
@@ -1038,7 +1038,7 @@ handle_signals(struct master *m)
 static void
 serve(struct master *m)
 {
-    int64_t last_tick = buf_now_ms(), next_tick = last_tick + POOL_TICK_MS;
+    int64_t last_tick = clock_ms(), next_tick = last_tick + POOL_TICK_MS;
     for (;;) {
         int64_t next = respawn_due(m), k = next_kill(m);
         if (k != -1 && (next == -1 || k < next))

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "clock.h"
 
 int
 net_listen(const struct cfg_addr *addr, int backlog)
@@ -76,7 +76,7 @@ int
 net_poll(struct pollfd *pfds, nfds_t n, int64_t deadline)
 {
     for (;;) {
-        int64_t left = deadline - buf_now_ms();
+        int64_t left = deadline - clock_ms();
         if (left <= 0) {
             errno = ETIMEDOUT;
             return -1;
@@ -191,7 +191,7 @@ net_writev_all(int fd, struct iovec *iov, int cnt, int64_t timeout_ms)
         if (n == -1) {
             if (errno != EAGAIN)
                 return -1;
-            if (net_wait(fd, POLLOUT, buf_now_ms() + timeout_ms) == -1)
+            if (net_wait(fd, POLLOUT, clock_ms() + timeout_ms) == -1)
                 return -1;
             continue;
         }

@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "privs.h"
 
@@ -56,7 +56,7 @@ proc_spawn(struct proc_child *ch, const struct proc_start *st)
     }
     ch->pid = pid;
     ch->wanted = true;
-    ch->started = buf_now_ms();
+    ch->started = clock_ms();
     ch->respawn_at = 0;
     return pid;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "net.h"
 #include "relay.h"
@@ -57,7 +58,7 @@ access_log(struct exchange *x)
     int64_t upstream_us = -1;
     if (x->upstream_start_us != 0)
         upstream_us =
-            (x->upstream_head_us ? x->upstream_head_us : buf_now_us()) - x->upstream_start_us;
+            (x->upstream_head_us ? x->upstream_head_us : clock_us()) - x->upstream_start_us;
     conn_access_log(x->c,
                     &(struct conn_log_entry){
                         .request = x->reqline,
@@ -103,7 +104,7 @@ pick_server(struct exchange *x)
 {
     struct proxy *px = x->px;
 
-    balance_pick(&px->bal, px->shm, x->group, &x->tried, x->key.p, x->key.len, buf_now_ms(),
+    balance_pick(&px->bal, px->shm, x->group, &x->tried, x->key.p, x->key.len, clock_ms(),
                  &x->ticket);
     if (x->ticket.server < 0) {
         log_warn("[%s] no usable server (client %s, \"%s\")", x->grp->name, x->c->ip, x->reqline);
@@ -143,7 +144,7 @@ leave_server(struct exchange *x, bool ok)
     if (!x->counted)
         return;
     x->counted = false;
-    balance_done(&px->bal, px->shm, x->group, &x->ticket, ok, buf_now_ms());
+    balance_done(&px->bal, px->shm, x->group, &x->ticket, ok, clock_ms());
     atomic_fetch_sub_explicit(&shm_srv(px->shm, x->group, (size_t)x->server)->active, 1,
                               memory_order_relaxed);
     bool pool = ok && x->relayed && r->upstream_keep && r->body_done && !r->upload_aborted;
@@ -191,11 +192,11 @@ open_conn(struct exchange *x)
     x->ufd = x->fresh ? -1 : upool_get(&px->pool, x->group, (size_t)x->server, retryable);
     x->reused = x->ufd != -1;
     if (x->upstream_start_us == 0)
-        x->upstream_start_us = buf_now_us();
+        x->upstream_start_us = clock_us();
     if (x->ufd != -1)
         return F_NONE;
     x->ufd =
-        net_connect(&x->grp->servers[x->server].addr, buf_now_ms() + x->grp->connect_timeout_ms);
+        net_connect(&x->grp->servers[x->server].addr, clock_ms() + x->grp->connect_timeout_ms);
     if (x->ufd != -1)
         return F_NONE;
     x->err = errno;
@@ -567,7 +568,7 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
         .grp = grp,
         .server = -1,
         .ufd = -1,
-        .start_us = buf_now_us(),
+        .start_us = clock_us(),
         .idempotent = is_idempotent(req->method),
         .retries_left = grp->retries,
         .client_keep = req->info.keep_alive && !*px->draining && cfg->keepalive_timeout_ms > 0 &&
@@ -617,7 +618,7 @@ static int
 finish(struct exchange *x)
 {
     if (x->server >= 0 && x->status != 0 && x->upstream_head_us == 0)
-        x->upstream_head_us = buf_now_us();
+        x->upstream_head_us = clock_us();
     /* The response may be whole, but the request body was not all read or sent: close. */
     if (!x->rl.body_done || x->rl.upload_aborted)
         x->client_keep = false;

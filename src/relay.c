@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "net.h"
 #include "rewrite.h"
@@ -164,7 +164,7 @@ upload_read(struct relay *r, struct upload *u, enum relay_end *end)
         return 0;
     if (n <= 0)
         return fail(r, end, RELAY_CLIENT_GONE, "client closed during the request body");
-    u->last = buf_now_ms();
+    u->last = clock_ms();
     u->got += (uint64_t)n;
     outq_reset(&u->q);
     if (r->body_framing == HTTP_BODY_LENGTH) {
@@ -202,7 +202,7 @@ upload_step(struct relay *r, struct upload *u, enum relay_end *end)
             return 1;
         }
         if (w == 1)
-            u->last = buf_now_ms();
+            u->last = clock_ms();
         return w;
     }
     return r->body_done ? 0 : upload_read(r, u, end);
@@ -267,7 +267,7 @@ download_begin(struct relay *r, struct download *d, size_t head_len, enum relay_
 {
     const struct http_response *resp = &d->resp;
 
-    r->head_us = buf_now_us();
+    r->head_us = clock_us();
     r->upstream_status = resp->status;
     r->upstream_keep = resp->info.keep_alive && r->pool_ok;
     if (!r->body_done || *r->draining)
@@ -359,7 +359,7 @@ download_step(struct relay *r, struct download *d, enum relay_end *end)
         if (w == -1)
             return fail(r, end, RELAY_CLIENT_GONE, "client closed during the response");
         if (w == 1)
-            d->last = buf_now_ms();
+            d->last = clock_ms();
         if (outq_empty(&d->q) && d->complete)
             d->state = DL_DONE;
         return w;
@@ -384,7 +384,7 @@ download_step(struct relay *r, struct download *d, enum relay_end *end)
     if (n <= 0)
         return download_eof(r, d, n, end);
     d->any_byte = true;
-    d->last = buf_now_ms();
+    d->last = clock_ms();
     if (d->state == DL_HEAD) {
         d->head_len += (size_t)n;
         return download_head(r, d, end) == -1 ? -1 : 1;
@@ -432,7 +432,7 @@ plan_wait(const struct relay *r, const struct upload *u, const struct download *
          */
         if (r->body_min_rate > 0)
             wait_for(w, 0, POLLIN,
-                     buf_now_ms() + 1000 + (int64_t)(u->got * 1000 / r->body_min_rate) - u->waited,
+                     clock_ms() + 1000 + (int64_t)(u->got * 1000 / r->body_min_rate) - u->waited,
                      RELAY_CLIENT_SLOW, "client request body too slow");
     }
     if (!outq_empty(&d->q))
@@ -463,7 +463,7 @@ relay_run(struct relay *r)
 
     outq_reset(&u.q);
     outq_reset(&d.q);
-    u.last = d.last = buf_now_ms();
+    u.last = d.last = clock_ms();
     /*
      * With nothing to upload, the answer to a request just sent is rarely
      * there yet, so do not even read(): yield the CPU first, and twice
@@ -495,13 +495,13 @@ relay_run(struct relay *r)
         }
         struct wait w;
         plan_wait(r, &u, &d, &w);
-        int64_t before = buf_now_ms();
+        int64_t before = clock_ms();
         if (net_poll(w.pfd, 2, w.deadline) == -1) {
             if (errno == ETIMEDOUT)
                 return fail(r, &end, w.late, w.why), end;
             return fail(r, &end, RELAY_CLIENT_GONE, "poll"), end;
         }
         if (w.pfd[0].events & POLLIN)
-            u.waited += buf_now_ms() - before;
+            u.waited += clock_ms() - before;
     }
 }

@@ -13,6 +13,7 @@
 #include "status.h"
 
 #include "buf.h"
+#include "clock.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -209,7 +210,7 @@ struct hdr_view {
     uint32_t generation;
     uint32_t nworkers;
     uint32_t ngroups;
-    int64_t now_ms; /* CLOCK_MONOTONIC, as buf_now_ms() */
+    int64_t now_ms; /* CLOCK_MONOTONIC, as clock_ms() */
     unsigned by_state[5];
     uint64_t worker_requests, worker_connections;
 };
@@ -261,7 +262,7 @@ read_header(const struct shm *shm, struct hdr_view *h)
     h->uptime_s = shm->started > 0 && now > shm->started ? now - shm->started : 0;
     h->generation = shm->generation;
     h->nworkers = nworkers_of(shm);
-    h->now_ms = buf_now_ms(); /* the clock last_check_ms is written with */
+    h->now_ms = clock_ms(); /* the clock last_check_ms is written with */
     for (uint32_t i = 0; i < h->nworkers; i++) {
         const struct shm_worker *w = &shm->workers[i];
         int st = atomic_load(&w->state);

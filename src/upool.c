@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "clock.h"
 #include "net.h"
 
 /* Idle connections older than this are not trusted: most servers close them by then. */
@@ -69,7 +69,7 @@ upool_get(struct upool *p, size_t g, size_t s, bool retryable)
         struct upool_entry e = pg->idle[i];
         remove_at(pg, i);
         if (now == -1)
-            now = buf_now_ms();
+            now = clock_ms();
         int64_t idle = now - e.since_ms;
         /*
          * A connection idle for a moment is trusted as it is for a request that
@@ -98,5 +98,5 @@ upool_put(struct upool *p, size_t g, size_t s, int fd)
         remove_at(pg, 0);
     }
     pg->idle[pg->n++] =
-        (struct upool_entry){.fd = fd, .server = (uint16_t)s, .since_ms = buf_now_ms()};
+        (struct upool_entry){.fd = fd, .server = (uint16_t)s, .since_ms = clock_ms()};
 }

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "admin.h"
-#include "buf.h"
+#include "clock.h"
 #include "conn.h"
 #include "http.h"
 #include "log.h"
@@ -144,14 +144,14 @@ idle_wait(struct proxy *px, struct conn *c, int64_t deadline)
      * would race that request (and make it reconnect, which would cost
      * another connection its worker, and so on).
      */
-    int64_t mute_until = buf_now_ms() + FAIR_MIN_IDLE_MS;
+    int64_t mute_until = clock_ms() + FAIR_MIN_IDLE_MS;
 
     pfd[0] = (struct pollfd){.fd = conn_fd(c), .events = POLLIN};
     pfd[1] = (struct pollfd){.fd = wake_pipe[0], .events = POLLIN};
     for (;;) {
         if (draining)
             return 0; /* a legal close between requests */
-        int64_t now = buf_now_ms(), wake = deadline;
+        int64_t now = clock_ms(), wake = deadline;
         if (now >= deadline)
             return 0;
         nfds_t n = 2;
@@ -174,7 +174,7 @@ idle_wait(struct proxy *px, struct conn *c, int64_t deadline)
                       c->ip);
             return 0;
         }
-        mute_until = buf_now_ms() + 20;
+        mute_until = clock_ms() + 20;
     }
 }
 
@@ -213,7 +213,7 @@ next_request(struct proxy *px, struct conn *c, struct http_request *req)
         set_state(px, SHM_W_KEEPALIVE);
         if (draining)
             return 0; /* idle between requests: close; a new connection still gets its answer */
-        int64_t deadline = buf_now_ms() + px->cfg->keepalive_timeout_ms;
+        int64_t deadline = clock_ms() + px->cfg->keepalive_timeout_ms;
         int r = conn_try_first_bytes(c);
         if (r == 0 || (r == -1 && idle_wait(px, c, deadline) == 0))
             return 0;
@@ -263,7 +263,7 @@ ip_admit(struct proxy *px, struct conn *c)
     atomic_fetch_add_explicit(&px->shm->ip_rejects, 1, memory_order_relaxed);
     log_info("%s: refused: %d connections from this address (max_conns_per_ip %u)", c->ip, n,
              cfg->max_conns_per_ip);
-    conn_refuse(c, 503, buf_now_us());
+    conn_refuse(c, 503, clock_us());
     return -1;
 }
 

@@ -4,7 +4,7 @@
  * socketpair, written by this process, or by a child that stays within
  * the case's time bound, for heads that arrive in pieces.
  */
-#include "buf.h"
+#include "clock.h"
 #include "conn.h"
 #include "log.h"
 #include "net.h"
@@ -239,10 +239,10 @@ START_TEST(test_poll_deadlines)
     /* passed: no sleep at all */
     int64_t t0 = tl_now_ms();
     errno = 0;
-    ck_assert_int_eq(net_poll(&pfd, 1, buf_now_ms() - 1), -1);
+    ck_assert_int_eq(net_poll(&pfd, 1, clock_ms() - 1), -1);
     ck_assert_int_eq(errno, ETIMEDOUT);
     /* reached: about on time */
-    ck_assert_int_eq(net_poll(&pfd, 1, buf_now_ms() + 100), -1);
+    ck_assert_int_eq(net_poll(&pfd, 1, clock_ms() + 100), -1);
     ck_assert_int_eq(errno, ETIMEDOUT);
     int64_t took = tl_now_ms() - t0;
     ck_assert_msg(took >= 100 && took < 1000, "took %lld ms", (long long)took);
@@ -263,11 +263,11 @@ START_TEST(test_poll_signal)
     ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
     int64_t t0 = tl_now_ms();
     /* a signal ends the wait with 0: the caller looks at its flags */
-    ck_assert_int_eq(net_poll(&pfd, 1, buf_now_ms() + 5000), 0);
+    ck_assert_int_eq(net_poll(&pfd, 1, clock_ms() + 5000), 0);
     ck_assert_int_lt(tl_now_ms() - t0, 2000);
     /* net_wait() does not stop for one */
     ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
-    ck_assert_int_eq(net_wait(conn_fd(&conn), POLLIN, buf_now_ms() + 200), -1);
+    ck_assert_int_eq(net_wait(conn_fd(&conn), POLLIN, clock_ms() + 200), -1);
     ck_assert_int_eq(errno, ETIMEDOUT);
     ck_assert_int_ge(tl_now_ms() - t0, 200);
 }
