@@ -878,12 +878,13 @@ run_one() {
             "$((peak / 1024))" "$qmax")"
 
     # Plausibility: each completed request reached an upstream once, plus the
-    # ones in flight when wrk stopped, plus health checks. (-1: the stub_status
-    # request made for <after> counts itself.)
+    # ones in flight when wrk stopped (s_time -reuse: plus each client's first
+    # connection, not counted in its total), plus health checks. (-1: the
+    # stub_status request made for <after> counts itself.)
     if ((total == 0)); then
-        warn "$name/$proxy round $rep: wrk completed no request at all"
+        warn "$name/$proxy round $rep: the clients completed no request at all"
     fi
-    if ((errs > 0)); then
+    if ((errs > 0)) && [[ $kind == http || $kind == https ]]; then
         warn "$name/$proxy round $rep: $errs errors (socket errors + non-2xx/3xx), see $(basename "$out")"
     fi
     # wrk reports nothing when some of its connections are never accepted: they
@@ -900,7 +901,8 @@ run_one() {
         served=$((after - before - 1))
         slack=$((conns + 3 * DUR * 10 + 20))
         if ((served < total * 99 / 100 || served > total + total / 100 + slack)); then
-            warn "$name/$proxy round $rep: upstreams served $served requests, wrk completed $total"
+            warn "$name/$proxy round $rep: upstreams served $served requests, the clients" \
+                "completed $total"
         fi
     else
         warn "could not read the upstream request counter"
