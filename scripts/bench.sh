@@ -61,16 +61,19 @@
 #     /proc/PID/smaps_rollup) over its master and all its workers, so pages
 #     shared between forked workers are counted once, not once per worker;
 #   - reads the CPU time of all the proxy's processes just before and just
-#     after each run: utime + stime + cutime + cstime from /proc/PID/stat of
-#     its first process and every descendant alive at that moment. cutime and
-#     cstime hold what the children a process has reaped used, so a worker
-#     that exits during the run still counts (through its master), and a
-#     multi-threaded process's stat covers all its threads. A child reaped
-#     while the snapshot is read would count twice or not at all, so the
-#     master's cutime + cstime is read before and after the others and the
-#     snapshot is taken again when they differ. The load side (the load
-#     generator's user + system time, from bash's `time`, plus the upstream
-#     nginx measured like the proxy) is read the same way;
+#     after each run, without cgroups: for the first process and every
+#     descendant alive at that moment, the run time of each of its threads
+#     (/proc/PID/task/TID/schedstat, in ns: /proc/PID/stat's utime and stime
+#     are whole clock ticks, and with hundreds of workers that each run a few
+#     ms the rounding would lose most of it) plus cutime + cstime from
+#     /proc/PID/stat, which hold what the children it reaped used, so a
+#     worker that exits during the run still counts (through its master). A
+#     child reaped while the snapshot is read would count twice or not at
+#     all, so the master's cutime + cstime is read before and after the
+#     others and the snapshot is taken again when they differ. The load side
+#     (the load generator's user + system time, from bash's `time`, plus the
+#     upstream nginx and the sampler, measured like the proxy) and the whole
+#     machine's busy time (/proc/stat) are read around the run too;
 #   - after each run checks that the upstreams served about as many requests
 #     as the clients completed (nginx stub_status) and warns when none
 #     completed, when errors occurred, or when the counts disagree; it also
@@ -108,8 +111,13 @@
 #             of one CPU. Pinned mode: near 100 means the proxy's core limited
 #             the figure.
 #   load CPU %   the same for the load side: the load generator (wrk or the
-#             s_time clients) plus the upstream nginx. Pinned mode: near 100
-#             means CPU 0, not the proxy, limited the figure.
+#             s_time clients), the upstream nginx and this script's memory and
+#             queue sampler. Pinned mode: they share CPU 0, so near 100 means
+#             CPU 0, not the proxy, limited the figure.
+#   others CPU %   the rest of the machine's busy time over the run (all
+#             CPUs, from /proc/stat, minus the proxy and the load side), in %
+#             of one CPU: whatever else runs on the machine. Above OTHERS_MAX
+#             the script warns that the run was disturbed.
 #   peak PSS  highest memory sample of that proxy (all its processes), MiB
 #   mp/nginx, mp/haproxy   miniproxyd's req/s divided by the other proxy's:
 #             above 1.00 miniproxyd is faster. In shared mode everything (load,
@@ -136,6 +144,7 @@
 #   KEEP=0          1 keeps the temp dir (configs, logs, raw wrk and s_time
 #                   outputs, results.tsv)
 #   OUT=            also write the markdown table to this file
+#   OTHERS_MAX=25   "others CPU %" above which a run is called disturbed
 set -euo pipefail
 
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -152,6 +161,7 @@ WARMUP=${WARMUP:-1}
 KEEP=${KEEP:-0}
 OUT=${OUT:-}
 SAMPLE_INTERVAL=${SAMPLE_INTERVAL:-0.5}
+OTHERS_MAX=${OTHERS_MAX:-25}
 NCPUS=$(nproc) # before PIN=1 narrows this script's affinity to one CPU
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -163,8 +173,9 @@ LOAD_CPU=0
 
 # The TLS settings every proxy gets: Mozilla's "intermediate" profile, which
 # is also miniproxyd's default.
-TLS12_CIPHERS=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384
-TLS12_CIPHERS+=:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
+TLS12_CIPHERS=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256
+TLS12_CIPHERS+=:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384
+TLS12_CIPHERS+=:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
 TLS13_SUITES=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 
 PIDS=()     # every long-running process we started, killed on exit
@@ -432,8 +443,8 @@ EOF
         if "$MP_BIN" -t -c "$d/tls.ini" >"$d/tls-check.log" 2>&1; then
             ini=$d/tls.ini
         else
-            MP_TLS_SKIP="\`miniproxyd -t\` rejects the TLS configuration: $(awk '!/test failed/ { print; exit }' \
-                "$d/tls-check.log")"
+            MP_TLS_SKIP="\`miniproxyd -t\` rejects the TLS configuration: "
+            MP_TLS_SKIP+=$(awk '!/test failed/ { print; exit }' "$d/tls-check.log")
             say "SKIPPING miniproxyd in the HTTPS scenarios: $MP_TLS_SKIP"
             say "    (nginx and HAProxy still run them; the configuration tried is $d/tls.ini)"
         fi
@@ -624,7 +635,9 @@ cpu_ns() {
     hz=$(getconf CLK_TCK)
     for _ in 1 2 3 4 5; do
         files=("/proc/$root/stat")
-        for p in $(tree_pids "$root"); do files+=("/proc/$p/stat" /proc/"$p"/task/*/schedstat); done
+        for p in $(tree_pids "$root"); do
+            files+=("/proc/$p/stat" /proc/"$p"/task/*/schedstat)
+        done
         files+=("/proc/$root/stat")
         # A stat line holds "(comm) "; the fields after it start at field 3 of
         # proc(5), so cutime and cstime (fields 16, 17) are f[14] and f[15].
@@ -635,11 +648,19 @@ cpu_ns() {
             { ns += $1 }
             END {
                 for (j = 2; j < k; j++) ticks += c[j]
-                printf "%.0f %s\n", ns + ticks * 1e9 / hz, (k < 2 || c[1] == c[k]) ? "stable" : "moved"
+                stable = k < 2 || c[1] == c[k]
+                printf "%.0f %s\n", ns + ticks * 1e9 / hz, stable ? "stable" : "moved"
             }')
         [[ $out == *stable ]] && break
     done
     echo "${out% *}"
+}
+
+# Prints the busy time of all CPUs so far (user, nice, system, irq, softirq,
+# steal from /proc/stat's "cpu" line), in nanoseconds.
+busy_ns() {
+    awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" {
+        printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1e9 / hz; exit }' /proc/stat
 }
 
 # Prints how many connections wait in the accept queue of the listener on <port>.
@@ -771,7 +792,8 @@ run_load() {
     http | https)
         [[ $kind == https ]] && scheme=https
         [[ -n $hdr ]] && args+=(-H "$hdr")
-        wrk "${args[@]}" "$scheme://127.0.0.1:$port$path" >"$out" 2>&1 || echo "wrk failed" >>"$out"
+        wrk "${args[@]}" "$scheme://127.0.0.1:$port$path" >"$out" 2>&1 ||
+            echo "wrk failed" >>"$out"
         ;;
     new | reuse)
         for k in $(seq 1 "$conns"); do
@@ -801,7 +823,7 @@ run_one() {
     local out="$T/wrk/$name.$proxy.$rep.txt" samplef="$T/wrk/$name.$proxy.$rep.sample"
     local timef="$T/wrk/$name.$proxy.$rep.time"
     local before after served rps mibs p50 p99 errs total peak qmax qrun slack
-    local cpu0 cpu1 up0 up1 wall user sys us_req proxy_pct load_pct
+    local cpu0 cpu1 up0 up1 busy0 busy1 samp wall user sys us_req proxy_pct load_pct other_pct
     local resumed full ok fewest
     local idle=${SC_IDLE[$i]}
     if ((idle > 0)); then
@@ -822,12 +844,16 @@ run_one() {
     SAMPLER=$!
     cpu0=$(cpu_ns "${PID[$proxy]}")
     up0=$(cpu_ns "$UP_PID")
+    busy0=$(busy_ns)
     # Wall time and the user and system time of the load generator (bash's
     # time counts the children the timed command waited for).
     local TIMEFORMAT='%R %U %S'
     { time run_load "$i" "$port" "$out"; } 2>"$timef"
+    busy1=$(busy_ns)
     cpu1=$(cpu_ns "${PID[$proxy]}")
     up1=$(cpu_ns "$UP_PID")
+    # The sampler started just before the run: all it used, it used for it.
+    samp=$(cpu_ns "$SAMPLER")
     kill "$SAMPLER" 2>/dev/null || true
     wait "$SAMPLER" 2>/dev/null || true
     SAMPLER=""
@@ -859,23 +885,33 @@ run_one() {
         fi
     else
         read -r rps mibs p50 p99 errs total < <(parse_wrk "$out")
-        grep -q '^wrk failed' "$out" && warn "$name/$proxy round $rep: wrk failed: $(head -1 "$out")"
+        grep -q '^wrk failed' "$out" &&
+            warn "$name/$proxy round $rep: wrk failed: $(head -1 "$out")"
     fi
     read -r peak qmax qrun <"$samplef"
-    # CPU per request (us), the proxy's and the load side's CPU (% of one CPU).
-    read -r us_req proxy_pct load_pct < <(awk -v c="$((cpu1 - cpu0))" -v u="$((up1 - up0))" \
-        -v n="$total" -v w="$wall" -v cu="$user" -v cs="$sys" 'BEGIN {
+    # CPU per request (us); the proxy's, the load side's and everything
+    # else's CPU (% of one CPU; the rest of the machine's busy time).
+    read -r us_req proxy_pct load_pct other_pct < <(awk -v c="$((cpu1 - cpu0))" \
+        -v u="$((up1 - up0 + samp))" -v b="$((busy1 - busy0))" -v n="$total" -v w="$wall" \
+        -v cu="$user" -v cs="$sys" 'BEGIN {
             if (n > 0) printf "%.1f", c / 1e3 / n; else printf "-"
-            if (w > 0) printf " %.0f %.0f\n", c / 1e9 / w * 100, (u / 1e9 + cu + cs) / w * 100
-            else print " - -"
+            l = u / 1e9 + cu + cs
+            o = b / 1e9 - c / 1e9 - l
+            if (o < 0) o = 0
+            if (w > 0) printf " %.0f %.0f %.0f\n", c / 1e9 / w * 100, l / w * 100, o / w * 100
+            else print " - - -"
         }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$proxy" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$proxy" \
         "$rep" "$rps" "$mibs" "$p50" "$p99" "$errs" "$total" "$peak" "$qmax" "$us_req" \
-        "$proxy_pct" "$load_pct" >>"$RESULTS"
+        "$proxy_pct" "$load_pct" "$other_pct" >>"$RESULTS"
     say "$(printf '  %-17s %-8s round %s: %9.0f req/s  p99 %8s ms  errors %s  CPU %6s us/req' \
         "$name" "$proxy" "$rep" "$rps" "$p99" "$errs" "$us_req")" \
-        "$(printf ' (proxy %s%%, load %s%%)  peak %s MiB  acceptq %s' "$proxy_pct" "$load_pct" \
-            "$((peak / 1024))" "$qmax")"
+        "$(printf ' (proxy %s%%, load %s%%, others %s%%)  peak %s MiB  acceptq %s' "$proxy_pct" \
+            "$load_pct" "$other_pct" "$((peak / 1024))" "$qmax")"
+    if [[ $other_pct != - ]] && ((other_pct > OTHERS_MAX)); then
+        warn "$name/$proxy round $rep: other processes used $other_pct% of a CPU during the run" \
+            "(more than OTHERS_MAX=$OTHERS_MAX%): its figures are disturbed"
+    fi
 
     # Plausibility: each completed request reached an upstream once, plus the
     # ones in flight when wrk stopped (s_time -reuse: plus each client's first
@@ -920,7 +956,9 @@ median() {
 
 # Prints <a> / <b> with two decimals, "-" when <a> is "-" or <b> is 0 or not a number.
 ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b + 0 > 0) printf "%.2f\n", a / b; else print "-" }'
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a != "-" && b + 0 > 0) printf "%.2f\n", a / b; else print "-"
+    }'
 }
 
 # Prints column <col> (1-based) of the results of <scenario> <proxy>.
@@ -936,9 +974,9 @@ fmt() {
 # Prints the line that says how the run was set up.
 mode_line() {
     if [[ $PIN == 1 ]]; then
-        echo "mode: pinned (PIN=1): each proxy alone on CPU $PROXY_CPU (nginx $PROXY_CPUS worker(s)," \
-            "HAProxy $PROXY_CPUS thread(s), miniproxyd master + workers); wrk, s_time, the" \
-            "upstream nginx and the script on CPU $LOAD_CPU"
+        echo "mode: pinned (PIN=1): each proxy alone on CPU $PROXY_CPU" \
+            "(nginx $PROXY_CPUS worker(s), HAProxy $PROXY_CPUS thread(s), miniproxyd master +" \
+            "workers); wrk, s_time, the upstream nginx and the script on CPU $LOAD_CPU"
     else
         echo "mode: shared (PIN=0): proxies, load and upstreams share all $NCPUS CPUs" \
             "(nginx $PROXY_CPUS workers, HAProxy $PROXY_CPUS threads)"
@@ -946,7 +984,7 @@ mode_line() {
 }
 
 report() {
-    local i name proxy rps mibs p50 p99 errs peak qmax r_ng r_ha cpu pcpu lcpu c_ng
+    local i name proxy rps mibs p50 p99 errs peak qmax r_ng r_ha cpu pcpu lcpu ocpu c_ng
     declare -A med cpumed
     echo
     echo "miniproxyd benchmark: DUR=${DUR}s REPEAT=$REPEAT, $NCPUS CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -955,9 +993,10 @@ report() {
         "medians over the rounds; memory = peak Pss of all processes"
     echo
     echo "| scenario | proxy | req/s | MiB/s | p50 ms | p99 ms | errors | accept q | CPU us/req" \
-        "| proxy CPU % | load CPU % | peak PSS MiB | mp/nginx | mp/haproxy | CPU mp/nginx |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" \
-        "---: | ---: |"
+        "| proxy CPU % | load CPU % | others CPU % | peak PSS MiB | mp/nginx | mp/haproxy" \
+        "| CPU mp/nginx |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" \
+        "---: | ---: | ---: | ---: |"
     for i in "${!SC_NAME[@]}"; do
         name=${SC_NAME[$i]}
         for proxy in "${PROXIES[@]}"; do
@@ -967,8 +1006,9 @@ report() {
         for proxy in "${PROXIES[@]}"; do
             rps=${med[$proxy]}
             if [[ $rps == - ]]; then
-                printf '| %s | %s | skipped | - | - | - | - | - | - | - | - | - | - | - | - |\n' \
-                    "$name" "$([[ $proxy == mp ]] && echo miniproxyd || echo "$proxy")"
+                printf '| %s | %s | skipped |%s\n' \
+                    "$name" "$([[ $proxy == mp ]] && echo miniproxyd || echo "$proxy")" \
+                    "$(printf ' - |%.0s' {1..13})"
                 continue
             fi
             mibs=-
@@ -981,16 +1021,18 @@ report() {
             cpu=$(fmt "${cpumed[$proxy]}" %.1f)
             pcpu=$(fmt "$(column_of "$name" "$proxy" 13 | awk '$1 != "-"' | median)" %.0f)
             lcpu=$(fmt "$(column_of "$name" "$proxy" 14 | awk '$1 != "-"' | median)" %.0f)
+            ocpu=$(fmt "$(column_of "$name" "$proxy" 15 | awk '$1 != "-"' | median)" %.0f)
             r_ng=- r_ha=- c_ng=-
             if [[ $proxy == mp ]]; then
                 r_ng=$(ratio "$rps" "${med[nginx]:-0}")
                 r_ha=$(ratio "$rps" "${med[haproxy]:-0}")
                 c_ng=$(ratio "${cpumed[mp]}" "${cpumed[nginx]:-0}")
             fi
-            printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s |\n' \
+            printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %s' \
                 "$name" "$([[ $proxy == mp ]] && echo miniproxyd || echo "$proxy")" "$rps" "$mibs" \
-                "$p50" "$p99" "$errs" "$qmax" "$cpu" "$pcpu" "$lcpu" \
-                "$(awk -v k="$peak" 'BEGIN { print k / 1024 }')" "$r_ng" "$r_ha" "$c_ng"
+                "$p50" "$p99" "$errs" "$qmax" "$cpu" "$pcpu" "$lcpu" "$ocpu" \
+                "$(awk -v k="$peak" 'BEGIN { print k / 1024 }')" "$r_ng"
+            printf ' | %s | %s |\n' "$r_ha" "$c_ng"
         done
     done
     if [[ " ${PROXIES[*]} " != *" mp "* ]]; then
