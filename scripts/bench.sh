@@ -101,7 +101,9 @@
 #   accept q  most connections seen waiting in the proxy's accept queue
 #             (sampled with ss). A prefork proxy with fewer free workers than
 #             connections leaves the rest there, and wrk does not report them
-#             as errors, so the script warns when the queue stays non-empty.
+#             as errors, so the script warns when the queue stays non-empty
+#             (wrk scenarios; with s_time, whose clients reconnect all the
+#             time, it checks each client's count instead).
 #   CPU us/req  median of: CPU time of all the proxy's processes over the run
 #             (see above) divided by the requests (handshakes) completed, in
 #             microseconds. It includes kernel time charged to the proxy, and
