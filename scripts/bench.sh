@@ -55,7 +55,8 @@
 #                          connections were resumed), so it cannot measure
 #                          full handshakes;
 #       https-resumed-c16  the same with `openssl s_time -reuse`: every
-#                          connection resumes the session of a first one.
+#                          connection resumes a session that an earlier one
+#                          of the same client made.
 #     The small, close, 1mib and idle scenarios use `wrk -t1 -c N --latency`;
 #   - while the load runs, samples the proxy's memory: the sum of Pss (from
 #     /proc/PID/smaps_rollup) over its master and all its workers, so pages
@@ -89,8 +90,8 @@
 #   The line above it says which mode (pinned or shared) produced it.
 #   req/s     median over the REPEAT runs of wrk's Requests/sec; for
 #             https-full and https-resumed: handshakes/s, i.e. connections
-#             (one request each) that all s_time clients completed, divided
-#             by the run's wall time
+#             (one request each) per second, summed over the s_time clients,
+#             each one's count divided by its own wall time
 #   MiB/s     median Transfer/sec, shown for the 1 MiB scenarios only
 #   p50, p99  medians of wrk's 50% and 99% latency, in milliseconds ("-"
 #             for the s_time scenarios: s_time gives no latencies)
@@ -118,8 +119,9 @@
 #             CPU 0, not the proxy, limited the figure.
 #   others CPU %   the rest of the machine's busy time over the run (all
 #             CPUs, from /proc/stat, minus the proxy and the load side), in %
-#             of one CPU: whatever else runs on the machine. Above OTHERS_MAX
-#             the script warns that the run was disturbed.
+#             of one CPU: whatever else runs on the machine (unpinned, so in
+#             pinned mode it lands on either CPU). Above OTHERS_MAX the script
+#             warns that the run was disturbed.
 #   peak PSS  highest memory sample of that proxy (all its processes), MiB
 #   mp/nginx, mp/haproxy   miniproxyd's req/s divided by the other proxy's:
 #             above 1.00 miniproxyd is faster. In shared mode everything (load,
@@ -181,6 +183,7 @@ TLS12_CIPHERS+=:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
 TLS13_SUITES=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 
 PIDS=()     # every long-running process we started, killed on exit
+MP_PID=""   # the miniproxyd master, once launch_mp started it
 CLIENTS=()  # the s_time clients of a run, killed on exit
 SAMPLER=""  # the memory sampler running during a run
 HOLDER=""   # the idle-clients holder running during a run
@@ -397,6 +400,24 @@ declare -A PORT TLS_PORT PID
 PROXIES=()
 MP_TLS_SKIP="" # why miniproxyd does not run the HTTPS scenarios, if it does not
 
+# Starts miniproxyd with configuration <ini> (copied to miniproxy.ini) and
+# sets MP_PID. Returns 1, after stopping it, if it does not answer on
+# 127.0.0.1:$MP_PORT within 10 s.
+launch_mp() {
+    local d=$T/miniproxyd i
+    cp "$1" "$d/miniproxy.ini"
+    "${PROXY_RUN[@]}" "$MP_BIN" -c "$d/miniproxy.ini" >"$d/stdout.log" 2>&1 &
+    MP_PID=$!
+    PIDS+=("$MP_PID")
+    wait_http "$MP_PORT" "$MP_PID" && return 0
+    kill -TERM "$MP_PID" 2>/dev/null || true
+    for i in $(seq 1 50); do
+        kill -0 "$MP_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    return 1
+}
+
 start_miniproxyd() {
     local d=$T/miniproxyd ini pid
     if [[ ! -x $MP_BIN ]]; then
@@ -451,17 +472,23 @@ EOF
             say "    (nginx and HAProxy still run them; the configuration tried is $d/tls.ini)"
         fi
     fi
-    cp "$ini" "$d/miniproxy.ini"
-    "${PROXY_RUN[@]}" "$MP_BIN" -c "$d/miniproxy.ini" >"$d/stdout.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    if ! wait_http "$MP_PORT" "$pid"; then
+    if [[ $ini == "$d/tls.ini" ]] && ! launch_mp "$ini"; then
+        MP_TLS_SKIP="its -t accepted the TLS configuration, but it did not answer on"
+        MP_TLS_SKIP+=" 127.0.0.1:$MP_PORT with it within 10 s"
+        say "SKIPPING miniproxyd in the HTTPS scenarios: $MP_TLS_SKIP; trying without TLS"
+        { tail -5 "$d/stdout.log" "$d/mp-error.log" 2>/dev/null || true; } | sed 's/^/    /' >&2
+        ini=$d/plain.ini
+        launch_mp "$ini" || MP_PID=""
+    elif [[ $ini == "$d/plain.ini" ]]; then
+        launch_mp "$ini" || MP_PID=""
+    fi
+    if [[ -z $MP_PID ]]; then
         say "SKIPPING miniproxyd: it did not answer on 127.0.0.1:$MP_PORT within 10 s"
-        tail -5 "$d/stdout.log" "$d/mp-error.log" 2>/dev/null | sed 's/^/    /' >&2
-        kill -TERM "$pid" 2>/dev/null || true
+        { tail -5 "$d/stdout.log" "$d/mp-error.log" 2>/dev/null || true; } | sed 's/^/    /' >&2
         MP_TLS_SKIP="it did not start"
         return 0
     fi
+    pid=$MP_PID
     PORT[mp]=$MP_PORT
     PID[mp]=$pid
     PROXIES+=(mp)
