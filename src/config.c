@@ -614,6 +614,8 @@ static const char *const cfg_hash_key_names[] = {"client_ip", "header"};
 /* How a boolean prints, {false, true}: the word its documentation uses. */
 static const char *const cfg_yes_no[] = {"no", "yes"};
 static const char *const cfg_on_off[] = {"off", "on"};
+/* Indexed by enum cfg_underscores. */
+static const char *const cfg_underscores_names[] = {"drop", "reject", "allow"};
 
 static const char *
 cfg_name_of(const char *const *names, size_t n, int v)
@@ -1176,6 +1178,9 @@ static const struct cfg_key cfg_keys[] = {
     {PROXY(max_header_size), .name = "max_header_size", .type = CFG_T_SIZE,
      RANGE(1024, 1024 * 1024), .range_text = "1k..1m", .default_value = "16k",
      .doc = "the request head: a longer request line gets 414, a longer head 431"},
+    {PROXY(underscores_in_headers), .name = "underscores_in_headers", .type = CFG_T_ENUM,
+     WORDS(cfg_underscores_names), .what = "policy", .default_value = "drop",
+     .doc = "request headers with '_' in their name: drop, reject (400) or allow"},
     {PROXY(pid_file), .name = "pid_file", .type = CFG_T_STRING, .flags = CFG_AT_START,
      .default_doc = "none", .set = set_pid_file,
      .doc = "a path where the master writes its pid; needed by -s"},

@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "log.h"
 #include "net.h"
+#include "rewrite.h"
 
 /*
  * Times a worker yields the CPU, trying a read() after each, before it
@@ -297,6 +298,25 @@ head_too_slow(struct conn *c, int64_t t0, bool by_rate)
     return -1;
 }
 
+/*
+ * underscores_in_headers = reject: true when a field name of <req> has a
+ * '_', which is then named in <req>'s why / why_header for reject_head().
+ */
+static bool
+underscore_refused(const struct config *cfg, struct http_request *req)
+{
+    if (cfg->underscores_in_headers != CFG_US_REJECT)
+        return false;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (rewrite_has_underscore(req->headers[i].name)) {
+            req->why = "underscore in field name (underscores_in_headers = reject)";
+            req->why_header = (unsigned)i + 1;
+            return true;
+        }
+    }
+    return false;
+}
+
 ssize_t
 conn_read_head(struct conn *c, struct http_request *req)
 {
@@ -314,6 +334,8 @@ conn_read_head(struct conn *c, struct http_request *req)
         if (c->len > 0) {
             int status = 400;
             int r = http_parse_request(c->buf, c->len, cfg->max_header_size, req, &status);
+            if (r > 0 && underscore_refused(cfg, req))
+                return reject_head(c, req, 400, t0);
             if (r > 0) {
                 c->start = (size_t)r;
                 c->requests++;

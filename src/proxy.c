@@ -219,6 +219,7 @@ send_head(struct exchange *x)
         .framing = req->info.framing,
         .content_length = req->info.content_length,
         .upstream_close = x->grp->keepalive == 0,
+        .drop_underscores = px->cfg->underscores_in_headers == CFG_US_DROP,
     };
     ssize_t hlen = rewrite_request(req, &rw, px->head_buf, px->head_cap);
     if (hlen < 0)
@@ -591,6 +592,11 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
         if (x->key.len > 256)
             x->key.len = 256; /* the hash has always read 256 bytes at most: keys map as before */
     }
+    if (cfg->underscores_in_headers == CFG_US_DROP)
+        for (size_t i = 0; i < req->nheaders; i++)
+            if (rewrite_has_underscore(req->headers[i].name))
+                log_debug("%s: dropped header \"%.*s\" (underscores_in_headers = drop)", c->ip,
+                          (int)req->headers[i].name.len, req->headers[i].name.p);
     struct relay *r = &x->rl;
     r->client = c;
     r->body_framing = req->info.framing;

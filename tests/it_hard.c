@@ -1,0 +1,115 @@
+/*
+ * it_hard: what one odd client must not break (issue 10): header names
+ * with underscores, honest slow bodies against the minimum rates, more
+ * slow heads than workers, unread input at close (lingering close), and
+ * the logs that say what happened. The real daemon in front of a real
+ * testapp, driven by raw sockets, curl and Python's http.client.
+ */
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shm.h"
+#include "testlib.h"
+
+#define REQ(path) "GET " path " HTTP/1.1\r\nHost: t\r\n\r\n"
+
+static struct tl_proc app[1];
+static struct tl_proxy px;
+
+/* One upstream and the proxy with <workers> and extra [proxy] keys. */
+static void
+start1(int workers, const char *proxy_keys)
+{
+    tl_app_start(&app[0], "a1");
+    tl_proxy_start(&px,
+                   "workers = %d\nupstream = app\n%s\n[upstream app]\nhealth_check = off\n"
+                   "max_fails = 0\nserver = 127.0.0.1:%d\n",
+                   workers, proxy_keys, app[0].port);
+}
+
+static void
+stop_all(void)
+{
+    tl_stop_all(&px, app, 1);
+}
+
+/* ---- item 3: underscores in header names ---------------------------------------------- */
+
+/*
+ * A second framing spelled with underscores beside the real one: a
+ * CGI-style app would read it as Transfer-Encoding / Content-Length.
+ */
+#define UNDERSCORED                                                                               \
+    "POST /headers HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer_Encoding: chunked\r\n"    \
+    "Content_Length: 500\r\nX_Custom: 1\r\nX-Fine: 2\r\n\r\nhello"
+
+START_TEST(t_underscores_dropped_by_default)
+{
+    struct tl_resp r;
+    start1(2, "");
+    ck_assert_int_eq(tl_request(px.port, UNDERSCORED, &r), 200);
+    const char *gone[] = {"Transfer_Encoding", "Content_Length", "X_Custom", "chunked"};
+    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+        ck_assert_msg(strstr(r.body, gone[i]) == NULL, "%s forwarded:\n%s", gone[i], r.body);
+    ck_assert_msg(strstr(r.body, "Content-Length: 5\r\n") != NULL, "%s", r.body);
+    ck_assert_msg(strstr(r.body, "X-Fine: 2\r\n") != NULL, "%s", r.body);
+    tl_resp_free(&r);
+    ck_assert(tl_file_waitfor(px.errlog, "dropped header \"Transfer_Encoding\"", 2000));
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_underscores_rejected)
+{
+    struct tl_resp r;
+    start1(2, "underscores_in_headers = reject");
+    ck_assert_int_eq(tl_request(px.port, UNDERSCORED, &r), 400);
+    tl_resp_free(&r);
+    ck_assert(tl_file_waitfor(px.errlog,
+                              "rejected request head: 400: underscore in field name "
+                              "(underscores_in_headers = reject) in header 3",
+                              2000));
+    ck_assert(tl_file_waitfor(px.acclog, "\"POST /headers HTTP/1.1\" 400 ", 2000));
+    /* nothing reached the app; a head without underscores still does */
+    long conns, reqs;
+    tl_app_stats(app[0].port, &conns, &reqs);
+    ck_assert_int_eq(reqs, 0);
+    ck_assert_int_eq(tl_request(px.port, REQ("/"), &r), 200);
+    tl_resp_free(&r);
+    stop_all();
+}
+END_TEST
+
+START_TEST(t_underscores_allowed)
+{
+    struct tl_resp r;
+    start1(2, "underscores_in_headers = allow");
+    ck_assert_int_eq(tl_request(px.port, UNDERSCORED, &r), 200);
+    ck_assert_msg(strstr(r.body, "Transfer_Encoding: chunked\r\n") != NULL, "%s", r.body);
+    ck_assert_msg(strstr(r.body, "X_Custom: 1\r\n") != NULL, "%s", r.body);
+    tl_resp_free(&r);
+    stop_all();
+}
+END_TEST
+
+int
+main(void)
+{
+    Suite *s = suite_create("it_hard");
+    TCase *tc = tcase_create("hard");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_underscores_dropped_by_default);
+    tcase_add_test(tc, t_underscores_rejected);
+    tcase_add_test(tc, t_underscores_allowed);
+    suite_add_tcase(s, tc);
+    return tl_run(s);
+}
