@@ -72,6 +72,10 @@ struct relay {
     bool upload_aborted; /* the upstream stopped taking the request body */
     int err;             /* errno of the failure, for the error log */
     const char *why;     /* the failure in words, for the error log */
+
+    /* an invalid head or body from the upstream: the parser's or decoder's reason (static) */
+    const char *detail;     /* NULL for other failures */
+    unsigned detail_header; /* the header line concerned, 1-based; 0: none */
 };
 
 /*

@@ -5,6 +5,7 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -271,6 +272,8 @@ relay(struct exchange *x)
     r->head_us = 0;
     r->sent = 0;
     r->upstream_keep = r->upload_aborted = false;
+    r->detail = NULL;
+    r->detail_header = 0;
     enum relay_end end = relay_run(r);
     x->client_keep = r->client_keep;
     x->err = r->err;
@@ -304,6 +307,27 @@ attempt(struct exchange *x)
 }
 
 /* ---- what a failure means --------------------------------------------------------------- */
+
+/*
+ * The error-log line of a server's failure <what> at <addr>: the parser's
+ * or decoder's reason for an invalid head or body (and the header line
+ * concerned), else the errno's words.
+ */
+static void
+log_server_fault(const struct exchange *x, const char *what, const char *addr)
+{
+    const struct relay *r = &x->rl;
+    char hdr[32] = "";
+
+    if (r->detail == NULL) {
+        log_warn("%s %s: %s (client %s, \"%s\")", what, addr, strerror(x->err), x->c->ip,
+                 x->reqline);
+        return;
+    }
+    if (r->detail_header > 0)
+        snprintf(hdr, sizeof(hdr), " in header %u", r->detail_header);
+    log_warn("%s %s: %s%s (client %s, \"%s\")", what, addr, r->detail, hdr, x->c->ip, x->reqline);
+}
 
 /* When a failed attempt may be made again. */
 enum again {
@@ -429,8 +453,7 @@ upstream_next(struct exchange *x, enum fail f)
                                   memory_order_relaxed);
         const char *what = rule->what ? rule->what : x->rl.why;
         if (!rule->quiet)
-            log_warn("%s %s: %s (client %s, \"%s\")", what, addr, strerror(x->err), x->c->ip,
-                     x->reqline);
+            log_server_fault(x, what, addr);
         /* the cause, for the breaker's ejection log */
         balance_ticket_failed(&x->ticket, what, f == F_5XX ? 0 : x->err);
         leave_server(x, false);

@@ -234,6 +234,7 @@ download_queue(struct relay *r, struct download *d, char *p, size_t n, enum rela
         int c = http_chunked_decode(&d->dec, p, n, &out_len, &used);
         if (c == -1) {
             errno = EPROTO;
+            r->detail = d->dec.why;
             return fail(r, end, RELAY_UPSTREAM_FAILED, "invalid chunked body from");
         }
         if (chunked)
@@ -316,6 +317,8 @@ download_head(struct relay *r, struct download *d, enum relay_end *end)
             return 0;
         if (n == HTTP_INVALID) {
             errno = EPROTO;
+            r->detail = d->resp.why;
+            r->detail_header = d->resp.why_header;
             return fail(r, end, RELAY_UPSTREAM_FAILED, "invalid response head from");
         }
         if (d->resp.status == 101) {

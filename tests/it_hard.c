@@ -101,6 +101,106 @@ START_TEST(t_underscores_allowed)
 }
 END_TEST
 
+/* ---- item 17: logs that say what happened -------------------------------------------- */
+
+/* Sends <raw> on a fresh connection; returns the status, the body's length in <len>. */
+static int
+answer_of(const char *raw, size_t *len)
+{
+    struct tl_resp r;
+    int fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, raw) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    int st = r.status;
+    *len = r.body_len;
+    tl_resp_free(&r);
+    close(fd);
+    return st;
+}
+
+/*
+ * Each rejection of a head names the parser's reason in the error log and
+ * gets its access-log line, with the bytes its answer really had.
+ */
+START_TEST(t_rejections_name_their_reason)
+{
+    static const struct {
+        const char *req;
+        int status;
+        const char *why;  /* after "rejected request head: " */
+        const char *line; /* the request as the access log quotes it */
+    } cases[] = {
+        {"GET /ws HTTP/1.1\r\nHost: t\r\nX-A: 1\r\nX-B : 2\r\n\r\n", 400,
+         "400: whitespace before colon in header 3", "GET /ws HTTP/1.1"},
+        {"GET /v HTTP/3.0\r\nHost: t\r\n\r\n", 505, "505: unsupported HTTP version",
+         "GET /v HTTP/3.0"},
+        {"POST /te HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501,
+         "501: unsupported transfer coding in header 2", "POST /te HTTP/1.1"},
+        {"GET /nohost HTTP/1.1\r\nX-A: 1\r\n\r\n", 400, "400: missing Host",
+         "GET /nohost HTTP/1.1"},
+    };
+    char want[256];
+    size_t len;
+
+    start1(2, "");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_int_eq(answer_of(cases[i].req, &len), cases[i].status);
+        ck_assert_uint_gt(len, 0);
+        snprintf(want, sizeof(want), "127.0.0.1: rejected request head: %s\n", cases[i].why);
+        ck_assert_msg(tl_file_waitfor(px.errlog, want, 2000), "case %zu: no \"%s\" in the log", i,
+                      want);
+        snprintf(want, sizeof(want), "\"%s\" %d %zu upstream=- ", cases[i].line, cases[i].status,
+                 len);
+        ck_assert_msg(tl_file_waitfor(px.acclog, want, 2000), "case %zu: no \"%s\" in the log", i,
+                      want);
+    }
+    stop_all();
+}
+END_TEST
+
+/*
+ * An invalid response head names the parser's reason (and the header), an
+ * invalid chunked body from the upstream the decoder's.
+ */
+START_TEST(t_upstream_garbage_names_its_reason)
+{
+    static const struct {
+        const char *what;
+        int status; /* the client's: 502, or the 200 already sent before the body failed */
+        const char *logged;
+    } cases[] = {
+        {"status", 502, "invalid response head from 127.0.0.1:%d: status code not 3 digits ("},
+        {"header", 502,
+         "invalid response head from 127.0.0.1:%d: whitespace before colon in header 2 ("},
+        {"chunk", 200, "invalid chunked body from 127.0.0.1:%d: invalid chunk size ("},
+    };
+    char req[128], want[256];
+    struct tl_resp r;
+
+    start1(2, "");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(req, sizeof(req), "GET /garbage?what=%s HTTP/1.1\r\nHost: t\r\n\r\n",
+                 cases[i].what);
+        int fd = tl_connect(px.port);
+        ck_assert(tl_send_str(fd, req) == 0);
+        int rc = tl_read_response(fd, false, &r);
+        if (cases[i].status == 502) {
+            ck_assert_int_eq(rc, 0);
+            ck_assert_int_eq(r.status, 502);
+        } else {
+            ck_assert_int_eq(rc, -1); /* the body is cut: the client sees it incomplete */
+        }
+        if (rc == 0)
+            tl_resp_free(&r);
+        close(fd);
+        snprintf(want, sizeof(want), cases[i].logged, app[0].port);
+        ck_assert_msg(tl_file_waitfor(px.errlog, want, 2000), "case %s: no \"%s\" in the log",
+                      cases[i].what, want);
+    }
+    stop_all();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -110,6 +210,8 @@ main(void)
     tcase_add_test(tc, t_underscores_dropped_by_default);
     tcase_add_test(tc, t_underscores_rejected);
     tcase_add_test(tc, t_underscores_allowed);
+    tcase_add_test(tc, t_rejections_name_their_reason);
+    tcase_add_test(tc, t_upstream_garbage_names_its_reason);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }
