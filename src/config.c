@@ -1168,7 +1168,7 @@ static const struct cfg_key cfg_keys[] = {
      .doc = "bytes/s a request head must keep up after its first second; 0 = off"},
     {PROXY(client_body_min_rate), .name = "client_body_min_rate", .type = CFG_T_UNSIGNED,
      RANGE(0, 1000000000), .default_value = "256",
-     .doc = "bytes/s a request body must keep up after its first second; 0 = off"},
+     .doc = "bytes/s a request body must keep up from its first byte, after a second; 0 = off"},
     {PROXY(max_conns_per_ip), .name = "max_conns_per_ip", .type = CFG_T_UNSIGNED,
      RANGE(0, 1000000), .default_value = "0",
      .doc = "concurrent connections per client address; 0 = unlimited"},

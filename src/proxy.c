@@ -300,9 +300,11 @@ attempt(struct exchange *x)
         return F_NO_SERVER;
     if ((f = open_conn(x)) != F_NONE || (f = send_head(x)) != F_NONE)
         return f;
-    if (req->expect_continue && !x->rl.body_done && req->minor_version == 1 &&
-        relay_continue(x->c) == -1)
-        return F_CONTINUE;
+    if (req->expect_continue && !x->rl.body_done && req->minor_version == 1) {
+        if (relay_continue(x->c) == -1)
+            return F_CONTINUE;
+        x->rl.body_clock = clock_ms(); /* the client may wait for it: its body clock starts now */
+    }
     return relay(x);
 }
 
@@ -574,6 +576,7 @@ take_early_body(struct exchange *x)
         x->early_whole = d == 1;
     }
     conn_take(x->c, used);
+    r->body_early = req->info.framing == HTTP_BODY_CHUNKED ? r->body_dec.total : x->early.len;
     return 0;
 }
 
@@ -634,6 +637,7 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
     r->send_timeout = cfg->send_timeout_ms;
     r->body_timeout = cfg->client_body_timeout_ms;
     r->body_min_rate = cfg->client_body_min_rate;
+    r->body_clock = x->start_us / 1000; /* the head is complete */
     r->body_buf = px->body_buf;
     r->resp_buf = px->resp_buf;
     r->head_buf = px->head_buf;

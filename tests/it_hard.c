@@ -101,6 +101,88 @@ START_TEST(t_underscores_allowed)
 }
 END_TEST
 
+/* ---- item 14: the minimum body rate and honest clients ------------------------------- */
+
+/*
+ * Sends <head>, waits for "100 Continue" when <expect>, pauses <pause_ms>,
+ * then sends <body> in one piece; returns the status of the answer.
+ */
+static int
+paused_body(const char *head, bool expect, int pause_ms, const char *body, struct tl_resp *r)
+{
+    int fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, head) == 0);
+    if (expect) {
+        char cont[64] = "";
+        size_t got = 0;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        while (strstr(cont, "\r\n\r\n") == NULL && got < sizeof(cont) - 1 &&
+               poll(&pfd, 1, 2000) == 1) {
+            ssize_t n = recv(fd, cont + got, sizeof(cont) - 1 - got, 0);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+            cont[got] = '\0';
+        }
+        ck_assert_msg(strncmp(cont, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0, "got \"%s\"", cont);
+    }
+    usleep((useconds_t)pause_ms * 1000);
+    if (tl_send_str(fd, body) != 0) {
+        close(fd);
+        return -1;
+    }
+    int rc = tl_read_response(fd, false, r);
+    close(fd);
+    return rc == 0 ? r->status : -1;
+}
+
+START_TEST(t_small_body_after_a_pause)
+{
+    struct tl_resp r;
+    start1(2, "client_body_min_rate = 256\nclient_body_timeout = 5s");
+    /* Expect: 100-continue, our 100, and the 5 bytes 1.5 s later */
+    ck_assert_int_eq(paused_body("POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                                 "Expect: 100-continue\r\n\r\n",
+                                 true, 1500, "hello", &r),
+                     200);
+    ck_assert_msg(strncmp(r.body, "len=5 ", 6) == 0, "%s", r.body);
+    tl_resp_free(&r);
+    /* no Expect: the body clock starts with the complete head */
+    ck_assert_int_eq(paused_body("POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n",
+                                 false, 1500, "hello", &r),
+                     200);
+    ck_assert_msg(strncmp(r.body, "len=5 ", 6) == 0, "%s", r.body);
+    tl_resp_free(&r);
+    /* chunked, after a pause too */
+    ck_assert_int_eq(paused_body("POST /sum HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                                 "\r\n",
+                                 false, 1500, "5\r\nhello\r\n0\r\n\r\n", &r),
+                     200);
+    ck_assert_msg(strncmp(r.body, "len=5 ", 6) == 0, "%s", r.body);
+    tl_resp_free(&r);
+    /* curl's own Expect: it waits for our 100, then sends */
+    char out[256], path[300];
+    snprintf(path, sizeof(path), "%s/body.bin", px.dir);
+    ck_assert_int_eq(tl_sh(out, sizeof(out), "head -c 2000 /dev/zero > %s", path), 0);
+    ck_assert_int_eq(tl_sh(out, sizeof(out),
+                           "curl -s -H 'Expect: 100-continue' --data-binary @%s "
+                           "http://127.0.0.1:%d/sum",
+                           path, px.port),
+                     0);
+    ck_assert_msg(strncmp(out, "len=2000 ", 9) == 0, "%s", out);
+    /* a pause longer than client_body_timeout still gets 408 */
+    int64_t t0 = tl_now_ms();
+    int fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n") == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_int_eq(r.status, 408);
+    tl_resp_free(&r);
+    close(fd);
+    ck_assert_int_ge(tl_now_ms() - t0, 4900);
+    stop_all();
+}
+END_TEST
+
 /* ---- item 17: logs that say what happened -------------------------------------------- */
 
 /* Sends <raw> on a fresh connection; returns the status, the body's length in <len>. */
@@ -210,6 +292,7 @@ main(void)
     tcase_add_test(tc, t_underscores_dropped_by_default);
     tcase_add_test(tc, t_underscores_rejected);
     tcase_add_test(tc, t_underscores_allowed);
+    tcase_add_test(tc, t_small_body_after_a_pause);
     tcase_add_test(tc, t_rejections_name_their_reason);
     tcase_add_test(tc, t_upstream_garbage_names_its_reason);
     suite_add_tcase(s, tc);
