@@ -37,6 +37,8 @@ struct conn {
     size_t read_cap; /* how much of buf socket reads may fill */
     size_t cap;      /* read_cap, plus room for bytes given back by conn_give_back() */
     size_t start, len;
+    bool may_send;  /* the client may still be sending: a close lingers (lingering_close = on) */
+    bool no_linger; /* cut for slowness: a close does not linger (lingering_close = on) */
 };
 
 /* Allocates the receive buffer (once per worker). Returns 0 or -1 (out of memory). */
@@ -47,10 +49,43 @@ void conn_free(struct conn *c);
 void conn_open(struct conn *c, int fd, const struct sockaddr_storage *ss);
 
 /*
- * Ends the connection: shuts writing down first, then closes, so what we
- * sent is not thrown away by a reset while the client still sends.
+ * Ends the connection at once: shuts writing down, then closes. Input left
+ * unread makes the kernel answer with a reset, which can destroy what we
+ * sent before the client read it: see conn_linger_start().
  */
 void conn_close(struct conn *c);
+
+/*
+ * Says that the client may still be sending (a request body or head left
+ * unread): the connection's close should linger.
+ */
+void conn_may_send(struct conn *c);
+
+/*
+ * Says that the client was cut for being too slow (408): its close does not
+ * linger with lingering_close = on, or a trickling client would keep the
+ * worker it was just cut from.
+ */
+void conn_no_linger(struct conn *c);
+
+/*
+ * Lingering close (nginx's lingering_close): returns true, after shutting
+ * writing down (the client sees our answer end), when the connection should
+ * read and discard what the client still sends before conn_close():
+ * lingering_close = always, or on and the client may still be sending
+ * (conn_may_send(), or bytes buffered or waiting in the socket) and was not
+ * cut for slowness (conn_no_linger()). The caller
+ * then waits for conn_fd() to be readable and calls conn_discard(), bounded
+ * by lingering_time and lingering_timeout. False: close at once.
+ */
+bool conn_linger_start(struct conn *c);
+
+/*
+ * Reads and throws away what the client sent, one read without waiting.
+ * Returns 1 when bytes came or none yet (EAGAIN), 0 at EOF or on an error
+ * (the lingering is over).
+ */
+int conn_discard(struct conn *c);
 
 /* The descriptor to poll() for readability or writability of the client. */
 int conn_fd(const struct conn *c);

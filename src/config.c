@@ -616,6 +616,8 @@ static const char *const cfg_yes_no[] = {"no", "yes"};
 static const char *const cfg_on_off[] = {"off", "on"};
 /* Indexed by enum cfg_underscores. */
 static const char *const cfg_underscores_names[] = {"drop", "reject", "allow"};
+/* Indexed by enum cfg_lingering. */
+static const char *const cfg_lingering_names[] = {"off", "on", "always"};
 
 static const char *
 cfg_name_of(const char *const *names, size_t n, int v)
@@ -1163,6 +1165,14 @@ static const struct cfg_key cfg_keys[] = {
      RANGE(1, 0), .default_value = "30s", .doc = "between two reads of a request body, > 0"},
     {PROXY(send_timeout_ms), .name = "send_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
      .default_value = "30s", .doc = "between two writes to the client, > 0"},
+    {PROXY(lingering_close), .name = "lingering_close", .type = CFG_T_ENUM,
+     WORDS(cfg_lingering_names), .what = "mode", .default_value = "on",
+     .doc = "read what the client still sends before closing: off, on (when it may) or always"},
+    {PROXY(lingering_time_ms), .name = "lingering_time", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "30s", .doc = "the most a lingering close reads and discards, > 0"},
+    {PROXY(lingering_timeout_ms), .name = "lingering_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "5s",
+     .doc = "a lingering close waits this long for more bytes, then closes, > 0"},
     {PROXY(client_header_min_rate), .name = "client_header_min_rate", .type = CFG_T_UNSIGNED,
      RANGE(0, 1000000000), .default_value = "256",
      .doc = "bytes/s a request head must keep up after its first second; 0 = off"},

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -52,6 +53,7 @@ conn_open(struct conn *c, int fd, const struct sockaddr_storage *ss)
     net_addr_ip(ss, c->ip, sizeof(c->ip));
     c->start = c->len = 0;
     c->requests = 0;
+    c->may_send = c->no_linger = false;
 }
 
 void
@@ -62,6 +64,7 @@ conn_close(struct conn *c)
     shutdown(c->fd, SHUT_WR);
     close(c->fd);
     c->fd = -1;
+    c->may_send = c->no_linger = false;
 }
 
 int
@@ -93,6 +96,43 @@ conn_read(struct conn *c, void *dst, size_t len)
         return (ssize_t)n;
     }
     return sock_read(c, dst, len);
+}
+
+void
+conn_may_send(struct conn *c)
+{
+    c->may_send = true;
+}
+
+void
+conn_no_linger(struct conn *c)
+{
+    c->no_linger = true;
+}
+
+bool
+conn_linger_start(struct conn *c)
+{
+    int queued = 0;
+
+    if (c->fd == -1 || c->cfg->lingering_close == CFG_LINGER_OFF)
+        return false;
+    if (c->cfg->lingering_close == CFG_LINGER_ON &&
+        (c->no_linger || (!c->may_send && c->len <= c->start &&
+                          (ioctl(c->fd, FIONREAD, &queued) == -1 || queued == 0))))
+        return false;
+    shutdown(c->fd, SHUT_WR);
+    c->start = c->len = 0;
+    return true;
+}
+
+int
+conn_discard(struct conn *c)
+{
+    ssize_t n = sock_read(c, c->buf, c->read_cap);
+    if (n > 0 || (n == -1 && errno == EAGAIN))
+        return 1;
+    return 0;
 }
 
 ssize_t
@@ -279,6 +319,7 @@ reject_head(struct conn *c, const struct http_request *req, int status, int64_t 
     else
         log_info("%s: rejected request head: %d %s", c->ip, status, http_reason(status));
     conn_refuse(c, status, t0 * 1000);
+    c->may_send = true; /* the rest of the head, or its body, may be on its way */
     return -1;
 }
 
@@ -295,6 +336,7 @@ head_too_slow(struct conn *c, int64_t t0, bool by_rate)
         log_info("%s: request head timed out", c->ip);
     }
     conn_refuse(c, 408, t0 * 1000);
+    c->no_linger = true;
     return -1;
 }
 

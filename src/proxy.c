@@ -465,6 +465,8 @@ upstream_next(struct exchange *x, enum fail f)
         atomic_fetch_add_explicit(&x->px->shm->slow_rejects, 1, memory_order_relaxed);
     if (rule->client_fault)
         log_info("%s: %s (\"%s\")", x->c->ip, x->rl.why, x->reqline);
+    if (rule->status == 408)
+        conn_no_linger(x->c); /* too slow: lingering would give its worker back */
     bool could = may_again(x, rule->other);
     if (could && retry_other(x))
         return NEXT_AGAIN;
@@ -653,8 +655,10 @@ finish(struct exchange *x)
     if (x->server >= 0 && x->status != 0 && x->upstream_head_us == 0)
         x->upstream_head_us = clock_us();
     /* The response may be whole, but the request body was not all read or sent: close. */
-    if (!x->rl.body_done || x->rl.upload_aborted)
+    if (!x->rl.body_done || x->rl.upload_aborted) {
         x->client_keep = false;
+        conn_may_send(x->c); /* ... after reading what is still coming (lingering close) */
+    }
     leave_server(x, true);
     atomic_fetch_add_explicit(&x->px->me->requests, 1, memory_order_relaxed);
     access_log(x);

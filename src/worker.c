@@ -127,24 +127,20 @@ release_token(struct proxy *px)
 }
 
 /*
- * Waits on an idle keep-alive connection for the next request, until
- * <deadline>. Returns 1 when the client sent something (or closed), 0 when
- * the connection is to be closed: timeout, drain, or a client waiting for a
- * worker (fair keep-alive). It also watches the listening sockets; after a
+ * Waits on an idle connection until the client sends something, until
+ * <deadline>: a keep-alive connection between requests, or one in a
+ * lingering close. Returns 1 when the client sent something (or closed), 0
+ * when the connection is to be closed: timeout, drain, or a client waiting
+ * for a worker (fair keep-alive; <what> names the connection in that log
+ * line). It also watches the listening sockets, from <mute_ms> on; after a
  * false alarm (another worker is taking that client) it looks away from
  * them for a moment instead of spinning.
  */
 static int
-idle_wait(struct proxy *px, struct conn *c, int64_t deadline)
+idle_wait(struct proxy *px, struct conn *c, int64_t deadline, int64_t mute_ms, const char *what)
 {
     struct pollfd pfd[2 + CFG_MAX_LISTENERS];
-    /*
-     * Only a connection idle for a while is given up: a busy keep-alive
-     * client sends its next request within moments, and closing under it
-     * would race that request (and make it reconnect, which would cost
-     * another connection its worker, and so on).
-     */
-    int64_t mute_until = clock_ms() + FAIR_MIN_IDLE_MS;
+    int64_t mute_until = clock_ms() + mute_ms;
 
     pfd[0] = (struct pollfd){.fd = conn_fd(c), .events = POLLIN};
     pfd[1] = (struct pollfd){.fd = wake_pipe[0], .events = POLLIN};
@@ -169,9 +165,7 @@ idle_wait(struct proxy *px, struct conn *c, int64_t deadline)
         if (pfd[0].revents != 0)
             return 1;
         if (yield_idle_connection(px)) {
-            log_debug("%s: idle keep-alive connection closed: a new client waits and no worker "
-                      "is idle",
-                      c->ip);
+            log_debug("%s: %s closed: a new client waits and no worker is idle", c->ip, what);
             return 0;
         }
         mute_until = clock_ms() + 20;
@@ -215,11 +209,46 @@ next_request(struct proxy *px, struct conn *c, struct http_request *req)
             return 0; /* idle between requests: close; a new connection still gets its answer */
         int64_t deadline = clock_ms() + px->cfg->keepalive_timeout_ms;
         int r = conn_try_first_bytes(c);
-        if (r == 0 || (r == -1 && idle_wait(px, c, deadline) == 0))
+        /*
+         * Only a connection idle for a while is given up: a busy keep-alive
+         * client sends its next request within moments, and closing under it
+         * would race that request (and make it reconnect, which would cost
+         * another connection its worker, and so on).
+         */
+        if (r == 0 || (r == -1 && idle_wait(px, c, deadline, FAIR_MIN_IDLE_MS,
+                                            "idle keep-alive connection") == 0))
             return 0;
     }
     set_state(px, SHM_W_READ);
     return conn_read_head(c, req);
+}
+
+/*
+ * Closes the client connection; first, when it should linger
+ * (conn_linger_start()), reads and discards what the client still sends,
+ * so that our answer is not destroyed by a reset before the client read it
+ * (a client that sends its whole body before it reads). It ends at EOF,
+ * after lingering_timeout without a byte, after lingering_time in all, at a
+ * drain, or at once when a client waits for a worker and none is idle (as
+ * fair keep-alive does: the lingering connection has had its answer).
+ */
+static void
+close_connection(struct proxy *px, struct conn *c)
+{
+    const struct config *cfg = px->cfg;
+
+    if (conn_linger_start(c)) {
+        set_state(px, SHM_W_KEEPALIVE);
+        int64_t end = clock_ms() + cfg->lingering_time_ms;
+        for (;;) {
+            int64_t deadline = clock_ms() + cfg->lingering_timeout_ms;
+            if (deadline > end)
+                deadline = end;
+            if (idle_wait(px, c, deadline, 0, "lingering connection") == 0 || conn_discard(c) == 0)
+                break;
+        }
+    }
+    conn_close(c);
 }
 
 /* Serves the client on <c>, request after request, and closes its connection. */
@@ -237,7 +266,7 @@ serve_connection(struct proxy *px, struct conn *c, bool admin)
         if (proxy_serve(px, c, &req) == -1 || draining)
             break;
     }
-    conn_close(c);
+    close_connection(px, c);
 }
 
 /*
@@ -370,7 +399,7 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
         conn_open(&c, fd, &ss);
         if (ip_admit(&px, &c) == -1) {
             ip_release(&px);
-            conn_close(&c);
+            close_connection(&px, &c);
             continue;
         }
         serve_connection(&px, &c, admin);

@@ -183,6 +183,99 @@ START_TEST(t_small_body_after_a_pause)
 }
 END_TEST
 
+/* ---- item 16: lingering close --------------------------------------------------------- */
+
+/*
+ * Python's http.client sends the whole body before it reads: POST <mb> MB
+ * to /sum; prints the status it read, or the exception that stopped it.
+ */
+static void
+python_post(int mb, char *out, size_t cap)
+{
+    tl_sh(out, cap,
+          "python3 -c '\n"
+          "import http.client\n"
+          "c = http.client.HTTPConnection(\"127.0.0.1\", %d, timeout=20)\n"
+          "try:\n"
+          "    c.request(\"POST\", \"/sum\", body=b\"x\" * (%d * 1000 * 1000))\n"
+          "    r = c.getresponse()\n"
+          "    print(r.status, len(r.read()))\n"
+          "except Exception as e:\n"
+          "    print(type(e).__name__)\n"
+          "' 2>&1",
+          px.port, mb);
+}
+
+START_TEST(t_lingering_close_lets_python_read_413)
+{
+    char out[256];
+    start1(2, "client_max_body_size = 1m");
+    python_post(20, out, sizeof(out));
+    ck_assert_msg(strncmp(out, "413 ", 4) == 0, "python read: %s", out);
+    /* the worker is free again, and the connection was not kept */
+    struct tl_resp r;
+    ck_assert_int_eq(tl_request(px.port, REQ("/"), &r), 200);
+    tl_resp_free(&r);
+    tl_stop(px.pid);
+    /* lingering_close = off: the close resets the connection under the unread body */
+    tl_proxy_start(&px,
+                   "workers = 2\nupstream = app\nclient_max_body_size = 1m\n"
+                   "lingering_close = off\n[upstream app]\nhealth_check = off\n"
+                   "server = 127.0.0.1:%d\n",
+                   app[0].port);
+    python_post(20, out, sizeof(out));
+    ck_assert_msg(strncmp(out, "413 ", 4) != 0, "python read: %s", out);
+    fprintf(stderr, "lingering_close: on: python read 413; off: %s", out);
+    stop_all();
+}
+END_TEST
+
+/*
+ * A lingering close is bounded by lingering_timeout (no byte) and, under
+ * pressure (a client waits, no worker is idle, the pool is full), given up
+ * at once for the waiting client.
+ */
+START_TEST(t_lingering_close_bounded)
+{
+    struct tl_resp r;
+    start1(1, "client_max_body_size = 10\nlingering_timeout = 1500ms\nlingering_time = 20s");
+    /* a body over the limit, then silence: 413, and the worker lingers for up to 1.5 s */
+    int fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n"
+                              "0123456789") == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_int_eq(r.status, 413);
+    tl_resp_free(&r);
+    int64_t t0 = tl_now_ms();
+    char c;
+    ck_assert_int_eq(recv(fd, &c, 1, 0), 0); /* our FIN came with the answer */
+    /* the only worker lingers: a new client gets it at once all the same */
+    ck_assert_int_eq(tl_request(px.port, REQ("/"), &r), 200);
+    tl_resp_free(&r);
+    int64_t dt = tl_now_ms() - t0;
+    ck_assert_msg(dt < 1000, "the waiting client was answered after %lld ms", (long long)dt);
+    ck_assert(tl_file_waitfor(px.errlog, "lingering connection closed: a new client waits", 2000));
+    close(fd);
+    /* without a waiting client, lingering ends after lingering_timeout without a byte */
+    fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n"
+                              "0123456789") == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_int_eq(r.status, 413);
+    tl_resp_free(&r);
+    t0 = tl_now_ms();
+    const struct shm *shm = shm_attach(px.pid);
+    ck_assert(shm != NULL);
+    while (atomic_load(&shm->idle_workers) == 0 && tl_now_ms() - t0 < 5000)
+        usleep(20 * 1000);
+    dt = tl_now_ms() - t0;
+    shm_detach(shm);
+    ck_assert_msg(dt >= 1300 && dt < 3500, "lingered %lld ms", (long long)dt);
+    close(fd);
+    stop_all();
+}
+END_TEST
+
 /* ---- item 17: logs that say what happened -------------------------------------------- */
 
 /* Sends <raw> on a fresh connection; returns the status, the body's length in <len>. */
@@ -293,6 +386,8 @@ main(void)
     tcase_add_test(tc, t_underscores_rejected);
     tcase_add_test(tc, t_underscores_allowed);
     tcase_add_test(tc, t_small_body_after_a_pause);
+    tcase_add_test(tc, t_lingering_close_lets_python_read_413);
+    tcase_add_test(tc, t_lingering_close_bounded);
     tcase_add_test(tc, t_rejections_name_their_reason);
     tcase_add_test(tc, t_upstream_garbage_names_its_reason);
     suite_add_tcase(s, tc);
