@@ -26,6 +26,18 @@
 #include "http.h"
 #include "shm.h"
 
+struct conn;
+
+/*
+ * How conn_read_head() waits for more of a head, set by the worker
+ * (conn_set_head_wait(); NULL: net_wait()). It waits until the client's
+ * socket is readable or <deadline>; the head being read has waited since
+ * <since> (clock_ms()). Returns 0 when the socket is readable, -1 with
+ * errno (ETIMEDOUT at <deadline>), or 1 when the head is to be given up for
+ * a client waiting for a worker (conn_read_head() then answers 408).
+ */
+typedef int conn_head_wait(void *arg, struct conn *c, int64_t deadline, int64_t since);
+
 struct conn {
     int fd;            /* -1 between connections */
     char ip[64];       /* the peer address, for logs and X-Forwarded-For */
@@ -39,11 +51,16 @@ struct conn {
     size_t start, len;
     bool may_send;  /* the client may still be sending: a close lingers (lingering_close = on) */
     bool no_linger; /* cut for slowness: a close does not linger (lingering_close = on) */
+    conn_head_wait *head_wait;
+    void *head_wait_arg;
 };
 
 /* Allocates the receive buffer (once per worker). Returns 0 or -1 (out of memory). */
 int conn_init(struct conn *c, const struct config *cfg, struct shm *shm);
 void conn_free(struct conn *c);
+
+/* Sets how conn_read_head() waits (see conn_head_wait); <fn> NULL: net_wait(). */
+void conn_set_head_wait(struct conn *c, conn_head_wait *fn, void *arg);
 
 /* Starts serving the accepted non-blocking socket <fd> from peer <ss>. */
 void conn_open(struct conn *c, int fd, const struct sockaddr_storage *ss);
@@ -105,7 +122,8 @@ int conn_try_first_bytes(struct conn *c);
 /*
  * Reads and parses the next request head into <req>, keeping bytes after
  * it buffered. The whole head has client_header_timeout from its first
- * byte, and below client_header_min_rate it is cut sooner. Returns the
+ * byte, and below client_header_min_rate it is cut sooner; the head wait
+ * (conn_set_head_wait()) may give it up for a waiting client. Returns the
  * head's length (> 0); 0 when the connection ended before a byte of a head
  * (the caller closes quietly); -1 after answering an invalid, oversized or
  * too slow head with its error status (the caller closes).

@@ -40,6 +40,13 @@ conn_init(struct conn *c, const struct config *cfg, struct shm *shm)
 }
 
 void
+conn_set_head_wait(struct conn *c, conn_head_wait *fn, void *arg)
+{
+    c->head_wait = fn;
+    c->head_wait_arg = arg;
+}
+
+void
 conn_free(struct conn *c)
 {
     free(c->buf);
@@ -359,11 +366,27 @@ underscore_refused(const struct config *cfg, struct http_request *req)
     return false;
 }
 
+/*
+ * Answers a head given up for a client waiting for a worker (408), after
+ * <since> (ms) of waiting for it; see conn_head_wait.
+ */
+static ssize_t
+head_given_up(struct conn *c, int64_t t0, int64_t since)
+{
+    atomic_fetch_add_explicit(&c->shm->slow_rejects, 1, memory_order_relaxed);
+    log_info("%s: request head given up for a waiting client: %zu bytes in %lld ms, no worker "
+             "idle",
+             c->ip, c->len, (long long)(clock_ms() - since));
+    conn_refuse(c, 408, t0 * 1000);
+    c->no_linger = true;
+    return -1;
+}
+
 ssize_t
 conn_read_head(struct conn *c, struct http_request *req)
 {
     const struct config *cfg = c->cfg;
-    int64_t t0 = clock_ms();
+    int64_t t0 = clock_ms(), since = t0;
     bool by_rate = false;
 
     /* Pipelined bytes stay; move them to the front so a whole head fits. */
@@ -391,7 +414,11 @@ conn_read_head(struct conn *c, struct http_request *req)
         int64_t deadline = head_deadline(cfg, t0, c->len, &by_rate);
         ssize_t n = sock_read(c, c->buf + c->len, c->read_cap - c->len);
         while (n == -1 && errno == EAGAIN) {
-            if (net_wait(c->fd, POLLIN, deadline) == -1) {
+            int w = c->head_wait != NULL ? c->head_wait(c->head_wait_arg, c, deadline, since)
+                                         : net_wait(c->fd, POLLIN, deadline);
+            if (w == 1)
+                return head_given_up(c, t0, since);
+            if (w == -1) {
                 if (errno == ETIMEDOUT && c->len > 0)
                     return head_too_slow(c, t0, by_rate);
                 return 0;

@@ -5,8 +5,10 @@
  * the logs that say what happened. The real daemon in front of a real
  * testapp, driven by raw sockets, curl and Python's http.client.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -179,6 +181,100 @@ START_TEST(t_small_body_after_a_pause)
     tl_resp_free(&r);
     close(fd);
     ck_assert_int_ge(tl_now_ms() - t0, 4900);
+    stop_all();
+}
+END_TEST
+
+/* ---- item 15: more slow heads than workers ------------------------------------------- */
+
+/*
+ * An attacker process: <n> connections from 127.0.0.2 that trickle a request
+ * head one byte every <gap_ms>, reconnecting when the proxy cuts them, for
+ * <dur_ms>. Exits 0.
+ */
+static pid_t
+slowloris(int n, int gap_ms, int dur_ms)
+{
+    pid_t pid = fork();
+    ck_assert(pid != -1);
+    if (pid != 0)
+        return pid;
+    signal(SIGTERM, SIG_DFL);
+    static const char head[] = "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    int *fd = calloc((size_t)n, sizeof(int));
+    size_t *pos = calloc((size_t)n, sizeof(size_t));
+    int64_t end = tl_now_ms() + dur_ms;
+    for (int i = 0; i < n; i++)
+        fd[i] = -1;
+    while (tl_now_ms() < end) {
+        for (int i = 0; i < n; i++) {
+            if (fd[i] == -1) {
+                fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+                struct sockaddr_in a = {.sin_family = AF_INET};
+                inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
+                bind(fd[i], (struct sockaddr *)&a, sizeof(a));
+                struct sockaddr_in d = {.sin_family = AF_INET,
+                                        .sin_port = htons((uint16_t)px.port)};
+                d.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                connect(fd[i], (struct sockaddr *)&d, sizeof(d));
+                pos[i] = 0;
+            }
+            if (send(fd[i], head + pos[i] % (sizeof(head) - 1), 1, MSG_NOSIGNAL) == -1 &&
+                errno != EAGAIN && errno != EINPROGRESS && errno != ENOTCONN) {
+                close(fd[i]);
+                fd[i] = -1;
+                continue;
+            }
+            pos[i]++;
+            char sink[512];
+            ssize_t r = recv(fd[i], sink, sizeof(sink), MSG_DONTWAIT);
+            if (r == 0 || (r == -1 && errno != EAGAIN)) { /* cut by the proxy: come back */
+                close(fd[i]);
+                fd[i] = -1;
+            }
+        }
+        usleep((useconds_t)gap_ms * 1000);
+    }
+    _exit(0);
+}
+
+/*
+ * 3 x max_workers connections trickle their heads, one byte every 2 s,
+ * from one address, with no per-address limit: a normal client is answered
+ * within a second at every moment, because the worker holding the oldest
+ * incomplete head gives it up (408) for a client waiting in the queue.
+ */
+START_TEST(t_more_slow_heads_than_workers)
+{
+    struct rlimit rl = {4096, 4096};
+    setrlimit(RLIMIT_NOFILE, &rl);
+    start1(8, "access_log = off");
+    pid_t attacker = slowloris(24, 2000, 15000);
+    usleep(500 * 1000);
+    int64_t worst = 0, t0 = tl_now_ms();
+    int probes = 0;
+    while (tl_now_ms() - t0 < 12000) {
+        struct tl_resp r;
+        int64_t p0 = tl_now_ms();
+        int st = tl_request(px.port, REQ("/"), &r);
+        int64_t dt = tl_now_ms() - p0;
+        ck_assert_msg(st == 200, "normal client got %d at %lld ms", st,
+                      (long long)(tl_now_ms() - t0));
+        tl_resp_free(&r);
+        if (dt > worst)
+            worst = dt;
+        probes++;
+        usleep(100 * 1000);
+    }
+    const struct shm *shm = shm_attach(px.pid);
+    ck_assert(shm != NULL);
+    fprintf(stderr, "slow heads x24 before 8 workers: %d probes, worst %lld ms; %llu cut\n",
+            probes, (long long)worst, (unsigned long long)atomic_load(&shm->slow_rejects));
+    shm_detach(shm);
+    kill(attacker, SIGKILL);
+    waitpid(attacker, NULL, 0);
+    ck_assert_int_lt(worst, 1000);
+    ck_assert(tl_file_waitfor(px.errlog, "request head given up for a waiting client", 1000));
     stop_all();
 }
 END_TEST
@@ -386,6 +482,7 @@ main(void)
     tcase_add_test(tc, t_underscores_rejected);
     tcase_add_test(tc, t_underscores_allowed);
     tcase_add_test(tc, t_small_body_after_a_pause);
+    tcase_add_test(tc, t_more_slow_heads_than_workers);
     tcase_add_test(tc, t_lingering_close_lets_python_read_413);
     tcase_add_test(tc, t_lingering_close_bounded);
     tcase_add_test(tc, t_rejections_name_their_reason);
