@@ -226,14 +226,16 @@ head_wait(void *arg, struct conn *c, int64_t deadline, int64_t since)
     for (;;) {
         int64_t now = clock_ms(), wake = deadline;
         nfds_t n = 1;
-        if (now >= mute_until) {
+        if (draining) {
+            /* the listeners are a socket that cannot accept now: nobody waits for us */
+        } else if (now >= mute_until) {
             for (size_t i = 0; i < drain_nlisten; i++)
                 pfd[n++] = (struct pollfd){.fd = drain_lfds[i], .events = POLLIN};
         } else if (mute_until < wake) {
             wake = mute_until;
         }
         int r = net_poll(pfd, n, wake);
-        if (r == -1 && (errno != ETIMEDOUT || now >= deadline || clock_ms() >= deadline))
+        if (r == -1 && (errno != ETIMEDOUT || clock_ms() >= deadline))
             return -1;
         if (r <= 0)
             continue; /* the end of a mute, or a signal: look again */
