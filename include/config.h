@@ -36,6 +36,12 @@ enum cfg_balance { CFG_BAL_ROUND_ROBIN, CFG_BAL_LEAST_CONN, CFG_BAL_RANDOM, CFG_
 
 enum cfg_hash_key { CFG_HASH_CLIENT_IP, CFG_HASH_HEADER };
 
+/* underscores_in_headers: what becomes of a request header whose name has a '_'. */
+enum cfg_underscores { CFG_US_DROP, CFG_US_REJECT, CFG_US_ALLOW };
+
+/* lingering_close (nginx's): when a close first reads what the client still sends. */
+enum cfg_lingering { CFG_LINGER_OFF, CFG_LINGER_ON, CFG_LINGER_ALWAYS };
+
 /* An IPv4 or IPv6 address with port, as written "127.0.0.1:80" / "[::1]:80". */
 struct cfg_addr {
     struct sockaddr_storage ss;
@@ -128,6 +134,11 @@ struct config {
     int64_t send_timeout_ms;          /* between two writes to the client */
     uint64_t client_max_body_size;    /* 0 = unlimited */
     size_t max_header_size;
+    enum cfg_underscores underscores_in_headers;
+    /* lingering close: how long it reads and discards, and waits for the next bytes */
+    enum cfg_lingering lingering_close;
+    int64_t lingering_time_ms;
+    int64_t lingering_timeout_ms;
     char *pid_file;              /* NULL: none */
     char *user;                  /* children run as it; NULL: unchanged */
     int64_t shutdown_timeout_ms; /* graceful stop and reload drain bound */

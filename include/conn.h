@@ -26,6 +26,18 @@
 #include "http.h"
 #include "shm.h"
 
+struct conn;
+
+/*
+ * How conn_read_head() waits for more of a head, set by the worker
+ * (conn_set_head_wait(); NULL: net_wait()). It waits until the client's
+ * socket is readable or <deadline>; the head being read has waited since
+ * <since> (clock_ms()). Returns 0 when the socket is readable, -1 with
+ * errno (ETIMEDOUT at <deadline>), or 1 when the head is to be given up for
+ * a client waiting for a worker (conn_read_head() then answers 408).
+ */
+typedef int conn_head_wait(void *arg, struct conn *c, int64_t deadline, int64_t since);
+
 struct conn {
     int fd;            /* -1 between connections */
     char ip[64];       /* the peer address, for logs and X-Forwarded-For */
@@ -37,20 +49,60 @@ struct conn {
     size_t read_cap; /* how much of buf socket reads may fill */
     size_t cap;      /* read_cap, plus room for bytes given back by conn_give_back() */
     size_t start, len;
+    bool may_send;  /* the client may still be sending: a close lingers (lingering_close = on) */
+    bool no_linger; /* cut for slowness: a close does not linger (lingering_close = on) */
+    conn_head_wait *head_wait;
+    void *head_wait_arg;
 };
 
 /* Allocates the receive buffer (once per worker). Returns 0 or -1 (out of memory). */
 int conn_init(struct conn *c, const struct config *cfg, struct shm *shm);
 void conn_free(struct conn *c);
 
+/* Sets how conn_read_head() waits (see conn_head_wait); <fn> NULL: net_wait(). */
+void conn_set_head_wait(struct conn *c, conn_head_wait *fn, void *arg);
+
 /* Starts serving the accepted non-blocking socket <fd> from peer <ss>. */
 void conn_open(struct conn *c, int fd, const struct sockaddr_storage *ss);
 
 /*
- * Ends the connection: shuts writing down first, then closes, so what we
- * sent is not thrown away by a reset while the client still sends.
+ * Ends the connection at once: shuts writing down, then closes. Input left
+ * unread makes the kernel answer with a reset, which can destroy what we
+ * sent before the client read it: see conn_linger_start().
  */
 void conn_close(struct conn *c);
+
+/*
+ * Says that the client may still be sending (a request body or head left
+ * unread): the connection's close should linger.
+ */
+void conn_may_send(struct conn *c);
+
+/*
+ * Says that the client was cut for being too slow (408): its close does not
+ * linger with lingering_close = on, or a trickling client would keep the
+ * worker it was just cut from.
+ */
+void conn_no_linger(struct conn *c);
+
+/*
+ * Lingering close (nginx's lingering_close): returns true, after shutting
+ * writing down (the client sees our answer end), when the connection should
+ * read and discard what the client still sends before conn_close():
+ * lingering_close = always, or on and the client may still be sending
+ * (conn_may_send(), or bytes buffered or waiting in the socket) and was not
+ * cut for slowness (conn_no_linger()). The caller
+ * then waits for conn_fd() to be readable and calls conn_discard(), bounded
+ * by lingering_time and lingering_timeout. False: close at once.
+ */
+bool conn_linger_start(struct conn *c);
+
+/*
+ * Reads and throws away what the client sent, one read without waiting.
+ * Returns 1 when bytes came or none yet (EAGAIN), 0 at EOF or on an error
+ * (the lingering is over).
+ */
+int conn_discard(struct conn *c);
 
 /* The descriptor to poll() for readability or writability of the client. */
 int conn_fd(const struct conn *c);
@@ -70,7 +122,8 @@ int conn_try_first_bytes(struct conn *c);
 /*
  * Reads and parses the next request head into <req>, keeping bytes after
  * it buffered. The whole head has client_header_timeout from its first
- * byte, and below client_header_min_rate it is cut sooner. Returns the
+ * byte, and below client_header_min_rate it is cut sooner; the head wait
+ * (conn_set_head_wait()) may give it up for a waiting client. Returns the
  * head's length (> 0); 0 when the connection ended before a byte of a head
  * (the caller closes quietly); -1 after answering an invalid, oversized or
  * too slow head with its error status (the caller closes).

@@ -58,6 +58,14 @@ struct relay {
     /* time limits, ms */
     int64_t read_timeout, send_timeout, body_timeout;
     unsigned body_min_rate; /* client_body_min_rate, bytes/s, 0: none */
+    /*
+     * The body clock (clock_ms()): when the proxy began to wait for the
+     * body, i.e. said 100 Continue, or without Expect had the whole head;
+     * client_body_timeout runs from it until the first byte. 0: the relay's
+     * start. <body_early> body bytes came with the head.
+     */
+    int64_t body_clock;
+    uint64_t body_early;
     /* the worker's buffers, reused by every request */
     char *body_buf; /* client -> upstream, NET_IO_BUF bytes */
     char *resp_buf; /* upstream -> client, NET_IO_BUF bytes */
@@ -72,6 +80,10 @@ struct relay {
     bool upload_aborted; /* the upstream stopped taking the request body */
     int err;             /* errno of the failure, for the error log */
     const char *why;     /* the failure in words, for the error log */
+
+    /* an invalid head or body from the upstream: the parser's or decoder's reason (static) */
+    const char *detail;     /* NULL for other failures */
+    unsigned detail_header; /* the header line concerned, 1-based; 0: none */
 };
 
 /*

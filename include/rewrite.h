@@ -23,7 +23,8 @@ struct rewrite_req {
     const char *proto;         /* "http" or "https": X-Forwarded-Proto */
     enum http_framing framing; /* body framing towards the upstream: NONE, LENGTH or CHUNKED */
     uint64_t content_length;
-    bool upstream_close; /* ask the upstream to close (no pooling) */
+    bool upstream_close;   /* ask the upstream to close (no pooling) */
+    bool drop_underscores; /* underscores_in_headers = drop: leave out names with a '_' */
 };
 
 /*
@@ -33,10 +34,18 @@ struct rewrite_req {
  * the body framing. Hop-by-hop fields (Connection and every field it names,
  * Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Transfer-Encoding),
  * Content-Length, Expect and the client's X-Forwarded-Proto/-Host are not
- * copied. Returns the length, or -1 if <cap> is too small.
+ * copied, nor, with <drop_underscores>, fields whose name has a '_' (see
+ * rewrite_has_underscore()). Returns the length, or -1 if <cap> is too small.
  */
 ssize_t rewrite_request(const struct http_request *req, const struct rewrite_req *rw, char *out,
                         size_t cap);
+
+/*
+ * True when header name <name> has a '_': CGI-style backends map '_' and
+ * '-' to the same variable, so "Content_Length" would read as a second
+ * Content-Length there (nginx's underscores_in_headers).
+ */
+bool rewrite_has_underscore(struct http_slice name);
 
 /* Body framing of the response sent to the client. */
 enum rewrite_framing {

@@ -95,6 +95,8 @@ struct shm_worker {
     atomic_int draining;              /* set by the worker when told to finish: accepts no more */
     atomic_int ip_bucket;             /* its client's slot in shm.ip_conns, -1: none */
     uint32_t generation;
+    /* written by the worker: clock_ms() since it waits for an incomplete head, 0: none */
+    atomic_int_fast64_t head_since;
 };
 
 struct shm {

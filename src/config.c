@@ -614,6 +614,10 @@ static const char *const cfg_hash_key_names[] = {"client_ip", "header"};
 /* How a boolean prints, {false, true}: the word its documentation uses. */
 static const char *const cfg_yes_no[] = {"no", "yes"};
 static const char *const cfg_on_off[] = {"off", "on"};
+/* Indexed by enum cfg_underscores. */
+static const char *const cfg_underscores_names[] = {"drop", "reject", "allow"};
+/* Indexed by enum cfg_lingering. */
+static const char *const cfg_lingering_names[] = {"off", "on", "always"};
 
 static const char *
 cfg_name_of(const char *const *names, size_t n, int v)
@@ -1161,12 +1165,20 @@ static const struct cfg_key cfg_keys[] = {
      RANGE(1, 0), .default_value = "30s", .doc = "between two reads of a request body, > 0"},
     {PROXY(send_timeout_ms), .name = "send_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
      .default_value = "30s", .doc = "between two writes to the client, > 0"},
+    {PROXY(lingering_close), .name = "lingering_close", .type = CFG_T_ENUM,
+     WORDS(cfg_lingering_names), .what = "mode", .default_value = "on",
+     .doc = "read what the client still sends before closing: off, on (when it may) or always"},
+    {PROXY(lingering_time_ms), .name = "lingering_time", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "30s", .doc = "the most a lingering close reads and discards, > 0"},
+    {PROXY(lingering_timeout_ms), .name = "lingering_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "5s",
+     .doc = "a lingering close waits this long for more bytes, then closes, > 0"},
     {PROXY(client_header_min_rate), .name = "client_header_min_rate", .type = CFG_T_UNSIGNED,
      RANGE(0, 1000000000), .default_value = "256",
      .doc = "bytes/s a request head must keep up after its first second; 0 = off"},
     {PROXY(client_body_min_rate), .name = "client_body_min_rate", .type = CFG_T_UNSIGNED,
      RANGE(0, 1000000000), .default_value = "256",
-     .doc = "bytes/s a request body must keep up after its first second; 0 = off"},
+     .doc = "bytes/s a request body must keep up from its first byte, after a second; 0 = off"},
     {PROXY(max_conns_per_ip), .name = "max_conns_per_ip", .type = CFG_T_UNSIGNED,
      RANGE(0, 1000000), .default_value = "0",
      .doc = "concurrent connections per client address; 0 = unlimited"},
@@ -1176,6 +1188,9 @@ static const struct cfg_key cfg_keys[] = {
     {PROXY(max_header_size), .name = "max_header_size", .type = CFG_T_SIZE,
      RANGE(1024, 1024 * 1024), .range_text = "1k..1m", .default_value = "16k",
      .doc = "the request head: a longer request line gets 414, a longer head 431"},
+    {PROXY(underscores_in_headers), .name = "underscores_in_headers", .type = CFG_T_ENUM,
+     WORDS(cfg_underscores_names), .what = "policy", .default_value = "drop",
+     .doc = "request headers with '_' in their name: drop, reject (400) or allow"},
     {PROXY(pid_file), .name = "pid_file", .type = CFG_T_STRING, .flags = CFG_AT_START,
      .default_doc = "none", .set = set_pid_file,
      .doc = "a path where the master writes its pid; needed by -s"},

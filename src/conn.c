@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
 #include "net.h"
+#include "rewrite.h"
 
 /*
  * Times a worker yields the CPU, trying a read() after each, before it
@@ -38,6 +40,13 @@ conn_init(struct conn *c, const struct config *cfg, struct shm *shm)
 }
 
 void
+conn_set_head_wait(struct conn *c, conn_head_wait *fn, void *arg)
+{
+    c->head_wait = fn;
+    c->head_wait_arg = arg;
+}
+
+void
 conn_free(struct conn *c)
 {
     free(c->buf);
@@ -51,6 +60,7 @@ conn_open(struct conn *c, int fd, const struct sockaddr_storage *ss)
     net_addr_ip(ss, c->ip, sizeof(c->ip));
     c->start = c->len = 0;
     c->requests = 0;
+    c->may_send = c->no_linger = false;
 }
 
 void
@@ -61,6 +71,7 @@ conn_close(struct conn *c)
     shutdown(c->fd, SHUT_WR);
     close(c->fd);
     c->fd = -1;
+    c->may_send = c->no_linger = false;
 }
 
 int
@@ -92,6 +103,43 @@ conn_read(struct conn *c, void *dst, size_t len)
         return (ssize_t)n;
     }
     return sock_read(c, dst, len);
+}
+
+void
+conn_may_send(struct conn *c)
+{
+    c->may_send = true;
+}
+
+void
+conn_no_linger(struct conn *c)
+{
+    c->no_linger = true;
+}
+
+bool
+conn_linger_start(struct conn *c)
+{
+    int queued = 0;
+
+    if (c->fd == -1 || c->cfg->lingering_close == CFG_LINGER_OFF)
+        return false;
+    if (c->cfg->lingering_close == CFG_LINGER_ON &&
+        (c->no_linger || (!c->may_send && c->len <= c->start &&
+                          (ioctl(c->fd, FIONREAD, &queued) == -1 || queued == 0))))
+        return false;
+    shutdown(c->fd, SHUT_WR);
+    c->start = c->len = 0;
+    return true;
+}
+
+int
+conn_discard(struct conn *c)
+{
+    ssize_t n = sock_read(c, c->buf, c->read_cap);
+    if (n > 0 || (n == -1 && errno == EAGAIN))
+        return 1;
+    return 0;
 }
 
 ssize_t
@@ -278,6 +326,7 @@ reject_head(struct conn *c, const struct http_request *req, int status, int64_t 
     else
         log_info("%s: rejected request head: %d %s", c->ip, status, http_reason(status));
     conn_refuse(c, status, t0 * 1000);
+    c->may_send = true; /* the rest of the head, or its body, may be on its way */
     return -1;
 }
 
@@ -294,6 +343,42 @@ head_too_slow(struct conn *c, int64_t t0, bool by_rate)
         log_info("%s: request head timed out", c->ip);
     }
     conn_refuse(c, 408, t0 * 1000);
+    c->no_linger = true;
+    return -1;
+}
+
+/*
+ * underscores_in_headers = reject: true when a field name of <req> has a
+ * '_', which is then named in <req>'s why / why_header for reject_head().
+ */
+static bool
+underscore_refused(const struct config *cfg, struct http_request *req)
+{
+    if (cfg->underscores_in_headers != CFG_US_REJECT)
+        return false;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (rewrite_has_underscore(req->headers[i].name)) {
+            req->why = "underscore in field name (underscores_in_headers = reject)";
+            req->why_header = (unsigned)i + 1;
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Answers a head given up for a client waiting for a worker (408), after
+ * <since> (ms) of waiting for it; see conn_head_wait.
+ */
+static ssize_t
+head_given_up(struct conn *c, int64_t t0, int64_t since)
+{
+    atomic_fetch_add_explicit(&c->shm->slow_rejects, 1, memory_order_relaxed);
+    log_info("%s: request head given up for a waiting client: %zu bytes in %lld ms, no worker "
+             "idle",
+             c->ip, c->len, (long long)(clock_ms() - since));
+    conn_refuse(c, 408, t0 * 1000);
+    c->no_linger = true;
     return -1;
 }
 
@@ -301,7 +386,7 @@ ssize_t
 conn_read_head(struct conn *c, struct http_request *req)
 {
     const struct config *cfg = c->cfg;
-    int64_t t0 = clock_ms();
+    int64_t t0 = clock_ms(), since = t0;
     bool by_rate = false;
 
     /* Pipelined bytes stay; move them to the front so a whole head fits. */
@@ -314,6 +399,8 @@ conn_read_head(struct conn *c, struct http_request *req)
         if (c->len > 0) {
             int status = 400;
             int r = http_parse_request(c->buf, c->len, cfg->max_header_size, req, &status);
+            if (r > 0 && underscore_refused(cfg, req))
+                return reject_head(c, req, 400, t0);
             if (r > 0) {
                 c->start = (size_t)r;
                 c->requests++;
@@ -327,7 +414,11 @@ conn_read_head(struct conn *c, struct http_request *req)
         int64_t deadline = head_deadline(cfg, t0, c->len, &by_rate);
         ssize_t n = sock_read(c, c->buf + c->len, c->read_cap - c->len);
         while (n == -1 && errno == EAGAIN) {
-            if (net_wait(c->fd, POLLIN, deadline) == -1) {
+            int w = c->head_wait != NULL ? c->head_wait(c->head_wait_arg, c, deadline, since)
+                                         : net_wait(c->fd, POLLIN, deadline);
+            if (w == 1)
+                return head_given_up(c, t0, since);
+            if (w == -1) {
                 if (errno == ETIMEDOUT && c->len > 0)
                     return head_too_slow(c, t0, by_rate);
                 return 0;

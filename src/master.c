@@ -178,7 +178,7 @@ child_main(void *arg)
  * In the parent, before the fork: fills worker <i>'s scoreboard slot with
  * what the child will find there. After the fork the master writes only
  * what it owns (the pid), never a field the child may already be writing
- * (ip_bucket, draining).
+ * (ip_bucket, draining, head_since).
  */
 static void
 child_prepare(void *arg)
@@ -191,6 +191,7 @@ child_prepare(void *arg)
     w = &a->gen->shm->workers[a->i];
     atomic_store(&w->draining, 0);
     atomic_store(&w->ip_bucket, -1);
+    atomic_store(&w->head_since, 0);
     w->generation = a->gen->id;
 }
 
@@ -306,6 +307,7 @@ forget_worker(struct generation *gen, unsigned i, pid_t pid)
         atomic_fetch_sub(&shm->ip_conns[b], 1);
     int token = pid;
     atomic_compare_exchange_strong(&shm->evicting, &token, 0);
+    atomic_store(&w->head_since, 0);
     atomic_store(&w->pid, 0);
 }
 

@@ -5,6 +5,7 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -219,6 +220,7 @@ send_head(struct exchange *x)
         .framing = req->info.framing,
         .content_length = req->info.content_length,
         .upstream_close = x->grp->keepalive == 0,
+        .drop_underscores = px->cfg->underscores_in_headers == CFG_US_DROP,
     };
     ssize_t hlen = rewrite_request(req, &rw, px->head_buf, px->head_cap);
     if (hlen < 0)
@@ -270,6 +272,8 @@ relay(struct exchange *x)
     r->head_us = 0;
     r->sent = 0;
     r->upstream_keep = r->upload_aborted = false;
+    r->detail = NULL;
+    r->detail_header = 0;
     enum relay_end end = relay_run(r);
     x->client_keep = r->client_keep;
     x->err = r->err;
@@ -296,13 +300,36 @@ attempt(struct exchange *x)
         return F_NO_SERVER;
     if ((f = open_conn(x)) != F_NONE || (f = send_head(x)) != F_NONE)
         return f;
-    if (req->expect_continue && !x->rl.body_done && req->minor_version == 1 &&
-        relay_continue(x->c) == -1)
-        return F_CONTINUE;
+    if (req->expect_continue && !x->rl.body_done && req->minor_version == 1) {
+        if (relay_continue(x->c) == -1)
+            return F_CONTINUE;
+        x->rl.body_clock = clock_ms(); /* the client may wait for it: its body clock starts now */
+    }
     return relay(x);
 }
 
 /* ---- what a failure means --------------------------------------------------------------- */
+
+/*
+ * The error-log line of a server's failure <what> at <addr>: the parser's
+ * or decoder's reason for an invalid head or body (and the header line
+ * concerned), else the errno's words.
+ */
+static void
+log_server_fault(const struct exchange *x, const char *what, const char *addr)
+{
+    const struct relay *r = &x->rl;
+    char hdr[32] = "";
+
+    if (r->detail == NULL) {
+        log_warn("%s %s: %s (client %s, \"%s\")", what, addr, strerror(x->err), x->c->ip,
+                 x->reqline);
+        return;
+    }
+    if (r->detail_header > 0)
+        snprintf(hdr, sizeof(hdr), " in header %u", r->detail_header);
+    log_warn("%s %s: %s%s (client %s, \"%s\")", what, addr, r->detail, hdr, x->c->ip, x->reqline);
+}
 
 /* When a failed attempt may be made again. */
 enum again {
@@ -428,8 +455,7 @@ upstream_next(struct exchange *x, enum fail f)
                                   memory_order_relaxed);
         const char *what = rule->what ? rule->what : x->rl.why;
         if (!rule->quiet)
-            log_warn("%s %s: %s (client %s, \"%s\")", what, addr, strerror(x->err), x->c->ip,
-                     x->reqline);
+            log_server_fault(x, what, addr);
         /* the cause, for the breaker's ejection log */
         balance_ticket_failed(&x->ticket, what, f == F_5XX ? 0 : x->err);
         leave_server(x, false);
@@ -439,6 +465,8 @@ upstream_next(struct exchange *x, enum fail f)
         atomic_fetch_add_explicit(&x->px->shm->slow_rejects, 1, memory_order_relaxed);
     if (rule->client_fault)
         log_info("%s: %s (\"%s\")", x->c->ip, x->rl.why, x->reqline);
+    if (rule->status == 408)
+        conn_no_linger(x->c); /* too slow: lingering would give its worker back */
     bool could = may_again(x, rule->other);
     if (could && retry_other(x))
         return NEXT_AGAIN;
@@ -550,6 +578,7 @@ take_early_body(struct exchange *x)
         x->early_whole = d == 1;
     }
     conn_take(x->c, used);
+    r->body_early = req->info.framing == HTTP_BODY_CHUNKED ? r->body_dec.total : x->early.len;
     return 0;
 }
 
@@ -591,6 +620,11 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
         if (x->key.len > 256)
             x->key.len = 256; /* the hash has always read 256 bytes at most: keys map as before */
     }
+    if (cfg->underscores_in_headers == CFG_US_DROP)
+        for (size_t i = 0; i < req->nheaders; i++)
+            if (rewrite_has_underscore(req->headers[i].name))
+                log_debug("%s: dropped header \"%.*s\" (underscores_in_headers = drop)", c->ip,
+                          (int)req->headers[i].name.len, req->headers[i].name.p);
     struct relay *r = &x->rl;
     r->client = c;
     r->body_framing = req->info.framing;
@@ -605,6 +639,7 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
     r->send_timeout = cfg->send_timeout_ms;
     r->body_timeout = cfg->client_body_timeout_ms;
     r->body_min_rate = cfg->client_body_min_rate;
+    r->body_clock = x->start_us / 1000; /* the head is complete */
     r->body_buf = px->body_buf;
     r->resp_buf = px->resp_buf;
     r->head_buf = px->head_buf;
@@ -620,8 +655,10 @@ finish(struct exchange *x)
     if (x->server >= 0 && x->status != 0 && x->upstream_head_us == 0)
         x->upstream_head_us = clock_us();
     /* The response may be whole, but the request body was not all read or sent: close. */
-    if (!x->rl.body_done || x->rl.upload_aborted)
+    if (!x->rl.body_done || x->rl.upload_aborted) {
         x->client_keep = false;
+        conn_may_send(x->c); /* ... after reading what is still coming (lingering close) */
+    }
     leave_server(x, true);
     atomic_fetch_add_explicit(&x->px->me->requests, 1, memory_order_relaxed);
     access_log(x);

@@ -119,8 +119,8 @@ relay_continue(struct conn *client)
 
 /* Client -> upstream: the rest of the request body. */
 struct upload {
-    int64_t waited; /* ms spent waiting for the client's body bytes (not for the upstream) */
-    uint64_t got;   /* body bytes read from the client here */
+    int64_t waited; /* ms spent waiting for the client's body bytes once they flow */
+    uint64_t got;   /* body bytes read from the client, those with the head included */
     struct outq q;
     int64_t last; /* ms of the last progress */
 };
@@ -234,6 +234,7 @@ download_queue(struct relay *r, struct download *d, char *p, size_t n, enum rela
         int c = http_chunked_decode(&d->dec, p, n, &out_len, &used);
         if (c == -1) {
             errno = EPROTO;
+            r->detail = d->dec.why;
             return fail(r, end, RELAY_UPSTREAM_FAILED, "invalid chunked body from");
         }
         if (chunked)
@@ -316,6 +317,8 @@ download_head(struct relay *r, struct download *d, enum relay_end *end)
             return 0;
         if (n == HTTP_INVALID) {
             errno = EPROTO;
+            r->detail = d->resp.why;
+            r->detail_header = d->resp.why_header;
             return fail(r, end, RELAY_UPSTREAM_FAILED, "invalid response head from");
         }
         if (d->resp.status == 101) {
@@ -426,11 +429,16 @@ plan_wait(const struct relay *r, const struct upload *u, const struct download *
         wait_for(w, 0, POLLIN, u->last + r->body_timeout, RELAY_CLIENT_TIMEOUT,
                  "client request body timed out");
         /*
-         * After a first second, a body slower than client_body_min_rate is
-         * cut too. The rate counts only the time spent waiting for the
-         * client: a slow upstream is not the client's fault.
+         * mod_reqtimeout's model: once the body flows (from its first
+         * byte), an allowance of a second, then 1/client_body_min_rate s
+         * more per byte received; slower is cut. A pause before the body
+         * (a client that waited for our 100 Continue, or took its time
+         * after the head) is bounded by client_body_timeout alone, so a
+         * small body that comes whole is never cut by the rate. The rate
+         * counts only the time spent waiting for the client: a slow
+         * upstream is not the client's fault.
          */
-        if (r->body_min_rate > 0)
+        if (r->body_min_rate > 0 && u->got > 0)
             wait_for(w, 0, POLLIN,
                      clock_ms() + 1000 + (int64_t)(u->got * 1000 / r->body_min_rate) - u->waited,
                      RELAY_CLIENT_SLOW, "client request body too slow");
@@ -464,6 +472,9 @@ relay_run(struct relay *r)
     outq_reset(&u.q);
     outq_reset(&d.q);
     u.last = d.last = clock_ms();
+    if (r->body_clock > 0 && r->body_clock < u.last)
+        u.last = r->body_clock;
+    u.got = r->body_early;
     /*
      * With nothing to upload, the answer to a request just sent is rarely
      * there yet, so do not even read(): yield the CPU first, and twice
@@ -496,12 +507,13 @@ relay_run(struct relay *r)
         struct wait w;
         plan_wait(r, &u, &d, &w);
         int64_t before = clock_ms();
+        bool flowing = u.got > 0;
         if (net_poll(w.pfd, 2, w.deadline) == -1) {
             if (errno == ETIMEDOUT)
                 return fail(r, &end, w.late, w.why), end;
             return fail(r, &end, RELAY_CLIENT_GONE, "poll"), end;
         }
-        if (w.pfd[0].events & POLLIN)
+        if ((w.pfd[0].events & POLLIN) && flowing)
             u.waited += clock_ms() - before;
     }
 }

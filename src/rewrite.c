@@ -56,6 +56,12 @@ named_by_connection(const struct http_header *h, size_t n, struct http_slice nam
     return false;
 }
 
+bool
+rewrite_has_underscore(struct http_slice name)
+{
+    return name.len > 0 && memchr(name.p, '_', name.len) != NULL;
+}
+
 ssize_t
 rewrite_request(const struct http_request *req, const struct rewrite_req *rw, char *buf,
                 size_t cap)
@@ -80,7 +86,8 @@ rewrite_request(const struct http_request *req, const struct rewrite_req *rw, ch
             buf_ieq(h->name.p, h->name.len, "expect") ||
             buf_ieq(h->name.p, h->name.len, "x-forwarded-proto") ||
             buf_ieq(h->name.p, h->name.len, "x-forwarded-host") ||
-            named_by_connection(req->headers, req->nheaders, h->name))
+            named_by_connection(req->headers, req->nheaders, h->name) ||
+            (rw->drop_underscores && rewrite_has_underscore(h->name)))
             continue;
         if (buf_ieq(h->name.p, h->name.len, "x-forwarded-for")) {
             /* Several X-Forwarded-For lines are one list: join them, then append us. */

@@ -68,6 +68,15 @@ on_usr1(int sig)
 
 /* How long a keep-alive connection must have been idle before fair keep-alive may close it. */
 #define FAIR_MIN_IDLE_MS 250
+/*
+ * How long a worker waits for an incomplete head before fair keep-alive may
+ * give it up for a waiting client: a normal client's head comes in its first
+ * flight of packets, right after the connection is accepted; a trickle does
+ * not. It bounds how fast the slow heads ahead of a normal client in the
+ * accept queue are cycled out (every worker's head must have aged this much
+ * before it may go), so it is short: this only happens under pressure.
+ */
+#define HEAD_GRACE_MS 100
 
 /* A proxy worker (not the admin worker): counted idle in accept(), subject to the pool. */
 static bool proxy_worker;
@@ -97,12 +106,13 @@ set_state(struct proxy *px, enum shm_worker_state st)
  * Fair keep-alive: a client is waiting in the accept queue, no worker is
  * idle to take it, and the pool cannot grow (or it would, without closing
  * anyone's connection). One worker at a time (a token in shared memory, so
- * one new client does not cost every idle connection) lets its idle
- * keep-alive connection go, a legal close between requests, and goes to
- * accept.
+ * one new client does not cost every idle connection) lets its connection
+ * go and goes to accept: an idle keep-alive one (a legal close between
+ * requests), a lingering one (it had its answer), or the oldest incomplete
+ * head (slow_head_yields()). Returns true when this worker took the token.
  */
 static bool
-yield_idle_connection(struct proxy *px)
+yield_connection(struct proxy *px)
 {
     if (atomic_load_explicit(&px->shm->idle_workers, memory_order_relaxed) > 0 ||
         !atomic_load_explicit(&px->shm->pool_full, memory_order_relaxed))
@@ -111,7 +121,6 @@ yield_idle_connection(struct proxy *px)
     if (!atomic_compare_exchange_strong(&px->shm->evicting, &none, (int)getpid()))
         return false;
     holding_token = true;
-    atomic_fetch_add_explicit(&px->shm->evictions, 1, memory_order_relaxed);
     return true;
 }
 
@@ -127,24 +136,21 @@ release_token(struct proxy *px)
 }
 
 /*
- * Waits on an idle keep-alive connection for the next request, until
- * <deadline>. Returns 1 when the client sent something (or closed), 0 when
- * the connection is to be closed: timeout, drain, or a client waiting for a
- * worker (fair keep-alive). It also watches the listening sockets; after a
- * false alarm (another worker is taking that client) it looks away from
- * them for a moment instead of spinning.
+ * Waits on an idle connection until the client sends something, until
+ * <deadline>: a keep-alive connection between requests, or one in a
+ * lingering close. Returns 1 when the client sent something (or closed), 0
+ * when the connection is to be closed: timeout, drain, or a client waiting
+ * for a worker (fair keep-alive; <what> names the connection in that log
+ * line, <count> counts it in shm.evictions). It also watches the listening sockets, from <mute_ms>
+ * on; after a false alarm (another worker is taking that client) it looks away from them for a
+ * moment instead of spinning.
  */
 static int
-idle_wait(struct proxy *px, struct conn *c, int64_t deadline)
+idle_wait(struct proxy *px, struct conn *c, int64_t deadline, int64_t mute_ms, const char *what,
+          bool count)
 {
     struct pollfd pfd[2 + CFG_MAX_LISTENERS];
-    /*
-     * Only a connection idle for a while is given up: a busy keep-alive
-     * client sends its next request within moments, and closing under it
-     * would race that request (and make it reconnect, which would cost
-     * another connection its worker, and so on).
-     */
-    int64_t mute_until = clock_ms() + FAIR_MIN_IDLE_MS;
+    int64_t mute_until = clock_ms() + mute_ms;
 
     pfd[0] = (struct pollfd){.fd = conn_fd(c), .events = POLLIN};
     pfd[1] = (struct pollfd){.fd = wake_pipe[0], .events = POLLIN};
@@ -168,13 +174,76 @@ idle_wait(struct proxy *px, struct conn *c, int64_t deadline)
             continue; /* a deadline, the end of a mute, a signal or the wake pipe: look again */
         if (pfd[0].revents != 0)
             return 1;
-        if (yield_idle_connection(px)) {
-            log_debug("%s: idle keep-alive connection closed: a new client waits and no worker "
-                      "is idle",
-                      c->ip);
+        if (yield_connection(px)) {
+            if (count)
+                atomic_fetch_add_explicit(&px->shm->evictions, 1, memory_order_relaxed);
+            log_debug("%s: %s closed: a new client waits and no worker is idle", c->ip, what);
             return 0;
         }
         mute_until = clock_ms() + 20;
+    }
+}
+
+/*
+ * Whether this worker, waiting since <since> for an incomplete head, holds
+ * the oldest one: no other worker has waited longer for its own. Ties go to
+ * the lower slot.
+ */
+static bool
+oldest_head(struct proxy *px, int64_t since)
+{
+    const struct shm *shm = px->shm;
+
+    for (uint32_t i = 0; i < shm->nworkers; i++) {
+        const struct shm_worker *w = &shm->workers[i];
+        if (w == px->me || atomic_load_explicit(&w->state, memory_order_relaxed) != SHM_W_READ)
+            continue;
+        int64_t t = atomic_load_explicit(&w->head_since, memory_order_relaxed);
+        if (t != 0 && (t < since || (t == since && w < px->me)))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * conn_head_wait for proxy workers: waits for more of a head like
+ * net_wait(), and once the head has waited HEAD_GRACE_MS also watches the
+ * listening sockets. When a client waits there, no worker is idle and the
+ * pool cannot grow, the worker holding the oldest incomplete head takes the
+ * fair keep-alive token and gives its head up (1): more slow clients than
+ * workers cannot keep a normal one waiting. A signal does not end the wait
+ * (a drain lets the request in flight finish).
+ */
+static int
+head_wait(void *arg, struct conn *c, int64_t deadline, int64_t since)
+{
+    struct proxy *px = arg;
+    struct pollfd pfd[1 + CFG_MAX_LISTENERS];
+    int64_t mute_until = since + HEAD_GRACE_MS;
+
+    atomic_store_explicit(&px->me->head_since, since, memory_order_relaxed);
+    pfd[0] = (struct pollfd){.fd = conn_fd(c), .events = POLLIN};
+    for (;;) {
+        int64_t now = clock_ms(), wake = deadline;
+        nfds_t n = 1;
+        if (draining) {
+            /* the listeners are a socket that cannot accept now: nobody waits for us */
+        } else if (now >= mute_until) {
+            for (size_t i = 0; i < drain_nlisten; i++)
+                pfd[n++] = (struct pollfd){.fd = drain_lfds[i], .events = POLLIN};
+        } else if (mute_until < wake) {
+            wake = mute_until;
+        }
+        int r = net_poll(pfd, n, wake);
+        if (r == -1 && (errno != ETIMEDOUT || clock_ms() >= deadline))
+            return -1;
+        if (r <= 0)
+            continue; /* the end of a mute, or a signal: look again */
+        if (pfd[0].revents != 0)
+            return 0;
+        if (!draining && oldest_head(px, since) && yield_connection(px))
+            return 1;
+        mute_until = clock_ms() + 20; /* another worker is taking that client */
     }
 }
 
@@ -215,11 +284,49 @@ next_request(struct proxy *px, struct conn *c, struct http_request *req)
             return 0; /* idle between requests: close; a new connection still gets its answer */
         int64_t deadline = clock_ms() + px->cfg->keepalive_timeout_ms;
         int r = conn_try_first_bytes(c);
-        if (r == 0 || (r == -1 && idle_wait(px, c, deadline) == 0))
+        /*
+         * Only a connection idle for a while is given up: a busy keep-alive
+         * client sends its next request within moments, and closing under it
+         * would race that request (and make it reconnect, which would cost
+         * another connection its worker, and so on).
+         */
+        if (r == 0 || (r == -1 && idle_wait(px, c, deadline, FAIR_MIN_IDLE_MS,
+                                            "idle keep-alive connection", true) == 0))
             return 0;
     }
     set_state(px, SHM_W_READ);
-    return conn_read_head(c, req);
+    ssize_t n = conn_read_head(c, req);
+    atomic_store_explicit(&px->me->head_since, 0, memory_order_relaxed);
+    return n;
+}
+
+/*
+ * Closes the client connection; first, when it should linger
+ * (conn_linger_start()), reads and discards what the client still sends,
+ * so that our answer is not destroyed by a reset before the client read it
+ * (a client that sends its whole body before it reads). It ends at EOF,
+ * after lingering_timeout without a byte, after lingering_time in all, at a
+ * drain, or at once when a client waits for a worker and none is idle (as
+ * fair keep-alive does: the lingering connection has had its answer).
+ */
+static void
+close_connection(struct proxy *px, struct conn *c)
+{
+    const struct config *cfg = px->cfg;
+
+    if (conn_linger_start(c)) {
+        set_state(px, SHM_W_KEEPALIVE);
+        int64_t end = clock_ms() + cfg->lingering_time_ms;
+        for (;;) {
+            int64_t deadline = clock_ms() + cfg->lingering_timeout_ms;
+            if (deadline > end)
+                deadline = end;
+            if (idle_wait(px, c, deadline, 0, "lingering connection", false) == 0 ||
+                conn_discard(c) == 0)
+                break;
+        }
+    }
+    conn_close(c);
 }
 
 /* Serves the client on <c>, request after request, and closes its connection. */
@@ -237,7 +344,7 @@ serve_connection(struct proxy *px, struct conn *c, bool admin)
         if (proxy_serve(px, c, &req) == -1 || draining)
             break;
     }
-    conn_close(c);
+    close_connection(px, c);
 }
 
 /*
@@ -341,6 +448,8 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
         log_fatal(MP_EXIT_FATAL, "worker %d: out of memory", slot);
     if (conn_init(&c, cfg, shm) == -1)
         log_fatal(MP_EXIT_FATAL, "worker %d: out of memory", slot);
+    if (proxy_worker)
+        conn_set_head_wait(&c, head_wait, &px);
 
     struct shm_worker *me = px.me;
     atomic_store(&me->ip_bucket, -1);
@@ -370,7 +479,7 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
         conn_open(&c, fd, &ss);
         if (ip_admit(&px, &c) == -1) {
             ip_release(&px);
-            conn_close(&c);
+            close_connection(&px, &c);
             continue;
         }
         serve_connection(&px, &c, admin);

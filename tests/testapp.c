@@ -32,7 +32,10 @@
  *   /hang                  never answers; holds the connection until the peer closes
  *   /close                 closes without answering
  *   /reset                 closes with SO_LINGER {1, 0}: the peer gets an RST
- *   /garbage               answers "HTTP/1.1 2OO OK\r\n\r\n" (invalid), closes
+ *   /garbage[?what=W]      answers an invalid response and closes: W = status (the
+ *                          default) "HTTP/1.1 2OO OK", W = header a field with a
+ *                          space before its colon, W = chunk a valid head and a
+ *                          chunked body with a bad chunk size
  *   /status?code=N         status N (200..599), body "status N\n" (none for 204/304)
  *   /stats                 "connections=<C> requests=<R>\n", see below
  *   anything else, and /   200 "hello from NAME\n"
@@ -947,9 +950,21 @@ h_reset(struct conn *c, struct req *r)
 static enum after
 h_garbage(struct conn *c, struct req *r)
 {
-    static const char bad[] = "HTTP/1.1 2OO OK\r\n\r\n";
+    static const struct {
+        const char *what, *bytes;
+    } kinds[] = {
+        {"status", "HTTP/1.1 2OO OK\r\n\r\n"},
+        {"header", "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-B : 2\r\nContent-Length: 0\r\n\r\n"},
+        {"chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\nzz\r\n"},
+    };
+    const char *bad = kinds[0].bytes, *w;
+    size_t wlen;
 
-    if (body_drain(c, r) == -1 || send_all(c->fd, bad, sizeof(bad) - 1) == -1)
+    if (param(r, "what", &w, &wlen))
+        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+            if (wlen == strlen(kinds[i].what) && memcmp(w, kinds[i].what, wlen) == 0)
+                bad = kinds[i].bytes;
+    if (body_drain(c, r) == -1 || send_all(c->fd, bad, strlen(bad)) == -1)
         return H_ABORT;
     r->close = 1;
     return H_OK;

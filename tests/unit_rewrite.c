@@ -63,6 +63,7 @@ struct req_case {
     enum http_framing framing;
     uint64_t content_length;
     bool upstream_close;
+    bool drop_underscores;
     const char *want;
 };
 
@@ -188,6 +189,16 @@ static const struct req_case req_cases[] = {
      .framing = HTTP_BODY_LENGTH, .content_length = 1, .upstream_close = true,
      .want = "POST /p HTTP/1.1\r\nHost: 127.0.0.1:3001\r\n" XF
              "Content-Length: 1\r\nConnection: close\r\n\r\n"},
+
+    /* underscores_in_headers */
+    {"underscores dropped",
+     "POST /p HTTP/1.1\r\nHost: client.example\r\nContent-Length: 1\r\n"
+     "Transfer_Encoding: chunked\r\nContent_Length: 9\r\nX_A: 1\r\nX-B: 2\r\n_: 3\r\n\r\n",
+     .framing = HTTP_BODY_LENGTH, .content_length = 1, .drop_underscores = true,
+     .want =
+         "POST /p HTTP/1.1\r\nHost: 127.0.0.1:3001\r\nX-B: 2\r\n" XF "Content-Length: 1\r\n\r\n"},
+    {"underscores kept without drop_underscores", H11 "X_A: 1\r\n\r\n",
+     .want = RL "X_A: 1\r\n" XF "\r\n"},
 };
 
 /* Parses case <c> into <req> and fills <rw> from it and the defaults. */
@@ -209,6 +220,7 @@ prepare_request(const struct req_case *c, struct http_request *req, struct rewri
         .framing = c->framing,
         .content_length = c->content_length,
         .upstream_close = c->upstream_close,
+        .drop_underscores = c->drop_underscores,
     };
 }
 
