@@ -2069,6 +2069,13 @@ cfg_validate_tls(struct cfg_state *st)
         .client_cert_at = AT("client_certificate"),
         .client_ca = cfg->tls_client_ca,
         .client_ca_at = AT("client_ca"),
+        .tickets = cfg->tls_session_tickets,
+        .shared_cache = cfg->tls_session_cache > 0,
+        .timeout_s =
+            (long)(cfg->tls_session_timeout_ms / 1000 > 0 ? cfg->tls_session_timeout_ms / 1000
+                                                          : 1),
+        .ticket_key_file = cfg->tls_ticket_key_file,
+        .ticket_key_file_at = AT("session_ticket_key_file"),
     };
 #undef AT
     /* A default has no line: tls_load() then leaves the origin out. */
