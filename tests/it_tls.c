@@ -507,6 +507,55 @@ START_TEST(test_reload_broken_certificate)
 }
 END_TEST
 
+/* /metrics, /status.json, /status: handshakes, resumptions, failures by reason, certificates. */
+START_TEST(test_observability)
+{
+    static char out[65536];
+    char sess[256], args[512];
+    struct tl_resp r;
+
+    tl_app_start(&app[0], "app1");
+    tl_proxy_start(&px,
+                   "listen = 127.0.0.2:0 tls\nworkers = 2\nupstream = app\n"
+                   "[admin]\nlisten = 127.0.0.1:0\n"
+                   "[upstream app]\nserver = 127.0.0.1:%d\nhealth_check = off\n" TLS_SECTION
+                   "strict_sni = yes\nhandshake_timeout = 1s\n",
+                   app[0].port, TLS_ARGS);
+    ck_assert_int_gt(px.admin_port, 0);
+    snprintf(sess, sizeof(sess), "%s/sess.pem", px.dir);
+    snprintf(args, sizeof(args), "-servername a.test -sess_out %s", sess);
+    s_client(out, sizeof(out), args);
+    snprintf(args, sizeof(args), "-servername a.test -sess_in %s", sess);
+    s_client(out, sizeof(out), args);
+    ck_assert_msg(strstr(out, "Reused, TLSv1.3") != NULL, "%s", out);
+    s_client(out, sizeof(out), "-servername nobody.test");                       /* unknown name */
+    s_client(out, sizeof(out), "-servername a.test -tls1_2 -cipher AES128-SHA"); /* no cipher */
+    tl_sh(out, sizeof(out), "curl -s -o /dev/null --max-time 5 http://127.0.0.2:%d/", tls_port());
+    ck_assert_int_eq(tl_request(px.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &r),
+                     200);
+    ck_assert_msg(strstr(r.body, "\nminiproxyd_tls_handshakes_total 2\n") != NULL, "%s", r.body);
+    ck_assert_msg(strstr(r.body, "\nminiproxyd_tls_resumed_total 1\n") != NULL, "%s", r.body);
+    ck_assert_ptr_nonnull(strstr(r.body, "{reason=\"unknown_name\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "{reason=\"no_shared_cipher\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "{reason=\"plain_http\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "miniproxyd_tls_certificate_expiry_seconds{index=\"0\","
+                                         "names=\"a.test b.test\"} "));
+    ck_assert_ptr_nonnull(strstr(r.body, "names=\"*.w.test\"}"));
+    tl_resp_free(&r);
+    ck_assert_int_eq(tl_request(px.admin_port, "GET /status.json HTTP/1.1\r\nHost: t\r\n\r\n", &r),
+                     200);
+    ck_assert_msg(strstr(r.body, "\"tls\":{\"handshakes\":2,\"resumed\":1,") != NULL, "%s",
+                  r.body);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"certificates\":[{\"names\":\"a.test b.test\""));
+    tl_resp_free(&r);
+    ck_assert_int_eq(tl_request(px.admin_port, "GET /status HTTP/1.1\r\nHost: t\r\n\r\n", &r),
+                     200);
+    ck_assert_ptr_nonnull(strstr(r.body, "<h2>TLS</h2>"));
+    tl_resp_free(&r);
+    stop_all();
+}
+END_TEST
+
 static Suite *
 tls_suite(void)
 {
@@ -524,6 +573,7 @@ tls_suite(void)
     tcase_add_test(tc, test_large_bodies);
     tcase_add_test(tc, test_reload_under_load);
     tcase_add_test(tc, test_reload_broken_certificate);
+    tcase_add_test(tc, test_observability);
     suite_add_tcase(s, tc);
     return s;
 }
