@@ -324,6 +324,23 @@ START_TEST(test_handshake_timeout)
 }
 END_TEST
 
+/* A client that keeps asking for KeyUpdates is cut after TLS_MAX_KEY_UPDATES (8). */
+START_TEST(test_key_updates)
+{
+    static char out[65536];
+
+    start("", "");
+    /* s_client sends a KeyUpdate (update_requested) for each "K" line */
+    tl_sh(out, sizeof(out),
+          "(for i in $(seq 12); do echo K; sleep 0.05; done; sleep 1) | timeout 20 openssl "
+          "s_client -connect 127.0.0.2:%d -servername a.test 2>&1",
+          tls_port());
+    ck_assert(
+        tl_file_waitfor(px.errlog, "9 KeyUpdates on one connection (at most 8): closing", 3000));
+    stop_all();
+}
+END_TEST
+
 /* FNV-1a of the file <path>, and its length in <*len>. */
 static uint64_t
 file_fnv(const char *path, uint64_t *len)
@@ -570,6 +587,7 @@ tls_suite(void)
     tcase_add_test(tc, test_client_certificates);
     tcase_add_test(tc, test_redirect_https);
     tcase_add_test(tc, test_handshake_timeout);
+    tcase_add_test(tc, test_key_updates);
     tcase_add_test(tc, test_large_bodies);
     tcase_add_test(tc, test_reload_under_load);
     tcase_add_test(tc, test_reload_broken_certificate);
