@@ -15,6 +15,10 @@
  * survive a dump: `miniproxyd -T` of each is a file that `-t` accepts and
  * that loads to the same configuration.
  *
+ * doc/design.md's module map names every file of src/ (and include/clock.h,
+ * which has no .c), so the architecture document cannot forget a module.
+ * No file the project ships points readers outside the repository.
+ *
  * The files are read relative to the repository root, where `make test`
  * runs the suites.
  */
@@ -22,6 +26,7 @@
 #include "testlib.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +324,58 @@ START_TEST(test_bundled_T)
 }
 END_TEST
 
+/* Reads <path> whole into a malloc'd NUL-terminated buffer. */
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s: cannot open", path);
+    static const size_t cap = 1 << 20;
+    char *b = malloc(cap);
+    ck_assert_ptr_nonnull(b);
+    size_t n = fread(b, 1, cap - 1, f);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+START_TEST(test_design_names_every_module)
+{
+    char *doc = slurp("doc/design.md");
+    DIR *d = opendir("src");
+    struct dirent *e;
+    size_t seen = 0;
+    char want[300];
+
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 3 || strcmp(e->d_name + len - 2, ".c") != 0)
+            continue;
+        snprintf(want, sizeof(want), "| `%s` |", e->d_name);
+        ck_assert_msg(strstr(doc, want) != NULL,
+                      "doc/design.md: the module map has no row for src/%s", e->d_name);
+        seen++;
+    }
+    closedir(d);
+    ck_assert_msg(seen > 10, "read only %zu files of src/", seen);
+    ck_assert_msg(strstr(doc, "| `clock.h` |") != NULL, "doc/design.md: no row for clock.h");
+    free(doc);
+}
+END_TEST
+
+/* Nothing the project ships sends a reader to a file outside the repository. */
+START_TEST(test_no_outside_references)
+{
+    static char out[8192];
+    int rc = tl_sh(out, sizeof(out),
+                   "grep -rIn -e '\\.\\./shared' README.md doc etc src include tests scripts "
+                   "Makefile miniproxy.ini; true");
+    ck_assert_int_eq(rc, 0);
+    ck_assert_msg(out[0] == '\0', "files point outside the repository:\n%s", out);
+}
+END_TEST
+
 static Suite *
 docs_suite(void)
 {
@@ -330,6 +387,8 @@ docs_suite(void)
     tcase_add_test(tc, test_rows_documented);
     tcase_add_loop_test(tc, test_bundled_dump, 0, 2);
     tcase_add_loop_test(tc, test_bundled_T, 0, 2);
+    tcase_add_test(tc, test_design_names_every_module);
+    tcase_add_test(tc, test_no_outside_references);
     suite_add_tcase(s, tc);
     return s;
 }
