@@ -227,6 +227,12 @@ void tls_count_failure(enum tls_fail f);
 /* Counts a completed handshake on <ssl> (workers). */
 void tls_count_handshake(SSL *ssl);
 
+/*
+ * Takes the session cache's lock and keeps it: for tests, a process that
+ * dies holding it (the next taker empties the cache). Returns 0 or -1.
+ */
+int tls_shared_hold_lock(struct tls_shared *sh);
+
 /* Copies the counters of <sh> (NULL: zeros) into <out>. */
 void tls_shared_counters(const struct tls_shared *sh, struct tls_counters *out);
 

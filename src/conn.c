@@ -76,9 +76,18 @@ conn_close(struct conn *c)
     if (c->fd == -1)
         return;
     if (c->ssl != NULL) {
-        /* close_notify if it fits now; the client's is not waited for */
-        if (!c->tls_dead)
+        /*
+         * close_notify if it fits now; the client's is not waited for. After
+         * a failure nothing more is written, but the session stays in the
+         * cache (OpenSSL drops one that ends without close_notify, as when
+         * a client just closes; it drops it itself after a fatal alert).
+         */
+        if (!c->tls_dead) {
             SSL_shutdown(c->ssl);
+        } else {
+            SSL_set_quiet_shutdown(c->ssl, 1);
+            SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+        }
         SSL_free(c->ssl);
         c->ssl = NULL;
         ERR_clear_error();

@@ -1611,6 +1611,12 @@ tls_setup_resumption(const struct tls_settings *set, SSL_CTX *ctx)
     }
 }
 
+int
+tls_shared_hold_lock(struct tls_shared *sh)
+{
+    return tls_lock(sh);
+}
+
 void
 tls_count_failure(enum tls_fail f)
 {

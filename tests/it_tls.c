@@ -81,7 +81,7 @@ curl_tls(char *out, size_t cap, const char *name, const char *path, const char *
     int port = tls_port();
 
     return tl_sh(out, cap,
-                 "curl -sS --max-time 20 --cacert %s/ca.crt --resolve %s:%d:127.0.0.2 %s "
+                 "curl -sS --max-time 100 --cacert %s/ca.crt --resolve %s:%d:127.0.0.2 %s "
                  "https://%s:%d%s 2>&1",
                  certdir, name, port, args, name, port, path);
 }
@@ -420,7 +420,7 @@ START_TEST(test_large_bodies)
     ck_assert_uint_eq(file_fnv(path, &len), tp_pattern_fnv(n));
     ck_assert_uint_eq(len, n);
     long after_down = max_child_private_kb();
-    snprintf(args, sizeof(args), "--data-binary @%s -H 'Content-Type: application/octet-stream'",
+    snprintf(args, sizeof(args), "-X POST -T %s -H 'Content-Type: application/octet-stream'",
              path);
     ck_assert_int_eq(curl_tls(out, sizeof(out), "a.test", "/sum", args), 0);
     snprintf(want, sizeof(want), "len=%llu fnv=%016llx\n", (unsigned long long)n,
