@@ -1818,6 +1818,14 @@ START_TEST(test_tls_load_errors)
     ck_assert_msg(strstr(err, "t.ini:8: [tls] client_certificate: required needs client_ca") !=
                       NULL,
                   "%s", err);
+    snprintf(text, sizeof(text), "head -c 47 %s/ticket.key > %s/short.key", certdir, certdir);
+    ck_assert_int_eq(system(text), 0);
+    snprintf(text, sizeof(text), P U "%ssession_ticket_key_file = %s/short.key\n", tls_min,
+             certdir);
+    ck_assert_ptr_null(load(text));
+    ck_assert_msg(strstr(err, "t.ini:8: [tls] session_ticket_key_file: ") != NULL &&
+                      strstr(err, "short.key: 47 bytes: expected 1 to 8 keys of 48 bytes") != NULL,
+                  "%s", err);
     snprintf(text, sizeof(text), P U "%ssession_ticket_key_file =\n", tls_min);
     c = load(text);
     ck_assert_msg(c != NULL, "%s", err);
@@ -2190,10 +2198,11 @@ main(void)
              "certificate = %s/wild.crt key=%s/wild.key\nprotocols = TLSv1.3\n"
              "ciphers = ECDHE-ECDSA-AES256-GCM-SHA384\nciphersuites = TLS_AES_256_GCM_SHA384\n"
              "session_cache = 1m\nsession_timeout = 2h\nsession_tickets = off\n"
-             "session_ticket_key_file = /etc/keys\nhandshake_timeout = 3s\nstrict_sni = yes\n"
+             "session_ticket_key_file = %s/ticket.key\nhandshake_timeout = 3s\nstrict_sni = yes\n"
              "hsts = 600\nclient_certificate = optional\nclient_ca = %s/ca.crt\n",
-             certdir, certdir, certdir, certdir, certdir);
-    snprintf(cmd, sizeof(cmd), "sh tests/tls_certs.sh %s", certdir);
+             certdir, certdir, certdir, certdir, certdir, certdir);
+    snprintf(cmd, sizeof(cmd), "sh tests/tls_certs.sh %s && openssl rand 48 > %s/ticket.key",
+             certdir, certdir);
     if (system(cmd) != 0) {
         fprintf(stderr, "unit_config: %s failed (run from the top of the tree)\n", cmd);
         rc = 1;
