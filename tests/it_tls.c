@@ -209,6 +209,31 @@ START_TEST(test_resumption)
 }
 END_TEST
 
+/*
+ * The master rotates the ticket key every session_timeout and keeps the
+ * previous one: a ticket made just before a rotation still resumes after it.
+ */
+START_TEST(test_ticket_rotation)
+{
+    static char out[65536];
+    char sess[256], args[512];
+
+    start("", "session_timeout = 3s\nsession_cache = 0\n");
+    int64_t t0 = tl_now_ms();
+    usleep(2200 * 1000);
+    snprintf(sess, sizeof(sess), "%s/sess.pem", px.dir);
+    snprintf(args, sizeof(args), "-servername a.test -sess_out %s", sess);
+    s_client(out, sizeof(out), args);
+    ck_assert_msg(strstr(out, "New, TLSv1.3") != NULL, "%s", out);
+    ck_assert(tl_file_waitfor(px.errlog, "TLS: new session ticket key", 3000));
+    ck_assert_msg(tl_now_ms() - t0 < 4500, "too slow to tell the keys apart");
+    snprintf(args, sizeof(args), "-servername a.test -sess_in %s", sess);
+    s_client(out, sizeof(out), args);
+    ck_assert_msg(strstr(out, "Reused, TLSv1.3") != NULL, "after a rotation: %s", out);
+    stop_all();
+}
+END_TEST
+
 /* Ticket keys from session_ticket_key_file: a ticket of one instance resumes on another. */
 START_TEST(test_ticket_key_file)
 {
@@ -584,6 +609,7 @@ tls_suite(void)
     tcase_add_test(tc, test_plain_on_tls_port);
     tcase_add_test(tc, test_resumption);
     tcase_add_test(tc, test_ticket_key_file);
+    tcase_add_test(tc, test_ticket_rotation);
     tcase_add_test(tc, test_client_certificates);
     tcase_add_test(tc, test_redirect_https);
     tcase_add_test(tc, test_handshake_timeout);
