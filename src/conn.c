@@ -292,16 +292,20 @@ conn_give_back(struct conn *c, const char *p, size_t n)
 uint64_t
 conn_send_error(struct conn *c, int status, bool close)
 {
-    char body[256], head[256];
+    char body[256], head[320], hsts[64] = "";
     const char *reason = http_reason(status);
     int blen = snprintf(body, sizeof(body),
                         "<html><head><title>%d %s</title></head><body><h1>%d %s</h1>"
                         "<hr>miniproxyd</body></html>\n",
                         status, reason, status, reason);
-    int hlen =
-        snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n%s\r\n",
-                 status, reason, blen, close ? "Connection: close\r\n" : "");
+    /* our own pages over TLS carry HSTS too */
+    if (c->ssl != NULL && c->cfg->tls_hsts > 0)
+        snprintf(hsts, sizeof(hsts), "Strict-Transport-Security: max-age=%u\r\n",
+                 c->cfg->tls_hsts);
+    int hlen = snprintf(head, sizeof(head),
+                        "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n%s%s"
+                        "\r\n",
+                        status, reason, blen, hsts, close ? "Connection: close\r\n" : "");
     struct iovec iov[2] = {{head, (size_t)hlen}, {body, (size_t)blen}};
     if (conn_write_all(c, iov, 2) == -1) {
         log_debug("%s: sending %d: %s", c->ip, status, strerror(errno));

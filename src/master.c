@@ -116,6 +116,7 @@ struct master {
      */
     struct tls_shared *tls;
     int64_t tls_rotate_at;
+    uint64_t tls_cache_bytes; /* the session cache the table was made with */
 };
 
 static struct generation *
@@ -802,6 +803,13 @@ tls_prepare(struct master *m, const struct config *cfg)
             return -1;
         }
         tls_shared_use(m->tls); /* the children inherit it */
+        m->tls_cache_bytes = cfg->tls_session_cache;
+    } else if (cfg->tls_session_cache != m->tls_cache_bytes) {
+        log_warn("reload: [tls] session_cache %llu -> %llu bytes takes effect at the next start; "
+                 "keeping %llu",
+                 (unsigned long long)m->tls_cache_bytes,
+                 (unsigned long long)cfg->tls_session_cache,
+                 (unsigned long long)m->tls_cache_bytes);
     }
     keys = tls_store_ticket_keys(cfg->tls_store, &n);
     if (n > 0) {

@@ -125,6 +125,12 @@ START_TEST(test_https_basics)
     ck_assert_msg(strstr(out, "X-Forwarded-Proto: https\r\n") != NULL, "%s", out);
     ck_assert_msg(strstr(out, "X-Client-") == NULL, "%s", out);
     ck_assert_msg(strstr(out, "Strict-Transport-Security: max-age=600\r\n") != NULL, "%s", out);
+    /* our own error pages too */
+    ck_assert_int_eq(curl_tls(out, sizeof(out), "a.test", "/",
+                              "-i -H \"X-Big: $(head -c 20000 /dev/zero | tr '\\0' a)\""),
+                     0);
+    ck_assert_msg(strncmp(out, "HTTP/1.1 431 ", 13) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "Strict-Transport-Security: max-age=600\r\n") != NULL, "%s", out);
     ck_assert(
         tl_file_waitfor(px.acclog, "tls=TLSv1.3 cipher=TLS_AES_128_GCM_SHA256 sni=a.test", 2000));
     /* TLS 1.2, the RSA certificate, the wildcard */
@@ -354,14 +360,18 @@ START_TEST(test_key_updates)
 {
     static char out[65536];
 
-    start("", "");
-    /* s_client sends a KeyUpdate (update_requested) for each "K" line */
+    start("client_header_min_rate = 0\n", ""); /* KeyUpdates are no request bytes */
+    /*
+     * s_client sends a KeyUpdate (update_requested) for each "K" it reads
+     * (lines read together count once: more lines than needed, spaced)
+     */
     tl_sh(out, sizeof(out),
-          "(for i in $(seq 12); do echo K; sleep 0.05; done; sleep 1) | timeout 20 openssl "
+          "(sleep 0.5; for i in $(seq 40); do echo K; sleep 0.1; done; sleep 1) | timeout 20 "
+          "openssl "
           "s_client -connect 127.0.0.2:%d -servername a.test 2>&1",
           tls_port());
     ck_assert(
-        tl_file_waitfor(px.errlog, "9 KeyUpdates on one connection (at most 8): closing", 3000));
+        tl_file_waitfor(px.errlog, "9 KeyUpdates on one connection (at most 8): closing", 8000));
     stop_all();
 }
 END_TEST
@@ -456,9 +466,15 @@ START_TEST(test_large_bodies)
             "it_tls: worker private memory (KiB): idle %ld, after a request %ld, after %llu MiB "
             "down %ld, up %ld\n",
             idle, small, (unsigned long long)mb, after_down, after_up);
-    /* flat: a body streams through fixed buffers, whatever its size */
+    /*
+     * flat: a body streams through fixed buffers, whatever its size. Not
+     * under AddressSanitizer, whose quarantine keeps what OpenSSL frees
+     * (its record buffers, released while idle) for a while.
+     */
+#ifndef __SANITIZE_ADDRESS__
     ck_assert_msg(after_down - small < 4096 && after_up - small < 4096,
                   "worker memory grew: %ld -> %ld / %ld KiB", small, after_down, after_up);
+#endif
     unlink(path);
     stop_all();
 }
