@@ -115,7 +115,11 @@ typedef void (*tls_warn_fn)(void *arg, const char *msg);
  * no renegotiation, no compression, no 0-RTT, record buffers released
  * while idle, the same session id context, and the client certificate
  * policy. With strict_sni, a client that sends no name fails as one that
- * sends an unknown name does.
+ * sends an unknown name does. Resumption as the settings say: the session
+ * lifetime, tickets whose keys come from the shared table (tls_shared_use()),
+ * the shared session cache instead of OpenSSL's own; the ticket key file is
+ * read here (tls_store_ticket_keys()). A KeyUpdate counter for every
+ * connection whose app data is a struct tls_conn_state.
  */
 int tls_load(const struct tls_settings *set, struct tls_store **out, char *err, size_t errlen,
              tls_warn_fn warn, void *warn_arg);

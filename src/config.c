@@ -2039,6 +2039,17 @@ cfg_validate_tls(struct cfg_state *st)
             return -1;
         }
     }
+    if (cfg->redirect_https) {
+        size_t i;
+
+        for (i = 0; i < cfg->nlisteners && !cfg->listeners[i].tls; i++)
+            ;
+        if (i == cfg->nlisteners) {
+            cfg_fail(st, cfg_seen_line(st, CFG_SEC_PROXY, "redirect_https"),
+                     "[proxy] redirect_https: yes, but no listen = ADDR tls to redirect to");
+            return -1;
+        }
+    }
     if (!cfg->tls)
         return 0;
     if (cfg->ntls_certs == 0) {

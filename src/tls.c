@@ -73,7 +73,7 @@ struct tls_store {
 };
 
 static void tls_setup_resumption(const struct tls_settings *set, SSL_CTX *ctx);
-static int tls_servername_seen(SSL *ssl);
+static void tls_servername_seen(SSL *ssl);
 
 /* What the first pass keeps of a certificate line until its context is built. */
 struct tls_parsed {
@@ -1572,14 +1572,13 @@ tls_msg_cb(int write_p, int version, int content_type, const void *buf, size_t l
 }
 
 /* The SNI callback refused the name: noted for tls_classify_failure(). */
-static int
+static void
 tls_servername_seen(SSL *ssl)
 {
     struct tls_conn_state *cs = SSL_get_app_data(ssl);
 
     if (cs != NULL)
         cs->unknown_name = true;
-    return 0;
 }
 
 /*

@@ -1787,6 +1787,8 @@ static const struct {
      "t.ini:7: [tls] client_certificate: bad mode \"maybe\" (off|optional|required)"},
     {P U "[tls]\nhsts = -1\n", "t.ini:7: [tls] hsts: bad number \"-1\""},
     {P U "[tls]\n[tls]\n", "t.ini:7: [tls]: section given twice, first at line 6"},
+    {"[proxy]\nlisten = 127.0.0.1:8080\nupstream = app\nredirect_https = yes\n" U,
+     "t.ini:4: [proxy] redirect_https: yes, but no listen = ADDR tls to redirect to"},
 };
 
 START_TEST(test_tls_errors)
