@@ -355,6 +355,29 @@ START_TEST(test_handshake_timeout)
 }
 END_TEST
 
+/* Below client_header_min_rate, a handshake is cut after its first second, as a slow head is. */
+START_TEST(test_handshake_too_slow)
+{
+    start("client_header_min_rate = 256\n", "handshake_timeout = 10s\n");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)tls_port())};
+    struct timeval tv = {10, 0};
+    inet_pton(AF_INET, "127.0.0.2", &sin.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ck_assert_int_eq(tl_send(fd, "\x16\x03\x01\x00\xc8\x01", 6), 0);
+    int64_t t0 = tl_now_ms();
+    char b;
+    ssize_t n = recv(fd, &b, 1, 0);
+    int64_t dt = tl_now_ms() - t0;
+    ck_assert_msg(n <= 0, "got a byte");
+    ck_assert_msg(dt >= 700 && dt < 5000, "closed after %lld ms", (long long)dt);
+    close(fd);
+    ck_assert(tl_file_waitfor(px.errlog, "TLS handshake too slow", 2000));
+    stop_all();
+}
+END_TEST
+
 /* A client that keeps asking for KeyUpdates is cut after TLS_MAX_KEY_UPDATES (8). */
 START_TEST(test_key_updates)
 {
@@ -629,6 +652,7 @@ tls_suite(void)
     tcase_add_test(tc, test_client_certificates);
     tcase_add_test(tc, test_redirect_https);
     tcase_add_test(tc, test_handshake_timeout);
+    tcase_add_test(tc, test_handshake_too_slow);
     tcase_add_test(tc, test_key_updates);
     tcase_add_test(tc, test_large_bodies);
     tcase_add_test(tc, test_reload_under_load);
