@@ -94,8 +94,18 @@ struct cfg_group {
 
 struct cfg_listener {
     struct cfg_addr addr;
+    bool tls; /* "listen = ADDR tls": this listener terminates TLS */
     int line;
 };
+
+/* One [tls] `certificate = PATH [key=PATH]` line. */
+struct cfg_tls_cert {
+    char *cert;
+    char *key; /* NULL: the key is in <cert> */
+    int line;
+};
+
+struct tls_store;
 
 /* The whole file; each field is the key of the same name (durations in ms). */
 struct config {
@@ -142,6 +152,29 @@ struct config {
     char *pid_file;              /* NULL: none */
     char *user;                  /* children run as it; NULL: unchanged */
     int64_t shutdown_timeout_ms; /* graceful stop and reload drain bound */
+    bool redirect_https;         /* plain listeners answer 301/308 to https:// */
+
+    /* [tls] (optional; needed by a tls listener) */
+    bool tls; /* the section is present */
+    int tls_line;
+    struct cfg_tls_cert *tls_certs; /* certificate =, in file order */
+    size_t ntls_certs;
+    char *tls_protocols, *tls_ciphers, *tls_ciphersuites;
+    uint64_t tls_session_cache;     /* bytes of the shared session cache; 0 = off */
+    int64_t tls_session_timeout_ms; /* session lifetime and ticket key rotation */
+    bool tls_session_tickets;
+    char *tls_ticket_key_file; /* NULL: the master makes and rotates the keys */
+    int64_t tls_handshake_timeout_ms;
+    bool tls_strict_sni;
+    unsigned tls_hsts;        /* Strict-Transport-Security max-age; 0 = none */
+    unsigned tls_client_cert; /* enum tls_client_cert */
+    char *tls_client_ca;
+    /*
+     * The certificates and contexts, loaded by cfg_load() (tls_load(), as
+     * the master, before any child is forked) when [tls] is present; freed
+     * by cfg_free(). NULL without [tls].
+     */
+    struct tls_store *tls_store;
 
     /* [admin] (optional) */
     bool admin;                 /* the section is present */

@@ -22,9 +22,12 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <openssl/ssl.h>
+
 #include "config.h"
 #include "http.h"
 #include "shm.h"
+#include "tls.h"
 
 struct conn;
 
@@ -53,7 +56,16 @@ struct conn {
     bool no_linger; /* cut for slowness: a close does not linger (lingering_close = on) */
     conn_head_wait *head_wait;
     void *head_wait_arg;
+    /* TLS: <ssl> is NULL on a plain connection (and before its handshake) */
+    SSL *ssl;
+    struct tls_conn_state tls_state;
+    bool tls_dead;  /* a fatal TLS error: no close_notify */
+    short tls_want; /* what the last SSL call that wanted to wait waits for: POLLIN/POLLOUT */
+    char *tls_wbuf; /* small writes gathered into one record (CONN_TLS_WBUF) */
 };
+
+/* A TLS record's worth: writes are gathered up to this before they are encrypted. */
+#define CONN_TLS_WBUF 16384
 
 /* Allocates the receive buffer (once per worker). Returns 0 or -1 (out of memory). */
 int conn_init(struct conn *c, const struct config *cfg, struct shm *shm);
@@ -66,9 +78,10 @@ void conn_set_head_wait(struct conn *c, conn_head_wait *fn, void *arg);
 void conn_open(struct conn *c, int fd, const struct sockaddr_storage *ss);
 
 /*
- * Ends the connection at once: shuts writing down, then closes. Input left
- * unread makes the kernel answer with a reset, which can destroy what we
- * sent before the client read it: see conn_linger_start().
+ * Ends the connection at once: over TLS sends close_notify (unless the
+ * session failed or a lingering close sent it), shuts writing down, then
+ * closes. Input left unread makes the kernel answer with a reset, which can
+ * destroy what we sent before the client read it: see conn_linger_start().
  */
 void conn_close(struct conn *c);
 
@@ -87,7 +100,8 @@ void conn_no_linger(struct conn *c);
 
 /*
  * Lingering close (nginx's lingering_close): returns true, after shutting
- * writing down (the client sees our answer end), when the connection should
+ * writing down (over TLS after close_notify; the client sees our answer
+ * end), when the connection should
  * read and discard what the client still sends before conn_close():
  * lingering_close = always, or on and the client may still be sending
  * (conn_may_send(), or bytes buffered or waiting in the socket) and was not
@@ -104,11 +118,31 @@ bool conn_linger_start(struct conn *c);
  */
 int conn_discard(struct conn *c);
 
+/*
+ * On a tls listener, right after conn_open(): looks at the first byte
+ * (a TLS record starts with 0x16; anything else is answered 400 in plain
+ * text), then runs the handshake with <ctx> (SNI may switch it) within
+ * handshake_timeout for the whole of it, and below client_header_min_rate
+ * after its first second (a stalled handshake is a slow client). From then
+ * on conn_read / conn_write / conn_close go over TLS. Returns 0, or -1
+ * after the failure was logged and counted (the caller closes).
+ */
+int conn_start_tls(struct conn *c, SSL_CTX *ctx);
+
+/* Whether the client speaks TLS (conn_start_tls() succeeded). */
+bool conn_is_tls(const struct conn *c);
+
 /* The descriptor to poll() for readability or writability of the client. */
 int conn_fd(const struct conn *c);
 
-/* True when bytes of a next request are already buffered (pipelining). */
+/*
+ * True when bytes of a next request are already buffered (pipelining), by
+ * us or, over TLS, decrypted by OpenSSL: then do not sleep on conn_fd().
+ */
 bool conn_has_pending(const struct conn *c);
+
+/* The same, as the TLS seam names it: check it before any sleep on conn_fd(). */
+bool conn_pending(const struct conn *c);
 
 /*
  * On an idle keep-alive connection: tries to read the next request's first
@@ -182,7 +216,10 @@ struct conn_log_entry {
     int64_t upstream_us;  /* from contacting the upstream to its response head, -1: none */
 };
 
-/* Writes <e>'s line to the access log, if there is one. */
+/*
+ * Writes <e>'s line to the access log, if there is one; on a TLS
+ * connection it ends with "tls=PROTOCOL cipher=NAME sni=NAME|- resumed=0|1".
+ */
 void conn_access_log(const struct conn *c, const struct conn_log_entry *e);
 
 /*

@@ -31,6 +31,7 @@ struct proxy {
     char *head_buf; /* rewritten heads, both directions */
     size_t head_cap;
     volatile sig_atomic_t *draining; /* set by the worker when it must stop after this request */
+    int https_port; /* the first tls listener's port, for redirect_https; 0: none */
 };
 
 int proxy_init(struct proxy *px, const struct config *cfg, struct shm *shm, int slot,

@@ -55,6 +55,7 @@ struct relay {
     bool client_keep;  /* in: the client's connection may be kept; out: the response said so */
     bool pool_ok;      /* the group pools connections (keepalive > 0) */
     const volatile sig_atomic_t *draining; /* set: answer with Connection: close */
+    const char *add_line; /* a header line added to the response ("N: v\r\n"), NULL: none */
     /* time limits, ms */
     int64_t read_timeout, send_timeout, body_timeout;
     unsigned body_min_rate; /* client_body_min_rate, bytes/s, 0: none */

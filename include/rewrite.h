@@ -20,8 +20,10 @@ struct rewrite_req {
     const char *upstream_host; /* "127.0.0.1:3001": the Host sent unless preserve_host */
     bool preserve_host;
     const char *client_ip;
-    const char *proto;         /* "http" or "https": X-Forwarded-Proto */
-    enum http_framing framing; /* body framing towards the upstream: NONE, LENGTH or CHUNKED */
+    const char *proto;          /* "http" or "https": X-Forwarded-Proto */
+    const char *client_verify;  /* X-Client-Verify (TLS client certificates), NULL: none */
+    const char *client_subject; /* X-Client-Subject, NULL: none */
+    enum http_framing framing;  /* body framing towards the upstream: NONE, LENGTH or CHUNKED */
     uint64_t content_length;
     bool upstream_close;   /* ask the upstream to close (no pooling) */
     bool drop_underscores; /* underscores_in_headers = drop: leave out names with a '_' */
@@ -46,6 +48,19 @@ ssize_t rewrite_request(const struct http_request *req, const struct rewrite_req
  * Content-Length there (nginx's underscores_in_headers).
  */
 bool rewrite_has_underscore(struct http_slice name);
+
+/*
+ * The client's own X-Client-Verify and X-Client-Subject are never copied
+ * (rewrite_request() drops them): only ours, from the TLS layer, reach the
+ * upstream.
+ */
+
+/*
+ * Inserts the header line <line> ("Name: value\r\n") before the empty line
+ * that ends the head <head> of <len> bytes (room: <cap>). Returns the new
+ * length, or -1 when it does not fit.
+ */
+ssize_t rewrite_add_line(char *head, size_t len, size_t cap, const char *line);
 
 /* Body framing of the response sent to the client. */
 enum rewrite_framing {

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <openssl/ssl.h>
@@ -66,6 +67,12 @@ struct tls_settings {
     struct tls_origin client_cert_at;
     const char *client_ca; /* PEM CA file for client certificates; needed unless off */
     struct tls_origin client_ca_at;
+    /* resumption; all zero: OpenSSL's own defaults, no tickets, no shared cache */
+    bool tickets;                /* session tickets, keys from the shared table */
+    bool shared_cache;           /* the session cache in the shared table */
+    long timeout_s;              /* session lifetime; 0: OpenSSL's default */
+    const char *ticket_key_file; /* 48-byte keys shared by several instances; NULL: none */
+    struct tls_origin ticket_key_file_at;
 };
 
 #define MP_TLS_DEFAULT_PROTOCOLS "TLSv1.2 TLSv1.3"
@@ -108,7 +115,11 @@ typedef void (*tls_warn_fn)(void *arg, const char *msg);
  * no renegotiation, no compression, no 0-RTT, record buffers released
  * while idle, the same session id context, and the client certificate
  * policy. With strict_sni, a client that sends no name fails as one that
- * sends an unknown name does.
+ * sends an unknown name does. Resumption as the settings say: the session
+ * lifetime, tickets whose keys come from the shared table (tls_shared_use()),
+ * the shared session cache instead of OpenSSL's own; the ticket key file is
+ * read here (tls_store_ticket_keys()). A KeyUpdate counter for every
+ * connection whose app data is a struct tls_conn_state.
  */
 int tls_load(const struct tls_settings *set, struct tls_store **out, char *err, size_t errlen,
              tls_warn_fn warn, void *warn_arg);
@@ -147,5 +158,111 @@ int tls_store_cert_info(const struct tls_store *st, size_t i, char *names, size_
  * form of wildcard ("f*.example.com", "*.com").
  */
 bool tls_name_match(const char *pattern, const char *name);
+
+/* ---- resumption and counters shared by every process -------------------------------- */
+
+/* A ticket key as nginx writes them: 16 bytes name, 16 HMAC-SHA256 key, 16 AES-128 key. */
+#define TLS_TICKET_KEY_LEN 48
+#define TLS_TICKET_KEYS_MAX 8
+struct tls_ticket_key {
+    unsigned char name[16];
+    unsigned char hmac[16];
+    unsigned char aes[16];
+};
+
+/*
+ * The ticket keys of a key file, read by tls_load() (and so by the master,
+ * as root): keys[0] encrypts new tickets, all decrypt. *n is 0 without a
+ * file. Owned by <st>.
+ */
+const struct tls_ticket_key *tls_store_ticket_keys(const struct tls_store *st, size_t *n);
+
+/* Why a TLS connection failed, for the counters. */
+enum tls_fail {
+    TLS_FAIL_NO_SHARED_CIPHER,
+    TLS_FAIL_UNKNOWN_NAME,
+    TLS_FAIL_CLIENT_CERT,
+    TLS_FAIL_TIMEOUT,
+    TLS_FAIL_PLAIN_HTTP,
+    TLS_FAIL_PROTOCOL, /* a protocol version we do not offer */
+    TLS_FAIL_OTHER,
+    TLS_FAIL_N
+};
+
+/* "no_shared_cipher", "unknown_name", ...: the label in /metrics. */
+const char *tls_fail_name(enum tls_fail f);
+
+/* Counters of every worker together (C11 atomics in the shared table). */
+struct tls_counters {
+    uint64_t handshakes; /* completed */
+    uint64_t resumed;    /* of them, resumed sessions */
+    uint64_t failures[TLS_FAIL_N];
+    uint64_t cache_entries; /* sessions held in the shared cache now */
+};
+
+struct tls_shared;
+
+/*
+ * Makes the table shared by the master and every process it forks: ticket
+ * keys, a session cache of <cache_bytes> (fixed-size slots; 0: none) and the
+ * counters. Made once by the master, before any fork, and kept across
+ * reloads, so that sessions and keys outlive generations. NULL on failure
+ * (errno).
+ */
+struct tls_shared *tls_shared_create(size_t cache_bytes);
+void tls_shared_destroy(struct tls_shared *sh);
+
+/* Makes <sh> the table this process's contexts use (the callbacks read it). NULL: none. */
+void tls_shared_use(struct tls_shared *sh);
+
+/* The table tls_shared_use() set, or NULL. */
+struct tls_shared *tls_shared_get(void);
+
+/*
+ * Master: publishes <n> keys (keys[0] encrypts) for every worker; with
+ * <keys> NULL, makes a new random key and keeps the one in use as the
+ * second (still accepted, tickets it made are renewed). Returns 0 or -1.
+ */
+int tls_shared_set_keys(struct tls_shared *sh, const struct tls_ticket_key *keys, size_t n);
+
+/* Adds one to failure counter <f> (workers). */
+void tls_count_failure(enum tls_fail f);
+
+/* Counts a completed handshake on <ssl> (workers). */
+void tls_count_handshake(SSL *ssl);
+
+/*
+ * Takes the session cache's lock and keeps it: for tests, a process that
+ * dies holding it (the next taker empties the cache). Returns 0 or -1.
+ */
+int tls_shared_hold_lock(struct tls_shared *sh);
+
+/* Copies the counters of <sh> (NULL: zeros) into <out>. */
+void tls_shared_counters(const struct tls_shared *sh, struct tls_counters *out);
+
+/* ---- one connection ------------------------------------------------------------------ */
+
+/* More TLS 1.3 KeyUpdates than this on one connection close it. */
+#define TLS_MAX_KEY_UPDATES 8
+
+/* What the callbacks learn about one connection; its SSL's app data. */
+struct tls_conn_state {
+    unsigned key_updates; /* KeyUpdate messages received */
+    bool unknown_name;    /* the SNI callback refused the name (strict_sni) */
+};
+
+/*
+ * Why the handshake of <ssl> failed, from <st> and the OpenSSL error
+ * queue (which it clears); OpenSSL's reason, for the log, in <why>.
+ */
+enum tls_fail tls_classify_failure(SSL *ssl, const struct tls_conn_state *st, char *why,
+                                   size_t whylen);
+
+/*
+ * For X-Client-Verify: "SUCCESS", "FAILED:reason" or "NONE" (no client
+ * certificate) in <out>; and the RFC 2253 subject of the client
+ * certificate in <subject> ("" when none), control characters replaced.
+ */
+void tls_client_verify(SSL *ssl, char *out, size_t outlen, char *subject, size_t subjlen);
 
 #endif

@@ -33,7 +33,9 @@
 #include "config.h"
 
 #include "buf.h"
+#include "log.h"
 #include "privs.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,9 +54,9 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Rows per section at most (the `seen` arrays); checked against the table below. */
-#define CFG_NKEYS_MAX 64
+#define CFG_NKEYS_MAX 96
 
-enum cfg_section { CFG_SEC_NONE, CFG_SEC_PROXY, CFG_SEC_ADMIN, CFG_SEC_UPSTREAM };
+enum cfg_section { CFG_SEC_NONE, CFG_SEC_PROXY, CFG_SEC_ADMIN, CFG_SEC_UPSTREAM, CFG_SEC_TLS };
 
 /* How a row's value is parsed, printed and compared (CFG_T_CUSTOM: by its own functions). */
 enum cfg_type {
@@ -73,6 +75,7 @@ enum cfg_type {
 #define CFG_AT_START                                                                              \
     0x2 /* read at start-up only: a reload logs the change, a restart applies it */
 #define CFG_POOL_KEY 0x4 /* only with workers = auto; printed by the workers row in a diff */
+#define CFG_EMPTY_OK 0x8 /* CFG_T_STRING: "key =" with no value means not set */
 
 struct cfg_state;
 struct cfg_key;
@@ -146,6 +149,7 @@ struct cfg_state {
 
     int proxy_line; /* line of [proxy], 0 if absent */
     int admin_line; /* line of [admin], 0 if absent */
+    int tls_line;   /* line of [tls], 0 if absent */
     char upstream[CFG_NAME_MAX];
     /* line where each key (by row) was first given, per section */
     int proxy_seen[CFG_NKEYS_MAX];
@@ -618,6 +622,8 @@ static const char *const cfg_on_off[] = {"off", "on"};
 static const char *const cfg_underscores_names[] = {"drop", "reject", "allow"};
 /* Indexed by enum cfg_lingering. */
 static const char *const cfg_lingering_names[] = {"off", "on", "always"};
+/* Indexed by enum tls_client_cert. */
+static const char *const cfg_client_cert_names[] = {"off", "optional", "required"};
 
 static const char *
 cfg_name_of(const char *const *names, size_t n, int v)
@@ -654,8 +660,25 @@ set_listen(struct cfg_state *st, const struct cfg_key *key, void *base, const ch
     struct cfg_listener *l;
     void *arr;
 
+    char text[CFG_MAX_LINE];
+    bool tls = false;
+    size_t n;
+
     (void)key;
-    if (cfg_parse_addr(val, &addr, why, whylen) == -1)
+    /* "ADDR" or "ADDR tls" */
+    snprintf(text, sizeof(text), "%s", val);
+    n = strcspn(text, " \t");
+    if (text[n] != '\0') {
+        const char *flag = text + n + strspn(text + n, " \t");
+
+        if (strcmp(flag, "tls") != 0) {
+            snprintf(why, whylen, "unknown listener option \"%s\" (tls)", flag);
+            return -1;
+        }
+        text[n] = '\0';
+        tls = true;
+    }
+    if (cfg_parse_addr(text, &addr, why, whylen) == -1)
         return -1;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         if (strcmp(cfg->listeners[i].addr.text, addr.text) == 0) {
@@ -675,6 +698,7 @@ set_listen(struct cfg_state *st, const struct cfg_key *key, void *base, const ch
     }
     cfg->listeners = arr;
     l->addr = addr;
+    l->tls = tls;
     l->line = st->lineno;
     return 0;
 }
@@ -685,14 +709,17 @@ dump_listen(struct cfg_out *o, const struct cfg_key *key, const void *base)
     const struct config *cfg = base;
 
     for (size_t i = 0; i < cfg->nlisteners; i++)
-        cfg_line(o, "%s = %s", key->name, cfg->listeners[i].addr.text);
+        cfg_line(o, "%s = %s%s", key->name, cfg->listeners[i].addr.text,
+                 cfg->listeners[i].tls ? " tls" : "");
 }
 
+/* Whether <cfg> has the listener <l>, with the same tls flag. */
 static bool
-cfg_has_listener(const struct config *cfg, const char *text)
+cfg_has_listener(const struct config *cfg, const struct cfg_listener *l)
 {
     for (size_t i = 0; i < cfg->nlisteners; i++)
-        if (strcmp(cfg->listeners[i].addr.text, text) == 0)
+        if (strcmp(cfg->listeners[i].addr.text, l->addr.text) == 0 &&
+            cfg->listeners[i].tls == l->tls)
             return true;
     return false;
 }
@@ -704,11 +731,13 @@ diff_listen(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
 {
     (void)key, (void)pfx, (void)old_base, (void)new_base;
     for (size_t i = 0; i < old->nlisteners; i++)
-        if (!cfg_has_listener(new, old->listeners[i].addr.text))
-            cfg_line(o, "listener removed %s", old->listeners[i].addr.text);
+        if (!cfg_has_listener(new, &old->listeners[i]))
+            cfg_line(o, "listener removed %s%s", old->listeners[i].addr.text,
+                     old->listeners[i].tls ? " tls" : "");
     for (size_t i = 0; i < new->nlisteners; i++)
-        if (!cfg_has_listener(old, new->listeners[i].addr.text))
-            cfg_line(o, "listener added %s", new->listeners[i].addr.text);
+        if (!cfg_has_listener(old, &new->listeners[i]))
+            cfg_line(o, "listener added %s%s", new->listeners[i].addr.text,
+                     new->listeners[i].tls ? " tls" : "");
 }
 
 /*
@@ -1097,6 +1126,133 @@ format_health_status(const struct cfg_key *key, const struct config *cfg, const 
     return true;
 }
 
+/* ---- [tls] keys that are special ------------------------------------- */
+
+/* "PATH" or "PATH key=PATH": one more certificate line. */
+static int
+set_tls_cert(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+             char *why, size_t whylen)
+{
+    struct config *cfg = base;
+    struct cfg_tls_cert *c;
+    char text[CFG_MAX_LINE], *cert, *keyp = NULL;
+    void *arr;
+    size_t n;
+
+    (void)key;
+    snprintf(text, sizeof(text), "%s", val);
+    n = strcspn(text, " \t");
+    cert = text;
+    if (text[n] != '\0') {
+        char *opt = text + n + strspn(text + n, " \t");
+
+        text[n] = '\0';
+        if (strncmp(opt, "key=", 4) != 0 || opt[4] == '\0' || strpbrk(opt + 4, " \t") != NULL) {
+            snprintf(why, whylen, "bad option \"%s\" (key=PATH)", opt);
+            return -1;
+        }
+        keyp = opt + 4;
+    }
+    c = cfg_push(cfg->tls_certs, &cfg->ntls_certs, sizeof(*c), &arr);
+    if (c == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    cfg->tls_certs = arr;
+    c->cert = strdup(cert);
+    c->key = keyp != NULL ? strdup(keyp) : NULL;
+    c->line = st->lineno;
+    if (c->cert == NULL || (keyp != NULL && c->key == NULL)) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+dump_tls_cert(struct cfg_out *o, const struct cfg_key *key, const void *base)
+{
+    const struct config *cfg = base;
+
+    for (size_t i = 0; i < cfg->ntls_certs; i++) {
+        const struct cfg_tls_cert *c = &cfg->tls_certs[i];
+
+        if (c->key != NULL)
+            cfg_line(o, "%s = %s key=%s", key->name, c->cert, c->key);
+        else
+            cfg_line(o, "%s = %s", key->name, c->cert);
+    }
+}
+
+/* Whether <cfg> has the certificate line <c> (the same files). */
+static bool
+cfg_has_tls_cert(const struct config *cfg, const struct cfg_tls_cert *c)
+{
+    for (size_t i = 0; i < cfg->ntls_certs; i++) {
+        const struct cfg_tls_cert *d = &cfg->tls_certs[i];
+
+        if (strcmp(d->cert, c->cert) == 0 &&
+            strcmp(d->key != NULL ? d->key : "", c->key != NULL ? c->key : "") == 0)
+            return true;
+    }
+    return false;
+}
+
+static void
+diff_tls_cert(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
+              const struct config *old, const void *old_base, const struct config *new,
+              const void *new_base)
+{
+    (void)key, (void)pfx, (void)old_base, (void)new_base;
+    for (size_t i = 0; i < old->ntls_certs; i++)
+        if (!cfg_has_tls_cert(new, &old->tls_certs[i]))
+            cfg_line(o, "tls certificate removed %s", old->tls_certs[i].cert);
+    for (size_t i = 0; i < new->ntls_certs; i++)
+        if (!cfg_has_tls_cert(old, &new->tls_certs[i]))
+            cfg_line(o, "tls certificate added %s", new->tls_certs[i].cert);
+}
+
+/* A duration that may also be written in hours ("1h"), up to 1 day. */
+static int
+set_duration_h(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+               char *why, size_t whylen)
+{
+    size_t n = strspn(val, "0123456789");
+    uint64_t h;
+
+    (void)st;
+    if (n > 0 && strcmp(val + n, "h") == 0) {
+        char digits[32];
+
+        snprintf(digits, sizeof(digits), "%.*s", (int)n, val);
+        if (cfg_number(digits, key->min > 0 ? 1 : 0, 24, &h, why, whylen) == -1) {
+            snprintf(why, whylen, "duration %s out of range (max 1 day)", val);
+            return -1;
+        }
+        *(int64_t *)cfg_field(key, base) = (int64_t)h * 3600 * 1000;
+        return 0;
+    }
+    if (cfg_duration(val, key->min > 0, cfg_field(key, base), why, whylen) == -1) {
+        snprintf(why + strlen(why), whylen - strlen(why), "; or h");
+        return -1;
+    }
+    return 0;
+}
+
+static bool
+format_duration_h(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
+                  size_t outlen)
+{
+    int64_t ms = *(const int64_t *)cfg_cfield(key, base);
+
+    (void)cfg;
+    if (ms > 0 && ms % (3600 * 1000) == 0)
+        snprintf(out, outlen, "%lldh", (long long)(ms / (3600 * 1000)));
+    else
+        cfg_format_ms(ms, out, outlen);
+    return true;
+}
+
 /* ---- the table ------------------------------------------------------- */
 
 #define PROXY(field)                                                                              \
@@ -1108,6 +1264,9 @@ format_health_status(const struct cfg_key *key, const struct config *cfg, const 
 #define GROUP(field)                                                                              \
     .section = CFG_SEC_UPSTREAM, .offset = offsetof(struct cfg_group, field),                     \
     .width = sizeof(((struct cfg_group *)0)->field)
+#define TLS(field)                                                                                \
+    .section = CFG_SEC_TLS, .offset = offsetof(struct config, field),                             \
+    .width = sizeof(((struct config *)0)->field)
 #define WORDS(list) .words = list, .nwords = NELEM(list)
 #define RANGE(lo, hi) .min = (lo), .max = (hi)
 
@@ -1198,10 +1357,53 @@ static const struct cfg_key cfg_keys[] = {
      .doc = "started as root, the workers and the health checker run as this user"},
     {PROXY(shutdown_timeout_ms), .name = "shutdown_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
      .default_value = "30s", .doc = "bounds a graceful stop and a reload's drain, > 0"},
+    {PROXY(redirect_https), .name = "redirect_https", .type = CFG_T_BOOL, WORDS(cfg_yes_no),
+     .default_value = "no",
+     .doc = "plain listeners answer 301 (GET, HEAD) or 308 to https://host[:first tls port]"},
 
     /* [admin] */
     {ADMIN(admin_addr), .name = "listen", .type = CFG_T_ADDR, .default_doc = "required",
      .doc = "ip:port that serves /status, /status.json and /metrics; keep it on loopback"},
+
+    /* [tls] */
+    {.section = CFG_SEC_TLS,
+     .name = "certificate",
+     .type = CFG_T_CUSTOM,
+     .flags = CFG_REPEATABLE,
+     .default_doc = "required",
+     .set = set_tls_cert,
+     .dump = dump_tls_cert,
+     .diff = diff_tls_cert,
+     .doc = "PEM chain, leaf first, with its key or key=PATH; repeatable; first is the default"},
+    {TLS(tls_protocols), .name = "protocols", .type = CFG_T_STRING,
+     .default_value = MP_TLS_DEFAULT_PROTOCOLS, .doc = "TLSv1.2 and/or TLSv1.3"},
+    {TLS(tls_ciphers), .name = "ciphers", .type = CFG_T_STRING,
+     .default_value = MP_TLS_DEFAULT_CIPHERS,
+     .doc = "TLS 1.2 ciphers, OpenSSL syntax, server order"},
+    {TLS(tls_ciphersuites), .name = "ciphersuites", .type = CFG_T_STRING,
+     .default_value = MP_TLS_DEFAULT_CIPHERSUITES, .doc = "TLS 1.3 suites, ':'-separated"},
+    {TLS(tls_session_cache), .name = "session_cache", .type = CFG_T_SIZE, .flags = CFG_AT_START,
+     RANGE(0, 1024 * 1024 * 1024), .range_text = "0..1g", .default_value = "4m",
+     .doc = "session cache shared by every worker, in bytes; 0 = off"},
+    {TLS(tls_session_timeout_ms), .name = "session_timeout", .type = CFG_T_CUSTOM, RANGE(1, 0),
+     .default_value = "1h", .set = set_duration_h, .format = format_duration_h,
+     .doc = "how long a session resumes, and the ticket key rotation period, > 0"},
+    {TLS(tls_session_tickets), .name = "session_tickets", .type = CFG_T_BOOL, WORDS(cfg_on_off),
+     .default_value = "on", .doc = "session tickets with keys the master makes and rotates"},
+    {TLS(tls_ticket_key_file), .name = "session_ticket_key_file", .type = CFG_T_STRING,
+     .flags = CFG_EMPTY_OK, .default_doc = "none",
+     .doc = "48-byte ticket keys shared by several instances; the first one encrypts"},
+    {TLS(tls_handshake_timeout_ms), .name = "handshake_timeout", .type = CFG_T_DURATION,
+     RANGE(1, 0), .default_value = "10s", .doc = "for the whole TLS handshake, > 0"},
+    {TLS(tls_strict_sni), .name = "strict_sni", .type = CFG_T_BOOL, WORDS(cfg_yes_no),
+     .default_value = "no", .doc = "yes: a name no certificate covers gets a handshake alert"},
+    {TLS(tls_hsts), .name = "hsts", .type = CFG_T_UNSIGNED, RANGE(0, 315360000),
+     .default_value = "0", .doc = "Strict-Transport-Security max-age on TLS responses; 0 = none"},
+    {TLS(tls_client_cert), .name = "client_certificate", .type = CFG_T_ENUM,
+     WORDS(cfg_client_cert_names), .what = "mode", .default_value = "off",
+     .doc = "off, optional or required (mutual TLS)"},
+    {TLS(tls_client_ca), .name = "client_ca", .type = CFG_T_STRING, .flags = CFG_EMPTY_OK,
+     .default_doc = "none", .doc = "the CA file client certificates must chain to"},
 
     /* [upstream NAME] */
     {.section = CFG_SEC_UPSTREAM,
@@ -1274,6 +1476,8 @@ cfg_section_name(enum cfg_section section)
         return "admin";
     case CFG_SEC_UPSTREAM:
         return "upstream NAME";
+    case CFG_SEC_TLS:
+        return "tls";
     case CFG_SEC_NONE:
         break;
     }
@@ -1392,6 +1596,13 @@ cfg_handler(void *user, const char *section, const char *name, const char *val)
     }
     if (seen[i] == 0)
         seen[i] = st->lineno;
+    if (*val == '\0' && (key->flags & CFG_EMPTY_OK)) {
+        char **p = cfg_field(key, cfg_base(st));
+
+        free(*p);
+        *p = NULL;
+        return 1;
+    }
     if (*val == '\0') {
         cfg_fail(st, st->lineno, "[%s] %s: empty value", st->section_text, name);
         return 0;
@@ -1492,9 +1703,16 @@ cfg_section_header(struct cfg_state *st, const char *p)
         st->cfg->admin = true;
         return;
     }
+    if (strcmp(text, "tls") == 0) {
+        cfg_single_section(st, CFG_SEC_TLS, &st->tls_line);
+        st->cfg->tls = true;
+        st->cfg->tls_line = st->lineno;
+        cfg_apply_defaults(st, CFG_SEC_TLS, st->cfg);
+        return;
+    }
     if (strncmp(text, "upstream", 8) != 0 ||
         (text[8] != '\0' && text[8] != ' ' && text[8] != '\t')) {
-        cfg_fail(st, st->lineno, "[%s]: unknown section (proxy, admin, upstream NAME)", text);
+        cfg_fail(st, st->lineno, "[%s]: unknown section (proxy, admin, tls, upstream NAME)", text);
         return;
     }
     cfg_new_group(st, text, text + 8 + strspn(text + 8, " \t"));
@@ -1807,6 +2025,107 @@ cfg_validate_groups(struct cfg_state *st)
     return 0;
 }
 
+/* tls_load()'s warnings go to the error log (stderr for -t, -T). */
+static void
+cfg_tls_warn(void *arg, const char *msg)
+{
+    (void)arg;
+    log_warn("%s", msg);
+}
+
+/*
+ * [tls] and the tls listeners: a tls listener needs [tls], [tls] needs a
+ * certificate; then every certificate and key is loaded and checked
+ * (tls_load(): the one code path for start, -t, -T and reload).
+ */
+static int
+cfg_validate_tls(struct cfg_state *st)
+{
+    struct config *cfg = st->cfg;
+    struct tls_cert_spec *specs;
+    char why[1024];
+    int rc;
+
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (cfg->listeners[i].tls && (!cfg->tls || cfg->ntls_certs == 0)) {
+            cfg_fail(st, cfg->listeners[i].line,
+                     "[proxy] listen: %s tls: no [tls] section with a certificate",
+                     cfg->listeners[i].addr.text);
+            return -1;
+        }
+    }
+    if (cfg->redirect_https) {
+        size_t i;
+
+        for (i = 0; i < cfg->nlisteners && !cfg->listeners[i].tls; i++)
+            ;
+        if (i == cfg->nlisteners) {
+            cfg_fail(st, cfg_seen_line(st, CFG_SEC_PROXY, "redirect_https"),
+                     "[proxy] redirect_https: yes, but no listen = ADDR tls to redirect to");
+            return -1;
+        }
+    }
+    if (!cfg->tls)
+        return 0;
+    if (cfg->ntls_certs == 0) {
+        cfg_fail(st, cfg->tls_line, "[tls] certificate: missing, at least one is required");
+        return -1;
+    }
+    specs = calloc(cfg->ntls_certs, sizeof(*specs));
+    if (specs == NULL) {
+        cfg_fail(st, cfg->tls_line, "[tls]: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->ntls_certs; i++)
+        specs[i] = (struct tls_cert_spec){.cert_path = cfg->tls_certs[i].cert,
+                                          .key_path = cfg->tls_certs[i].key,
+                                          .at = {st->name, cfg->tls_certs[i].line}};
+#define AT(k) ((struct tls_origin){st->name, cfg_seen_line(st, CFG_SEC_TLS, k)})
+    struct tls_settings set = {
+        .certs = specs,
+        .ncerts = cfg->ntls_certs,
+        .protocols = cfg->tls_protocols,
+        .protocols_at = AT("protocols"),
+        .ciphers = cfg->tls_ciphers,
+        .ciphers_at = AT("ciphers"),
+        .ciphersuites = cfg->tls_ciphersuites,
+        .ciphersuites_at = AT("ciphersuites"),
+        .strict_sni = cfg->tls_strict_sni,
+        .client_cert = (enum tls_client_cert)cfg->tls_client_cert,
+        .client_cert_at = AT("client_certificate"),
+        .client_ca = cfg->tls_client_ca,
+        .client_ca_at = AT("client_ca"),
+        .tickets = cfg->tls_session_tickets,
+        .shared_cache = cfg->tls_session_cache > 0,
+        .timeout_s =
+            (long)(cfg->tls_session_timeout_ms / 1000 > 0 ? cfg->tls_session_timeout_ms / 1000
+                                                          : 1),
+        .ticket_key_file = cfg->tls_ticket_key_file,
+        .ticket_key_file_at = AT("session_ticket_key_file"),
+    };
+#undef AT
+    /* A default has no line: tls_load() then leaves the origin out. */
+    if (set.protocols_at.line == 0)
+        set.protocols_at.file = NULL;
+    if (set.ciphers_at.line == 0)
+        set.ciphers_at.file = NULL;
+    if (set.ciphersuites_at.line == 0)
+        set.ciphersuites_at.file = NULL;
+    if (set.client_cert_at.line == 0)
+        set.client_cert_at = (struct tls_origin){st->name, cfg->tls_line};
+    if (set.client_ca_at.line == 0)
+        set.client_ca_at.file = NULL;
+    rc = tls_load(&set, &cfg->tls_store, why, sizeof(why), cfg_tls_warn, NULL);
+    free(specs);
+    if (rc == -1) {
+        /* tls_load() names file, line and key itself */
+        snprintf(st->err, st->errlen, "%s", why);
+        st->failed = true;
+        return -1;
+    }
+    return 0;
+}
+
 /* The whole-file checks, once every line was read. */
 static int
 cfg_validate(struct cfg_state *st)
@@ -1833,7 +2152,7 @@ cfg_validate(struct cfg_state *st)
     }
     cfg->group = i;
     if (cfg_validate_pool(st) == -1 || cfg_validate_admin(st) == -1 ||
-        cfg_validate_groups(st) == -1)
+        cfg_validate_groups(st) == -1 || cfg_validate_tls(st) == -1)
         return -1;
     return 0;
 }
@@ -1959,6 +2278,17 @@ cfg_free(struct config *cfg)
         free(cfg->groups[i].servers);
     free(cfg->groups);
     free(cfg->listeners);
+    for (size_t i = 0; i < cfg->ntls_certs; i++) {
+        free(cfg->tls_certs[i].cert);
+        free(cfg->tls_certs[i].key);
+    }
+    free(cfg->tls_certs);
+    free(cfg->tls_protocols);
+    free(cfg->tls_ciphers);
+    free(cfg->tls_ciphersuites);
+    free(cfg->tls_ticket_key_file);
+    free(cfg->tls_client_ca);
+    tls_free(cfg->tls_store);
     free(cfg->error_log);
     free(cfg->access_log);
     free(cfg->pid_file);
@@ -1973,7 +2303,8 @@ cfg_free(struct config *cfg)
 static bool
 cfg_has_section(const struct config *cfg, const struct cfg_key *key)
 {
-    return key->section != CFG_SEC_ADMIN || cfg->admin;
+    return (key->section != CFG_SEC_ADMIN || cfg->admin) &&
+           (key->section != CFG_SEC_TLS || cfg->tls);
 }
 
 /*
@@ -2075,6 +2406,8 @@ cfg_diff(const struct config *old, const struct config *new,
 
     cfg_diff_section(&o, CFG_SEC_PROXY, "", old, old, new, new);
     cfg_diff_section(&o, CFG_SEC_ADMIN, "admin ", old, old, new, new);
+    if (old->tls || new->tls)
+        cfg_diff_section(&o, CFG_SEC_TLS, "tls ", old, old, new, new);
     for (size_t i = 0; i < old->ngroups; i++)
         if (cfg_find_group(new, old->groups[i].name) == NULL)
             cfg_line(&o, "upstream group removed %s", old->groups[i].name);
@@ -2129,6 +2462,13 @@ cfg_dump(const struct config *cfg, void (*emit)(void *arg, const char *line), vo
         cfg_dump_section(&o, CFG_SEC_ADMIN, cfg, cfg);
     } else {
         cfg_line(&o, "; [admin]: none");
+    }
+    cfg_line(&o, "%s", "");
+    if (cfg->tls) {
+        cfg_line(&o, "[tls]");
+        cfg_dump_section(&o, CFG_SEC_TLS, cfg, cfg);
+    } else {
+        cfg_line(&o, "; [tls]: none");
     }
     for (size_t i = 0; i < cfg->ngroups; i++) {
         cfg_line(&o, "%s", "");

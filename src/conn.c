@@ -12,6 +12,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "clock.h"
 #include "log.h"
 #include "net.h"
@@ -36,7 +38,17 @@ conn_init(struct conn *c, const struct config *cfg, struct shm *shm)
     c->read_cap = cfg->max_header_size + NET_IO_BUF;
     c->cap = c->read_cap + NET_IO_BUF;
     c->buf = malloc(c->cap);
-    return c->buf == NULL ? -1 : 0;
+    if (c->buf == NULL)
+        return -1;
+    if (cfg->tls) {
+        c->tls_wbuf = malloc(CONN_TLS_WBUF);
+        if (c->tls_wbuf == NULL) {
+            free(c->buf);
+            c->buf = NULL;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 void
@@ -50,7 +62,8 @@ void
 conn_free(struct conn *c)
 {
     free(c->buf);
-    c->buf = NULL;
+    free(c->tls_wbuf);
+    c->buf = c->tls_wbuf = NULL;
 }
 
 void
@@ -61,6 +74,10 @@ conn_open(struct conn *c, int fd, const struct sockaddr_storage *ss)
     c->start = c->len = 0;
     c->requests = 0;
     c->may_send = c->no_linger = false;
+    c->ssl = NULL;
+    c->tls_state = (struct tls_conn_state){0};
+    c->tls_dead = false;
+    c->tls_want = POLLIN;
 }
 
 void
@@ -68,6 +85,23 @@ conn_close(struct conn *c)
 {
     if (c->fd == -1)
         return;
+    if (c->ssl != NULL) {
+        /*
+         * close_notify if it fits now; the client's is not waited for. After
+         * a failure nothing more is written, but the session stays in the
+         * cache (OpenSSL drops one that ends without close_notify, as when
+         * a client just closes; it drops it itself after a fatal alert).
+         */
+        if (!c->tls_dead) {
+            SSL_shutdown(c->ssl);
+        } else {
+            SSL_set_quiet_shutdown(c->ssl, 1);
+            SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+        }
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        ERR_clear_error();
+    }
     shutdown(c->fd, SHUT_WR);
     close(c->fd);
     c->fd = -1;
@@ -83,13 +117,124 @@ conn_fd(const struct conn *c)
 bool
 conn_has_pending(const struct conn *c)
 {
-    return c->len > c->start;
+    return c->len > c->start || (c->ssl != NULL && SSL_has_pending(c->ssl));
+}
+
+bool
+conn_pending(const struct conn *c)
+{
+    return conn_has_pending(c);
+}
+
+bool
+conn_is_tls(const struct conn *c)
+{
+    return c->ssl != NULL;
+}
+
+/*
+ * After an SSL call on <c> that failed with SSL_get_error() <e>: -1 with
+ * errno EAGAIN (and c->tls_want set) when it must wait, 0 for the client's
+ * close_notify or a TCP close, -1 with errno otherwise.
+ */
+static ssize_t
+tls_io_error(struct conn *c, int e)
+{
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        c->tls_want = POLLIN;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_WANT_WRITE:
+        c->tls_want = POLLOUT;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        c->tls_dead = true;
+        if (errno == 0 || errno == EAGAIN)
+            errno = ECONNRESET;
+        return -1;
+    default:
+        c->tls_dead = true;
+        /* a close without close_notify is a close, as on a plain connection */
+        if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+            ERR_clear_error();
+            return 0;
+        }
+        log_debug("%s: TLS: %s", c->ip, ERR_reason_error_string(ERR_peek_error()));
+        ERR_clear_error();
+        errno = ECONNRESET;
+        return -1;
+    }
+}
+
+/* One SSL_read without waiting; a client past TLS_MAX_KEY_UPDATES KeyUpdates is cut. */
+static ssize_t
+tls_read(struct conn *c, void *dst, size_t len)
+{
+    size_t n = 0;
+    int ok;
+
+    errno = 0;
+    ok = SSL_read_ex(c->ssl, dst, len, &n);
+    if (c->tls_state.key_updates > TLS_MAX_KEY_UPDATES) {
+        log_info("%s: TLS: %u KeyUpdates on one connection (at most %d): closing", c->ip,
+                 c->tls_state.key_updates, TLS_MAX_KEY_UPDATES);
+        c->tls_dead = true;
+        errno = EPROTO;
+        return -1;
+    }
+    if (ok == 1)
+        return (ssize_t)n;
+    return tls_io_error(c, SSL_get_error(c->ssl, 0));
+}
+
+/*
+ * One SSL_write without waiting, of what <iov> holds up to CONN_TLS_WBUF
+ * bytes, gathered so that a head and a small body make one record. After
+ * a wait OpenSSL needs the same bytes again: the caller has not advanced
+ * <iov>, so gathering again gives them (in the same buffer).
+ */
+static ssize_t
+tls_write(struct conn *c, const struct iovec *iov, int cnt)
+{
+    const void *p;
+    size_t n = 0, w = 0;
+
+    while (cnt > 0 && iov[0].iov_len == 0)
+        iov++, cnt--;
+    if (cnt == 0)
+        return 0;
+    if (cnt == 1 || iov[0].iov_len >= CONN_TLS_WBUF) {
+        p = iov[0].iov_base;
+        n = iov[0].iov_len;
+    } else {
+        for (int i = 0; i < cnt && n < CONN_TLS_WBUF; i++) {
+            size_t k = iov[i].iov_len < CONN_TLS_WBUF - n ? iov[i].iov_len : CONN_TLS_WBUF - n;
+            memcpy(c->tls_wbuf + n, iov[i].iov_base, k);
+            n += k;
+        }
+        p = c->tls_wbuf;
+    }
+    errno = 0;
+    if (SSL_write_ex(c->ssl, p, n, &w) == 1)
+        return (ssize_t)w;
+    ssize_t r = tls_io_error(c, SSL_get_error(c->ssl, 0));
+    if (r == 0) {
+        errno = EPIPE;
+        r = -1;
+    }
+    return r;
 }
 
 /* The seam: one read from the client socket, without waiting. */
 static ssize_t
 sock_read(struct conn *c, void *dst, size_t len)
 {
+    if (c->ssl != NULL)
+        return tls_read(c, dst, len);
     return net_try_read(c->fd, dst, len);
 }
 
@@ -128,6 +273,11 @@ conn_linger_start(struct conn *c)
         (c->no_linger || (!c->may_send && c->len <= c->start &&
                           (ioctl(c->fd, FIONREAD, &queued) == -1 || queued == 0))))
         return false;
+    if (c->ssl != NULL && !c->tls_dead) {
+        /* our close_notify goes before the FIN; conn_close() writes nothing more */
+        SSL_shutdown(c->ssl);
+        c->tls_dead = true;
+    }
     shutdown(c->fd, SHUT_WR);
     c->start = c->len = 0;
     return true;
@@ -136,7 +286,8 @@ conn_linger_start(struct conn *c)
 int
 conn_discard(struct conn *c)
 {
-    ssize_t n = sock_read(c, c->buf, c->read_cap);
+    /* the raw socket, over TLS too: what is thrown away need not be decrypted */
+    ssize_t n = net_try_read(c->fd, c->buf, c->read_cap);
     if (n > 0 || (n == -1 && errno == EAGAIN))
         return 1;
     return 0;
@@ -145,13 +296,29 @@ conn_discard(struct conn *c)
 ssize_t
 conn_write(struct conn *c, const struct iovec *iov, int cnt)
 {
+    if (c->ssl != NULL)
+        return tls_write(c, iov, cnt);
     return net_try_writev(c->fd, iov, cnt);
 }
 
 int
 conn_write_all(struct conn *c, struct iovec *iov, int cnt)
 {
-    return net_writev_all(c->fd, iov, cnt, c->cfg->send_timeout_ms);
+    if (c->ssl == NULL)
+        return net_writev_all(c->fd, iov, cnt, c->cfg->send_timeout_ms);
+    int64_t deadline = clock_ms() + c->cfg->send_timeout_ms;
+    for (;;) {
+        ssize_t n = tls_write(c, iov, cnt);
+        if (n == 0)
+            return 0; /* nothing left */
+        if (n > 0) {
+            net_iov_advance(&iov, &cnt, (size_t)n);
+            deadline = clock_ms() + c->cfg->send_timeout_ms;
+            continue;
+        }
+        if (errno != EAGAIN || net_wait(c->fd, c->tls_want, deadline) == -1)
+            return -1;
+    }
 }
 
 struct conn_bytes
@@ -179,16 +346,20 @@ conn_give_back(struct conn *c, const char *p, size_t n)
 uint64_t
 conn_send_error(struct conn *c, int status, bool close)
 {
-    char body[256], head[256];
+    char body[256], head[320], hsts[64] = "";
     const char *reason = http_reason(status);
     int blen = snprintf(body, sizeof(body),
                         "<html><head><title>%d %s</title></head><body><h1>%d %s</h1>"
                         "<hr>miniproxyd</body></html>\n",
                         status, reason, status, reason);
-    int hlen =
-        snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n%s\r\n",
-                 status, reason, blen, close ? "Connection: close\r\n" : "");
+    /* our own pages over TLS carry HSTS too */
+    if (c->ssl != NULL && c->cfg->tls_hsts > 0)
+        snprintf(hsts, sizeof(hsts), "Strict-Transport-Security: max-age=%u\r\n",
+                 c->cfg->tls_hsts);
+    int hlen = snprintf(head, sizeof(head),
+                        "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n%s%s"
+                        "\r\n",
+                        status, reason, blen, hsts, close ? "Connection: close\r\n" : "");
     struct iovec iov[2] = {{head, (size_t)hlen}, {body, (size_t)blen}};
     if (conn_write_all(c, iov, 2) == -1) {
         log_debug("%s: sending %d: %s", c->ip, status, strerror(errno));
@@ -207,7 +378,8 @@ conn_try_first_bytes(struct conn *c)
      * and without a sleep and wake-up.
      */
     c->start = c->len = 0;
-    ssize_t n = sock_read(c, c->buf, c->read_cap);
+    /* the raw socket, over TLS too: what is thrown away need not be decrypted */
+    ssize_t n = net_try_read(c->fd, c->buf, c->read_cap);
     for (int i = 0; i < IDLE_YIELDS && n == -1 && errno == EAGAIN; i++) {
         sched_yield();
         n = sock_read(c, c->buf, c->read_cap);
@@ -258,6 +430,15 @@ conn_access_log(const struct conn *c, const struct conn_log_entry *e)
                      (double)(clock_us() - e->start_us) / 1e6, ut);
     if (n < 0)
         return;
+    if (c->ssl != NULL && (size_t)n < sizeof(line)) {
+        const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+        int m = snprintf(line + n - 1, sizeof(line) - (size_t)n + 1,
+                         " tls=%s cipher=%s sni=%.64s resumed=%d\n", SSL_get_version(c->ssl),
+                         SSL_get_cipher_name(c->ssl), sni != NULL ? sni : "-",
+                         SSL_session_reused(c->ssl) ? 1 : 0);
+        if (m > 0)
+            n += m - 1;
+    }
     if ((size_t)n >= sizeof(line)) {
         n = sizeof(line) - 1;
         line[n - 1] = '\n';
@@ -431,4 +612,110 @@ conn_read_head(struct conn *c, struct http_request *req)
             t0 = clock_ms(); /* the head's clock starts at its first byte */
         c->len += (size_t)n;
     }
+}
+
+/* ---- TLS: the handshake ------------------------------------------------------------------ */
+
+/* Plain HTTP on a TLS port: a 400 in plain text (what came is logged), then the caller closes. */
+static int
+plain_on_tls(struct conn *c)
+{
+    ssize_t n = net_try_read(c->fd, c->buf, c->read_cap);
+
+    c->start = 0;
+    c->len = n > 0 ? (size_t)n : 0;
+    tls_count_failure(TLS_FAIL_PLAIN_HTTP);
+    log_info("%s: plain HTTP on a TLS port: 400", c->ip);
+    conn_refuse(c, 400, clock_us());
+    return -1;
+}
+
+/* The handshake timed out (or fell below the minimum rate): counted and logged. */
+static int
+handshake_too_slow(struct conn *c, int64_t t0, bool by_rate)
+{
+    tls_count_failure(TLS_FAIL_TIMEOUT);
+    if (by_rate) {
+        atomic_fetch_add_explicit(&c->shm->slow_rejects, 1, memory_order_relaxed);
+        log_info("%s: TLS handshake too slow: %lld ms (client_header_min_rate %u bytes/s)", c->ip,
+                 (long long)(clock_ms() - t0), c->cfg->client_header_min_rate);
+    } else {
+        log_info("%s: TLS handshake timed out after %lld ms", c->ip, (long long)(clock_ms() - t0));
+    }
+    c->tls_dead = true;
+    return -1;
+}
+
+/*
+ * When the handshake began at <t0> (ms) and <n> bytes of it came: the
+ * time the next must come by. handshake_timeout for the whole; after a
+ * first second, client_header_min_rate as for a head (*by_rate tells).
+ */
+static int64_t
+handshake_deadline(const struct config *cfg, int64_t t0, uint64_t n, bool *by_rate)
+{
+    int64_t d = t0 + cfg->tls_handshake_timeout_ms;
+
+    *by_rate = false;
+    if (cfg->client_header_min_rate > 0) {
+        int64_t r = t0 + 1000 + (int64_t)(n * 1000 / cfg->client_header_min_rate);
+        if (r < d) {
+            d = r;
+            *by_rate = true;
+        }
+    }
+    return d;
+}
+
+int
+conn_start_tls(struct conn *c, SSL_CTX *ctx)
+{
+    int64_t t0 = clock_ms();
+    bool by_rate = false;
+    unsigned char first;
+    char why[256];
+
+    for (;;) {
+        ssize_t n = recv(c->fd, &first, 1, MSG_PEEK);
+        if (n == 1)
+            break;
+        if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            return -1; /* gone before a byte: nothing to count */
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (net_wait(c->fd, POLLIN, handshake_deadline(c->cfg, t0, 0, &by_rate)) == -1)
+            return errno == ETIMEDOUT ? handshake_too_slow(c, t0, by_rate) : -1;
+    }
+    if (first != 0x16) /* a TLS handshake record */
+        return plain_on_tls(c);
+    c->ssl = SSL_new(ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+        log_error("%s: TLS: cannot make a connection: out of memory", c->ip);
+        ERR_clear_error();
+        c->tls_dead = true;
+        return -1;
+    }
+    SSL_set_accept_state(c->ssl);
+    SSL_set_app_data(c->ssl, &c->tls_state);
+    SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_do_handshake(c->ssl);
+        if (r == 1)
+            break;
+        int e = SSL_get_error(c->ssl, r);
+        short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+        if (ev == 0) {
+            enum tls_fail f = tls_classify_failure(c->ssl, &c->tls_state, why, sizeof(why));
+            tls_count_failure(f);
+            log_info("%s: TLS handshake failed (%s): %s", c->ip, tls_fail_name(f), why);
+            c->tls_dead = true;
+            return -1;
+        }
+        uint64_t got = BIO_number_read(SSL_get_rbio(c->ssl));
+        if (net_wait(c->fd, ev, handshake_deadline(c->cfg, t0, got, &by_rate)) == -1)
+            return errno == ETIMEDOUT ? handshake_too_slow(c, t0, by_rate) : -1;
+    }
+    tls_count_handshake(c->ssl);
+    return 0;
 }

@@ -37,6 +37,7 @@
 #include "pool.h"
 #include "proc.h"
 #include "shm.h"
+#include "tls.h"
 #include "worker.h"
 
 #define FAST_STOP_MS 3000
@@ -107,6 +108,15 @@ struct master {
     int nudge_fd;      /* eventfd: workers ask for a pool tick now (shm.nudge_fd) */
     bool nudged;       /* nudge_fd was written since the last pool tick */
     char *pid_file;    /* the pid file we wrote (a reload does not move it), NULL: none */
+    /*
+     * TLS: the table of ticket keys, session cache and counters, made once
+     * (at the first configuration with [tls]) and kept across generations,
+     * so that sessions survive reloads. <tls_rotate_at>: clock_ms() of the
+     * next ticket key rotation, 0 for none (keys from a file, or no tickets).
+     */
+    struct tls_shared *tls;
+    int64_t tls_rotate_at;
+    uint64_t tls_cache_bytes; /* the session cache the table was made with */
 };
 
 static struct generation *
@@ -775,6 +785,75 @@ next_kill(const struct master *m)
 }
 
 /*
+ * Makes the shared TLS table if <cfg> is the first with [tls], and puts
+ * its ticket keys in: the key file's, else a random key when there is none
+ * yet (then rotated every session_timeout). Returns 0 or -1 (logged).
+ */
+static int
+tls_prepare(struct master *m, const struct config *cfg)
+{
+    const struct tls_ticket_key *keys;
+    size_t n;
+
+    if (!cfg->tls)
+        return 0;
+    if (m->tls == NULL) {
+        m->tls = tls_shared_create(cfg->tls_session_cache);
+        if (m->tls == NULL) {
+            log_error_errno("TLS: shared memory for %llu bytes of session cache",
+                            (unsigned long long)cfg->tls_session_cache);
+            return -1;
+        }
+        tls_shared_use(m->tls); /* the children inherit it */
+        m->tls_cache_bytes = cfg->tls_session_cache;
+    } else if (cfg->tls_session_cache != m->tls_cache_bytes) {
+        log_warn("reload: [tls] session_cache %llu -> %llu bytes takes effect at the next start; "
+                 "keeping %llu",
+                 (unsigned long long)m->tls_cache_bytes,
+                 (unsigned long long)cfg->tls_session_cache,
+                 (unsigned long long)m->tls_cache_bytes);
+    }
+    keys = tls_store_ticket_keys(cfg->tls_store, &n);
+    if (n > 0) {
+        tls_shared_set_keys(m->tls, keys, n);
+        m->tls_rotate_at = 0;
+        log_info("TLS: %zu session ticket key%s from %s", n, n > 1 ? "s" : "",
+                 cfg->tls_ticket_key_file);
+        return 0;
+    }
+    if (!cfg->tls_session_tickets) {
+        m->tls_rotate_at = 0;
+        return 0;
+    }
+    /* random keys: a new one now unless they are random already (a reload keeps them) */
+    if (m->tls_rotate_at == 0 && tls_shared_set_keys(m->tls, NULL, 0) == -1) {
+        log_error("TLS: no random bytes for a session ticket key");
+        return -1;
+    }
+    m->tls_rotate_at = clock_ms() + cfg->tls_session_timeout_ms;
+    return 0;
+}
+
+/* ms until the next ticket key rotation (after doing it when due), or -1. */
+static int64_t
+tls_rotate_due(struct master *m)
+{
+    const struct config *cfg = current(m)->cfg;
+    int64_t now = clock_ms();
+
+    if (m->tls == NULL || m->tls_rotate_at == 0)
+        return -1;
+    if (now >= m->tls_rotate_at) {
+        if (tls_shared_set_keys(m->tls, NULL, 0) == -1)
+            log_error("TLS: no random bytes for a new session ticket key: keeping the old one");
+        else
+            log_info("TLS: new session ticket key (the previous one is still accepted)");
+        m->tls_rotate_at = now + cfg->tls_session_timeout_ms;
+    }
+    return m->tls_rotate_at - now;
+}
+
+/*
  * A reload does not move the pid file (nginx does the same): the master
  * keeps the file it wrote at start, and removes that one at exit. A change
  * of pid_file is said, and takes effect at the next start.
@@ -828,6 +907,12 @@ reload(struct master *m)
     }
     log_chown(cfg->user);
     pid_file_unchanged(m, cfg);
+    if (tls_prepare(m, cfg) == -1) {
+        log_open(old->cfg, err, sizeof(err));
+        log_error("reload failed, still serving generation %u", old->id);
+        cfg_free(cfg);
+        return;
+    }
     struct generation *gen = gen_new(m, cfg);
     if (gen == NULL) {
         log_open(old->cfg, err, sizeof(err));
@@ -1042,9 +1127,11 @@ serve(struct master *m)
 {
     int64_t last_tick = clock_ms(), next_tick = last_tick + POOL_TICK_MS;
     for (;;) {
-        int64_t next = respawn_due(m), k = next_kill(m);
+        int64_t next = respawn_due(m), k = next_kill(m), t = tls_rotate_due(m);
         if (k != -1 && (next == -1 || k < next))
             next = k;
+        if (t != -1 && (next == -1 || t < next))
+            next = t;
         if (current(m)->cfg->workers_auto) {
             int64_t p = pool_due(m, &last_tick, &next_tick);
             if (next == -1 || p < next)
@@ -1090,6 +1177,10 @@ master_run(struct config *cfg, const char *path)
         return 1;
     }
     setup_signals(&m);
+    if (tls_prepare(&m, cfg) == -1) {
+        cfg_free(cfg);
+        goto out;
+    }
 
     struct generation *gen = gen_new(&m, cfg);
     if (gen == NULL)
@@ -1126,5 +1217,6 @@ out:
     for (size_t i = 0; i < m.nls; i++)
         close(m.ls[i].fd);
     close(m.nudge_fd);
+    tls_shared_destroy(m.tls);
     return rc;
 }

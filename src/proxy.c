@@ -51,7 +51,14 @@ struct exchange {
     int upstream_status;
     uint64_t sent; /* body bytes sent to the client */
     int64_t start_us, upstream_start_us, upstream_head_us;
+    /* TLS client certificates: what the upstream is told (X-Client-Verify, -Subject) */
+    bool client_cert;
+    char client_verify[128];
+    char client_subject[512];
 };
+
+/* "Strict-Transport-Security: max-age=N\r\n" for responses over TLS, "" without hsts. */
+static char hsts_line[64];
 
 static void
 access_log(struct exchange *x)
@@ -216,7 +223,10 @@ send_head(struct exchange *x)
         .upstream_host = x->grp->servers[x->server].addr.text,
         .preserve_host = x->grp->preserve_host,
         .client_ip = x->c->ip,
-        .proto = "http",
+        .proto = conn_is_tls(x->c) ? "https" : "http",
+        .client_verify = x->client_cert ? x->client_verify : NULL,
+        .client_subject =
+            x->client_cert && x->client_subject[0] != '\0' ? x->client_subject : NULL,
         .framing = req->info.framing,
         .content_length = req->info.content_length,
         .upstream_close = x->grp->keepalive == 0,
@@ -644,6 +654,14 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
     r->resp_buf = px->resp_buf;
     r->head_buf = px->head_buf;
     r->head_cap = px->head_cap;
+    if (conn_is_tls(c)) {
+        r->add_line = hsts_line[0] != '\0' ? hsts_line : NULL;
+        if (cfg->tls_client_cert != TLS_CLIENT_CERT_OFF) {
+            x->client_cert = true;
+            tls_client_verify(c->ssl, x->client_verify, sizeof(x->client_verify),
+                              x->client_subject, sizeof(x->client_subject));
+        }
+    }
     int st = resolve_target(x);
     return st != 0 ? st : take_early_body(x);
 }
@@ -665,10 +683,79 @@ finish(struct exchange *x)
     return x->client_keep ? 0 : -1;
 }
 
+/*
+ * redirect_https on a plain listener: 301 (GET, HEAD) or 308 to
+ * https://HOST[:PORT]TARGET, PORT the first tls listener's unless 443.
+ * The connection is kept when no request body is left unread. Returns
+ * what proxy_serve() does.
+ */
+static int
+redirect_https(struct proxy *px, struct conn *c, const struct http_request *req)
+{
+    const struct config *cfg = px->cfg;
+    struct http_slice host = req->host, path = req->target;
+    bool get = method_is(req->method, "GET") || method_is(req->method, "HEAD");
+    int status = get ? 301 : 308;
+    bool keep = req->info.keep_alive && req->info.framing == HTTP_BODY_NONE && !*px->draining &&
+                cfg->keepalive_timeout_ms > 0 && c->requests < cfg->keepalive_requests;
+    char port[16] = "", head[1024], reqline[256];
+    int64_t start_us = clock_us();
+    size_t hl;
+
+    if (host.len == 0) {
+        conn_refuse(c, 400, start_us);
+        return -1;
+    }
+    /* the host without its port: "[::1]:80" -> "[::1]", "a.test:80" -> "a.test" */
+    if (host.p[0] == '[') {
+        const char *e = memchr(host.p, ']', host.len);
+        if (e != NULL)
+            host.len = (size_t)(e - host.p) + 1;
+    } else {
+        const char *e = memchr(host.p, ':', host.len);
+        if (e != NULL)
+            host.len = (size_t)(e - host.p);
+    }
+    /* an absolute-form target: its path */
+    if (path.len > 0 && path.p[0] != '/') {
+        const char *s = memmem(path.p, path.len, "://", 3);
+        const char *slash =
+            s != NULL ? memchr(s + 3, '/', path.len - (size_t)(s + 3 - path.p)) : NULL;
+        path = slash != NULL ? (struct http_slice){slash, path.len - (size_t)(slash - path.p)}
+                             : (struct http_slice){"/", 1};
+    }
+    if (px->https_port != 443)
+        snprintf(port, sizeof(port), ":%d", px->https_port);
+    hl = (size_t)snprintf(head, sizeof(head),
+                          "HTTP/1.1 %d %s\r\nLocation: https://%.*s%s%.*s\r\n"
+                          "Content-Length: 0\r\n%s\r\n",
+                          status, http_reason(status), (int)(host.len > 255 ? 255 : host.len),
+                          host.p, port, (int)(path.len > 700 ? 700 : path.len), path.p,
+                          keep ? "" : "Connection: close\r\n");
+    if (hl >= sizeof(head))
+        hl = sizeof(head) - 1; /* cannot happen: the parts are bounded above */
+    struct iovec iov = {head, hl};
+    if (conn_write_all(c, &iov, 1) == -1)
+        keep = false;
+    snprintf(reqline, sizeof(reqline), "%.*s %.*s",
+             (int)(req->method.len > 32 ? 32 : req->method.len), req->method.p,
+             (int)(req->target.len > 200 ? 200 : req->target.len), req->target.p);
+    conn_access_log(c, &(struct conn_log_entry){.request = reqline,
+                                                .minor = req->minor_version,
+                                                .status = status,
+                                                .start_us = start_us,
+                                                .upstream_us = -1});
+    atomic_fetch_add_explicit(&px->me->requests, 1, memory_order_relaxed);
+    return keep ? 0 : -1;
+}
+
 int
 proxy_serve(struct proxy *px, struct conn *c, const struct http_request *req)
 {
     struct exchange x;
+
+    if (px->cfg->redirect_https && px->https_port != 0 && !conn_is_tls(c))
+        return redirect_https(px, c, req);
     int st = begin(&x, px, c, req);
 
     if (st != 0)
@@ -693,6 +780,13 @@ proxy_init(struct proxy *px, const struct config *cfg, struct shm *shm, int slot
     px->me = slot >= 0 ? &shm->workers[slot] : &unlisted;
     px->draining = draining;
     px->head_cap = 2 * cfg->max_header_size + RELAY_RESP_HEAD_MAX + 1024;
+    if (cfg->tls && cfg->tls_hsts > 0)
+        snprintf(hsts_line, sizeof(hsts_line), "Strict-Transport-Security: max-age=%u\r\n",
+                 cfg->tls_hsts);
+    else
+        hsts_line[0] = '\0';
+    /* X-Client-Subject can be long: room for it and the other fields we add */
+    px->head_cap += 1024;
     px->body_buf = malloc(NET_IO_BUF);
     px->resp_buf = malloc(NET_IO_BUF);
     px->head_buf = malloc(px->head_cap);

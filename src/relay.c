@@ -285,6 +285,8 @@ download_begin(struct relay *r, struct download *d, size_t head_len, enum relay_
     }
     ssize_t hlen =
         rewrite_response(resp, d->outf, r->client_keep, r->client_minor, r->head_buf, r->head_cap);
+    if (hlen >= 0 && r->add_line != NULL)
+        hlen = rewrite_add_line(r->head_buf, (size_t)hlen, r->head_cap, r->add_line);
     if (hlen < 0) {
         errno = EMSGSIZE;
         return fail(r, end, RELAY_UPSTREAM_FAILED, "response head too large from");

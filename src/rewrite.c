@@ -86,6 +86,8 @@ rewrite_request(const struct http_request *req, const struct rewrite_req *rw, ch
             buf_ieq(h->name.p, h->name.len, "expect") ||
             buf_ieq(h->name.p, h->name.len, "x-forwarded-proto") ||
             buf_ieq(h->name.p, h->name.len, "x-forwarded-host") ||
+            buf_ieq(h->name.p, h->name.len, "x-client-verify") ||
+            buf_ieq(h->name.p, h->name.len, "x-client-subject") ||
             named_by_connection(req->headers, req->nheaders, h->name) ||
             (rw->drop_underscores && rewrite_has_underscore(h->name)))
             continue;
@@ -116,6 +118,16 @@ rewrite_request(const struct http_request *req, const struct rewrite_req *rw, ch
     buf_out_str(&o, "X-Forwarded-Proto: ");
     buf_out_str(&o, rw->proto);
     buf_out_put(&o, "\r\n", 2);
+    if (rw->client_verify != NULL) {
+        buf_out_str(&o, "X-Client-Verify: ");
+        buf_out_str(&o, rw->client_verify);
+        buf_out_put(&o, "\r\n", 2);
+    }
+    if (rw->client_subject != NULL) {
+        buf_out_str(&o, "X-Client-Subject: ");
+        buf_out_str(&o, rw->client_subject);
+        buf_out_put(&o, "\r\n", 2);
+    }
     if (rw->host.len > 0) {
         buf_out_str(&o, "X-Forwarded-Host: ");
         out_slice(&o, rw->host);
@@ -168,4 +180,17 @@ rewrite_response(const struct http_response *resp, enum rewrite_framing framing,
         buf_out_str(&o, "Connection: keep-alive\r\n");
     buf_out_put(&o, "\r\n", 2);
     return o.full ? -1 : (ssize_t)o.len;
+}
+
+ssize_t
+rewrite_add_line(char *head, size_t len, size_t cap, const char *line)
+{
+    size_t n = strlen(line);
+
+    if (len < 2 || head[len - 2] != '\r' || head[len - 1] != '\n' || len + n > cap)
+        return -1;
+    /* the final CRLF moves after the new line */
+    memcpy(head + len - 2, line, n);
+    memcpy(head + len - 2 + n, "\r\n", 2);
+    return (ssize_t)(len + n);
 }

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "tls.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -214,6 +215,11 @@ struct hdr_view {
     unsigned by_state[5];
     uint64_t worker_requests, worker_connections;
 };
+
+/* The TLS parts of each rendering (below, with the rest of TLS). */
+static void html_tls(struct buf_out *o, const struct config *cfg);
+static void json_tls(struct buf_out *o, const struct config *cfg);
+static void prom_tls(struct buf_out *o, const struct config *cfg);
 
 static const char *const health_names[] = {"unknown", "up", "down"};
 static const char *const breaker_names[] = {"closed", "open", "half_open"};
@@ -627,6 +633,7 @@ render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
         buf_out_str(o, "</td></tr>\n");
     }
     buf_out_str(o, "</tbody></table></details></section>\n");
+    html_tls(o, cfg);
     buf_out_str(o, "<footer>Refreshes every 2 s &middot; also as <a href=\"/status.json\">JSON</a>"
                    " and <a href=\"/metrics\">Prometheus metrics</a></footer>\n</body></html>\n");
 }
@@ -714,7 +721,9 @@ render_json(struct buf_out *o, const struct config *cfg, const struct shm *shm)
         }
         buf_out_str(o, "]}");
     }
-    buf_out_str(o, "]}\n");
+    buf_out_str(o, "]");
+    json_tls(o, cfg);
+    buf_out_str(o, "}\n");
 }
 
 /* ---- Prometheus ------------------------------------------------------------------------- */
@@ -963,6 +972,114 @@ render_metrics(struct buf_out *o, const struct config *cfg, const struct shm *sh
             }
         }
     }
+    prom_tls(o, cfg);
+}
+
+/* ---- TLS: handshakes, failures by reason, certificates ------------------------------------ */
+
+/*
+ * The TLS counters come from the table every process shares
+ * (tls_shared_get(), kept across reloads), the certificates from <cfg>'s
+ * store. Nothing when there is no [tls].
+ */
+
+static void
+html_tls(struct buf_out *o, const struct config *cfg)
+{
+    struct tls_counters c;
+    char names[1024];
+    time_t na;
+
+    if (!cfg->tls || cfg->tls_store == NULL)
+        return;
+    tls_shared_counters(tls_shared_get(), &c);
+    buf_out_str(o,
+                "<section><h2>TLS</h2><div class=\"legend\"><span class=\"pill\">handshakes <b>");
+    html_count(o, c.handshakes);
+    buf_out_str(o, "</b></span><span class=\"pill\">resumed <b>");
+    html_count(o, c.resumed);
+    out_fmt(o, "</b></span><span class=\"pill\">cached sessions <b>%" PRIu64 "</b></span>",
+            c.cache_entries);
+    for (int i = 0; i < TLS_FAIL_N; i++) {
+        out_fmt(o, "<span class=\"pill\">%s <b>", tls_fail_name((enum tls_fail)i));
+        html_count(o, c.failures[i]);
+        buf_out_str(o, "</b></span>");
+    }
+    buf_out_str(o, "</div><table class=\"sb\"><thead><tr><th>Certificate names</th>"
+                   "<th>Expires</th><th class=\"n\">Days left</th></tr></thead><tbody>\n");
+    for (size_t i = 0; i < tls_store_cert_count(cfg->tls_store); i++) {
+        struct tm tm;
+        char when[32] = "?";
+
+        tls_store_cert_info(cfg->tls_store, i, names, sizeof(names), &na);
+        if (gmtime_r(&na, &tm) != NULL)
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
+        buf_out_str(o, "<tr><td>");
+        out_esc(o, names[0] != '\0' ? names : "(no DNS names)", ESC_HTML);
+        out_fmt(o, "</td><td>%s</td><td class=\"n\">%lld</td></tr>\n", when,
+                (long long)((na - time(NULL)) / 86400));
+    }
+    buf_out_str(o, "</tbody></table></section>\n");
+}
+
+static void
+json_tls(struct buf_out *o, const struct config *cfg)
+{
+    struct tls_counters c;
+    char names[1024];
+    time_t na;
+
+    if (!cfg->tls || cfg->tls_store == NULL)
+        return;
+    tls_shared_counters(tls_shared_get(), &c);
+    out_fmt(o,
+            ",\"tls\":{\"handshakes\":%" PRIu64 ",\"resumed\":%" PRIu64
+            ",\"cached_sessions\":%" PRIu64 ",\"failures\":{",
+            c.handshakes, c.resumed, c.cache_entries);
+    for (int i = 0; i < TLS_FAIL_N; i++)
+        out_fmt(o, "%s\"%s\":%" PRIu64, i ? "," : "", tls_fail_name((enum tls_fail)i),
+                c.failures[i]);
+    buf_out_str(o, "},\"certificates\":[");
+    for (size_t i = 0; i < tls_store_cert_count(cfg->tls_store); i++) {
+        tls_store_cert_info(cfg->tls_store, i, names, sizeof(names), &na);
+        buf_out_str(o, i ? ",{\"names\":" : "{\"names\":");
+        json_str(o, names);
+        out_fmt(o, ",\"not_after\":%lld}", (long long)na);
+    }
+    buf_out_str(o, "]}");
+}
+
+static void
+prom_tls(struct buf_out *o, const struct config *cfg)
+{
+    struct tls_counters c;
+    char names[1024];
+    time_t na;
+
+    if (!cfg->tls || cfg->tls_store == NULL)
+        return;
+    tls_shared_counters(tls_shared_get(), &c);
+    prom_family(o, "miniproxyd_tls_handshakes_total", "counter", "Completed TLS handshakes.");
+    out_fmt(o, "miniproxyd_tls_handshakes_total %" PRIu64 "\n", c.handshakes);
+    prom_family(o, "miniproxyd_tls_resumed_total", "counter",
+                "TLS handshakes that resumed a session (ticket or shared cache).");
+    out_fmt(o, "miniproxyd_tls_resumed_total %" PRIu64 "\n", c.resumed);
+    prom_family(o, "miniproxyd_tls_cached_sessions", "gauge",
+                "Sessions in the shared session cache.");
+    out_fmt(o, "miniproxyd_tls_cached_sessions %" PRIu64 "\n", c.cache_entries);
+    prom_family(o, "miniproxyd_tls_handshake_failures_total", "counter",
+                "TLS connections that failed before a request, by reason.");
+    for (int i = 0; i < TLS_FAIL_N; i++)
+        out_fmt(o, "miniproxyd_tls_handshake_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+                tls_fail_name((enum tls_fail)i), c.failures[i]);
+    prom_family(o, "miniproxyd_tls_certificate_expiry_seconds", "gauge",
+                "Unix time when the certificate expires (notAfter), by its names.");
+    for (size_t i = 0; i < tls_store_cert_count(cfg->tls_store); i++) {
+        tls_store_cert_info(cfg->tls_store, i, names, sizeof(names), &na);
+        out_fmt(o, "miniproxyd_tls_certificate_expiry_seconds{index=\"%zu\",names=\"", i);
+        out_esc(o, names, ESC_LABEL);
+        out_fmt(o, "\"} %lld\n", (long long)na);
+    }
 }
 
 /* ---- the API ---------------------------------------------------------------------------- */
@@ -1037,6 +1154,10 @@ status_size_hint(const struct config *cfg)
     /* the table holds at most CFG_MAX_WORKERS slots whatever cfg says */
     size_t workers = cfg->worker_slots < CFG_MAX_WORKERS ? cfg->worker_slots : CFG_MAX_WORKERS;
     size_t size = HINT_FIXED + workers * HINT_WORKER;
+
+    /* TLS: the counters, and each certificate's names (escaped: up to 6 bytes each) */
+    if (cfg->tls)
+        size += 4096 + cfg->ntls_certs * (512 + 6 * 1024);
 
     for (size_t g = 0; g < cfg->ngroups; g++) {
         const struct cfg_group *grp = &cfg->groups[g];

@@ -21,8 +21,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 /* A PEM file larger than this is not a certificate chain or a key. */
@@ -62,7 +68,12 @@ struct tls_store {
     struct tls_site *sites;
     size_t nsites;
     bool strict_sni;
+    struct tls_ticket_key tkeys[TLS_TICKET_KEYS_MAX]; /* from ticket_key_file */
+    size_t ntkeys;
 };
+
+static void tls_setup_resumption(const struct tls_settings *set, SSL_CTX *ctx);
+static void tls_servername_seen(SSL *ssl);
 
 /* What the first pass keeps of a certificate line until its context is built. */
 struct tls_parsed {
@@ -764,6 +775,7 @@ tls_servername_cb(SSL *ssl, int *alert, void *arg)
     if (site == NULL) {
         if (!st->strict_sni)
             return SSL_TLSEXT_ERR_NOACK;
+        tls_servername_seen(ssl);
         *alert = SSL_AD_UNRECOGNIZED_NAME;
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     }
@@ -1023,7 +1035,55 @@ tls_setup_ctx(struct tls_loader *ld, struct tls_store *st, SSL_CTX *ctx, tls_x50
     }
     SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername_cb);
     SSL_CTX_set_tlsext_servername_arg(ctx, st);
+    tls_setup_resumption(set, ctx);
     return 0;
+}
+
+/*
+ * Reads the ticket key file of <ld>'s settings into <st>: whole 48-byte
+ * keys, at most TLS_TICKET_KEYS_MAX. Returns 0, or -1 with the error stored.
+ */
+static int
+tls_read_ticket_keys(struct tls_loader *ld, struct tls_store *st)
+{
+    const struct tls_settings *set = ld->set;
+    const struct tls_origin *at = &set->ticket_key_file_at;
+    struct tls_file f = {NULL, 0};
+    mode_t mode = 0;
+    size_t i;
+
+    if (set->ticket_key_file == NULL || set->ticket_key_file[0] == '\0')
+        return 0;
+    if (tls_read_file(ld, at, "session_ticket_key_file", set->ticket_key_file, &f, &mode) == -1)
+        return -1;
+    if (f.len == 0 || f.len % TLS_TICKET_KEY_LEN != 0 ||
+        f.len > TLS_TICKET_KEY_LEN * TLS_TICKET_KEYS_MAX) {
+        tls_fail(ld, at, "session_ticket_key_file", set->ticket_key_file,
+                 "%zu bytes: expected 1 to %d keys of %d bytes (openssl rand 48 > FILE)", f.len,
+                 TLS_TICKET_KEYS_MAX, TLS_TICKET_KEY_LEN);
+        tls_file_free(&f);
+        return -1;
+    }
+    if (mode & (S_IRWXG | S_IRWXO))
+        tls_warn(ld, at, "session_ticket_key_file", set->ticket_key_file,
+                 "readable by group or others: whoever reads it can decrypt sessions");
+    st->ntkeys = f.len / TLS_TICKET_KEY_LEN;
+    for (i = 0; i < st->ntkeys; i++) {
+        const unsigned char *k = (const unsigned char *)f.data + i * TLS_TICKET_KEY_LEN;
+
+        memcpy(st->tkeys[i].name, k, 16);
+        memcpy(st->tkeys[i].hmac, k + 16, 16);
+        memcpy(st->tkeys[i].aes, k + 32, 16);
+    }
+    tls_file_free(&f);
+    return 0;
+}
+
+const struct tls_ticket_key *
+tls_store_ticket_keys(const struct tls_store *st, size_t *n)
+{
+    *n = st->ntkeys;
+    return st->tkeys;
 }
 
 /*
@@ -1068,6 +1128,7 @@ tls_free(struct tls_store *st)
     }
     free(st->sites);
     free(st->certs);
+    OPENSSL_cleanse(st->tkeys, sizeof(st->tkeys));
     free(st);
 }
 
@@ -1104,7 +1165,8 @@ tls_load(const struct tls_settings *set, struct tls_store **out, char *err, size
         if (tls_parse_cert(&ld, i, &st->certs[i], &parsed[i]) == -1)
             goto out;
     }
-    if (tls_group(&ld, st, parsed) == -1 || tls_read_client_ca(&ld, &ca) == -1)
+    if (tls_group(&ld, st, parsed) == -1 || tls_read_client_ca(&ld, &ca) == -1 ||
+        tls_read_ticket_keys(&ld, st) == -1)
         goto out;
     for (s = 0; s < st->nsites; s++) {
         st->sites[s].ctx = SSL_CTX_new(TLS_server_method());
@@ -1171,4 +1233,492 @@ tls_store_cert_info(const struct tls_store *st, size_t i, char *names, size_t na
         n += len;
     }
     return 0;
+}
+
+/* ---- the shared table: ticket keys, session cache, counters ------------------------------ */
+
+/* A session in DER larger than this is not cached (one with a long client chain). */
+#define TLS_SLOT_DER 2048
+
+/* One cached session; <used> is 0 for a free slot. Written and read under the lock. */
+struct tls_slot {
+    uint32_t used;
+    uint32_t id_len;
+    unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+    int64_t expires; /* Unix time */
+    uint32_t der_len;
+    unsigned char der[TLS_SLOT_DER];
+};
+
+struct tls_shared {
+    size_t map_len;
+    /* ticket keys: the master writes, workers read; a seqlock (odd while written) */
+    atomic_uint key_seq;
+    uint32_t nkeys;
+    struct tls_ticket_key keys[TLS_TICKET_KEYS_MAX];
+    /* counters: every worker, atomics */
+    _Alignas(64) atomic_uint_fast64_t handshakes;
+    atomic_uint_fast64_t resumed;
+    atomic_uint_fast64_t failures[TLS_FAIL_N];
+    atomic_uint_fast64_t entries;
+    /*
+     * The session cache: direct-mapped by a hash of the session id. A
+     * robust process-shared mutex: when a worker dies holding it, the next
+     * taker is told (EOWNERDEAD) and empties the cache, since the slot the
+     * dead one was writing may be torn.
+     */
+    _Alignas(64) pthread_mutex_t lock;
+    uint32_t nslots;
+    struct tls_slot slots[];
+};
+
+/* The table of this process (inherited over fork()). */
+static struct tls_shared *tls_sh;
+
+static const char *const tls_fail_names[TLS_FAIL_N] = {
+    "no_shared_cipher", "unknown_name", "bad_client_certificate", "timeout", "plain_http",
+    "protocol",         "other",
+};
+
+const char *
+tls_fail_name(enum tls_fail f)
+{
+    return (unsigned)f < TLS_FAIL_N ? tls_fail_names[f] : "other";
+}
+
+struct tls_shared *
+tls_shared_create(size_t cache_bytes)
+{
+    size_t nslots = cache_bytes / sizeof(struct tls_slot);
+    size_t len = sizeof(struct tls_shared) + nslots * sizeof(struct tls_slot);
+    pthread_mutexattr_t ma;
+    struct tls_shared *sh;
+
+    if (cache_bytes > 0 && nslots == 0)
+        nslots = 1;
+    len = sizeof(struct tls_shared) + nslots * sizeof(struct tls_slot);
+    sh = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED)
+        return NULL;
+    sh->map_len = len;
+    sh->nslots = (uint32_t)nslots;
+    if (pthread_mutexattr_init(&ma) != 0 ||
+        pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED) != 0 ||
+        pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST) != 0 ||
+        pthread_mutex_init(&sh->lock, &ma) != 0) {
+        munmap(sh, len);
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutexattr_destroy(&ma);
+    return sh;
+}
+
+void
+tls_shared_destroy(struct tls_shared *sh)
+{
+    if (sh == NULL)
+        return;
+    if (tls_sh == sh)
+        tls_sh = NULL;
+    OPENSSL_cleanse(sh->keys, sizeof(sh->keys));
+    munmap(sh, sh->map_len);
+}
+
+void
+tls_shared_use(struct tls_shared *sh)
+{
+    tls_sh = sh;
+}
+
+struct tls_shared *
+tls_shared_get(void)
+{
+    return tls_sh;
+}
+
+int
+tls_shared_set_keys(struct tls_shared *sh, const struct tls_ticket_key *keys, size_t n)
+{
+    struct tls_ticket_key fresh[TLS_TICKET_KEYS_MAX];
+    size_t i, nf;
+
+    if (keys != NULL) {
+        nf = n < TLS_TICKET_KEYS_MAX ? n : TLS_TICKET_KEYS_MAX;
+        memcpy(fresh, keys, nf * sizeof(*fresh));
+    } else {
+        if (RAND_bytes((unsigned char *)&fresh[0], sizeof(fresh[0])) != 1)
+            return -1;
+        nf = 1;
+        /* the key in use until now still decrypts for one more period */
+        if (sh->nkeys > 0)
+            fresh[nf++] = sh->keys[0];
+    }
+    atomic_fetch_add_explicit(&sh->key_seq, 1, memory_order_acq_rel); /* odd: being written */
+    atomic_thread_fence(memory_order_release);
+    for (i = 0; i < nf; i++)
+        sh->keys[i] = fresh[i];
+    sh->nkeys = (uint32_t)nf;
+    atomic_thread_fence(memory_order_release);
+    atomic_fetch_add_explicit(&sh->key_seq, 1, memory_order_release);
+    OPENSSL_cleanse(fresh, sizeof(fresh));
+    return 0;
+}
+
+/* Copies the keys consistently into <out>; returns how many. */
+static size_t
+tls_read_keys(struct tls_ticket_key *out)
+{
+    struct tls_shared *sh = tls_sh;
+    unsigned seq;
+    size_t n;
+
+    if (sh == NULL)
+        return 0;
+    for (int tries = 0; tries < 1000; tries++) {
+        seq = atomic_load_explicit(&sh->key_seq, memory_order_acquire);
+        if (seq & 1)
+            continue;
+        n = sh->nkeys <= TLS_TICKET_KEYS_MAX ? sh->nkeys : 0;
+        memcpy(out, sh->keys, n * sizeof(*out));
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&sh->key_seq, memory_order_relaxed) == seq)
+            return n;
+    }
+    return 0;
+}
+
+/*
+ * OpenSSL's ticket key callback: encrypts new tickets with the first key,
+ * decrypts with any; a ticket of an older key is accepted and renewed
+ * (returns 2). No key yet, or an unknown name: no ticket, a full handshake.
+ */
+static int
+tls_ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
+              EVP_MAC_CTX *hctx, int enc)
+{
+    struct tls_ticket_key keys[TLS_TICKET_KEYS_MAX];
+    size_t n = tls_read_keys(keys), i = 0;
+    OSSL_PARAM params[3];
+    int rc = 0;
+
+    (void)ssl;
+    if (n == 0)
+        goto out;
+    if (enc) {
+        if (RAND_bytes(iv, 16) != 1) {
+            rc = -1;
+            goto out;
+        }
+        memcpy(name, keys[0].name, 16);
+        if (EVP_EncryptInit_ex(cctx, EVP_aes_128_cbc(), NULL, keys[0].aes, iv) != 1) {
+            rc = -1;
+            goto out;
+        }
+    } else {
+        for (i = 0; i < n; i++)
+            if (memcmp(name, keys[i].name, 16) == 0)
+                break;
+        if (i == n)
+            goto out; /* rc 0: not ours, or too old */
+        if (EVP_DecryptInit_ex(cctx, EVP_aes_128_cbc(), NULL, keys[i].aes, iv) != 1) {
+            rc = -1;
+            goto out;
+        }
+    }
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, keys[i].hmac, 16);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    if (EVP_MAC_CTX_set_params(hctx, params) != 1) {
+        rc = -1;
+        goto out;
+    }
+    rc = enc || i == 0 ? 1 : 2;
+out:
+    OPENSSL_cleanse(keys, sizeof(keys));
+    return rc;
+}
+
+/* Takes the cache lock; empties the cache when its last holder died. Returns 0 or -1. */
+static int
+tls_lock(struct tls_shared *sh)
+{
+    int r = pthread_mutex_lock(&sh->lock);
+
+    if (r == EOWNERDEAD) {
+        for (uint32_t i = 0; i < sh->nslots; i++)
+            sh->slots[i].used = 0;
+        atomic_store(&sh->entries, 0);
+        pthread_mutex_consistent(&sh->lock);
+        return 0;
+    }
+    return r == 0 ? 0 : -1;
+}
+
+static struct tls_slot *
+tls_slot_of(struct tls_shared *sh, const unsigned char *id, unsigned len)
+{
+    uint32_t h = 2166136261u;
+
+    for (unsigned i = 0; i < len; i++)
+        h = (h ^ id[i]) * 16777619u;
+    return &sh->slots[h % sh->nslots];
+}
+
+/* A new session: into the shared cache (a slot taken by another one is overwritten). */
+static int
+tls_sess_new(SSL *ssl, SSL_SESSION *sess)
+{
+    struct tls_shared *sh = tls_sh;
+    unsigned char der[TLS_SLOT_DER], *p = der;
+    unsigned int idlen;
+    const unsigned char *id = SSL_SESSION_get_id(sess, &idlen);
+    int len;
+
+    (void)ssl;
+    if (sh == NULL || sh->nslots == 0 || idlen == 0 || idlen > SSL_MAX_SSL_SESSION_ID_LENGTH)
+        return 0;
+    len = i2d_SSL_SESSION(sess, NULL);
+    if (len <= 0 || len > TLS_SLOT_DER)
+        return 0;
+    if (i2d_SSL_SESSION(sess, &p) != len)
+        return 0;
+    if (tls_lock(sh) == 0) {
+        struct tls_slot *sl = tls_slot_of(sh, id, idlen);
+
+        if (!sl->used)
+            atomic_fetch_add(&sh->entries, 1);
+        sl->used = 1;
+        sl->id_len = idlen;
+        memcpy(sl->id, id, idlen);
+        sl->expires = (int64_t)(SSL_SESSION_get_time(sess) + SSL_SESSION_get_timeout(sess));
+        sl->der_len = (uint32_t)len;
+        memcpy(sl->der, der, (size_t)len);
+        pthread_mutex_unlock(&sh->lock);
+    }
+    OPENSSL_cleanse(der, sizeof(der));
+    return 0; /* we kept no reference */
+}
+
+/* A client offers session <id>: from the shared cache, if it is there and not expired. */
+static SSL_SESSION *
+tls_sess_get(SSL *ssl, const unsigned char *id, int idlen, int *copy)
+{
+    struct tls_shared *sh = tls_sh;
+    unsigned char der[TLS_SLOT_DER];
+    const unsigned char *p = der;
+    SSL_SESSION *sess = NULL;
+    size_t len = 0;
+
+    (void)ssl;
+    *copy = 0;
+    if (sh == NULL || sh->nslots == 0 || idlen <= 0 || idlen > SSL_MAX_SSL_SESSION_ID_LENGTH)
+        return NULL;
+    if (tls_lock(sh) == -1)
+        return NULL;
+    struct tls_slot *sl = tls_slot_of(sh, id, (unsigned)idlen);
+    if (sl->used && sl->id_len == (uint32_t)idlen && memcmp(sl->id, id, (size_t)idlen) == 0) {
+        if (sl->expires > (int64_t)time(NULL)) {
+            len = sl->der_len;
+            memcpy(der, sl->der, len);
+        } else {
+            sl->used = 0;
+            atomic_fetch_sub(&sh->entries, 1);
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    if (len > 0)
+        sess = d2i_SSL_SESSION(NULL, &p, (long)len);
+    OPENSSL_cleanse(der, sizeof(der));
+    return sess;
+}
+
+/* OpenSSL drops a session (a failed or timed-out one): from the shared cache too. */
+static void
+tls_sess_remove(SSL_CTX *ctx, SSL_SESSION *sess)
+{
+    struct tls_shared *sh = tls_sh;
+    unsigned int idlen;
+    const unsigned char *id = SSL_SESSION_get_id(sess, &idlen);
+
+    (void)ctx;
+    if (sh == NULL || sh->nslots == 0 || idlen == 0 || idlen > SSL_MAX_SSL_SESSION_ID_LENGTH)
+        return;
+    if (tls_lock(sh) == -1)
+        return;
+    struct tls_slot *sl = tls_slot_of(sh, id, idlen);
+    if (sl->used && sl->id_len == idlen && memcmp(sl->id, id, idlen) == 0) {
+        sl->used = 0;
+        atomic_fetch_sub(&sh->entries, 1);
+    }
+    pthread_mutex_unlock(&sh->lock);
+}
+
+/* Counts the KeyUpdate messages a client sends (tls_conn_state in the SSL's app data). */
+static void
+tls_msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl,
+           void *arg)
+{
+    struct tls_conn_state *cs;
+
+    (void)version;
+    (void)arg;
+    if (write_p || content_type != SSL3_RT_HANDSHAKE || len == 0 ||
+        ((const unsigned char *)buf)[0] != SSL3_MT_KEY_UPDATE)
+        return;
+    cs = SSL_get_app_data(ssl);
+    if (cs != NULL)
+        cs->key_updates++;
+}
+
+/* The SNI callback refused the name: noted for tls_classify_failure(). */
+static void
+tls_servername_seen(SSL *ssl)
+{
+    struct tls_conn_state *cs = SSL_get_app_data(ssl);
+
+    if (cs != NULL)
+        cs->unknown_name = true;
+}
+
+/*
+ * Sessions for <ctx>: lifetime, tickets (keys from the shared table, one
+ * ticket per TLS 1.3 handshake), the shared cache instead of OpenSSL's
+ * per-process one, and the KeyUpdate counter.
+ */
+static void
+tls_setup_resumption(const struct tls_settings *set, SSL_CTX *ctx)
+{
+    if (set->timeout_s > 0)
+        SSL_CTX_set_timeout(ctx, set->timeout_s);
+    SSL_CTX_set_msg_callback(ctx, tls_msg_cb);
+    if (set->tickets) {
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_cb);
+        SSL_CTX_set_num_tickets(ctx, 1);
+    } else {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        /* TLS 1.3 without tickets: stateful "tickets" that are ids in the cache */
+        SSL_CTX_set_num_tickets(ctx, set->shared_cache ? 1 : 0);
+    }
+    if (set->shared_cache) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+        SSL_CTX_sess_set_new_cb(ctx, tls_sess_new);
+        SSL_CTX_sess_set_get_cb(ctx, tls_sess_get);
+        SSL_CTX_sess_set_remove_cb(ctx, tls_sess_remove);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+}
+
+int
+tls_shared_hold_lock(struct tls_shared *sh)
+{
+    return tls_lock(sh);
+}
+
+void
+tls_count_failure(enum tls_fail f)
+{
+    if (tls_sh != NULL && (unsigned)f < TLS_FAIL_N)
+        atomic_fetch_add_explicit(&tls_sh->failures[f], 1, memory_order_relaxed);
+}
+
+void
+tls_count_handshake(SSL *ssl)
+{
+    if (tls_sh == NULL)
+        return;
+    atomic_fetch_add_explicit(&tls_sh->handshakes, 1, memory_order_relaxed);
+    if (SSL_session_reused(ssl))
+        atomic_fetch_add_explicit(&tls_sh->resumed, 1, memory_order_relaxed);
+}
+
+void
+tls_shared_counters(const struct tls_shared *sh, struct tls_counters *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (sh == NULL)
+        return;
+    out->handshakes = atomic_load_explicit(&sh->handshakes, memory_order_relaxed);
+    out->resumed = atomic_load_explicit(&sh->resumed, memory_order_relaxed);
+    for (int i = 0; i < TLS_FAIL_N; i++)
+        out->failures[i] = atomic_load_explicit(&sh->failures[i], memory_order_relaxed);
+    out->cache_entries = atomic_load_explicit(&sh->entries, memory_order_relaxed);
+}
+
+enum tls_fail
+tls_classify_failure(SSL *ssl, const struct tls_conn_state *st, char *why, size_t whylen)
+{
+    unsigned long e = ERR_peek_error();
+    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+    enum tls_fail f = TLS_FAIL_OTHER;
+
+    (void)ssl;
+    snprintf(why, whylen, "%s", r != NULL ? r : "connection closed during the handshake");
+    if (st != NULL && st->unknown_name)
+        f = TLS_FAIL_UNKNOWN_NAME;
+    else if (e == 0 || ERR_GET_LIB(e) != ERR_LIB_SSL)
+        f = TLS_FAIL_OTHER;
+    else {
+        switch (ERR_GET_REASON(e)) {
+        case SSL_R_NO_SHARED_CIPHER:
+        case SSL_R_NO_SHARED_GROUPS:
+        case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+            f = TLS_FAIL_NO_SHARED_CIPHER;
+            break;
+        case SSL_R_UNSUPPORTED_PROTOCOL:
+        case SSL_R_VERSION_TOO_LOW:
+        case SSL_R_NO_PROTOCOLS_AVAILABLE:
+        case SSL_R_WRONG_VERSION_NUMBER:
+            f = TLS_FAIL_PROTOCOL;
+            break;
+        case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+        case SSL_R_CERTIFICATE_VERIFY_FAILED:
+        case SSL_R_NO_CERTIFICATES_RETURNED:
+            f = TLS_FAIL_CLIENT_CERT;
+            break;
+        default:
+            break;
+        }
+    }
+    ERR_clear_error();
+    return f;
+}
+
+/* Replaces control characters in <s> with '?', so that it fits in a header. */
+static void
+tls_header_safe(char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
+void
+tls_client_verify(SSL *ssl, char *out, size_t outlen, char *subject, size_t subjlen)
+{
+    X509 *peer = SSL_get0_peer_certificate(ssl);
+    long v;
+
+    if (subjlen > 0)
+        subject[0] = '\0';
+    if (peer == NULL) {
+        snprintf(out, outlen, "NONE");
+        return;
+    }
+    v = SSL_get_verify_result(ssl);
+    if (v == X509_V_OK)
+        snprintf(out, outlen, "SUCCESS");
+    else
+        snprintf(out, outlen, "FAILED:%s", X509_verify_cert_error_string(v));
+    tls_header_safe(out);
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL)
+        return;
+    if (X509_NAME_print_ex(b, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253) >= 0) {
+        int n = BIO_read(b, subject, subjlen > 1 ? (int)subjlen - 1 : 0);
+        subject[n > 0 ? n : 0] = '\0';
+        tls_header_safe(subject);
+    }
+    BIO_free(b);
 }

@@ -382,12 +382,33 @@ ip_release(struct proxy *px)
         atomic_fetch_sub(&px->shm->ip_conns[b], 1);
 }
 
-/* Accepts the next client on one of the listeners; -1 when interrupted. */
+/* The port of the first tls listener (bound: port 0 is resolved), for redirect_https; 0: none. */
 static int
-accept_client(const int *lfds, size_t n, struct sockaddr_storage *ss)
+https_port(const struct config *cfg, const int *lfds, size_t n)
+{
+    for (size_t i = 0; i < n && i < cfg->nlisteners; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+
+        if (!cfg->listeners[i].tls || getsockname(lfds[i], (struct sockaddr *)&ss, &len) == -1)
+            continue;
+        if (ss.ss_family == AF_INET)
+            return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    return 0;
+}
+
+/*
+ * Accepts the next client on one of the listeners, whose index it stores
+ * in <*which>; -1 when interrupted.
+ */
+static int
+accept_client(const int *lfds, size_t n, struct sockaddr_storage *ss, size_t *which)
 {
     socklen_t len = sizeof(*ss);
 
+    *which = 0;
     if (n == 1) {
         /* A blocking accept() on a shared socket wakes one worker, not all. */
         return accept4(lfds[0], (struct sockaddr *)ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -405,6 +426,7 @@ accept_client(const int *lfds, size_t n, struct sockaddr_storage *ss)
         if (!(pfd[i].revents & POLLIN))
             continue;
         int fd = accept4(lfds[i], (struct sockaddr *)ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        *which = i;
         if (fd != -1 || errno != EAGAIN)
             return fd;
     }
@@ -446,6 +468,7 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
 
     if (proxy_init(&px, cfg, shm, slot, &draining) == -1)
         log_fatal(MP_EXIT_FATAL, "worker %d: out of memory", slot);
+    px.https_port = admin ? 0 : https_port(cfg, lfds, nlisten);
     if (conn_init(&c, cfg, shm) == -1)
         log_fatal(MP_EXIT_FATAL, "worker %d: out of memory", slot);
     if (proxy_worker)
@@ -463,7 +486,8 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
             log_reopen();
         }
         set_state(&px, SHM_W_IDLE);
-        int fd = accept_client(lfds, nlisten, &ss);
+        size_t which;
+        int fd = accept_client(lfds, nlisten, &ss, &which);
         release_token(&px);
         if (fd == -1) {
             if (draining || errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
@@ -477,6 +501,14 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
         if (proxy_worker && cfg->workers_auto)
             nudge_pool(&px);
         conn_open(&c, fd, &ss);
+        /* the listeners are the [proxy] ones in file order (the admin worker has its own) */
+        if (!admin && cfg->listeners[which].tls) {
+            set_state(&px, SHM_W_READ);
+            if (conn_start_tls(&c, tls_store_ctx(cfg->tls_store)) == -1) {
+                conn_close(&c);
+                continue;
+            }
+        }
         if (ip_admit(&px, &c) == -1) {
             ip_release(&px);
             close_connection(&px, &c);

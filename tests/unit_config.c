@@ -81,6 +81,14 @@ static const char ref_upstream_ini[] =
 
 static char err[1024];
 
+/*
+ * Test certificates (tests/tls_certs.sh, made by main()) and [tls] sections
+ * that use them: <tls_min> the smallest one, <tls_full> every key away from
+ * its default.
+ */
+static char certdir[64];
+static char tls_min[256], tls_full[2048];
+
 static struct config *
 load(const char *text)
 {
@@ -800,7 +808,7 @@ static const struct {
     bool exact; /* else <want> is a substring */
 } error_cases[] = {
     /* sections */
-    {P U "[foo]\n", "t.ini:6: [foo]: unknown section (proxy, admin, upstream NAME)", true},
+    {P U "[foo]\n", "t.ini:6: [foo]: unknown section (proxy, admin, tls, upstream NAME)", true},
     {P U "[upstream]\n", "t.ini:6: [upstream]: missing group name", false},
     {P U "[upstreamx]\n", "t.ini:6: [upstreamx]: unknown section", false},
     {P U "[upstream a/b]\n", "t.ini:6: [upstream a/b]: bad group name \"a/b\"", false},
@@ -1624,6 +1632,28 @@ no_line(void *arg, const char *line)
     ck_abort_msg("%s: unexpected difference: %s", (const char *)arg, line);
 }
 
+/* test_row_defaults() for a [tls] row <k>: against the smallest [tls] section. */
+static void
+test_tls_row_default(const struct cfg_key_doc *k)
+{
+    static struct dump_text plain, with;
+    static char text[1024];
+    struct config *base, *c;
+
+    snprintf(text, sizeof(text), P U "%s", tls_min);
+    base = load(text);
+    ck_assert_msg(base != NULL, "%s", err);
+    dump(base, &plain);
+    snprintf(text, sizeof(text), P U "%s%s = %s\n", tls_min, k->name, k->default_value);
+    c = load(text);
+    ck_assert_msg(c != NULL, "[tls] %s = %s: %s", k->name, k->default_value, err);
+    ck_assert_int_eq(cfg_diff(base, c, no_line, (void *)k->name), 0);
+    dump(c, &with);
+    ck_assert_str_eq(plain.text, with.text);
+    cfg_free(c);
+    cfg_free(base);
+}
+
 /*
  * Every row's documented default is a value its own setter takes, and
  * writing it changes nothing: the default in the documentation is the one
@@ -1644,6 +1674,11 @@ START_TEST(test_row_defaults)
         if (k.default_value == NULL)
             continue; /* required, none, or computed from the CPUs */
         ck_assert_str_eq(k.default_doc, k.default_value);
+        if (strcmp(k.section, "tls") == 0) {
+            test_tls_row_default(&k);
+            tried++;
+            continue;
+        }
         if (strcmp(k.section, "proxy") == 0)
             snprintf(text, sizeof(text), P "%s = %s\n" U, k.name, k.default_value);
         else
@@ -1710,6 +1745,97 @@ START_TEST(test_dump_round_trip)
 }
 END_TEST
 
+/* A [tls] section with every key: load -> dump -> load -> dump gives the same lines. */
+START_TEST(test_tls_round_trip)
+{
+    static struct dump_text first, second;
+    struct config *a = load(tls_full), *b;
+
+    ck_assert_msg(a != NULL, "%s", err);
+    ck_assert_ptr_nonnull(a->tls_store);
+    ck_assert(a->listeners[1].tls);
+    ck_assert(!a->listeners[0].tls);
+    ck_assert_uint_eq(a->tls_hsts, 600);
+    ck_assert_int_eq(a->tls_session_timeout_ms, 2 * 3600 * 1000);
+    dump(a, &first);
+    b = load(first.text);
+    ck_assert_msg(b != NULL, "the dump does not load: %s\n%s", err, first.text);
+    dump(b, &second);
+    ck_assert_str_eq(first.text, second.text);
+    cfg_free(a);
+    cfg_free(b);
+}
+END_TEST
+
+/* [tls] and tls listeners: what is refused, with file, line and key. */
+static const struct {
+    const char *text;
+    const char *want;
+} tls_error_cases[] = {
+    {"[proxy]\nlisten = 127.0.0.1:8443 tls\nupstream = app\n" U,
+     "t.ini:2: [proxy] listen: 127.0.0.1:8443 tls: no [tls] section with a certificate"},
+    {"[proxy]\nlisten = 127.0.0.1:8443 ssl\nupstream = app\n" U,
+     "t.ini:2: [proxy] listen: unknown listener option \"ssl\" (tls)"},
+    {P U "[tls]\nhsts = 5\n", "t.ini:6: [tls] certificate: missing, at least one is required"},
+    {P U "[tls]\ncertificate = /nonexistent/x.pem\n",
+     "t.ini:7: [tls] certificate: /nonexistent/x.pem: cannot open: No such file or directory"},
+    {P U "[tls]\ncertificate = a.pem kee=b.key\n",
+     "t.ini:7: [tls] certificate: bad option \"kee=b.key\" (key=PATH)"},
+    {P U "[tls]\nsession_timeout = 25h\n", "t.ini:7: [tls] session_timeout: duration 25h out of "
+                                           "range (max 1 day)"},
+    {P U "[tls]\nclient_certificate = maybe\n",
+     "t.ini:7: [tls] client_certificate: bad mode \"maybe\" (off|optional|required)"},
+    {P U "[tls]\nhsts = -1\n", "t.ini:7: [tls] hsts: bad number \"-1\""},
+    {P U "[tls]\n[tls]\n", "t.ini:7: [tls]: section given twice, first at line 6"},
+    {"[proxy]\nlisten = 127.0.0.1:8080\nupstream = app\nredirect_https = yes\n" U,
+     "t.ini:4: [proxy] redirect_https: yes, but no listen = ADDR tls to redirect to"},
+};
+
+START_TEST(test_tls_errors)
+{
+    struct config *c = load(tls_error_cases[_i].text);
+
+    ck_assert_msg(c == NULL, "case %d loaded", _i);
+    ck_assert_msg(strcmp(err, tls_error_cases[_i].want) == 0, "case %d: got '%s', want '%s'", _i,
+                  err, tls_error_cases[_i].want);
+}
+END_TEST
+
+/* An error of tls_load() names the line of the key it is about; empty values mean none. */
+START_TEST(test_tls_load_errors)
+{
+    static char text[1024];
+    struct config *c;
+
+    snprintf(text, sizeof(text), P U "[tls]\ncertificate = %s/ec.crt key=%s/rsa.key\n", certdir,
+             certdir);
+    c = load(text);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strncmp(err, "t.ini:7: [tls] certificate: ", 28) == 0, "%s", err);
+    snprintf(text, sizeof(text), P U "%sprotocols = TLSv1.1\n", tls_min);
+    ck_assert_ptr_null(load(text));
+    ck_assert_msg(strstr(err, "t.ini:8: [tls] protocols: TLSv1.1 is refused") != NULL, "%s", err);
+    snprintf(text, sizeof(text), P U "%sclient_certificate = required\nclient_ca =\n", tls_min);
+    ck_assert_ptr_null(load(text));
+    ck_assert_msg(strstr(err, "t.ini:8: [tls] client_certificate: required needs client_ca") !=
+                      NULL,
+                  "%s", err);
+    snprintf(text, sizeof(text), "head -c 47 %s/ticket.key > %s/short.key", certdir, certdir);
+    ck_assert_int_eq(system(text), 0);
+    snprintf(text, sizeof(text), P U "%ssession_ticket_key_file = %s/short.key\n", tls_min,
+             certdir);
+    ck_assert_ptr_null(load(text));
+    ck_assert_msg(strstr(err, "t.ini:8: [tls] session_ticket_key_file: ") != NULL &&
+                      strstr(err, "short.key: 47 bytes: expected 1 to 8 keys of 48 bytes") != NULL,
+                  "%s", err);
+    snprintf(text, sizeof(text), P U "%ssession_ticket_key_file =\n", tls_min);
+    c = load(text);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_ptr_null(c->tls_ticket_key_file);
+    cfg_free(c);
+}
+END_TEST
+
 /* Every key of every section is in the dump, as "key = value" or as a comment that names it. */
 START_TEST(test_dump_every_key)
 {
@@ -1721,9 +1847,28 @@ START_TEST(test_dump_every_key)
     ck_assert_msg(c != NULL, "%s", err);
     dump(c, &dt);
     for (size_t i = 0; cfg_key_doc(i, &k) == 0; i++) {
+        if (strcmp(k.section, "tls") == 0)
+            continue; /* below, with a [tls] section */
         snprintf(want, sizeof(want), "\n%s = ", k.name);
         ck_assert_msg(strstr(dt.text, want) != NULL, "%s missing in\n%s", k.name, dt.text);
     }
+    cfg_free(c);
+    c = load(tls_full);
+    ck_assert_msg(c != NULL, "%s", err);
+    dump(c, &dt);
+    for (size_t i = 0; cfg_key_doc(i, &k) == 0; i++) {
+        if (strcmp(k.section, "tls") != 0)
+            continue;
+        snprintf(want, sizeof(want), "\n%s = ", k.name);
+        ck_assert_msg(strstr(dt.text, want) != NULL, "%s missing in\n%s", k.name, dt.text);
+    }
+    ck_assert_ptr_nonnull(strstr(dt.text, "\nlisten = 127.0.0.1:8443 tls\n"));
+    ck_assert_ptr_nonnull(strstr(dt.text, "\nsession_timeout = 2h\n"));
+    ck_assert_ptr_nonnull(strstr(dt.text, " key="));
+    cfg_free(c);
+    c = load(dump_cases[2]);
+    ck_assert_msg(c != NULL, "%s", err);
+    dump(c, &dt);
     ck_assert_ptr_nonnull(strstr(dt.text, "\n[proxy]\nlisten = 127.0.0.1:8080\nlisten = [::1]:0\n"
                                           "listen = 127.0.0.1:8081\nworkers = auto\n"
                                           "min_workers = 3\nmax_workers = 40\nmin_spare = 1\n"
@@ -2020,6 +2165,9 @@ config_suite(void)
     tcase_add_test(tc, test_row_defaults);
     tcase_add_loop_test(tc, test_dump_round_trip, 0, (int)NELEM(dump_cases));
     tcase_add_test(tc, test_dump_every_key);
+    tcase_add_test(tc, test_tls_round_trip);
+    tcase_add_loop_test(tc, test_tls_errors, 0, (int)NELEM(tls_error_cases));
+    tcase_add_test(tc, test_tls_load_errors);
     tcase_add_test(tc, test_names);
     tcase_add_loop_test(tc, test_addr, 0, (int)NELEM(addr_cases));
     tcase_add_test(tc, test_addr_name);
@@ -2037,5 +2185,34 @@ config_suite(void)
 int
 main(void)
 {
-    return tl_run(config_suite());
+    char cmd[256];
+    int rc;
+
+    snprintf(certdir, sizeof(certdir), "/tmp/unit_config.XXXXXX");
+    if (mkdtemp(certdir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(tls_min, sizeof(tls_min), "[tls]\ncertificate = %s/combined.pem\n", certdir);
+    snprintf(tls_full, sizeof(tls_full),
+             "[proxy]\nlisten = 127.0.0.1:8080\nlisten = 127.0.0.1:8443 tls\nupstream = app\n"
+             "redirect_https = yes\n" U "[tls]\ncertificate = %s/ec.crt key=%s/ec.key\n"
+             "certificate = %s/wild.crt key=%s/wild.key\nprotocols = TLSv1.3\n"
+             "ciphers = ECDHE-ECDSA-AES256-GCM-SHA384\nciphersuites = TLS_AES_256_GCM_SHA384\n"
+             "session_cache = 1m\nsession_timeout = 2h\nsession_tickets = off\n"
+             "session_ticket_key_file = %s/ticket.key\nhandshake_timeout = 3s\nstrict_sni = yes\n"
+             "hsts = 600\nclient_certificate = optional\nclient_ca = %s/ca.crt\n",
+             certdir, certdir, certdir, certdir, certdir, certdir);
+    snprintf(cmd, sizeof(cmd), "sh tests/tls_certs.sh %s && openssl rand 48 > %s/ticket.key",
+             certdir, certdir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "unit_config: %s failed (run from the top of the tree)\n", cmd);
+        rc = 1;
+    } else {
+        rc = tl_run(config_suite());
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", certdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "unit_config: %s failed\n", cmd);
+    return rc;
 }

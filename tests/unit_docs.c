@@ -37,7 +37,7 @@
 struct doc_entry {
     char section[32];
     char name[64];
-    char deflt[128];
+    char deflt[256];
     bool has_default;
 };
 
@@ -66,7 +66,7 @@ section_of(const char *line, char *out, size_t outlen)
     if (b == NULL || (e = strchr(b, ']')) == NULL)
         return false;
     snprintf(out, outlen, "%.*s", (int)(e - b - 1), b + 1);
-    return strcmp(out, "proxy") == 0 || strcmp(out, "admin") == 0 ||
+    return strcmp(out, "proxy") == 0 || strcmp(out, "admin") == 0 || strcmp(out, "tls") == 0 ||
            strcmp(out, "upstream NAME") == 0;
 }
 

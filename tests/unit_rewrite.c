@@ -427,6 +427,62 @@ START_TEST(test_request_many_fields)
 }
 END_TEST
 
+/* TLS: the client's own X-Client-* go, ours (and https) come; the order of our fields. */
+START_TEST(test_request_tls)
+{
+    static const char head[] = "GET /p HTTP/1.1\r\nHost: h\r\nX-Client-Verify: SUCCESS\r\n"
+                               "x-client-subject: CN=forged\r\nA: 1\r\n\r\n";
+    static const char want[] = "GET /p HTTP/1.1\r\nHost: 127.0.0.1:3001\r\nA: 1\r\n"
+                               "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\n"
+                               "X-Client-Verify: FAILED:certificate has expired\r\n"
+                               "X-Client-Subject: CN=client,O=Test\r\n"
+                               "X-Forwarded-Host: h\r\n\r\n";
+    static struct http_request req;
+    char out[1024];
+    int status = 0;
+
+    ck_assert_int_eq(http_parse_request(head, sizeof(head) - 1, MAX_HEAD, &req, &status),
+                     (int)sizeof(head) - 1);
+    struct rewrite_req rw = {
+        .target = req.target,
+        .host = req.host,
+        .upstream_host = "127.0.0.1:3001",
+        .client_ip = "10.0.0.1",
+        .proto = "https",
+        .client_verify = "FAILED:certificate has expired",
+        .client_subject = "CN=client,O=Test",
+    };
+    ssize_t r = rewrite_request(&req, &rw, out, sizeof(out));
+    ck_assert_int_eq(r, (ssize_t)sizeof(want) - 1);
+    ck_assert_msg(memcmp(out, want, sizeof(want) - 1) == 0, "got:\n%.*s", (int)r, out);
+    /* without client certificates: neither header, and still not the client's */
+    rw.client_verify = rw.client_subject = NULL;
+    r = rewrite_request(&req, &rw, out, sizeof(out));
+    ck_assert_int_gt(r, 0);
+    ck_assert_ptr_null(memmem(out, (size_t)r, "X-Client", 8));
+    ck_assert_ptr_null(memmem(out, (size_t)r, "x-client", 8));
+}
+END_TEST
+
+/* rewrite_add_line(): before the final empty line, or -1 when it does not fit. */
+START_TEST(test_add_line)
+{
+    char head[64] = "HTTP/1.1 200 OK\r\nA: 1\r\n\r\n";
+    size_t len = strlen(head);
+    const char *line = "Strict-Transport-Security: max-age=5\r\n";
+
+    ck_assert_int_eq(rewrite_add_line(head, len, len + strlen(line) - 1, line), -1);
+    ck_assert_int_eq(rewrite_add_line(head, 3, sizeof(head), line), -1); /* no final CRLF */
+    ssize_t n = rewrite_add_line(head, len, sizeof(head), line);
+    ck_assert_int_eq(n, (ssize_t)(len + strlen(line)));
+    ck_assert_int_eq(memcmp(head,
+                            "HTTP/1.1 200 OK\r\nA: 1\r\nStrict-Transport-Security: "
+                            "max-age=5\r\n\r\n",
+                            (size_t)n),
+                     0);
+}
+END_TEST
+
 static Suite *
 rewrite_suite(void)
 {
@@ -437,6 +493,8 @@ rewrite_suite(void)
     tcase_add_loop_test(tq, test_request, 0, (int)NELEM(req_cases));
     tcase_add_loop_test(tq, test_request_caps, 0, (int)NELEM(req_cases));
     tcase_add_test(tq, test_request_many_fields);
+    tcase_add_test(tq, test_request_tls);
+    tcase_add_test(tq, test_add_line);
     suite_add_tcase(s, tq);
 
     tcase_add_loop_test(tr, test_response, 0, (int)NELEM(resp_cases));

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -370,7 +371,9 @@ struct hs_opts {
     const char *ciphers; /* the client's TLS 1.2 ciphers (NULL: default) */
     const char *ccert;   /* a client certificate and its key, in certdir */
     const char *ckey;
-    bool renegotiate; /* once connected, the client asks for a renegotiation (TLS 1.2) */
+    bool renegotiate;      /* once connected, the client asks for a renegotiation (TLS 1.2) */
+    bool no_ticket;        /* the client asks for no session ticket */
+    SSL_SESSION **session; /* in: offered if set; out: the client's session (caller frees) */
 };
 
 struct hs_result {
@@ -382,6 +385,7 @@ struct hs_result {
     char cipher[64];    /* the negotiated cipher */
     long server_verify; /* the server's verification of the client certificate */
     bool client_cert;   /* the server got a client certificate */
+    bool resumed;       /* the session was resumed */
     int reneg_alert;    /* with <renegotiate>: the alert the client got in answer, -1 if none */
 };
 
@@ -498,6 +502,10 @@ handshake(struct tls_store *st, const struct hs_opts *o, struct hs_result *r)
     ck_assert_int_eq(SSL_set_fd(s, sv[1]), 1);
     SSL_set_connect_state(c);
     SSL_set_accept_state(s);
+    if (o->no_ticket)
+        SSL_set_options(c, SSL_OP_NO_TICKET);
+    if (o->session != NULL && *o->session != NULL)
+        ck_assert_int_eq(SSL_set_session(c, *o->session), 1);
     if (o->sni != NULL)
         ck_assert_int_eq(SSL_set_tlsext_host_name(c, o->sni), 1);
     if (o->verify_host)
@@ -527,6 +535,16 @@ handshake(struct tls_store *st, const struct hs_opts *o, struct hs_result *r)
                                   sizeof(r->cn));
     r->client_cert = SSL_get0_peer_certificate(s) != NULL;
     r->server_verify = SSL_get_verify_result(s);
+    r->resumed = SSL_session_reused(s) == 1;
+    if (o->session != NULL) {
+        SSL_SESSION_free(*o->session);
+        *o->session = SSL_get1_session(c);
+    }
+    /* close_notify both ways: a session freed without it is dropped from the cache */
+    if (r->ok) {
+        (void)SSL_shutdown(s);
+        (void)SSL_shutdown(c);
+    }
     SSL_free(c);
     SSL_free(s);
     SSL_CTX_free(cctx);
@@ -782,6 +800,66 @@ START_TEST(test_client_certificates)
 }
 END_TEST
 
+/*
+ * The session cache in the shared table: a session made by one process
+ * resumes in another, and a process that dies holding the cache's lock
+ * leaves it usable (emptied).
+ */
+START_TEST(test_shared_session_cache)
+{
+    struct tls_cert_spec c[] = {spec("ec.crt", "ec.key", 2)};
+    struct tls_settings set = settings(c, 1);
+    struct tls_shared *sh = tls_shared_create(64 * 1024);
+    struct hs_opts o = {.sni = "a.test", .max = TLS1_2_VERSION, .no_ticket = true};
+    SSL_SESSION *sess = NULL;
+    struct hs_result r;
+    struct tls_counters n;
+    struct tls_store *st;
+    pid_t pid;
+    int status;
+
+    ck_assert_ptr_nonnull(sh);
+    tls_shared_use(sh);
+    set.shared_cache = true;
+    set.timeout_s = 60;
+    st = load_ok(&set);
+    o.session = &sess;
+    handshake(st, &o, &r);
+    ck_assert(r.ok);
+    ck_assert(!r.resumed);
+    tls_shared_counters(sh, &n);
+    ck_assert_uint_eq(n.cache_entries, 1);
+    /* another process resumes it */
+    pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) {
+        handshake(st, &o, &r);
+        _exit(r.ok && r.resumed ? 0 : 1);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "not resumed in a child");
+    /* a process dies holding the lock */
+    pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0)
+        _exit(tls_shared_hold_lock(sh) == 0 ? 0 : 1);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    alarm(10); /* a deadlock fails the test rather than hanging it */
+    handshake(st, &o, &r);
+    ck_assert(r.ok);
+    ck_assert_msg(!r.resumed, "the cache was not emptied after its holder died");
+    handshake(st, &o, &r);
+    ck_assert(r.ok);
+    ck_assert(r.resumed);
+    alarm(0);
+    SSL_SESSION_free(sess);
+    tls_free(st);
+    tls_shared_use(NULL);
+    tls_shared_destroy(sh);
+}
+END_TEST
+
 static Suite *
 tls_suite(void)
 {
@@ -806,6 +884,7 @@ tls_suite(void)
     tcase_add_test(th, test_client_certificates);
     tcase_add_test(th, test_ctx_settings);
     tcase_add_test(th, test_no_renegotiation);
+    tcase_add_test(th, test_shared_session_cache);
     suite_add_tcase(s, th);
     return s;
 }
