@@ -103,7 +103,7 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -Wall -Wextra -Werror -Iinclude -D_GNU_SOURCE 
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRC_http   := tests/fuzz_http.c src/http.c src/buf.c
 FUZZ_SRC_resp   := tests/fuzz_resp.c src/http.c
-FUZZ_SRC_config := tests/fuzz_config.c src/config.c src/buf.c src/privs.c
+FUZZ_SRC_config := tests/fuzz_config.c src/config.c src/buf.c src/privs.c src/route.c
 FUZZ_LIBS_config = $(shell pkg-config --libs inih 2>/dev/null) -ldl
 FUZZ_SEEDS_http   := tests/fuzz-corpus
 FUZZ_SEEDS_resp   := tests/fuzz-corpus-resp
