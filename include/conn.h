@@ -180,9 +180,16 @@ struct conn_log_entry {
     int upstream_status;  /* 0 for none */
     int64_t start_us;     /* clock_us() when the request began */
     int64_t upstream_us;  /* from contacting the upstream to its response head, -1: none */
+    /* for the combined and json formats (a zero slice: not known, or not sent) */
+    struct http_slice method, target; /* as received */
+    struct http_slice user_agent, referer;
+    bool has_ua, has_referer;
+    const char *client;     /* the client's address (trusted_proxies); NULL: the peer's */
+    const char *route;      /* the [route NAME] that matched, NULL: none */
+    const char *request_id; /* request_id = on: X-Request-Id, NULL: none */
 };
 
-/* Writes <e>'s line to the access log, if there is one. */
+/* Writes <e>'s line to the access log (in access_log_format, alog.h), if there is one. */
 void conn_access_log(const struct conn *c, const struct conn_log_entry *e);
 
 /*

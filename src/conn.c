@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "alog.h"
 #include "clock.h"
 #include "log.h"
 #include "net.h"
@@ -245,24 +246,10 @@ conn_access_log(const struct conn *c, const struct conn_log_entry *e)
 {
     if (!log_access_enabled())
         return;
-    char line[1024], ut[32];
-    const char *version = e->minor < 0 ? "" : e->minor == 0 ? " HTTP/1.0" : " HTTP/1.1";
-    if (e->upstream_us >= 0)
-        snprintf(ut, sizeof(ut), "%.3f", (double)e->upstream_us / 1e6);
-    else
-        snprintf(ut, sizeof(ut), "-");
-    int n = snprintf(line, sizeof(line),
-                     "%s - - [%s] \"%s%s\" %d %" PRIu64 " upstream=%s ustatus=%d rt=%.3f urt=%s\n",
-                     c->ip, log_time_local(), e->request, version, e->status, e->bytes,
-                     e->upstream != NULL ? e->upstream : "-", e->upstream_status,
-                     (double)(clock_us() - e->start_us) / 1e6, ut);
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof(line)) {
-        n = sizeof(line) - 1;
-        line[n - 1] = '\n';
-    }
-    log_access(line, (size_t)n);
+    char line[ALOG_LINE_MAX];
+    size_t n = alog_line(c->cfg->access_log_format, e->client != NULL ? e->client : c->ip, e,
+                         clock_us(), line, sizeof(line));
+    log_access(line, n);
 }
 
 /*
