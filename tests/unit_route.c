@@ -1,8 +1,14 @@
 /*
  * unit_route: [route NAME] sections (errors, the reload diff) and route
- * matching (route.c): hosts, wildcards, prefixes, normalisation, ties.
+ * matching (route.c): hosts, wildcards, prefixes, normalisation, ties; and
+ * the other pure parts of issue 12: the header rules of rewrite.c, the
+ * real client address (realip.c), the access-log formats (alog.c).
  */
+#include "alog.h"
 #include "config.h"
+#include "http.h"
+#include "realip.h"
+#include "rewrite.h"
 #include "route.h"
 #include "testlib.h"
 
@@ -381,6 +387,209 @@ START_TEST(test_diff)
 }
 END_TEST
 
+/* ---- header rules (rewrite.c) ----------------------------------------- */
+
+static void
+parse_req(const char *head, struct http_request *req)
+{
+    int st = 0;
+    ck_assert_int_gt(http_parse_request(head, strlen(head), 65536, req, &st), 0);
+}
+
+START_TEST(test_request_set)
+{
+    static const struct cfg_header set[] = {{"X-Forwarded-Proto", "https"}, {"X-Env", "prod"}};
+    struct http_request req;
+    char out[2048];
+
+    parse_req("GET /a HTTP/1.1\r\nHost: h\r\nX-Env: dev\r\nx-request-id: old\r\n"
+              "X-Forwarded-Proto: gopher\r\nAccept: */*\r\n\r\n",
+              &req);
+    struct rewrite_req rw = {.target = {"/a", 2},
+                             .host = {"h", 1},
+                             .upstream_host = "127.0.0.1:1",
+                             .client_ip = "192.0.2.1",
+                             .proto = "http",
+                             .set = set,
+                             .nset = 2,
+                             .request_id = "rid1"};
+    ssize_t n = rewrite_request(&req, &rw, out, sizeof(out));
+    ck_assert_int_gt(n, 0);
+    out[n] = '\0';
+    ck_assert_str_eq(out, "GET /a HTTP/1.1\r\nHost: 127.0.0.1:1\r\nAccept: */*\r\n"
+                          "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Host: h\r\n"
+                          "X-Request-Id: rid1\r\nX-Forwarded-Proto: https\r\nX-Env: prod\r\n\r\n");
+    /* too small a buffer: -1, as before */
+    ck_assert_int_eq(rewrite_request(&req, &rw, out, (size_t)n - 1), -1);
+}
+END_TEST
+
+static ssize_t
+resp_with(const char *head, const struct rewrite_resp_opts *opts, char *out, size_t cap)
+{
+    struct http_response resp;
+    int st = 0;
+
+    ck_assert_int_gt(http_parse_response(head, strlen(head), 65536, false, &resp, &st), 0);
+    ssize_t n = rewrite_response_opts(&resp, REWRITE_AS_IS, true, 1, opts, out, cap);
+    if (n >= 0)
+        out[n] = '\0';
+    return n;
+}
+
+START_TEST(test_response_rules)
+{
+    static const struct cfg_header set[] = {{"Cache-Control", "no-store"}};
+    static char *hide[] = {"X-Powered-By"};
+    struct rewrite_resp_opts o = {.set = set,
+                                  .nset = 1,
+                                  .hide = hide,
+                                  .nhide = 1,
+                                  .request_id = "r1",
+                                  .server_timing = "mp-total;dur=1.00"};
+    char out[2048];
+
+    ck_assert_int_gt(resp_with("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nx-powered-by: php\r\n"
+                               "Cache-Control: max-age=60\r\nServer-Timing: db;dur=2\r\n"
+                               "X-Request-Id: theirs\r\nServer-Timing: app;dur=5\r\n\r\n",
+                               &o, out, sizeof(out)),
+                     0);
+    ck_assert_str_eq(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nServer-Timing: db;dur=2\r\n"
+                          "Server-Timing: app;dur=5, mp-total;dur=1.00\r\nX-Request-Id: r1\r\n"
+                          "Cache-Control: no-store\r\n\r\n");
+    /* no Server-Timing from the app: ours on its own */
+    ck_assert_int_gt(resp_with("HTTP/1.1 204 No Content\r\n\r\n", &o, out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "HTTP/1.1 204 No Content\r\nServer-Timing: mp-total;dur=1.00\r\n"
+                          "X-Request-Id: r1\r\nCache-Control: no-store\r\n\r\n");
+    /* no options: as rewrite_response() */
+    char plain[2048];
+    struct http_response resp;
+    int st = 0;
+    const char *h = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n";
+    ck_assert_int_gt(http_parse_response(h, strlen(h), 65536, false, &resp, &st), 0);
+    ssize_t n = rewrite_response(&resp, REWRITE_AS_IS, true, 1, plain, sizeof(plain));
+    ck_assert_int_gt(n, 0);
+    plain[n] = '\0';
+    ck_assert_int_eq(resp_with(h, NULL, out, sizeof(out)), n);
+    ck_assert_str_eq(out, plain);
+}
+END_TEST
+
+START_TEST(test_server_timing_text)
+{
+    char out[160];
+
+    rewrite_server_timing(210, 3400, 3900, out, sizeof(out));
+    ck_assert_str_eq(out, "mp-connect;dur=0.21, mp-upstream;dur=3.40, mp-total;dur=3.90");
+    rewrite_server_timing(-1, -1, 12345, out, sizeof(out));
+    ck_assert_str_eq(out, "mp-total;dur=12.35");
+}
+END_TEST
+
+/* ---- the real client address (realip.c) -------------------------------- */
+
+static const struct {
+    const char *peer, *xff, *want;
+} realip_cases[] = {
+    {"192.0.2.1", "203.0.113.9", "192.0.2.1"},  /* untrusted peer: its own address */
+    {"10.0.0.1", NULL, "10.0.0.1"},             /* trusted, no header: the peer */
+    {"10.0.0.1", "203.0.113.9", "203.0.113.9"}, /* one hop */
+    {"10.0.0.1", "198.51.100.1, 203.0.113.9, 10.9.9.9", "203.0.113.9"}, /* recursive */
+    {"10.0.0.1", "10.1.1.1, 10.2.2.2", "10.1.1.1"},          /* all trusted: the leftmost */
+    {"10.0.0.1", "203.0.113.9, junk, 10.2.2.2", "10.2.2.2"}, /* junk ends the walk */
+    {"10.0.0.1", "203.0.113.9:4711", "203.0.113.9"},
+    {"10.0.0.1", "[2001:db8::1]:80", "2001:db8::1"},
+    {"::1", "2001:db8::2", "2001:db8::2"},
+    {"::ffff:10.0.0.1", "203.0.113.9", "203.0.113.9"}, /* a mapped IPv4 peer */
+    {"10.0.0.1", "203.0.113.9,,  ", "203.0.113.9"},
+};
+
+START_TEST(test_realip)
+{
+    struct config *cfg = load(P "trusted_proxies = 10.0.0.0/8 ::1/128\n" U);
+    char head[512], out[64];
+    struct http_request req;
+
+    ck_assert_msg(cfg != NULL, "%s", err);
+    if (realip_cases[_i].xff != NULL)
+        snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: %s\r\n\r\n",
+                 realip_cases[_i].xff);
+    else
+        snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    parse_req(head, &req);
+    realip_client(cfg, realip_cases[_i].peer, &req, out, sizeof(out));
+    ck_assert_str_eq(out, realip_cases[_i].want);
+    cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_realip_lines)
+{
+    /* two X-Forwarded-For lines are one list, the last line last */
+    struct config *cfg = load(P "trusted_proxies = 10.0.0.0/8\n" U);
+    struct http_request req;
+    char out[64];
+
+    ck_assert_msg(cfg != NULL, "%s", err);
+    parse_req("GET / HTTP/1.1\r\nX-Forwarded-For: 203.0.113.1\r\nHost: h\r\n"
+              "X-Forwarded-For: 10.3.3.3\r\n\r\n",
+              &req);
+    realip_client(cfg, "10.0.0.1", &req, out, sizeof(out));
+    ck_assert_str_eq(out, "203.0.113.1");
+    ck_assert(realip_trusted(cfg, "10.255.0.1"));
+    ck_assert(!realip_trusted(cfg, "11.0.0.1"));
+    cfg_free(cfg);
+}
+END_TEST
+
+/* ---- access-log lines (alog.c) ----------------------------------------- */
+
+START_TEST(test_alog)
+{
+    char out[ALOG_LINE_MAX];
+    static const char ua[] = "a\"b\\c\x01\xc3\xa9";
+    struct conn_log_entry e = {.request = "GET /x",
+                               .minor = 1,
+                               .status = 200,
+                               .bytes = 5,
+                               .upstream = "127.0.0.1:1",
+                               .upstream_status = 200,
+                               .start_us = 0,
+                               .upstream_us = 1000,
+                               .method = {"GET", 3},
+                               .target = {"/x", 2},
+                               .user_agent = {ua, sizeof(ua) - 1},
+                               .has_ua = true,
+                               .route = "api",
+                               .request_id = "rid"};
+    size_t n = alog_line(CFG_LOG_MAIN, "192.0.2.1", &e, 2000, out, sizeof(out));
+    out[n] = '\0';
+    ck_assert_msg(strstr(out, "\"GET /x HTTP/1.1\" 200 5 upstream=127.0.0.1:1 ustatus=200 "
+                              "rt=0.002 urt=0.001 route=api rid=rid\n") != NULL,
+                  "%s", out);
+    n = alog_line(CFG_LOG_COMBINED, "192.0.2.1", &e, 2000, out, sizeof(out));
+    out[n] = '\0';
+    ck_assert_msg(
+        strstr(out, "\"GET /x HTTP/1.1\" 200 5 \"-\" \"a\\x22b\\x5cc\\x01\\xc3\\xa9\"\n") != NULL,
+        "%s", out);
+    n = alog_line(CFG_LOG_JSON, "192.0.2.1", &e, 2000, out, sizeof(out));
+    out[n] = '\0';
+    ck_assert_msg(strstr(out, ",\"client\":\"192.0.2.1\",\"method\":\"GET\",\"target\":\"/x\","
+                              "\"protocol\":\"HTTP/1.1\",\"request\":\"GET /x\",\"status\":200,"
+                              "\"bytes\":5,\"route\":\"api\",\"upstream\":\"127.0.0.1:1\","
+                              "\"upstream_status\":200,\"request_time\":0.002,"
+                              "\"upstream_time\":0.001,\"request_id\":\"rid\","
+                              "\"user_agent\":\"a\\\"b\\\\c\\u0001\\u00c3\\u00a9\","
+                              "\"referer\":null}\n") != NULL,
+                  "%s", out);
+    /* a line too long for the buffer still ends well */
+    n = alog_line(CFG_LOG_JSON, "192.0.2.1", &e, 2000, out, 300);
+    ck_assert_uint_le(n, 300);
+    ck_assert_int_eq(out[n - 1], '\n');
+    ck_assert_int_eq(out[n - 2], '}');
+}
+END_TEST
+
 static Suite *
 route_suite(void)
 {
@@ -396,6 +605,12 @@ route_suite(void)
     tcase_add_test(tc, test_trusted);
     tcase_add_loop_test(tc, test_errors, 0, (int)NELEM(error_cases));
     tcase_add_test(tc, test_diff);
+    tcase_add_test(tc, test_request_set);
+    tcase_add_test(tc, test_response_rules);
+    tcase_add_test(tc, test_server_timing_text);
+    tcase_add_loop_test(tc, test_realip, 0, (int)NELEM(realip_cases));
+    tcase_add_test(tc, test_realip_lines);
+    tcase_add_test(tc, test_alog);
     suite_add_tcase(s, tc);
     return s;
 }
