@@ -42,7 +42,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 IT_BIN    := $(IT_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_LIB  := $(BUILD)/tests/testlib.o
 
-.PHONY: all test unit it asan run deps clean fuzz format help install uninstall
+.PHONY: all test unit it asan run deps clean fuzz format help install uninstall bench-route
 .SECONDARY:
 
 all: $(BUILD)/miniproxyd $(BUILD)/testapp
@@ -127,6 +127,14 @@ fuzz:
 	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/$$t- \
 	        $(BUILD)/fuzz/corpus-$$t $$seeds; \
 	done
+
+# What route matching costs per request with 1, 10 and 100 routes (run by hand; figures in
+# doc/benchmarks.md).
+bench-route: $(BUILD)/tests/bench_route
+	$(BUILD)/tests/bench_route
+
+$(BUILD)/tests/bench_route: $(BUILD)/tests/bench_route.o $(BUILD)/libmp.a
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The demo: three app instances and the proxy on the bundled miniproxy.ini.
 run: all

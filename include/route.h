@@ -31,11 +31,18 @@
 
 #include "config.h"
 
+/* A route in a level: its prefix with its length, so matching never measures it. */
+struct route_entry {
+    const char *path;
+    size_t len;
+    size_t index; /* in cfg->routes */
+};
+
 /* One host level: the routes it holds, longest prefix first, file order among equals. */
 struct route_level {
     const char *key; /* the lower-case name, or the wildcard's suffix ".example.com" */
     size_t keylen;
-    size_t *routes; /* indexes in cfg->routes */
+    struct route_entry *routes;
     size_t nroutes;
 };
 

@@ -133,17 +133,14 @@ level_cmp(const void *a, const void *b)
 }
 
 /* For qsort of a level's routes: longest prefix first, then file order (a stable order). */
-static const struct config *sort_cfg;
-
 static int
 route_cmp(const void *a, const void *b)
 {
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    size_t lx = strlen(sort_cfg->routes[x].path), ly = strlen(sort_cfg->routes[y].path);
+    const struct route_entry *x = a, *y = b;
 
-    if (lx != ly)
-        return lx > ly ? -1 : 1;
-    return x < y ? -1 : x > y ? 1 : 0;
+    if (x->len != y->len)
+        return x->len > y->len ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index ? 1 : 0;
 }
 
 /* Finds or appends the level of <key> in <*lv>. NULL when out of memory. */
@@ -162,22 +159,22 @@ level_of(struct route_level **lv, size_t *n, const char *key, size_t keylen)
 }
 
 static int
-level_add(struct route_level *l, size_t route)
+level_add(struct route_level *l, const struct config *cfg, size_t route)
 {
-    size_t *p = realloc(l->routes, (l->nroutes + 1) * sizeof(*p));
+    struct route_entry *p = realloc(l->routes, (l->nroutes + 1) * sizeof(*p));
     if (p == NULL)
         return -1;
     l->routes = p;
-    p[l->nroutes++] = route;
+    p[l->nroutes++] =
+        (struct route_entry){cfg->routes[route].path, strlen(cfg->routes[route].path), route};
     return 0;
 }
 
 static void
-levels_sort(const struct config *cfg, struct route_level *lv, size_t n)
+levels_sort(struct route_level *lv, size_t n)
 {
-    sort_cfg = cfg;
     for (size_t i = 0; i < n; i++)
-        qsort(lv[i].routes, lv[i].nroutes, sizeof(size_t), route_cmp);
+        qsort(lv[i].routes, lv[i].nroutes, sizeof(lv[i].routes[0]), route_cmp);
     qsort(lv, n, sizeof(*lv), level_cmp);
 }
 
@@ -190,7 +187,7 @@ route_table_init(struct route_table *t, const struct config *cfg)
         const struct cfg_route *r = &cfg->routes[i];
         struct route_level *l;
 
-        if (r->nhosts == 0 && level_add(&t->any, i) == -1)
+        if (r->nhosts == 0 && level_add(&t->any, cfg, i) == -1)
             goto fail;
         for (size_t h = 0; h < r->nhosts; h++) {
             const char *name = r->hosts[h];
@@ -198,13 +195,13 @@ route_table_init(struct route_table *t, const struct config *cfg)
                 l = level_of(&t->wild, &t->nwild, name + 1, strlen(name + 1)); /* ".example.com" */
             else
                 l = level_of(&t->exact, &t->nexact, name, strlen(name));
-            if (l == NULL || level_add(l, i) == -1)
+            if (l == NULL || level_add(l, cfg, i) == -1)
                 goto fail;
         }
     }
-    levels_sort(cfg, t->exact, t->nexact);
-    levels_sort(cfg, t->wild, t->nwild);
-    levels_sort(cfg, &t->any, 1);
+    levels_sort(t->exact, t->nexact);
+    levels_sort(t->wild, t->nwild);
+    levels_sort(&t->any, 1);
     return 0;
 fail:
     route_table_free(t);
@@ -250,11 +247,10 @@ level_match(const struct config *cfg, const struct route_level *l, const char *p
     if (l == NULL)
         return false;
     for (size_t i = 0; i < l->nroutes; i++) {
-        const struct cfg_route *r = &cfg->routes[l->routes[i]];
-        size_t n = strlen(r->path);
-        if (n <= plen && memcmp(r->path, path, n) == 0) {
-            out->route = r;
-            out->index = l->routes[i];
+        const struct route_entry *e = &l->routes[i];
+        if (e->len <= plen && memcmp(e->path, path, e->len) == 0) {
+            out->route = &cfg->routes[e->index];
+            out->index = e->index;
             return true;
         }
     }
