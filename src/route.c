@@ -173,9 +173,12 @@ level_add(struct route_level *l, const struct config *cfg, size_t route)
 static void
 levels_sort(struct route_level *lv, size_t n)
 {
+    /* qsort() must not be given NULL, even for nothing to sort */
     for (size_t i = 0; i < n; i++)
-        qsort(lv[i].routes, lv[i].nroutes, sizeof(lv[i].routes[0]), route_cmp);
-    qsort(lv, n, sizeof(*lv), level_cmp);
+        if (lv[i].nroutes > 1)
+            qsort(lv[i].routes, lv[i].nroutes, sizeof(lv[i].routes[0]), route_cmp);
+    if (n > 1)
+        qsort(lv, n, sizeof(*lv), level_cmp);
 }
 
 int
