@@ -108,7 +108,8 @@ route_strip(const struct cfg_route *route, const char *norm, size_t nlen, const 
         out[o++] = '/';
     memcpy(out + o, rest, rlen);
     o += rlen;
-    memcpy(out + o, q, qlen);
+    if (qlen > 0)
+        memcpy(out + o, q, qlen);
     o += qlen;
     out[o] = '\0';
     return (ssize_t)o;
@@ -284,20 +285,22 @@ route_match(const struct route_table *t, const char *host, size_t hostlen, const
     out->path_len = (size_t)nl;
 
     /* the host: lower case, no port, no trailing dot; an IPv6 literal keeps its brackets */
-    const char *end = host + hostlen;
-    if (hostlen > 0 && host[0] == '[') {
-        const char *rb = memchr(host, ']', hostlen);
-        if (rb != NULL)
-            end = rb + 1;
-    } else {
-        const char *colon = memchr(host, ':', hostlen);
-        if (colon != NULL)
-            end = colon;
+    if (hostlen > 0) {
+        const char *end = host + hostlen;
+        if (host[0] == '[') {
+            const char *rb = memchr(host, ']', hostlen);
+            if (rb != NULL)
+                end = rb + 1;
+        } else {
+            const char *colon = memchr(host, ':', hostlen);
+            if (colon != NULL)
+                end = colon;
+        }
+        for (const char *p = host; p < end && n < sizeof(h); p++)
+            h[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+        if (n > 0 && h[n - 1] == '.')
+            n--;
     }
-    for (const char *p = host; p < end && n < sizeof(h); p++)
-        h[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-    if (n > 0 && h[n - 1] == '.')
-        n--;
     if (n > 0 && n < sizeof(h)) {
         if (level_match(cfg, level_find(t->exact, t->nexact, h, n), norm, out->path_len, out))
             return 0;
