@@ -325,6 +325,41 @@ START_TEST(test_trusted_proxies)
 }
 END_TEST
 
+/* balance = hash with hash_key = client_ip hashes the real client, not the trusted peer. */
+START_TEST(test_hash_real_client)
+{
+    struct tl_resp r;
+    char xff[64];
+    int first[8], seen = 0;
+
+    tl_app_start(&app[0], "a1");
+    tl_app_start(&app[1], "a2");
+    tl_app_start(&app[2], "a3");
+    tl_proxy_start(&px,
+                   "upstream = app\ntrusted_proxies = 127.0.0.1\n[upstream app]\n"
+                   "health_check = off\nbalance = hash\nhash_key = client_ip\n"
+                   "server = 127.0.0.1:%d\nserver = 127.0.0.1:%d\nserver = 127.0.0.1:%d\n",
+                   app[0].port, app[1].port, app[2].port);
+    for (int c = 0; c < 8; c++) {
+        snprintf(xff, sizeof(xff), "X-Forwarded-For: 198.51.100.%d\r\n", 10 + c);
+        for (int i = 0; i < 3; i++) {
+            ck_assert_int_eq(get("h", "/", xff, &r), 200);
+            int who = tl_who(&r);
+            tl_resp_free(&r);
+            ck_assert_int_gt(who, 0);
+            if (i == 0)
+                first[c] = who;
+            ck_assert_msg(who == first[c], "client %d: a%d then a%d", c, first[c], who);
+        }
+        seen |= 1 << first[c];
+    }
+    /* eight clients behind one peer do not all land on one server */
+    ck_assert_msg(seen != 1 << 1 && seen != 1 << 2 && seen != 1 << 3, "one server for all: %x",
+                  seen);
+    stop_all();
+}
+END_TEST
+
 /* Requests whose fields try to break a log line. */
 static void
 nasty_requests(void)
@@ -492,6 +527,7 @@ route_suite(void)
     tcase_add_test(tc, test_request_id);
     tcase_add_test(tc, test_server_timing);
     tcase_add_test(tc, test_trusted_proxies);
+    tcase_add_test(tc, test_hash_real_client);
     tcase_add_loop_test(tc, test_log_formats, 0, 3);
     tcase_add_test(tc, test_reload_routes);
     tcase_add_test(tc, test_route_counters);
