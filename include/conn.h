@@ -206,4 +206,8 @@ void conn_refuse(struct conn *c, int status, int64_t start_us);
  */
 uint64_t conn_send_error(struct conn *c, int status, bool close);
 
+/* As conn_send_error(), with an X-Request-Id header (<request_id> at most 128 bytes; NULL: none).
+ */
+uint64_t conn_send_error_id(struct conn *c, int status, bool close, const char *request_id);
+
 #endif

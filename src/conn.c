@@ -180,7 +180,13 @@ conn_give_back(struct conn *c, const char *p, size_t n)
 uint64_t
 conn_send_error(struct conn *c, int status, bool close)
 {
-    char body[256], head[256];
+    return conn_send_error_id(c, status, close, NULL);
+}
+
+uint64_t
+conn_send_error_id(struct conn *c, int status, bool close, const char *request_id)
+{
+    char body[256], head[512];
     const char *reason = http_reason(status);
     int blen = snprintf(body, sizeof(body),
                         "<html><head><title>%d %s</title></head><body><h1>%d %s</h1>"
@@ -188,8 +194,11 @@ conn_send_error(struct conn *c, int status, bool close)
                         status, reason, status, reason);
     int hlen =
         snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n%s\r\n",
-                 status, reason, blen, close ? "Connection: close\r\n" : "");
+                 "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n%s%s%s%s"
+                 "\r\n",
+                 status, reason, blen, request_id != NULL ? "X-Request-Id: " : "",
+                 request_id != NULL ? request_id : "", request_id != NULL ? "\r\n" : "",
+                 close ? "Connection: close\r\n" : "");
     struct iovec iov[2] = {{head, (size_t)hlen}, {body, (size_t)blen}};
     if (conn_write_all(c, iov, 2) == -1) {
         log_debug("%s: sending %d: %s", c->ip, status, strerror(errno));

@@ -109,7 +109,8 @@ answer(struct exchange *x, int status, bool close)
     if (close || !x->rl.body_done)
         x->client_keep = false;
     x->status = status;
-    x->sent = conn_send_error(x->c, status, !x->client_keep);
+    x->sent = conn_send_error_id(x->c, status, !x->client_keep,
+                                 x->request_id[0] != '\0' ? x->request_id : NULL);
 }
 
 /* ---- the server and its connection ------------------------------------------------------ */

@@ -213,6 +213,19 @@ START_TEST(test_request_id)
     ck_assert_uint_eq(strlen(v), 32);
     tl_resp_free(&r);
     stop_all();
+
+    /* the proxy's own answers carry it too: a 502 from a dead upstream */
+    tl_proxy_start(&px,
+                   "upstream = app\nrequest_id = on\n[upstream app]\nhealth_check = off\n"
+                   "max_fails = 0\nretries = 0\nserver = 127.0.0.1:%d\n",
+                   tl_dead_port());
+    ck_assert_int_eq(get("h", "/", "X-Request-Id: failing-1\r\n", &r), 502);
+    ck_assert(tl_resp_header(&r, "X-Request-Id", v, sizeof(v)));
+    ck_assert_str_eq(v, "failing-1");
+    tl_resp_free(&r);
+    ck_assert(tl_file_waitfor(px.acclog, "\" 502 ", 2000));
+    ck_assert(tl_file_waitfor(px.acclog, " rid=failing-1\n", 2000));
+    stop_all();
 }
 END_TEST
 
