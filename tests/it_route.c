@@ -524,6 +524,24 @@ START_TEST(test_route_counters)
               px.admin_port),
         0);
     ck_assert_str_eq(out, "[('api', 'api', 3), ('static', 'assets', 1)]\n");
+
+    /* a reload keeps a kept route's count (counters only go up), by name, not by position */
+    tl_proxy_write_conf(&px,
+                        "upstream = app\n" GROUPS "[route new]\npath = /new/\nupstream = api\n"
+                        "[route api]\npath = /api/\nupstream = api\n"
+                        "[admin]\nlisten = 127.0.0.1:%d\n",
+                        app[0].port, app[1].port, app[2].port, px.admin_port);
+    ck_assert(kill(px.pid, SIGHUP) == 0);
+    ck_assert(tl_file_waitfor(px.errlog, "reloaded: generation 2 serving", 5000));
+    expect_group("h", "/api/x", "api");
+    ck_assert(tl_file_waitfor(px.errlog, "generation 1 finished", 5000));
+    ck_assert_int_eq(tl_sh(out, sizeof(out), "curl -s http://127.0.0.1:%d/metrics", px.admin_port),
+                     0);
+    ck_assert_msg(strstr(out, "\nminiproxyd_route_requests_total{route=\"api\"} 4\n") != NULL,
+                  "%s", out);
+    ck_assert_msg(strstr(out, "\nminiproxyd_route_requests_total{route=\"new\"} 0\n") != NULL,
+                  "%s", out);
+    ck_assert_ptr_null(strstr(out, "route=\"static\""));
     stop_all();
 }
 END_TEST
