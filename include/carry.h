@@ -10,7 +10,8 @@
  *   as counters only go up (Prometheus reads a drop as a restart). Per
  *   server: requests, failures, responses by class, the latency sum and
  *   breaker opens (its probe count goes with the health state); per worker
- *   slot: requests and connections; the pool's counters. The old
+ *   slot: requests and connections; the pool's counters; per route (by
+ *   name): its requests. The old
  *   generation keeps counting while it drains, so the master hands its
  *   counts at the reload and the rest when it finishes, with the first
  *   snapshot as the base.
@@ -45,7 +46,7 @@ uint64_t *carry_snapshot(const struct config *cfg, struct shm *shm);
  * <to> of <to_cfg>, where processes may be counting too (atomics): a
  * server's counts into the same server (a removed server's are dropped),
  * worker slot i into slot i modulo <to_cfg>'s slots (per-slot figures are
- * approximate, totals exact).
+ * approximate, totals exact), a route's into the route of the same name.
  */
 void carry_counters(const struct config *from_cfg, const uint64_t *now, const uint64_t *base,
                     const struct config *to_cfg, struct shm *to);

@@ -29,6 +29,10 @@
 #define CFG_MAX_TOTAL_SERVERS 1024 /* over all groups: the shared table's size */
 #define CFG_MAX_WORKERS 1024
 #define CFG_MAX_WEIGHT 100
+#define CFG_MAX_ROUTES 256
+#define CFG_MAX_ROUTE_HOSTS 32   /* names on one host = line */
+#define CFG_MAX_ROUTE_HEADERS 32 /* per repeatable header key of a route */
+#define CFG_MAX_TRUSTED 64       /* trusted_proxies CIDRs */
 
 enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
 
@@ -41,6 +45,7 @@ enum cfg_underscores { CFG_US_DROP, CFG_US_REJECT, CFG_US_ALLOW };
 
 /* lingering_close (nginx's): when a close first reads what the client still sends. */
 enum cfg_lingering { CFG_LINGER_OFF, CFG_LINGER_ON, CFG_LINGER_ALWAYS };
+enum cfg_log_format { CFG_LOG_MAIN, CFG_LOG_COMBINED, CFG_LOG_JSON };
 
 /* An IPv4 or IPv6 address with port, as written "127.0.0.1:80" / "[::1]:80". */
 struct cfg_addr {
@@ -90,6 +95,40 @@ struct cfg_group {
     int64_t cooldown_ms;          /* open this long, then one trial */
     bool fail_on_5xx;             /* count 5xx answers as failures too */
     unsigned max_ejected_percent; /* most servers up that the breaker may hold out */
+};
+
+/* A header a route sets ("Name: value"): name a token, value a valid field value. */
+struct cfg_header {
+    char *name;
+    char *value;
+};
+
+/*
+ * A [route NAME] section; each field is the key of the same name. How
+ * requests are matched to routes is route.h's business.
+ */
+struct cfg_route {
+    char name[CFG_NAME_MAX];
+    char **hosts;  /* lower case, "*.example.com" for a wildcard; none: any host */
+    size_t nhosts; /* in the order written */
+    char *path;    /* the prefix, normalised (route_normalize()); "/" when not given */
+    char upstream[CFG_NAME_MAX];
+    size_t group; /* index in groups[] of upstream */
+    bool strip_prefix;
+    struct cfg_header *request_headers; /* set on the way to the upstream */
+    size_t nrequest_headers;
+    struct cfg_header *response_headers; /* set on the way back */
+    size_t nresponse_headers;
+    char **hide_response_headers; /* removed on the way back */
+    size_t nhide_response_headers;
+    int line; /* line of the [route NAME] header */
+};
+
+/* One trusted_proxies entry: an IPv4 or IPv6 network. */
+struct cfg_cidr {
+    int family;             /* AF_INET or AF_INET6 */
+    unsigned char addr[16]; /* network address, host bits zero (4 bytes for IPv4) */
+    unsigned bits;          /* prefix length */
 };
 
 struct cfg_listener {
@@ -149,10 +188,15 @@ struct config {
     enum cfg_lingering lingering_close;
     int64_t lingering_time_ms;
     int64_t lingering_timeout_ms;
-    char *pid_file;              /* NULL: none */
-    char *user;                  /* children run as it; NULL: unchanged */
-    int64_t shutdown_timeout_ms; /* graceful stop and reload drain bound */
-    bool redirect_https;         /* plain listeners answer 301/308 to https:// */
+    char *pid_file;                   /* NULL: none */
+    char *user;                       /* children run as it; NULL: unchanged */
+    int64_t shutdown_timeout_ms;      /* graceful stop and reload drain bound */
+    bool redirect_https;              /* plain listeners answer 301/308 to https:// */
+    bool server_timing;               /* responses carry Server-Timing */
+    bool request_id;                  /* X-Request-Id kept or made, both ways */
+    struct cfg_cidr *trusted_proxies; /* peers whose X-Forwarded-For is believed */
+    size_t ntrusted_proxies;
+    enum cfg_log_format access_log_format;
 
     /* [tls] (optional; needed by a tls listener) */
     bool tls; /* the section is present */
@@ -184,6 +228,10 @@ struct config {
     /* [upstream NAME] sections, in file order */
     struct cfg_group *groups;
     size_t ngroups;
+
+    /* [route NAME] sections, in file order */
+    struct cfg_route *routes;
+    size_t nroutes;
 };
 
 /*
@@ -226,11 +274,12 @@ int cfg_dump(const struct config *cfg, void (*emit)(void *arg, const char *line)
 /* The names the file uses for these values ("round_robin", "debug"...); "invalid" if none. */
 const char *cfg_balance_name(enum cfg_balance balance);
 const char *cfg_log_level_name(enum cfg_log_level level);
-const char *cfg_hash_key_name(enum cfg_hash_key key); /* "client_ip", "header" */
+const char *cfg_hash_key_name(enum cfg_hash_key key);        /* "client_ip", "header" */
+const char *cfg_log_format_name(enum cfg_log_format format); /* "main", "combined", "json" */
 
 /* One row of the key table, for the documentation test. */
 struct cfg_key_doc {
-    const char *section;       /* "proxy", "admin", "upstream NAME" */
+    const char *section;       /* "proxy", "admin", "upstream NAME", "route NAME" */
     const char *name;          /* "keepalive_timeout" */
     const char *default_value; /* a value of the file ("5s"), or NULL when computed or none */
     const char *default_doc;   /* as documented: "5s", "required", "none", "max(2, CPUs)" */

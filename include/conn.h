@@ -214,11 +214,22 @@ struct conn_log_entry {
     int upstream_status;  /* 0 for none */
     int64_t start_us;     /* clock_us() when the request began */
     int64_t upstream_us;  /* from contacting the upstream to its response head, -1: none */
+    /* for the combined and json formats (a zero slice: not known, or not sent) */
+    struct http_slice method, target; /* as received */
+    struct http_slice user_agent, referer;
+    bool has_ua, has_referer;
+    const char *client;     /* the client's address (trusted_proxies); NULL: the peer's */
+    const char *route;      /* the [route NAME] that matched, NULL: none */
+    const char *request_id; /* request_id = on: X-Request-Id, NULL: none */
+    /* a TLS connection's, filled by conn_access_log(); tls_version NULL: plain HTTP */
+    const char *tls_version, *tls_cipher, *sni; /* sni NULL: none sent */
+    bool tls_resumed;
 };
 
 /*
- * Writes <e>'s line to the access log, if there is one; on a TLS
- * connection it ends with "tls=PROTOCOL cipher=NAME sni=NAME|- resumed=0|1".
+ * Writes <e>'s line to the access log (in access_log_format, alog.h), if
+ * there is one; on a TLS connection with the protocol, cipher, SNI and
+ * whether the session was resumed.
  */
 void conn_access_log(const struct conn *c, const struct conn_log_entry *e);
 
@@ -235,5 +246,9 @@ void conn_refuse(struct conn *c, int status, int64_t start_us);
  * access log), or 0 when the client could not take them.
  */
 uint64_t conn_send_error(struct conn *c, int status, bool close);
+
+/* As conn_send_error(), with an X-Request-Id header (<request_id> at most 128 bytes; NULL: none).
+ */
+uint64_t conn_send_error_id(struct conn *c, int status, bool close, const char *request_id);
 
 #endif

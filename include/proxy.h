@@ -16,6 +16,7 @@
 #include "config.h"
 #include "conn.h"
 #include "http.h"
+#include "route.h"
 #include "shm.h"
 #include "upool.h"
 
@@ -30,6 +31,10 @@ struct proxy {
     char *resp_buf; /* responses, upstream -> client (NET_IO_BUF) */
     char *head_buf; /* rewritten heads, both directions */
     size_t head_cap;
+    struct route_table routes; /* cfg's routes, ready for route_match() */
+    char *norm_buf;            /* the normalised path of the request (max_header_size + 1) */
+    char *target_buf;          /* strip_prefix: the target sent (max_header_size + 2) */
+    uint64_t rng[2];           /* request ids: xorshift128+, seeded per worker by getrandom() */
     volatile sig_atomic_t *draining; /* set by the worker when it must stop after this request */
     int https_port; /* the first tls listener's port, for redirect_https; 0: none */
 };

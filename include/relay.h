@@ -20,6 +20,7 @@
 
 #include "conn.h"
 #include "http.h"
+#include "rewrite.h"
 
 /* Bytes of an upstream response head we accept (nginx's proxy_buffer_size is 4-8k). */
 #define RELAY_RESP_HEAD_MAX (32 * 1024)
@@ -72,6 +73,13 @@ struct relay {
     char *resp_buf; /* upstream -> client, NET_IO_BUF bytes */
     char *head_buf; /* the rewritten response head */
     size_t head_cap;
+    /* the response head's header rules (a route's, X-Request-Id); NULL: none */
+    struct rewrite_resp_opts *resp_opts;
+    /* server_timing: resp_opts->server_timing is written when the head comes, from these */
+    bool server_timing;
+    int64_t start_us;   /* clock_us() when the request began */
+    int64_t connect_us; /* connecting, or taking a pooled connection */
+    int64_t sent_us;    /* in/out: clock_us() when the request's last byte went out, 0: not yet */
     /* results */
     int upstream_status; /* the status of the upstream's response head, 0 while none */
     int64_t head_us;     /* clock_us() when that head was in, 0 while not */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "config.h"
 #include "http.h"
 
 /* What rewrite_request() needs besides the request itself. */
@@ -27,16 +28,22 @@ struct rewrite_req {
     uint64_t content_length;
     bool upstream_close;   /* ask the upstream to close (no pooling) */
     bool drop_underscores; /* underscores_in_headers = drop: leave out names with a '_' */
+    /* a route's request_header rows: set (replacing any of the name) after our own fields */
+    const struct cfg_header *set;
+    size_t nset;
+    const char *request_id; /* X-Request-Id to send (replacing the client's); NULL: none */
 };
 
 /*
  * Writes the head sent upstream into <out>: request line in HTTP/1.1, Host,
  * the client's end-to-end fields in order, X-Forwarded-For (the client's
- * list with <client_ip> appended), X-Forwarded-Proto, X-Forwarded-Host, and
- * the body framing. Hop-by-hop fields (Connection and every field it names,
- * Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Transfer-Encoding),
- * Content-Length, Expect and the client's X-Forwarded-Proto/-Host are not
- * copied, nor, with <drop_underscores>, fields whose name has a '_' (see
+ * list with <client_ip> appended), X-Forwarded-Proto, X-Forwarded-Host,
+ * X-Request-Id, the <set> fields (a field of a name in <set>, the client's
+ * or ours, is left out: <set> replaces it), and the body framing. Hop-by-hop
+ * fields (Connection and every field it names, Keep-Alive, Proxy-Connection,
+ * TE, Trailer, Upgrade, Transfer-Encoding), Content-Length, Expect and the
+ * client's X-Forwarded-Proto/-Host are not copied, nor, with
+ * <drop_underscores>, fields whose name has a '_' (see
  * rewrite_has_underscore()). Returns the length, or -1 if <cap> is too small.
  */
 ssize_t rewrite_request(const struct http_request *req, const struct rewrite_req *rw, char *out,
@@ -77,5 +84,34 @@ enum rewrite_framing {
  */
 ssize_t rewrite_response(const struct http_response *resp, enum rewrite_framing framing,
                          bool keep_alive, int client_minor, char *out, size_t cap);
+
+/* What a route and the [proxy] options change in a response head. */
+struct rewrite_resp_opts {
+    const struct cfg_header *set; /* response_header rows: set, replacing any of the name */
+    size_t nset;
+    char *const *hide; /* hide_response_header rows: removed */
+    size_t nhide;
+    const char *request_id;    /* X-Request-Id sent back (replacing the upstream's); NULL: none */
+    const char *server_timing; /* our Server-Timing entries, after the app's; NULL: none */
+};
+
+/*
+ * rewrite_response() with <opts> (NULL: none): the upstream's fields named
+ * by <opts>->hide or <opts>->set, and its X-Request-Id when we send one,
+ * are left out; <opts>->server_timing joins the app's last Server-Timing
+ * field (", " then ours) or comes as a field of its own; then X-Request-Id
+ * and the <set> fields, before our framing fields.
+ */
+ssize_t rewrite_response_opts(const struct http_response *resp, enum rewrite_framing framing,
+                              bool keep_alive, int client_minor,
+                              const struct rewrite_resp_opts *opts, char *out, size_t cap);
+
+/*
+ * Writes "mp-connect;dur=A, mp-upstream;dur=B, mp-total;dur=C" into <out>
+ * from durations in microseconds (milliseconds with two decimals; a
+ * negative duration, for a step that did not happen, is left out).
+ */
+void rewrite_server_timing(int64_t connect_us, int64_t upstream_us, int64_t total_us, char *out,
+                           size_t cap);
 
 #endif

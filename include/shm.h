@@ -127,6 +127,8 @@ struct shm {
     struct shm_group groups[CFG_MAX_GROUPS];
     struct shm_server servers[CFG_MAX_TOTAL_SERVERS];
     struct shm_worker workers[CFG_MAX_WORKERS];
+    /* requests matched to each [route NAME], by its index in the config (workers, atomics) */
+    atomic_uint_fast64_t route_requests[CFG_MAX_ROUTES];
 };
 
 /*
@@ -188,6 +190,17 @@ static inline int64_t
 shm_run_first(uint64_t r)
 {
     return (int64_t)(r >> 16);
+}
+
+/* The slot of client address <ip> (text) in ip_conns: FNV-1a, collisions share one. */
+static inline uint32_t
+shm_ip_bucket(const char *ip)
+{
+    uint32_t h = 2166136261u;
+
+    for (const char *p = ip; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % SHM_IP_BUCKETS;
 }
 
 /* Server <s> of group <g>. */

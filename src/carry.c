@@ -90,7 +90,7 @@ uint64_t *
 carry_snapshot(const struct config *cfg, struct shm *shm)
 {
     size_t n = NELEM(pool_counters) + cfg->worker_slots * NELEM(wrk_counters) +
-               shm->nservers * NELEM(srv_counters);
+               shm->nservers * NELEM(srv_counters) + cfg->nroutes;
     uint64_t *v = malloc(n * sizeof(*v)), *p = v;
     if (v == NULL)
         return NULL;
@@ -102,6 +102,8 @@ carry_snapshot(const struct config *cfg, struct shm *shm)
     for (uint32_t k = 0; k < shm->nservers; k++)
         for (size_t c = 0; c < NELEM(srv_counters); c++)
             *p++ = atomic_load(counter(&shm->servers[k], srv_counters[c]));
+    for (size_t r = 0; r < cfg->nroutes; r++)
+        *p++ = atomic_load(&shm->route_requests[r]);
     return v;
 }
 
@@ -135,4 +137,9 @@ carry_counters(const struct config *from_cfg, const uint64_t *now, const uint64_
                     atomic_fetch_add(counter(srv, srv_counters[c]), delta(now, base, k));
         }
     }
+    /* a route's requests go to the route of the same name (a removed route's are dropped) */
+    for (size_t r = 0; r < from_cfg->nroutes; r++, k++)
+        for (size_t t = 0; t < to_cfg->nroutes; t++)
+            if (strcmp(from_cfg->routes[r].name, to_cfg->routes[t].name) == 0)
+                atomic_fetch_add(&to->route_requests[t], delta(now, base, k));
 }

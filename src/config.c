@@ -36,6 +36,7 @@
 #include "log.h"
 #include "privs.h"
 #include "tls.h"
+#include "route.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,9 +55,16 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Rows per section at most (the `seen` arrays); checked against the table below. */
-#define CFG_NKEYS_MAX 96
+#define CFG_NKEYS_MAX 128
 
-enum cfg_section { CFG_SEC_NONE, CFG_SEC_PROXY, CFG_SEC_ADMIN, CFG_SEC_UPSTREAM, CFG_SEC_TLS };
+enum cfg_section {
+    CFG_SEC_NONE,
+    CFG_SEC_PROXY,
+    CFG_SEC_ADMIN,
+    CFG_SEC_UPSTREAM,
+    CFG_SEC_TLS,
+    CFG_SEC_ROUTE
+};
 
 /* How a row's value is parsed, printed and compared (CFG_T_CUSTOM: by its own functions). */
 enum cfg_type {
@@ -75,7 +83,9 @@ enum cfg_type {
 #define CFG_AT_START                                                                              \
     0x2 /* read at start-up only: a reload logs the change, a restart applies it */
 #define CFG_POOL_KEY 0x4 /* only with workers = auto; printed by the workers row in a diff */
-#define CFG_EMPTY_OK 0x8 /* CFG_T_STRING: "key =" with no value means not set */
+#define CFG_EMPTY_OK                                                                              \
+    0x8 /* "key =" is allowed: a CFG_T_STRING is then unset, a custom                             \
+          setter gets "" ("trusted_proxies =": none) */
 
 struct cfg_state;
 struct cfg_key;
@@ -145,6 +155,7 @@ struct cfg_state {
     enum cfg_section section;
     char section_text[80]; /* "proxy", "upstream app": for messages */
     size_t group;          /* index of the current group in an [upstream NAME] */
+    size_t route;          /* index of the current route in a [route NAME] */
     size_t total_servers;  /* over all groups, against CFG_MAX_TOTAL_SERVERS */
 
     int proxy_line; /* line of [proxy], 0 if absent */
@@ -154,6 +165,7 @@ struct cfg_state {
     /* line where each key (by row) was first given, per section */
     int proxy_seen[CFG_NKEYS_MAX];
     int group_seen[CFG_MAX_GROUPS][CFG_NKEYS_MAX];
+    int route_seen[CFG_MAX_ROUTES][CFG_NKEYS_MAX];
 };
 
 __attribute__((format(printf, 3, 4))) static void
@@ -624,6 +636,8 @@ static const char *const cfg_underscores_names[] = {"drop", "reject", "allow"};
 static const char *const cfg_lingering_names[] = {"off", "on", "always"};
 /* Indexed by enum tls_client_cert. */
 static const char *const cfg_client_cert_names[] = {"off", "optional", "required"};
+/* Indexed by enum cfg_log_format. */
+static const char *const cfg_log_format_names[] = {"main", "combined", "json"};
 
 static const char *
 cfg_name_of(const char *const *names, size_t n, int v)
@@ -647,6 +661,12 @@ const char *
 cfg_hash_key_name(enum cfg_hash_key key)
 {
     return cfg_name_of(cfg_hash_key_names, NELEM(cfg_hash_key_names), (int)key);
+}
+
+const char *
+cfg_log_format_name(enum cfg_log_format format)
+{
+    return cfg_name_of(cfg_log_format_names, NELEM(cfg_log_format_names), (int)format);
 }
 
 /* ---- [proxy] keys that are special ----------------------------------- */
@@ -1239,6 +1259,486 @@ set_duration_h(struct cfg_state *st, const struct cfg_key *key, void *base, cons
     return 0;
 }
 
+/* ---- [proxy] trusted_proxies, access_log_format --------------------- */
+
+/* "10.0.0.0/8", "::1/128" or a bare address (a /32 or /128) into <c>. */
+static int
+cfg_parse_cidr(const char *s, struct cfg_cidr *c, char *why, size_t whylen)
+{
+    char addr[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(s, '/');
+    size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
+    uint64_t bits;
+
+    memset(c, 0, sizeof(*c));
+    if (alen == 0 || alen >= sizeof(addr)) {
+        snprintf(why, whylen, "bad network \"%s\" (ADDRESS or ADDRESS/BITS)", s);
+        return -1;
+    }
+    memcpy(addr, s, alen);
+    addr[alen] = '\0';
+    if (inet_pton(AF_INET, addr, c->addr) == 1)
+        c->family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, c->addr) == 1)
+        c->family = AF_INET6;
+    else {
+        snprintf(why, whylen, "bad address \"%s\" in \"%s\" (an IPv4 or IPv6 address)", addr, s);
+        return -1;
+    }
+    unsigned max = c->family == AF_INET ? 32 : 128;
+    bits = max;
+    if (slash != NULL && (!cfg_all_digits(slash + 1) ||
+                          buf_parse_u64(slash + 1, strlen(slash + 1), max, &bits) == -1)) {
+        snprintf(why, whylen, "bad prefix length in \"%s\" (0..%u)", s, max);
+        return -1;
+    }
+    c->bits = (unsigned)bits;
+    /* host bits set ("10.1.2.3/8") are most likely a typo for another network: refuse */
+    for (unsigned i = c->bits; i < max; i++) {
+        if (c->addr[i / 8] & (0x80 >> (i % 8))) {
+            snprintf(why, whylen, "\"%s\" has host bits set (the network is not that)", s);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* "CIDR CIDR ..."; an empty value (as the reference file writes it) means none. */
+static int
+set_trusted_proxies(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+                    char *why, size_t whylen)
+{
+    struct config *cfg = base;
+    char copy[CFG_MAX_LINE], *tok, *save = NULL;
+    struct cfg_cidr *arr = NULL;
+    size_t n = 0;
+
+    (void)st, (void)key;
+    snprintf(copy, sizeof(copy), "%s", val);
+    for (tok = strtok_r(copy, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+        struct cfg_cidr c, *slot;
+        void *na;
+
+        if (cfg_parse_cidr(tok, &c, why, whylen) == -1)
+            goto fail;
+        if (n >= CFG_MAX_TRUSTED) {
+            snprintf(why, whylen, "too many networks (max %d)", CFG_MAX_TRUSTED);
+            goto fail;
+        }
+        slot = cfg_push(arr, &n, sizeof(*slot), &na);
+        if (slot == NULL) {
+            snprintf(why, whylen, "out of memory");
+            goto fail;
+        }
+        arr = na;
+        *slot = c;
+    }
+    free(cfg->trusted_proxies);
+    cfg->trusted_proxies = arr;
+    cfg->ntrusted_proxies = n;
+    return 0;
+fail:
+    free(arr);
+    return -1;
+}
+
+static bool
+format_trusted_proxies(const struct cfg_key *key, const struct config *cfg, const void *base,
+                       char *out, size_t outlen)
+{
+    size_t len = 0;
+
+    (void)key, (void)base;
+    if (cfg->ntrusted_proxies == 0)
+        return false;
+    out[0] = '\0';
+    for (size_t i = 0; i < cfg->ntrusted_proxies && len < outlen; i++) {
+        const struct cfg_cidr *c = &cfg->trusted_proxies[i];
+        char a[INET6_ADDRSTRLEN];
+
+        inet_ntop(c->family, c->addr, a, sizeof(a));
+        len += (size_t)snprintf(out + len, outlen - len, "%s%s/%u", i ? " " : "", a, c->bits);
+    }
+    return true;
+}
+
+/* ---- [route NAME] keys ----------------------------------------------- */
+
+/* The framing and hop-by-hop fields a route can neither set nor hide. */
+static bool
+cfg_framing_header(const char *name)
+{
+    static const char *const names[] = {
+        "content-length", "transfer-encoding", "connection", "host", "upgrade", "keep-alive", "te",
+        "trailer",        "proxy-connection"};
+
+    for (size_t i = 0; i < NELEM(names); i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A header name a route may set or hide: a token, not a framing field. */
+static int
+cfg_header_name(const char *name, size_t n, char *why, size_t whylen)
+{
+    if (n == 0) {
+        snprintf(why, whylen, "missing header name");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!cfg_tchar(name[i])) {
+            snprintf(why, whylen,
+                     "bad header name \"%.*s\" (a token: letters, digits and "
+                     "!#$%%&'*+-.^_`|~)",
+                     (int)n, name);
+            return -1;
+        }
+    }
+    if (n >= CFG_NAME_MAX) {
+        snprintf(why, whylen, "header name too long (%zu characters, max %d)", n,
+                 CFG_NAME_MAX - 1);
+        return -1;
+    }
+    char tmp[CFG_NAME_MAX];
+    memcpy(tmp, name, n);
+    tmp[n] = '\0';
+    if (cfg_framing_header(tmp)) {
+        snprintf(why, whylen, "%s is a framing or hop-by-hop header: the proxy sets it", tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static char *
+cfg_strndup_or(const char *s, size_t n, char *why, size_t whylen)
+{
+    char *p = strndup(s, n);
+
+    if (p == NULL)
+        snprintf(why, whylen, "out of memory");
+    return p;
+}
+
+/*
+ * "Name: value" appended to <*arr>. The value is literal and must be a
+ * valid field value (RFC 9110 5.5: visible ASCII, obs-text, inner spaces
+ * and tabs); it is not empty (hide_response_header removes a header).
+ */
+static int
+cfg_add_header(struct cfg_header **arr, size_t *n, const char *val, char *why, size_t whylen)
+{
+    const char *colon = strchr(val, ':'), *v;
+    struct cfg_header *h;
+    void *na;
+
+    if (colon == NULL) {
+        snprintf(why, whylen, "bad header \"%s\" (Name: value)", val);
+        return -1;
+    }
+    if (cfg_header_name(val, (size_t)(colon - val), why, whylen) == -1)
+        return -1;
+    v = colon + 1 + strspn(colon + 1, " \t");
+    if (*v == '\0') {
+        snprintf(why, whylen, "empty value for %.*s (hide_response_header removes one)",
+                 (int)(colon - val), val);
+        return -1;
+    }
+    for (const char *p = v; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            snprintf(why, whylen, "bad character 0x%02x in the value of %.*s", c,
+                     (int)(colon - val), val);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < *n; i++) {
+        if (strncasecmp((*arr)[i].name, val, (size_t)(colon - val)) == 0 &&
+            (*arr)[i].name[colon - val] == '\0') {
+            snprintf(why, whylen, "%s set twice", (*arr)[i].name);
+            return -1;
+        }
+    }
+    if (*n >= CFG_MAX_ROUTE_HEADERS) {
+        snprintf(why, whylen, "too many headers (max %d)", CFG_MAX_ROUTE_HEADERS);
+        return -1;
+    }
+    h = cfg_push(*arr, n, sizeof(*h), &na);
+    if (h == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    *arr = na;
+    h->name = cfg_strndup_or(val, (size_t)(colon - val), why, whylen);
+    h->value = cfg_strndup_or(v, strlen(v), why, whylen);
+    if (h->name == NULL || h->value == NULL)
+        return -1; /* freed with the route */
+    return 0;
+}
+
+static int
+set_request_header(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+                   char *why, size_t whylen)
+{
+    struct cfg_route *r = base;
+
+    (void)st, (void)key;
+    return cfg_add_header(&r->request_headers, &r->nrequest_headers, val, why, whylen);
+}
+
+static int
+set_response_header(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+                    char *why, size_t whylen)
+{
+    struct cfg_route *r = base;
+
+    (void)st, (void)key;
+    return cfg_add_header(&r->response_headers, &r->nresponse_headers, val, why, whylen);
+}
+
+/* The headers of <key> in <base> (a route): request_header or response_header. */
+static void
+cfg_route_headers(const struct cfg_key *key, const void *base, const struct cfg_header **h,
+                  size_t *n)
+{
+    const struct cfg_route *r = base;
+
+    if (strcmp(key->name, "request_header") == 0) {
+        *h = r->request_headers;
+        *n = r->nrequest_headers;
+    } else {
+        *h = r->response_headers;
+        *n = r->nresponse_headers;
+    }
+}
+
+static void
+dump_headers(struct cfg_out *o, const struct cfg_key *key, const void *base)
+{
+    const struct cfg_header *h;
+    size_t n;
+
+    cfg_route_headers(key, base, &h, &n);
+    if (n == 0)
+        cfg_line(o, "; %s: not set", key->name);
+    for (size_t i = 0; i < n; i++)
+        cfg_line(o, "%s = %s: %s", key->name, h[i].name, h[i].value);
+}
+
+/* For the reload diff: every header, in order. */
+static bool
+format_headers(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
+               size_t outlen)
+{
+    const struct cfg_header *h;
+    size_t n, len = 0;
+
+    (void)cfg;
+    cfg_route_headers(key, base, &h, &n);
+    if (n == 0)
+        return false;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && len < outlen; i++)
+        len += (size_t)snprintf(out + len, outlen - len, "%s%s: %s", i ? ", " : "", h[i].name,
+                                h[i].value);
+    return true;
+}
+
+static int
+set_hide_response_header(struct cfg_state *st, const struct cfg_key *key, void *base,
+                         const char *val, char *why, size_t whylen)
+{
+    struct cfg_route *r = base;
+    char **slot;
+    void *na;
+
+    (void)st, (void)key;
+    if (cfg_header_name(val, strlen(val), why, whylen) == -1)
+        return -1;
+    for (size_t i = 0; i < r->nhide_response_headers; i++) {
+        if (strcasecmp(r->hide_response_headers[i], val) == 0) {
+            snprintf(why, whylen, "%s hidden twice", val);
+            return -1;
+        }
+    }
+    if (r->nhide_response_headers >= CFG_MAX_ROUTE_HEADERS) {
+        snprintf(why, whylen, "too many headers (max %d)", CFG_MAX_ROUTE_HEADERS);
+        return -1;
+    }
+    slot = cfg_push(r->hide_response_headers, &r->nhide_response_headers, sizeof(*slot), &na);
+    if (slot == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    r->hide_response_headers = na;
+    *slot = cfg_strndup_or(val, strlen(val), why, whylen);
+    return *slot != NULL ? 0 : -1;
+}
+
+static void
+dump_hide(struct cfg_out *o, const struct cfg_key *key, const void *base)
+{
+    const struct cfg_route *r = base;
+
+    if (r->nhide_response_headers == 0)
+        cfg_line(o, "; %s: not set", key->name);
+    for (size_t i = 0; i < r->nhide_response_headers; i++)
+        cfg_line(o, "%s = %s", key->name, r->hide_response_headers[i]);
+}
+
+static bool
+format_hide(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
+            size_t outlen)
+{
+    const struct cfg_route *r = base;
+    size_t len = 0;
+
+    (void)key, (void)cfg;
+    if (r->nhide_response_headers == 0)
+        return false;
+    out[0] = '\0';
+    for (size_t i = 0; i < r->nhide_response_headers && len < outlen; i++)
+        len += (size_t)snprintf(out + len, outlen - len, "%s%s", i ? ", " : "",
+                                r->hide_response_headers[i]);
+    return true;
+}
+
+static void
+cfg_free_strings(char **s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(s[i]);
+    free(s);
+}
+
+/* A host name as routes write it: letters, digits, '-' and '.', or an IPv6 literal. */
+static bool
+cfg_host_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 253)
+        return false;
+    if (s[0] == '[')
+        return s[n - 1] == ']' && strspn(s + 1, "0123456789abcdef:.") == n - 2 && n > 2;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
+              s[i] == '.'))
+            return false;
+    return s[0] != '.' && strstr(s, "..") == NULL;
+}
+
+/*
+ * "name *.wildcard ...": names compare without case and without a trailing
+ * dot, so they are stored lower case without it. "*" alone is no name:
+ * leave host out for any host.
+ */
+static int
+set_route_host(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+               char *why, size_t whylen)
+{
+    struct cfg_route *r = base;
+    char copy[CFG_MAX_LINE], *tok, *save = NULL;
+
+    (void)st, (void)key;
+    cfg_free_strings(r->hosts, r->nhosts);
+    r->hosts = NULL;
+    r->nhosts = 0;
+    snprintf(copy, sizeof(copy), "%s", val);
+    for (tok = strtok_r(copy, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+        size_t n = strlen(tok);
+        char **slot;
+        void *na;
+
+        for (size_t i = 0; i < n; i++)
+            tok[i] = (char)(tok[i] >= 'A' && tok[i] <= 'Z' ? tok[i] - 'A' + 'a' : tok[i]);
+        if (n > 1 && tok[n - 1] == '.')
+            tok[--n] = '\0';
+        bool wild = strncmp(tok, "*.", 2) == 0;
+        if (!cfg_host_name(wild ? tok + 2 : tok)) {
+            snprintf(why, whylen,
+                     "bad host name \"%s\" (a name, or *.name for its subdomains; leave host "
+                     "out for any host)",
+                     tok);
+            return -1;
+        }
+        for (size_t i = 0; i < r->nhosts; i++) {
+            if (strcmp(r->hosts[i], tok) == 0) {
+                snprintf(why, whylen, "host %s named twice", tok);
+                return -1;
+            }
+        }
+        if (r->nhosts >= CFG_MAX_ROUTE_HOSTS) {
+            snprintf(why, whylen, "too many host names (max %d)", CFG_MAX_ROUTE_HOSTS);
+            return -1;
+        }
+        slot = cfg_push(r->hosts, &r->nhosts, sizeof(*slot), &na);
+        if (slot == NULL) {
+            snprintf(why, whylen, "out of memory");
+            return -1;
+        }
+        r->hosts = na;
+        if ((*slot = cfg_strndup_or(tok, n, why, whylen)) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static bool
+format_route_host(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
+                  size_t outlen)
+{
+    const struct cfg_route *r = base;
+    size_t len = 0;
+
+    (void)key, (void)cfg;
+    if (r->nhosts == 0)
+        return false;
+    out[0] = '\0';
+    for (size_t i = 0; i < r->nhosts && len < outlen; i++)
+        len += (size_t)snprintf(out + len, outlen - len, "%s%s", i ? " " : "", r->hosts[i]);
+    return true;
+}
+
+/* A prefix starting with '/', written in normalised form (route_normalize()). */
+static int
+set_route_path(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+               char *why, size_t whylen)
+{
+    struct cfg_route *r = base;
+    size_t n = strlen(val);
+    char norm[CFG_MAX_LINE];
+
+    (void)st, (void)key;
+    if (val[0] != '/') {
+        snprintf(why, whylen, "bad path \"%s\": must start with '/'", val);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)val[i];
+
+        if (c < 0x21 || c > 0x7e || c == '?' || c == '#') {
+            snprintf(why, whylen,
+                     "bad character 0x%02x at byte %zu of the path (visible ASCII, no '?' "
+                     "or '#')",
+                     c, i + 1);
+            return -1;
+        }
+    }
+    if (route_normalize(val, n, norm, sizeof(norm)) == -1 || strcmp(norm, val) != 0) {
+        snprintf(why, whylen,
+                 "path \"%s\" is not normalised: requests are matched as \"%s\", write that", val,
+                 norm);
+        return -1;
+    }
+    char *p = cfg_strndup_or(val, n, why, whylen);
+    if (p == NULL)
+        return -1;
+    free(r->path);
+    r->path = p;
+    return 0;
+}
+
 static bool
 format_duration_h(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
                   size_t outlen)
@@ -1250,6 +1750,40 @@ format_duration_h(const struct cfg_key *key, const struct config *cfg, const voi
         snprintf(out, outlen, "%lldh", (long long)(ms / (3600 * 1000)));
     else
         cfg_format_ms(ms, out, outlen);
+    return true;
+}
+
+static bool
+format_route_path(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
+                  size_t outlen)
+{
+    (void)key, (void)cfg;
+    snprintf(out, outlen, "%s", ((const struct cfg_route *)base)->path);
+    return true;
+}
+
+static int
+set_route_upstream(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+                   char *why, size_t whylen)
+{
+    struct cfg_route *r = base;
+
+    (void)st, (void)key;
+    if (!cfg_valid_name(val)) {
+        snprintf(why, whylen, "bad group name \"%s\" ([A-Za-z0-9_.-], 1 to %d characters)", val,
+                 CFG_NAME_MAX - 1);
+        return -1;
+    }
+    snprintf(r->upstream, sizeof(r->upstream), "%s", val);
+    return 0;
+}
+
+static bool
+format_route_upstream(const struct cfg_key *key, const struct config *cfg, const void *base,
+                      char *out, size_t outlen)
+{
+    (void)key, (void)cfg;
+    snprintf(out, outlen, "%s", ((const struct cfg_route *)base)->upstream);
     return true;
 }
 
@@ -1267,6 +1801,9 @@ format_duration_h(const struct cfg_key *key, const struct config *cfg, const voi
 #define TLS(field)                                                                                \
     .section = CFG_SEC_TLS, .offset = offsetof(struct config, field),                             \
     .width = sizeof(((struct config *)0)->field)
+#define ROUTE(field)                                                                              \
+    .section = CFG_SEC_ROUTE, .offset = offsetof(struct cfg_route, field),                        \
+    .width = sizeof(((struct cfg_route *)0)->field)
 #define WORDS(list) .words = list, .nwords = NELEM(list)
 #define RANGE(lo, hi) .min = (lo), .max = (hi)
 
@@ -1312,6 +1849,10 @@ static const struct cfg_key cfg_keys[] = {
      .doc = "stderr or a path"},
     {PROXY(access_log), .name = "access_log", .type = CFG_T_STRING, .default_value = "stderr",
      .doc = "stderr, a path, or off"},
+    {PROXY(access_log_format), .name = "access_log_format", .type = CFG_T_ENUM,
+     WORDS(cfg_log_format_names), .what = "log format", .default_value = "main",
+     .doc =
+         "main (with route and request id), combined (Apache/nginx) or json (one object a line)"},
     {PROXY(log_level), .name = "log_level", .type = CFG_T_ENUM, WORDS(cfg_log_level_names),
      .what = "level", .default_value = "info", .doc = "error, warn, info or debug"},
     {PROXY(keepalive_timeout_ms), .name = "keepalive_timeout", .type = CFG_T_DURATION,
@@ -1360,6 +1901,21 @@ static const struct cfg_key cfg_keys[] = {
     {PROXY(redirect_https), .name = "redirect_https", .type = CFG_T_BOOL, WORDS(cfg_yes_no),
      .default_value = "no",
      .doc = "plain listeners answer 301 (GET, HEAD) or 308 to https://host[:first tls port]"},
+    {PROXY(server_timing), .name = "server_timing", .type = CFG_T_BOOL, WORDS(cfg_on_off),
+     .default_value = "off",
+     .doc = "responses carry Server-Timing: mp-connect, mp-upstream, mp-total"},
+    {PROXY(request_id), .name = "request_id", .type = CFG_T_BOOL, WORDS(cfg_on_off),
+     .default_value = "off",
+     .doc =
+         "X-Request-Id: the client's kept if valid, else made; to the upstream, back and logged"},
+    {.section = CFG_SEC_PROXY,
+     .name = "trusted_proxies",
+     .type = CFG_T_CUSTOM,
+     .flags = CFG_EMPTY_OK,
+     .default_doc = "none",
+     .set = set_trusted_proxies,
+     .format = format_trusted_proxies,
+     .doc = "CIDRs whose X-Forwarded-For is believed (the client: its last untrusted entry)"},
 
     /* [admin] */
     {ADMIN(admin_addr), .name = "listen", .type = CFG_T_ADDR, .default_doc = "required",
@@ -1462,6 +2018,58 @@ static const struct cfg_key cfg_keys[] = {
      .default_value = "10s", .doc = "an open breaker keeps the server out this long, > 0"},
     {GROUP(fail_on_5xx), .name = "fail_on_5xx", .type = CFG_T_BOOL, WORDS(cfg_yes_no),
      .default_value = "no", .doc = "count 5xx answers as failures too"},
+
+    /* [route NAME] */
+    {.section = CFG_SEC_ROUTE,
+     .name = "host",
+     .type = CFG_T_CUSTOM,
+     .default_doc = "any",
+     .set = set_route_host,
+     .format = format_route_host,
+     .doc = "host names, exact or *.wildcard, separated by spaces; absent: any host"},
+    {.section = CFG_SEC_ROUTE,
+     .name = "path",
+     .type = CFG_T_CUSTOM,
+     .default_value = "/",
+     .set = set_route_path,
+     .format = format_route_path,
+     .doc = "a path prefix, matched on the normalised path"},
+    {.section = CFG_SEC_ROUTE,
+     .name = "upstream",
+     .type = CFG_T_CUSTOM,
+     .default_doc = "required",
+     .set = set_route_upstream,
+     .format = format_route_upstream,
+     .doc = "the [upstream NAME] group that serves the route's requests"},
+    {ROUTE(strip_prefix), .name = "strip_prefix", .type = CFG_T_BOOL, WORDS(cfg_yes_no),
+     .default_value = "no", .doc = "yes: the path reaches the upstream without the prefix"},
+    {.section = CFG_SEC_ROUTE,
+     .name = "request_header",
+     .type = CFG_T_CUSTOM,
+     .flags = CFG_REPEATABLE,
+     .default_doc = "none",
+     .set = set_request_header,
+     .format = format_headers,
+     .dump = dump_headers,
+     .doc = "Name: value, set (replacing) on the way to the upstream; repeatable"},
+    {.section = CFG_SEC_ROUTE,
+     .name = "response_header",
+     .type = CFG_T_CUSTOM,
+     .flags = CFG_REPEATABLE,
+     .default_doc = "none",
+     .set = set_response_header,
+     .format = format_headers,
+     .dump = dump_headers,
+     .doc = "Name: value, set (replacing) on the way back to the client; repeatable"},
+    {.section = CFG_SEC_ROUTE,
+     .name = "hide_response_header",
+     .type = CFG_T_CUSTOM,
+     .flags = CFG_REPEATABLE,
+     .default_doc = "none",
+     .set = set_hide_response_header,
+     .format = format_hide,
+     .dump = dump_hide,
+     .doc = "a header removed from the upstream's responses; repeatable"},
 };
 
 _Static_assert(NELEM(cfg_keys) <= CFG_NKEYS_MAX, "raise CFG_NKEYS_MAX");
@@ -1478,6 +2086,8 @@ cfg_section_name(enum cfg_section section)
         return "upstream NAME";
     case CFG_SEC_TLS:
         return "tls";
+    case CFG_SEC_ROUTE:
+        return "route NAME";
     case CFG_SEC_NONE:
         break;
     }
@@ -1543,6 +2153,8 @@ cfg_base(struct cfg_state *st)
 {
     if (st->section == CFG_SEC_UPSTREAM)
         return &st->cfg->groups[st->group];
+    if (st->section == CFG_SEC_ROUTE)
+        return &st->cfg->routes[st->route];
     return st->cfg;
 }
 
@@ -1552,6 +2164,8 @@ cfg_seen(struct cfg_state *st)
 {
     if (st->section == CFG_SEC_UPSTREAM)
         return st->group_seen[st->group];
+    if (st->section == CFG_SEC_ROUTE)
+        return st->route_seen[st->route];
     return st->proxy_seen; /* [proxy] and [admin] rows are distinct */
 }
 
@@ -1596,14 +2210,14 @@ cfg_handler(void *user, const char *section, const char *name, const char *val)
     }
     if (seen[i] == 0)
         seen[i] = st->lineno;
-    if (*val == '\0' && (key->flags & CFG_EMPTY_OK)) {
+    if (*val == '\0' && (key->flags & CFG_EMPTY_OK) && key->type == CFG_T_STRING) {
         char **p = cfg_field(key, cfg_base(st));
 
         free(*p);
         *p = NULL;
         return 1;
     }
-    if (*val == '\0') {
+    if (*val == '\0' && !(key->flags & CFG_EMPTY_OK)) {
         cfg_fail(st, st->lineno, "[%s] %s: empty value", st->section_text, name);
         return 0;
     }
@@ -1658,6 +2272,58 @@ cfg_new_group(struct cfg_state *st, const char *header, const char *name)
     cfg_apply_defaults(st, CFG_SEC_UPSTREAM, g);
 }
 
+/* [route <name>] (the name not yet checked): a new route with its defaults. */
+static void
+cfg_new_route(struct cfg_state *st, const char *header, const char *name)
+{
+    struct config *cfg = st->cfg;
+    struct cfg_route *r;
+    void *arr;
+
+    if (*name == '\0') {
+        cfg_fail(st, st->lineno, "[route]: missing route name ([route NAME])");
+        return;
+    }
+    if (!cfg_valid_name(name)) {
+        cfg_fail(st, st->lineno,
+                 "[%s]: bad route name \"%s\" ([A-Za-z0-9_.-], 1 to %d characters)", header, name,
+                 CFG_NAME_MAX - 1);
+        return;
+    }
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        if (strcmp(cfg->routes[i].name, name) == 0) {
+            cfg_fail(st, st->lineno, "[route %s]: duplicate route name, first at line %d", name,
+                     cfg->routes[i].line);
+            return;
+        }
+    }
+    if (cfg->nroutes >= CFG_MAX_ROUTES) {
+        cfg_fail(st, st->lineno, "[route %s]: too many routes (max %d)", name, CFG_MAX_ROUTES);
+        return;
+    }
+    r = cfg_push(cfg->routes, &cfg->nroutes, sizeof(*r), &arr);
+    if (r == NULL) {
+        cfg_fail(st, st->lineno, "out of memory");
+        return;
+    }
+    cfg->routes = arr;
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    r->line = st->lineno;
+    st->section = CFG_SEC_ROUTE;
+    st->route = cfg->nroutes - 1;
+    snprintf(st->section_text, sizeof(st->section_text), "route %s", name);
+    cfg_apply_defaults(st, CFG_SEC_ROUTE, r);
+}
+
+/* Whether <text> is "<word>" or "<word> ...": a section with a name. */
+static bool
+cfg_named_section(const char *text, const char *word)
+{
+    size_t n = strlen(word);
+
+    return strncmp(text, word, n) == 0 && (text[n] == '\0' || text[n] == ' ' || text[n] == '\t');
+}
+
 /* [proxy] or [admin]: at most once each; <*first_line> records where. */
 static void
 cfg_single_section(struct cfg_state *st, enum cfg_section section, int *first_line)
@@ -1710,9 +2376,13 @@ cfg_section_header(struct cfg_state *st, const char *p)
         cfg_apply_defaults(st, CFG_SEC_TLS, st->cfg);
         return;
     }
-    if (strncmp(text, "upstream", 8) != 0 ||
-        (text[8] != '\0' && text[8] != ' ' && text[8] != '\t')) {
-        cfg_fail(st, st->lineno, "[%s]: unknown section (proxy, admin, tls, upstream NAME)", text);
+    if (cfg_named_section(text, "route")) {
+        cfg_new_route(st, text, text + 5 + strspn(text + 5, " \t"));
+        return;
+    }
+    if (!cfg_named_section(text, "upstream")) {
+        cfg_fail(st, st->lineno,
+                 "[%s]: unknown section (proxy, admin, tls, upstream NAME, route NAME)", text);
         return;
     }
     cfg_new_group(st, text, text + 8 + strspn(text + 8, " \t"));
@@ -2126,6 +2796,66 @@ cfg_validate_tls(struct cfg_state *st)
     return 0;
 }
 
+/* Whether routes <a> and <b> name the same set of hosts (in any order). */
+static bool
+cfg_same_hosts(const struct cfg_route *a, const struct cfg_route *b)
+{
+    if (a->nhosts != b->nhosts)
+        return false;
+    for (size_t i = 0; i < a->nhosts; i++) {
+        size_t j;
+        for (j = 0; j < b->nhosts; j++)
+            if (strcmp(a->hosts[i], b->hosts[j]) == 0)
+                break;
+        if (j == b->nhosts)
+            return false; /* names are unique within a route, so this is enough */
+    }
+    return true;
+}
+
+/*
+ * Each route names an existing group; no two routes have the same host set
+ * and path (the second could never be chosen: an error naming both lines).
+ */
+static int
+cfg_validate_routes(struct cfg_state *st)
+{
+    struct config *cfg = st->cfg;
+    int up = cfg_find_key(CFG_SEC_ROUTE, "upstream");
+
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        struct cfg_route *r = &cfg->routes[i];
+        size_t g;
+
+        if (st->route_seen[i][up] == 0) {
+            cfg_fail(st, r->line, "[route %s] upstream: missing, upstream = NAME is required",
+                     r->name);
+            return -1;
+        }
+        for (g = 0; g < cfg->ngroups; g++)
+            if (strcmp(cfg->groups[g].name, r->upstream) == 0)
+                break;
+        if (g == cfg->ngroups) {
+            cfg_fail(st, st->route_seen[i][up], "[route %s] upstream: no [upstream %s] section",
+                     r->name, r->upstream);
+            return -1;
+        }
+        r->group = g;
+        for (size_t j = 0; j < i; j++) {
+            const struct cfg_route *o = &cfg->routes[j];
+
+            if (strcmp(o->path, r->path) == 0 && cfg_same_hosts(o, r)) {
+                cfg_fail(st, r->line,
+                         "[route %s]: same host and path as [route %s] at line %d: it could "
+                         "never match",
+                         r->name, o->name, o->line);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* The whole-file checks, once every line was read. */
 static int
 cfg_validate(struct cfg_state *st)
@@ -2152,7 +2882,8 @@ cfg_validate(struct cfg_state *st)
     }
     cfg->group = i;
     if (cfg_validate_pool(st) == -1 || cfg_validate_admin(st) == -1 ||
-        cfg_validate_groups(st) == -1 || cfg_validate_tls(st) == -1)
+        cfg_validate_groups(st) == -1 || cfg_validate_tls(st) == -1 ||
+        cfg_validate_routes(st) == -1)
         return -1;
     return 0;
 }
@@ -2277,6 +3008,25 @@ cfg_free(struct config *cfg)
     for (size_t i = 0; i < cfg->ngroups; i++)
         free(cfg->groups[i].servers);
     free(cfg->groups);
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        struct cfg_route *r = &cfg->routes[i];
+
+        cfg_free_strings(r->hosts, r->nhosts);
+        free(r->path);
+        for (size_t j = 0; j < r->nrequest_headers; j++) {
+            free(r->request_headers[j].name);
+            free(r->request_headers[j].value);
+        }
+        free(r->request_headers);
+        for (size_t j = 0; j < r->nresponse_headers; j++) {
+            free(r->response_headers[j].name);
+            free(r->response_headers[j].value);
+        }
+        free(r->response_headers);
+        cfg_free_strings(r->hide_response_headers, r->nhide_response_headers);
+    }
+    free(cfg->routes);
+    free(cfg->trusted_proxies);
     free(cfg->listeners);
     for (size_t i = 0; i < cfg->ntls_certs; i++) {
         free(cfg->tls_certs[i].cert);
@@ -2392,10 +3142,19 @@ cfg_find_group(const struct config *cfg, const char *name)
     return NULL;
 }
 
+static const struct cfg_route *
+cfg_find_route(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (strcmp(cfg->routes[i].name, name) == 0)
+            return &cfg->routes[i];
+    return NULL;
+}
+
 /*
  * Order: [proxy] keys (listeners first), [admin], groups removed then
- * added, then each group kept (in <new>'s order). Line numbers and the file
- * name are not compared: they are not behaviour.
+ * added, then each group kept (in <new>'s order), then routes the same way. Line numbers and the
+ * file name are not compared: they are not behaviour.
  */
 int
 cfg_diff(const struct config *old, const struct config *new,
@@ -2421,6 +3180,21 @@ cfg_diff(const struct config *old, const struct config *new,
             continue;
         snprintf(pfx, sizeof(pfx), "[%s] ", og->name);
         cfg_diff_section(&o, CFG_SEC_UPSTREAM, pfx, old, og, new, &new->groups[i]);
+    }
+    for (size_t i = 0; i < old->nroutes; i++)
+        if (cfg_find_route(new, old->routes[i].name) == NULL)
+            cfg_line(&o, "route removed %s", old->routes[i].name);
+    for (size_t i = 0; i < new->nroutes; i++)
+        if (cfg_find_route(old, new->routes[i].name) == NULL)
+            cfg_line(&o, "route added %s", new->routes[i].name);
+    for (size_t i = 0; i < new->nroutes; i++) {
+        const struct cfg_route *orr = cfg_find_route(old, new->routes[i].name);
+        char rpfx[CFG_NAME_MAX + 16];
+
+        if (orr == NULL)
+            continue;
+        snprintf(rpfx, sizeof(rpfx), "[route %s] ", orr->name);
+        cfg_diff_section(&o, CFG_SEC_ROUTE, rpfx, old, orr, new, &new->routes[i]);
     }
     return o.lines;
 }
@@ -2474,6 +3248,11 @@ cfg_dump(const struct config *cfg, void (*emit)(void *arg, const char *line), vo
         cfg_line(&o, "%s", "");
         cfg_line(&o, "[upstream %s]", cfg->groups[i].name);
         cfg_dump_section(&o, CFG_SEC_UPSTREAM, cfg, &cfg->groups[i]);
+    }
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        cfg_line(&o, "%s", "");
+        cfg_line(&o, "[route %s]", cfg->routes[i].name);
+        cfg_dump_section(&o, CFG_SEC_ROUTE, cfg, &cfg->routes[i]);
     }
     return o.lines;
 }

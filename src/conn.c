@@ -14,6 +14,7 @@
 
 #include <openssl/err.h>
 
+#include "alog.h"
 #include "clock.h"
 #include "log.h"
 #include "net.h"
@@ -346,7 +347,13 @@ conn_give_back(struct conn *c, const char *p, size_t n)
 uint64_t
 conn_send_error(struct conn *c, int status, bool close)
 {
-    char body[256], head[320], hsts[64] = "";
+    return conn_send_error_id(c, status, close, NULL);
+}
+
+uint64_t
+conn_send_error_id(struct conn *c, int status, bool close, const char *request_id)
+{
+    char body[256], head[512], hsts[64] = "";
     const char *reason = http_reason(status);
     int blen = snprintf(body, sizeof(body),
                         "<html><head><title>%d %s</title></head><body><h1>%d %s</h1>"
@@ -356,10 +363,13 @@ conn_send_error(struct conn *c, int status, bool close)
     if (c->ssl != NULL && c->cfg->tls_hsts > 0)
         snprintf(hsts, sizeof(hsts), "Strict-Transport-Security: max-age=%u\r\n",
                  c->cfg->tls_hsts);
-    int hlen = snprintf(head, sizeof(head),
-                        "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n%s%s"
-                        "\r\n",
-                        status, reason, blen, hsts, close ? "Connection: close\r\n" : "");
+    int hlen =
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n%s%s%s%s%s"
+                 "\r\n",
+                 status, reason, blen, hsts, request_id != NULL ? "X-Request-Id: " : "",
+                 request_id != NULL ? request_id : "", request_id != NULL ? "\r\n" : "",
+                 close ? "Connection: close\r\n" : "");
     struct iovec iov[2] = {{head, (size_t)hlen}, {body, (size_t)blen}};
     if (conn_write_all(c, iov, 2) == -1) {
         log_debug("%s: sending %d: %s", c->ip, status, strerror(errno));
@@ -417,33 +427,19 @@ conn_access_log(const struct conn *c, const struct conn_log_entry *e)
 {
     if (!log_access_enabled())
         return;
-    char line[1024], ut[32];
-    const char *version = e->minor < 0 ? "" : e->minor == 0 ? " HTTP/1.0" : " HTTP/1.1";
-    if (e->upstream_us >= 0)
-        snprintf(ut, sizeof(ut), "%.3f", (double)e->upstream_us / 1e6);
-    else
-        snprintf(ut, sizeof(ut), "-");
-    int n = snprintf(line, sizeof(line),
-                     "%s - - [%s] \"%s%s\" %d %" PRIu64 " upstream=%s ustatus=%d rt=%.3f urt=%s\n",
-                     c->ip, log_time_local(), e->request, version, e->status, e->bytes,
-                     e->upstream != NULL ? e->upstream : "-", e->upstream_status,
-                     (double)(clock_us() - e->start_us) / 1e6, ut);
-    if (n < 0)
-        return;
-    if (c->ssl != NULL && (size_t)n < sizeof(line)) {
-        const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
-        int m = snprintf(line + n - 1, sizeof(line) - (size_t)n + 1,
-                         " tls=%s cipher=%s sni=%.64s resumed=%d\n", SSL_get_version(c->ssl),
-                         SSL_get_cipher_name(c->ssl), sni != NULL ? sni : "-",
-                         SSL_session_reused(c->ssl) ? 1 : 0);
-        if (m > 0)
-            n += m - 1;
+    char line[ALOG_LINE_MAX];
+    struct conn_log_entry with_tls;
+    if (c->ssl != NULL) {
+        with_tls = *e;
+        with_tls.tls_version = SSL_get_version(c->ssl);
+        with_tls.tls_cipher = SSL_get_cipher_name(c->ssl);
+        with_tls.sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+        with_tls.tls_resumed = SSL_session_reused(c->ssl) != 0;
+        e = &with_tls;
     }
-    if ((size_t)n >= sizeof(line)) {
-        n = sizeof(line) - 1;
-        line[n - 1] = '\n';
-    }
-    log_access(line, (size_t)n);
+    size_t n = alog_line(c->cfg->access_log_format, e->client != NULL ? e->client : c->ip, e,
+                         clock_us(), line, sizeof(line));
+    log_access(line, n);
 }
 
 /*

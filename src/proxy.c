@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "clock.h"
 #include "log.h"
 #include "net.h"
+#include "realip.h"
 #include "relay.h"
 #include "rewrite.h"
 
@@ -23,14 +25,18 @@ struct exchange {
     struct conn *c;
     const struct http_request *req; /* its slices stay valid for the whole exchange (conn.h) */
     const struct cfg_group *grp;
-    size_t group; /* index of grp */
+    size_t group;                  /* index of grp */
+    const struct cfg_route *route; /* the route that matched, NULL: [proxy] upstream */
+    char client_ip[64];            /* the client: the peer, or who a trusted peer speaks for */
+    char request_id[129];          /* request_id = on: X-Request-Id both ways; "" when off */
+    struct rewrite_resp_opts resp_opts; /* the route's response header rules */
     /* the request, as it is sent */
     struct http_slice target, host; /* origin-form target, the client's host */
     struct http_slice key;          /* balance = hash: the key */
     bool idempotent;
-    char reqline[256];       /* "METHOD target", truncated, for logs */
-    struct conn_bytes early; /* body bytes that came with the head (chunked: decoded) */
-    bool early_whole;        /* ... and they are the whole body */
+    char reqline[4 * 233 + 8]; /* "METHOD target", truncated and escaped, for logs */
+    struct conn_bytes early;   /* body bytes that came with the head (chunked: decoded) */
+    bool early_whole;          /* ... and they are the whole body */
     /* the attempts: the server in use and the ones tried (never the same one twice) */
     struct balance_ticket ticket;
     struct balance_set tried;
@@ -67,9 +73,21 @@ access_log(struct exchange *x)
     if (x->upstream_start_us != 0)
         upstream_us =
             (x->upstream_head_us ? x->upstream_head_us : clock_us()) - x->upstream_start_us;
+    const struct http_request *req = x->req;
+    int ua = http_find_header(req->headers, req->nheaders, "user-agent");
+    int ref = http_find_header(req->headers, req->nheaders, "referer");
     conn_access_log(x->c,
                     &(struct conn_log_entry){
                         .request = x->reqline,
+                        .method = req->method,
+                        .target = req->target,
+                        .client = x->client_ip,
+                        .route = x->route != NULL ? x->route->name : NULL,
+                        .request_id = x->request_id[0] != '\0' ? x->request_id : NULL,
+                        .user_agent = ua >= 0 ? req->headers[ua].value : (struct http_slice){0},
+                        .referer = ref >= 0 ? req->headers[ref].value : (struct http_slice){0},
+                        .has_ua = ua >= 0,
+                        .has_referer = ref >= 0,
                         .minor = x->req->minor_version,
                         .status = x->status,
                         .bytes = x->sent,
@@ -98,7 +116,8 @@ answer(struct exchange *x, int status, bool close)
     if (close || !x->rl.body_done)
         x->client_keep = false;
     x->status = status;
-    x->sent = conn_send_error(x->c, status, !x->client_keep);
+    x->sent = conn_send_error_id(x->c, status, !x->client_keep,
+                                 x->request_id[0] != '\0' ? x->request_id : NULL);
 }
 
 /* ---- the server and its connection ------------------------------------------------------ */
@@ -115,7 +134,8 @@ pick_server(struct exchange *x)
     balance_pick(&px->bal, px->shm, x->group, &x->tried, x->key.p, x->key.len, clock_ms(),
                  &x->ticket);
     if (x->ticket.server < 0) {
-        log_warn("[%s] no usable server (client %s, \"%s\")", x->grp->name, x->c->ip, x->reqline);
+        log_warn("[%s] no usable server (client %s, \"%s\")", x->grp->name, x->client_ip,
+                 x->reqline);
         return -1;
     }
     x->server = x->ticket.server;
@@ -197,14 +217,15 @@ open_conn(struct exchange *x)
 
     /* An idempotent request whose body is all here is retried if a pooled connection is dead. */
     bool retryable = x->idempotent && x->rl.body_done;
+    int64_t t0 = clock_us();
     x->ufd = x->fresh ? -1 : upool_get(&px->pool, x->group, (size_t)x->server, retryable);
     x->reused = x->ufd != -1;
     if (x->upstream_start_us == 0)
-        x->upstream_start_us = clock_us();
-    if (x->ufd != -1)
-        return F_NONE;
-    x->ufd =
-        net_connect(&x->grp->servers[x->server].addr, clock_ms() + x->grp->connect_timeout_ms);
+        x->upstream_start_us = t0;
+    if (x->ufd == -1)
+        x->ufd =
+            net_connect(&x->grp->servers[x->server].addr, clock_ms() + x->grp->connect_timeout_ms);
+    x->rl.connect_us = clock_us() - t0; /* Server-Timing's mp-connect: this attempt's */
     if (x->ufd != -1)
         return F_NONE;
     x->err = errno;
@@ -222,7 +243,7 @@ send_head(struct exchange *x)
         .host = x->host,
         .upstream_host = x->grp->servers[x->server].addr.text,
         .preserve_host = x->grp->preserve_host,
-        .client_ip = x->c->ip,
+        .client_ip = x->client_ip,
         .proto = conn_is_tls(x->c) ? "https" : "http",
         .client_verify = x->client_cert ? x->client_verify : NULL,
         .client_subject =
@@ -231,6 +252,9 @@ send_head(struct exchange *x)
         .content_length = req->info.content_length,
         .upstream_close = x->grp->keepalive == 0,
         .drop_underscores = px->cfg->underscores_in_headers == CFG_US_DROP,
+        .set = x->route != NULL ? x->route->request_headers : NULL,
+        .nset = x->route != NULL ? x->route->nrequest_headers : 0,
+        .request_id = x->request_id[0] != '\0' ? x->request_id : NULL,
     };
     ssize_t hlen = rewrite_request(req, &rw, px->head_buf, px->head_cap);
     if (hlen < 0)
@@ -241,6 +265,7 @@ send_head(struct exchange *x)
         return errno == ETIMEDOUT ? F_SEND_TIMEOUT : F_SEND;
     }
     x->rl.body_done = x->early_whole;
+    x->rl.sent_us = x->early_whole ? clock_us() : 0; /* else the relay sets it */
     return F_NONE;
 }
 
@@ -332,13 +357,14 @@ log_server_fault(const struct exchange *x, const char *what, const char *addr)
     char hdr[32] = "";
 
     if (r->detail == NULL) {
-        log_warn("%s %s: %s (client %s, \"%s\")", what, addr, strerror(x->err), x->c->ip,
+        log_warn("%s %s: %s (client %s, \"%s\")", what, addr, strerror(x->err), x->client_ip,
                  x->reqline);
         return;
     }
     if (r->detail_header > 0)
         snprintf(hdr, sizeof(hdr), " in header %u", r->detail_header);
-    log_warn("%s %s: %s%s (client %s, \"%s\")", what, addr, r->detail, hdr, x->c->ip, x->reqline);
+    log_warn("%s %s: %s%s (client %s, \"%s\")", what, addr, r->detail, hdr, x->client_ip,
+             x->reqline);
 }
 
 /* When a failed attempt may be made again. */
@@ -474,7 +500,7 @@ upstream_next(struct exchange *x, enum fail f)
     if (rule->slow)
         atomic_fetch_add_explicit(&x->px->shm->slow_rejects, 1, memory_order_relaxed);
     if (rule->client_fault)
-        log_info("%s: %s (\"%s\")", x->c->ip, x->rl.why, x->reqline);
+        log_info("%s: %s (\"%s\")", x->client_ip, x->rl.why, x->reqline);
     if (rule->status == 408)
         conn_no_linger(x->c); /* too slow: lingering would give its worker back */
     bool could = may_again(x, rule->other);
@@ -592,6 +618,132 @@ take_early_body(struct exchange *x)
     return 0;
 }
 
+/*
+ * The route step: which group serves the request (route.h), and the target
+ * it is sent with (strip_prefix: the normalised path without the prefix).
+ * Counted per route in the shared table.
+ */
+static void
+choose_route(struct exchange *x)
+{
+    struct proxy *px = x->px;
+    const struct config *cfg = px->cfg;
+    struct route_result rr;
+
+    if (cfg->nroutes == 0 || x->target.p[0] != '/' ||
+        route_match(&px->routes, x->host.p, x->host.len, x->target.p, x->target.len, px->norm_buf,
+                    cfg->max_header_size + 1, &rr) == -1 ||
+        rr.route == NULL)
+        return;
+    x->route = rr.route;
+    x->group = rr.route->group;
+    x->grp = &cfg->groups[x->group];
+    atomic_fetch_add_explicit(&px->shm->route_requests[rr.index], 1, memory_order_relaxed);
+    if (rr.route->strip_prefix) {
+        ssize_t n = route_strip(rr.route, px->norm_buf, rr.path_len, x->target.p, x->target.len,
+                                px->target_buf, cfg->max_header_size + 2);
+        if (n >= 0)
+            x->target = (struct http_slice){px->target_buf, (size_t)n};
+    }
+}
+
+/* xorshift128+: cheap, and seeded per worker; ids need to be unique, not secret. */
+static uint64_t
+next_random(struct proxy *px)
+{
+    uint64_t a = px->rng[0], b = px->rng[1];
+
+    px->rng[0] = b;
+    a ^= a << 23;
+    a ^= a >> 17;
+    a ^= b ^ (b >> 26);
+    px->rng[1] = a;
+    return a + b;
+}
+
+/* request_id = on: the client's X-Request-Id when it is 1..128 visible ASCII, else a new one. */
+static void
+take_request_id(struct exchange *x)
+{
+    const struct http_request *req = x->req;
+    int h = http_find_header(req->headers, req->nheaders, "x-request-id");
+
+    if (h >= 0) {
+        struct http_slice v = req->headers[h].value;
+        bool ok = v.len >= 1 && v.len <= 128;
+        for (size_t i = 0; ok && i < v.len; i++)
+            ok = v.p[i] >= 0x21 && v.p[i] <= 0x7e;
+        if (ok) {
+            memcpy(x->request_id, v.p, v.len);
+            x->request_id[v.len] = '\0';
+            return;
+        }
+    }
+    snprintf(x->request_id, sizeof(x->request_id), "%016llx%016llx",
+             (unsigned long long)next_random(x->px), (unsigned long long)next_random(x->px));
+}
+
+/*
+ * max_conns_per_ip under the real address: a connection from a trusted
+ * peer was not counted at accept (worker.c), since the peer speaks for
+ * many clients; once a head names the client, the connection is counted
+ * in that client's slot (moved there from a previous request's). Returns
+ * 0, or 503 when the client is over its limit.
+ */
+static int
+readmit(struct exchange *x)
+{
+    struct proxy *px = x->px;
+    unsigned max = px->cfg->max_conns_per_ip;
+
+    if (max == 0 || px->cfg->ntrusted_proxies == 0 || !realip_trusted(px->cfg, x->c->ip))
+        return 0;
+    int b = (int)shm_ip_bucket(x->client_ip);
+    if (atomic_load(&px->me->ip_bucket) == b)
+        return 0;
+    int n = atomic_fetch_add(&px->shm->ip_conns[b], 1) + 1;
+    int old = atomic_exchange(&px->me->ip_bucket, b);
+    if (old >= 0 && old < SHM_IP_BUCKETS)
+        atomic_fetch_sub(&px->shm->ip_conns[old], 1);
+    if ((unsigned)n <= max)
+        return 0;
+    atomic_fetch_add_explicit(&px->shm->ip_rejects, 1, memory_order_relaxed);
+    log_info("%s: refused: %d connections from this address (max_conns_per_ip %u, via %s)",
+             x->client_ip, n, max, x->c->ip);
+    return 503;
+}
+
+/*
+ * "METHOD target" for the logs into <out>, truncated: the method at most 32
+ * bytes, the target 200; '"', '\\' and bytes outside printable ASCII as
+ * \xHH (the parser lets '"' through in a target), so a request cannot end
+ * the quoted field of a log line. Copied, not formatted: it is on every
+ * request.
+ */
+static void
+log_request_line(char *out, size_t cap, struct http_slice method, struct http_slice target)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t ml = method.len < 32 ? method.len : 32;
+    size_t tl = target.len < 200 ? target.len : 200;
+    size_t o = 0;
+
+    for (size_t i = 0; i < ml + 1 + tl && o + 5 < cap; i++) {
+        unsigned char b = i < ml    ? (unsigned char)method.p[i]
+                          : i == ml ? ' '
+                                    : (unsigned char)target.p[i - ml - 1];
+        if (b < 0x20 || b > 0x7e || b == '"' || b == '\\') {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[b >> 4];
+            out[o++] = hex[b & 15];
+        } else {
+            out[o++] = (char)b;
+        }
+    }
+    out[o] = '\0';
+}
+
 /* Sets up <x> for the request <req> read on <c>. Returns 0 or the status to answer with. */
 static int
 begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_request *req)
@@ -609,27 +761,16 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
         .ufd = -1,
         .start_us = clock_us(),
         .idempotent = is_idempotent(req->method),
-        .retries_left = grp->retries,
         .client_keep = req->info.keep_alive && !*px->draining && cfg->keepalive_timeout_ms > 0 &&
                        c->requests < cfg->keepalive_requests,
     };
-    /* "METHOD target" for the logs, truncated; copied, not formatted: it is on every request */
-    size_t ml = req->method.len < 32 ? req->method.len : 32;
-    size_t tl = req->target.len < 200 ? req->target.len : 200;
-    memcpy(x->reqline, req->method.p, ml);
-    x->reqline[ml] = ' ';
-    memcpy(x->reqline + ml + 1, req->target.p, tl);
-    x->reqline[ml + 1 + tl] = '\0';
-    if (grp->balance == CFG_BAL_HASH) {
-        x->key = (struct http_slice){c->ip, strlen(c->ip)};
-        if (grp->hash_key == CFG_HASH_HEADER) {
-            int h = http_find_header(req->headers, req->nheaders, grp->hash_header);
-            if (h >= 0)
-                x->key = req->headers[h].value; /* absent: the client address stands in */
-        }
-        if (x->key.len > 256)
-            x->key.len = 256; /* the hash has always read 256 bytes at most: keys map as before */
-    }
+    log_request_line(x->reqline, sizeof(x->reqline), req->method, req->target);
+    if (cfg->ntrusted_proxies > 0)
+        realip_client(cfg, c->ip, req, x->client_ip, sizeof(x->client_ip));
+    else
+        memcpy(x->client_ip, c->ip, sizeof(x->client_ip));
+    if (cfg->request_id)
+        take_request_id(x);
     if (cfg->underscores_in_headers == CFG_US_DROP)
         for (size_t i = 0; i < req->nheaders; i++)
             if (rewrite_has_underscore(req->headers[i].name))
@@ -643,9 +784,7 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
     r->max_body = cfg->client_max_body_size;
     r->head_request = method_is(req->method, "HEAD");
     r->client_minor = req->minor_version;
-    r->pool_ok = grp->keepalive > 0;
     r->draining = px->draining;
-    r->read_timeout = grp->read_timeout_ms;
     r->send_timeout = cfg->send_timeout_ms;
     r->body_timeout = cfg->client_body_timeout_ms;
     r->body_min_rate = cfg->client_body_min_rate;
@@ -662,7 +801,34 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
                               x->client_subject, sizeof(x->client_subject));
         }
     }
+    r->resp_opts = &x->resp_opts;
+    r->server_timing = cfg->server_timing;
+    r->start_us = x->start_us;
+    x->resp_opts.request_id = x->request_id[0] != '\0' ? x->request_id : NULL;
     int st = resolve_target(x);
+    if (st == 0 && (st = readmit(x)) == 0)
+        choose_route(x);
+    /* the group is known now: what depends on it */
+    grp = x->grp;
+    if (x->route != NULL) {
+        x->resp_opts.set = x->route->response_headers;
+        x->resp_opts.nset = x->route->nresponse_headers;
+        x->resp_opts.hide = x->route->hide_response_headers;
+        x->resp_opts.nhide = x->route->nhide_response_headers;
+    }
+    x->retries_left = grp->retries;
+    r->pool_ok = grp->keepalive > 0;
+    r->read_timeout = grp->read_timeout_ms;
+    if (grp->balance == CFG_BAL_HASH) {
+        x->key = (struct http_slice){x->client_ip, strlen(x->client_ip)};
+        if (grp->hash_key == CFG_HASH_HEADER) {
+            int h = http_find_header(req->headers, req->nheaders, grp->hash_header);
+            if (h >= 0)
+                x->key = req->headers[h].value; /* absent: the client address stands in */
+        }
+        if (x->key.len > 256)
+            x->key.len = 256; /* the hash has always read 256 bytes at most: keys map as before */
+    }
     return st != 0 ? st : take_early_body(x);
 }
 
@@ -790,12 +956,26 @@ proxy_init(struct proxy *px, const struct config *cfg, struct shm *shm, int slot
     px->body_buf = malloc(NET_IO_BUF);
     px->resp_buf = malloc(NET_IO_BUF);
     px->head_buf = malloc(px->head_cap);
-    if (px->body_buf == NULL || px->resp_buf == NULL || px->head_buf == NULL)
+    px->norm_buf = malloc(cfg->max_header_size + 1);
+    px->target_buf = malloc(cfg->max_header_size + 2);
+    if (px->body_buf == NULL || px->resp_buf == NULL || px->head_buf == NULL ||
+        px->norm_buf == NULL || px->target_buf == NULL)
         goto fail;
-    if (balance_init(&px->bal, cfg) == -1)
+    if (getrandom(px->rng, sizeof(px->rng), 0) != (ssize_t)sizeof(px->rng) ||
+        (px->rng[0] | px->rng[1]) == 0) {
+        /* no entropy yet (early boot): ids must still differ between workers */
+        px->rng[0] = (uint64_t)getpid() << 32 ^ (uint64_t)clock_us();
+        px->rng[1] = 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
+    }
+    if (route_table_init(&px->routes, cfg) == -1)
         goto fail;
+    if (balance_init(&px->bal, cfg) == -1) {
+        route_table_free(&px->routes);
+        goto fail;
+    }
     if (upool_init(&px->pool, cfg) == -1) {
         balance_free(&px->bal);
+        route_table_free(&px->routes);
         goto fail;
     }
     return 0;
@@ -803,6 +983,8 @@ fail:
     free(px->body_buf);
     free(px->resp_buf);
     free(px->head_buf);
+    free(px->norm_buf);
+    free(px->target_buf);
     return -1;
 }
 
@@ -811,7 +993,10 @@ proxy_free(struct proxy *px)
 {
     upool_free(&px->pool);
     balance_free(&px->bal);
+    route_table_free(&px->routes);
     free(px->body_buf);
     free(px->resp_buf);
     free(px->head_buf);
+    free(px->norm_buf);
+    free(px->target_buf);
 }

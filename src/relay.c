@@ -203,6 +203,8 @@ upload_step(struct relay *r, struct upload *u, enum relay_end *end)
         }
         if (w == 1)
             u->last = clock_ms();
+        if (r->body_done && outq_empty(&u->q) && r->sent_us == 0)
+            r->sent_us = clock_us(); /* the request's last byte: Server-Timing's mp-upstream */
         return w;
     }
     return r->body_done ? 0 : upload_read(r, u, end);
@@ -283,8 +285,18 @@ download_begin(struct relay *r, struct download *d, size_t head_len, enum relay_
             r->client_keep = false;
         }
     }
-    ssize_t hlen =
-        rewrite_response(resp, d->outf, r->client_keep, r->client_minor, r->head_buf, r->head_cap);
+    char timing[160];
+    if (r->server_timing && r->resp_opts != NULL) {
+        /* an answer before the request's end: mp-upstream counts from the head sent */
+        int64_t from = r->sent_us != 0 ? r->sent_us : r->head_us;
+        rewrite_server_timing(r->connect_us, r->head_us - from, r->head_us - r->start_us, timing,
+                              sizeof(timing));
+        r->resp_opts->server_timing = timing;
+    }
+    ssize_t hlen = rewrite_response_opts(resp, d->outf, r->client_keep, r->client_minor,
+                                         r->resp_opts, r->head_buf, r->head_cap);
+    if (r->resp_opts != NULL)
+        r->resp_opts->server_timing = NULL; /* <timing> ends with this function */
     if (hlen >= 0 && r->add_line != NULL)
         hlen = rewrite_add_line(r->head_buf, (size_t)hlen, r->head_cap, r->add_line);
     if (hlen < 0) {

@@ -721,6 +721,14 @@ render_json(struct buf_out *o, const struct config *cfg, const struct shm *shm)
         }
         buf_out_str(o, "]}");
     }
+    buf_out_str(o, "],\"routes\":[");
+    for (size_t r = 0; r < cfg->nroutes && r < CFG_MAX_ROUTES; r++) {
+        out_fmt(o, "%s{\"name\":", r ? "," : "");
+        json_str(o, cfg->routes[r].name);
+        buf_out_str(o, ",\"upstream\":");
+        json_str(o, cfg->routes[r].upstream);
+        out_fmt(o, ",\"requests\":%" PRIu64 "}", (uint64_t)atomic_load(&shm->route_requests[r]));
+    }
     buf_out_str(o, "]");
     json_tls(o, cfg);
     buf_out_str(o, "}\n");
@@ -962,6 +970,15 @@ render_metrics(struct buf_out *o, const struct config *cfg, const struct shm *sh
         out_fmt(o, "\"} %zu\n", usable_servers(cfg, shm, g));
     }
 
+    if (cfg->nroutes > 0)
+        prom_family(o, "miniproxyd_route_requests_total", "counter",
+                    "Requests matched to the [route NAME] (the others go to [proxy] upstream).");
+    for (size_t r = 0; r < cfg->nroutes && r < CFG_MAX_ROUTES; r++) {
+        buf_out_str(o, "miniproxyd_route_requests_total{route=\"");
+        out_esc(o, cfg->routes[r].name, ESC_LABEL);
+        out_fmt(o, "\"} %" PRIu64 "\n", (uint64_t)atomic_load(&shm->route_requests[r]));
+    }
+
     for (size_t f = 0; f < NELEM(mfams); f++) {
         prom_family(o, mfams[f].name, mfams[f].type, mfams[f].help);
         for (size_t g = 0; g < ngroups; g++) {
@@ -1169,6 +1186,9 @@ status_size_hint(const struct config *cfg)
             size += HINT_SERVER + HINT_ERROR + HINT_SERVER_LINES * (glen + alen);
         }
     }
+    /* a route: its name twice (JSON, metrics), its group's, the numbers */
+    for (size_t r = 0; r < cfg->nroutes; r++)
+        size += 256 + 2 * esc_len(cfg->routes[r].name) + esc_len(cfg->routes[r].upstream);
     return size;
 }
 

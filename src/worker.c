@@ -25,6 +25,7 @@
 #include "net.h"
 #include "proc.h"
 #include "proxy.h"
+#include "realip.h"
 
 static volatile sig_atomic_t draining;
 static volatile sig_atomic_t reopen_logs;
@@ -359,10 +360,10 @@ ip_admit(struct proxy *px, struct conn *c)
     const struct config *cfg = px->cfg;
     if (cfg->max_conns_per_ip == 0 || !proxy_worker)
         return 0;
-    uint32_t h = 2166136261u;
-    for (const char *p = c->ip; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    int b = (int)(h % SHM_IP_BUCKETS);
+    /* a trusted proxy speaks for many clients: proxy.c counts each under its own address */
+    if (cfg->ntrusted_proxies > 0 && realip_trusted(cfg, c->ip))
+        return 0;
+    int b = (int)shm_ip_bucket(c->ip);
     int n = atomic_fetch_add(&px->shm->ip_conns[b], 1) + 1;
     atomic_store(&px->me->ip_bucket, b);
     if ((unsigned)n <= cfg->max_conns_per_ip)

@@ -808,7 +808,8 @@ static const struct {
     bool exact; /* else <want> is a substring */
 } error_cases[] = {
     /* sections */
-    {P U "[foo]\n", "t.ini:6: [foo]: unknown section (proxy, admin, tls, upstream NAME)", true},
+    {P U "[foo]\n",
+     "t.ini:6: [foo]: unknown section (proxy, admin, tls, upstream NAME, route NAME)", true},
     {P U "[upstream]\n", "t.ini:6: [upstream]: missing group name", false},
     {P U "[upstreamx]\n", "t.ini:6: [upstreamx]: unknown section", false},
     {P U "[upstream a/b]\n", "t.ini:6: [upstream a/b]: bad group name \"a/b\"", false},
@@ -1681,8 +1682,26 @@ START_TEST(test_row_defaults)
         }
         if (strcmp(k.section, "proxy") == 0)
             snprintf(text, sizeof(text), P "%s = %s\n" U, k.name, k.default_value);
+        else if (strcmp(k.section, "route NAME") == 0)
+            snprintf(text, sizeof(text), P U "[route r]\nupstream = app\n%s = %s\n", k.name,
+                     k.default_value);
         else
             snprintf(text, sizeof(text), P U "%s = %s\n", k.name, k.default_value);
+        if (strcmp(k.section, "route NAME") == 0) {
+            /* a route of its own: compared with the same route without the key */
+            char bare[512];
+            struct config *b;
+            snprintf(bare, sizeof(bare), P U "[route r]\nupstream = app\n");
+            b = load(bare);
+            ck_assert_msg(b != NULL, "%s", err);
+            c = load(text);
+            ck_assert_msg(c != NULL, "[%s] %s = %s: %s", k.section, k.name, k.default_value, err);
+            ck_assert_int_eq(cfg_diff(b, c, no_line, (void *)k.name), 0);
+            cfg_free(b);
+            cfg_free(c);
+            tried++;
+            continue;
+        }
         c = load(text);
         ck_assert_msg(c != NULL, "[%s] %s = %s: %s", k.section, k.name, k.default_value, err);
         ck_assert_int_eq(cfg_diff(base, c, no_line, (void *)k.name), 0);
@@ -1708,6 +1727,8 @@ static const char *const dump_cases[] = {
     "client_body_timeout = 2m\nsend_timeout = 86400\nclient_header_min_rate = 0\n"
     "client_body_min_rate = 1000000000\nmax_conns_per_ip = 9\nclient_max_body_size = 0\n"
     "max_header_size = 1025\npid_file = /run/x.pid\nuser = nobody\nshutdown_timeout = 1ms\n"
+    "server_timing = on\nrequest_id = on\ntrusted_proxies = 10.0.0.0/8 ::1/128 192.0.2.7\n"
+    "access_log_format = json\n"
     "[admin]\nlisten = [::1]:9090\n"
     "[upstream a]\nserver = 127.0.0.1:1 weight=100\nserver = 127.0.0.1:2 backup\n"
     "[upstream b]\nserver = [::1]:3 weight=2 backup\nserver = localhost:4\n"
@@ -1715,7 +1736,12 @@ static const char *const dump_cases[] = {
     "balance = hash\nhash_key = header:X-User#1\nretries = 10\nhealth_check = no\n"
     "health_path = /a/b?c=d;e\nhealth_interval = 3m\nhealth_timeout = 10ms\nrise = 100\n"
     "fall = 1\nhealth_status = 204\nmax_fails = 0\nfail_window = 61s\ncooldown = 90\n"
-    "fail_on_5xx = on\n",
+    "fail_on_5xx = on\n"
+    "[route r1]\nhost = API.example.com. *.api.example.com\npath = /api/\nupstream = a\n"
+    "strip_prefix = yes\nrequest_header = X-Env: prod\nrequest_header = X-Two: a b  c\n"
+    "response_header = Cache-Control: no-store\nhide_response_header = X-Powered-By\n"
+    "hide_response_header = Server\n"
+    "[route r2]\npath = /static/\nupstream = b\n",
     /* workers = auto with nothing else: the computed pool */
     P U,
     "[proxy]\nlisten = 0.0.0.0:80\nworkers = 1\nupstream = app\nclient_max_body_size = 1024g\n" U,

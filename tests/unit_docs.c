@@ -67,7 +67,7 @@ section_of(const char *line, char *out, size_t outlen)
         return false;
     snprintf(out, outlen, "%.*s", (int)(e - b - 1), b + 1);
     return strcmp(out, "proxy") == 0 || strcmp(out, "admin") == 0 || strcmp(out, "tls") == 0 ||
-           strcmp(out, "upstream NAME") == 0;
+           strcmp(out, "upstream NAME") == 0 || strcmp(out, "route NAME") == 0;
 }
 
 static struct doc_entry *
