@@ -142,6 +142,8 @@ struct config {
     char *pid_file;              /* NULL: none */
     char *user;                  /* children run as it; NULL: unchanged */
     int64_t shutdown_timeout_ms; /* graceful stop and reload drain bound */
+    bool websocket;              /* Upgrade: websocket is tunnelled (tunnel.c) */
+    int64_t tunnel_timeout_ms;   /* a tunnel idle this long in both directions is closed */
 
     /* [admin] (optional) */
     bool admin;                 /* the section is present */

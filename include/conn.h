@@ -104,6 +104,12 @@ bool conn_linger_start(struct conn *c);
  */
 int conn_discard(struct conn *c);
 
+/*
+ * Tells the client we send no more (a tunnel passing on the upstream's
+ * half-close): shuts writing down, keeps reading.
+ */
+void conn_shutdown_write(struct conn *c);
+
 /* The descriptor to poll() for readability or writability of the client. */
 int conn_fd(const struct conn *c);
 

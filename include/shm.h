@@ -80,11 +80,13 @@ struct shm_group {
 };
 
 enum shm_worker_state {
-    SHM_W_FREE = 0, /* slot unused */
-    SHM_W_IDLE,     /* waiting in accept() */
-    SHM_W_READ,     /* reading a request head */
-    SHM_W_PROXY,    /* proxying a request */
-    SHM_W_KEEPALIVE /* waiting for the next request on a kept-alive connection */
+    SHM_W_FREE = 0,  /* slot unused */
+    SHM_W_IDLE,      /* waiting in accept() */
+    SHM_W_READ,      /* reading a request head */
+    SHM_W_PROXY,     /* proxying a request */
+    SHM_W_KEEPALIVE, /* waiting for the next request on a kept-alive connection */
+    SHM_W_TUNNEL,    /* relaying a WebSocket tunnel (tunnel.c): busy until it closes */
+    SHM_W_NSTATES
 };
 
 struct shm_worker {
@@ -122,6 +124,7 @@ struct shm {
     atomic_uint_fast64_t evictions; /* idle keep-alive connections closed for a waiting client */
     atomic_uint_fast64_t slow_rejects; /* 408s for heads or bodies below the minimum rate */
     atomic_uint_fast64_t ip_rejects;   /* connections refused by max_conns_per_ip */
+    atomic_uint_fast64_t tunnels;      /* WebSocket tunnels opened (open now: the scoreboard) */
     /* connections per client address, by hash of the address (collisions share a slot) */
     atomic_int ip_conns[SHM_IP_BUCKETS];
     struct shm_group groups[CFG_MAX_GROUPS];

@@ -253,12 +253,12 @@ cfg_duration(const char *val, bool positive, int64_t *out, char *why, size_t why
     const char *unit = val + strspn(val, "0123456789");
 
     if (unit == val) {
-        snprintf(why, whylen, "bad duration \"%s\" (a number, then ms, s or m)", val);
+        snprintf(why, whylen, "bad duration \"%s\" (a number, then ms, s, m or h)", val);
         return -1;
     }
     if (*unit != '\0' && strcmp(unit, "ms") != 0 && strcmp(unit, "s") != 0 &&
-        strcmp(unit, "m") != 0) {
-        snprintf(why, whylen, "bad duration unit \"%s\" in \"%s\" (ms, s or m)", unit, val);
+        strcmp(unit, "m") != 0 && strcmp(unit, "h") != 0) {
+        snprintf(why, whylen, "bad duration unit \"%s\" in \"%s\" (ms, s, m or h)", unit, val);
         return -1;
     }
     if (buf_parse_duration_ms(val, out) == -1) {
@@ -1198,6 +1198,11 @@ static const struct cfg_key cfg_keys[] = {
      .doc = "started as root, the workers and the health checker run as this user"},
     {PROXY(shutdown_timeout_ms), .name = "shutdown_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
      .default_value = "30s", .doc = "bounds a graceful stop and a reload's drain, > 0"},
+    {PROXY(websocket), .name = "websocket", .type = CFG_T_BOOL, WORDS(cfg_on_off),
+     .default_value = "on",
+     .doc = "tunnel requests with Upgrade: websocket; other Upgrade values are dropped"},
+    {PROXY(tunnel_timeout_ms), .name = "tunnel_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "1h", .doc = "a WebSocket tunnel idle this long both ways is closed, > 0"},
 
     /* [admin] */
     {ADMIN(admin_addr), .name = "listen", .type = CFG_T_ADDR, .default_doc = "required",

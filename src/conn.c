@@ -74,6 +74,13 @@ conn_close(struct conn *c)
     c->may_send = c->no_linger = false;
 }
 
+void
+conn_shutdown_write(struct conn *c)
+{
+    if (c->fd != -1)
+        shutdown(c->fd, SHUT_WR);
+}
+
 int
 conn_fd(const struct conn *c)
 {

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "net.h"
 #include "relay.h"
 #include "rewrite.h"
+#include "tunnel.h"
 
 /* Everything about the request in flight, for the steps below and the access log. */
 struct exchange {
@@ -28,6 +30,7 @@ struct exchange {
     struct http_slice target, host; /* origin-form target, the client's host */
     struct http_slice key;          /* balance = hash: the key */
     bool idempotent;
+    bool websocket;          /* a WebSocket handshake, and websocket = on: a 101 opens a tunnel */
     char reqline[256];       /* "METHOD target", truncated, for logs */
     struct conn_bytes early; /* body bytes that came with the head (chunked: decoded) */
     bool early_whole;        /* ... and they are the whole body */
@@ -221,6 +224,7 @@ send_head(struct exchange *x)
         .content_length = req->info.content_length,
         .upstream_close = x->grp->keepalive == 0,
         .drop_underscores = px->cfg->underscores_in_headers == CFG_US_DROP,
+        .websocket = x->websocket,
     };
     ssize_t hlen = rewrite_request(req, &rw, px->head_buf, px->head_cap);
     if (hlen < 0)
@@ -271,7 +275,7 @@ relay(struct exchange *x)
     r->status = r->upstream_status = 0;
     r->head_us = 0;
     r->sent = 0;
-    r->upstream_keep = r->upload_aborted = false;
+    r->upstream_keep = r->upload_aborted = r->upgraded = false;
     r->detail = NULL;
     r->detail_header = 0;
     enum relay_end end = relay_run(r);
@@ -599,6 +603,7 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
         .ufd = -1,
         .start_us = clock_us(),
         .idempotent = is_idempotent(req->method),
+        .websocket = cfg->websocket && rewrite_is_websocket(req),
         .retries_left = grp->retries,
         .client_keep = req->info.keep_alive && !*px->draining && cfg->keepalive_timeout_ms > 0 &&
                        c->requests < cfg->keepalive_requests,
@@ -634,6 +639,7 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
     r->head_request = method_is(req->method, "HEAD");
     r->client_minor = req->minor_version;
     r->pool_ok = grp->keepalive > 0;
+    r->websocket = x->websocket;
     r->draining = px->draining;
     r->read_timeout = grp->read_timeout_ms;
     r->send_timeout = cfg->send_timeout_ms;
@@ -646,6 +652,42 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
     r->head_cap = px->head_cap;
     int st = resolve_target(x);
     return st != 0 ? st : take_early_body(x);
+}
+
+/*
+ * The upstream answered the handshake with 101 and the client has it:
+ * relays the tunnel to its end. The worker shows as `tunnel` meanwhile; it
+ * is busy for the pool, and fair keep-alive, which only closes connections
+ * idle between requests, never takes it. The request stays counted active
+ * on its server. A drain lets it run: shutdown_timeout bounds it.
+ */
+static void
+run_tunnel(struct exchange *x)
+{
+    struct proxy *px = x->px;
+    struct tunnel t = {
+        .client = x->c,
+        .ufd = x->ufd,
+        .idle_ms = px->cfg->tunnel_timeout_ms,
+        .up_buf = px->body_buf,
+        .down_buf = px->resp_buf,
+    };
+
+    /* Straight to the scoreboard: worker.c's set_state() only tracks changes to and from idle. */
+    atomic_store_explicit(&px->me->state, SHM_W_TUNNEL, memory_order_relaxed);
+    atomic_fetch_add_explicit(&px->shm->tunnels, 1, memory_order_relaxed);
+    enum tunnel_end end = tunnel_run(&t);
+    atomic_store_explicit(&px->me->state, SHM_W_PROXY, memory_order_relaxed);
+    x->sent += t.down_bytes;
+    x->client_keep = false;
+    if (end == TUNNEL_CLIENT_FAILED || end == TUNNEL_UPSTREAM_FAILED)
+        log_info("tunnel %s <-> %s: %s: %s (%" PRIu64 " bytes up, %" PRIu64 " down)", x->c->ip,
+                 x->grp->servers[x->server].addr.text, tunnel_end_name(end), strerror(t.err),
+                 t.up_bytes, t.down_bytes);
+    else
+        log_debug("tunnel %s <-> %s: %s (%" PRIu64 " bytes up, %" PRIu64 " down)", x->c->ip,
+                  x->grp->servers[x->server].addr.text, tunnel_end_name(end), t.up_bytes,
+                  t.down_bytes);
 }
 
 /* Ends the exchange: the server's accounting, the access log, and the verdict on the client. */
@@ -676,6 +718,8 @@ proxy_serve(struct proxy *px, struct conn *c, const struct http_request *req)
     else
         while (upstream_next(&x, attempt(&x)) == NEXT_AGAIN)
             ;
+    if (x.rl.upgraded && x.relayed)
+        run_tunnel(&x);
     return finish(&x);
 }
 

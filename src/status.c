@@ -211,13 +211,14 @@ struct hdr_view {
     uint32_t nworkers;
     uint32_t ngroups;
     int64_t now_ms; /* CLOCK_MONOTONIC, as clock_ms() */
-    unsigned by_state[5];
+    unsigned by_state[SHM_W_NSTATES];
     uint64_t worker_requests, worker_connections;
 };
 
 static const char *const health_names[] = {"unknown", "up", "down"};
 static const char *const breaker_names[] = {"closed", "open", "half_open"};
-static const char *const worker_names[] = {"free", "idle", "reading", "proxying", "keep-alive"};
+static const char *const worker_names[] = {"free",     "idle",       "reading",
+                                           "proxying", "keep-alive", "tunnel"};
 static const char *const class_names[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
 static const char *
@@ -390,7 +391,7 @@ static const char html_head[] =
     "text-align:center;color:#fff;font-variant-numeric:tabular-nums}\n"
     ".w-free{background:#e4e8ee;color:var(--mute)}.w-idle{background:#9aa5b1}"
     ".w-reading{background:#3b82c4}.w-proxying{background:var(--up)}"
-    ".w-keep-alive{background:#8e6bc8}.w-invalid{background:#000}\n"
+    ".w-keep-alive{background:#8e6bc8}.w-tunnel{background:#d4a017}.w-invalid{background:#000}\n"
     ".legend{padding:8px 14px 12px;color:var(--mute);font-size:13px}\n"
     ".legend b{color:var(--fg);font-variant-numeric:tabular-nums}\n"
     "details>summary{padding:6px 14px;cursor:pointer;color:var(--mute);font-size:13px;"

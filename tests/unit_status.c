@@ -746,7 +746,7 @@ START_TEST(test_json_values)
     long long up = json_num_after(out, "\"uptime_seconds\":");
     ck_assert_msg(up >= 100 && up <= 105, "uptime %lld", up);
     ck_assert_has(out, "\"worker_states\":{\"free\":0,\"idle\":1,\"reading\":0,\"proxying\":1,"
-                       "\"keep-alive\":1}");
+                       "\"keep-alive\":1,\"tunnel\":0}");
     ck_assert_has(out, "\"workers\":[{\"slot\":0,\"pid\":100,\"state\":\"idle\",\"requests\":10,"
                        "\"connections\":1},{\"slot\":1,\"pid\":101,\"state\":\"proxying\","
                        "\"requests\":20,\"connections\":2},{\"slot\":2,\"pid\":102,"
