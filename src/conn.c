@@ -306,6 +306,7 @@ conn_refuse(struct conn *c, int status, int64_t start_us)
     char request[4 * 200 + 8];
 
     first_line(c, request, sizeof(request));
+    shm_count_own(c->shm, status);
     uint64_t bytes = conn_send_error(c, status, true);
     conn_access_log(c, &(struct conn_log_entry){.request = request,
                                                 .minor = -1,

@@ -94,6 +94,7 @@ answer(struct exchange *x, int status, bool close)
     if (close || !x->rl.body_done)
         x->client_keep = false;
     x->status = status;
+    shm_count_own(x->px->shm, status);
     x->sent = conn_send_error(x->c, status, !x->client_keep);
 }
 
@@ -244,11 +245,13 @@ account_response(struct exchange *x)
 {
     struct shm_server *srv = shm_srv(x->px->shm, x->group, (size_t)x->server);
     int st = x->upstream_status;
+    int64_t us = x->upstream_head_us - x->upstream_start_us;
 
     if (st >= 100 && st < 600)
         atomic_fetch_add_explicit(&srv->responses[st / 100 - 1], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&srv->latency_us_sum,
-                              (uint64_t)(x->upstream_head_us - x->upstream_start_us),
+    atomic_fetch_add_explicit(&srv->latency_us_sum, (uint64_t)us, memory_order_relaxed);
+    /* the group's histogram: the same latency, so its _sum is the servers' latency_us_sum */
+    atomic_fetch_add_explicit(&x->px->shm->groups[x->group].latency[shm_lat_bucket(us)], 1,
                               memory_order_relaxed);
 }
 
@@ -703,6 +706,7 @@ finish(struct exchange *x)
     }
     leave_server(x, true);
     atomic_fetch_add_explicit(&x->px->me->requests, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&x->px->me->bytes, x->sent, memory_order_relaxed);
     access_log(x);
     return x->client_keep ? 0 : -1;
 }
