@@ -150,6 +150,7 @@ tunnel_run(struct tunnel *t)
                 pfd[i].fd = -1; /* nothing to wait for there: its hang-up must not wake us */
         /* A signal (a drain) does not end a tunnel: shutdown_timeout does, by killing us. */
         if (net_poll(pfd, 2, last + t->idle_ms) == -1) {
+            /* poll() itself failing (EINVAL, ENOMEM) cannot be told apart: blamed on the client */
             t->err = errno;
             end = errno == ETIMEDOUT ? TUNNEL_IDLE : TUNNEL_CLIENT_FAILED;
             break;
