@@ -60,7 +60,7 @@ $(BUILD)/miniproxyd: $(BUILD)/src/main.o $(BUILD)/libmp.a
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The upstream app for tests and the demo (threads are fine there: it is not the proxy).
-$(BUILD)/testapp: tests/testapp.c tests/testpattern.h
+$(BUILD)/testapp: tests/testapp.c tests/testpattern.h tests/testws.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -pthread -o $@ $< $(LDLIBS)
 

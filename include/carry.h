@@ -10,8 +10,9 @@
  *   as counters only go up (Prometheus reads a drop as a restart). Per
  *   server: requests, failures, responses by class, the latency sum and
  *   breaker opens (its probe count goes with the health state); per worker
- *   slot: requests and connections; the pool's counters; per route (by
- *   name): its requests. The old
+ *   slot: requests, connections and bytes; the pool's counters, tunnels
+ *   opened and the proxy's own answers by status; per group (by name) the
+ *   latency histogram; per route (by name) its requests. The old
  *   generation keeps counting while it drains, so the master hands its
  *   counts at the reload and the rest when it finishes, with the first
  *   snapshot as the base.

@@ -219,6 +219,8 @@ struct config {
      * by cfg_free(). NULL without [tls].
      */
     struct tls_store *tls_store;
+    bool websocket;            /* Upgrade: websocket is tunnelled (tunnel.c) */
+    int64_t tunnel_timeout_ms; /* a tunnel idle this long in both directions is closed */
 
     /* [admin] (optional) */
     bool admin;                 /* the section is present */

@@ -132,6 +132,12 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx);
 /* Whether the client speaks TLS (conn_start_tls() succeeded). */
 bool conn_is_tls(const struct conn *c);
 
+/*
+ * Tells the client we send no more (a tunnel passing on the upstream's
+ * half-close): shuts writing down, keeps reading.
+ */
+void conn_shutdown_write(struct conn *c);
+
 /* The descriptor to poll() for readability or writability of the client. */
 int conn_fd(const struct conn *c);
 

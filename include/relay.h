@@ -55,6 +55,7 @@ struct relay {
     int client_minor;  /* the client's HTTP/1.<minor> */
     bool client_keep;  /* in: the client's connection may be kept; out: the response said so */
     bool pool_ok;      /* the group pools connections (keepalive > 0) */
+    bool websocket;    /* the request asked for a WebSocket tunnel: a 101 may answer it */
     const volatile sig_atomic_t *draining; /* set: answer with Connection: close */
     const char *add_line; /* a header line added to the response ("N: v\r\n"), NULL: none */
     /* time limits, ms */
@@ -87,6 +88,7 @@ struct relay {
     uint64_t sent;       /* response body bytes given to the client */
     bool upstream_keep;  /* the upstream connection may be pooled */
     bool upload_aborted; /* the upstream stopped taking the request body */
+    bool upgraded;       /* its 101 went to the client: both connections are a tunnel now */
     int err;             /* errno of the failure, for the error log */
     const char *why;     /* the failure in words, for the error log */
 
@@ -110,7 +112,13 @@ int relay_send_head(int fd, const char *head, size_t hlen, enum http_framing fra
  */
 int relay_continue(struct conn *client);
 
-/* Runs the body phase of <r> until the response is whole or something fails. */
+/*
+ * Runs the body phase of <r> until the response is whole or something
+ * fails. A 101 answers only a request with <websocket> set, and only with
+ * Upgrade: websocket (else RELAY_UPSTREAM_FAILED, a 502): its head is
+ * rewritten and sent with the bytes that came after it, and the relay
+ * returns RELAY_OK with <upgraded> set; the caller runs the tunnel.
+ */
 enum relay_end relay_run(struct relay *r);
 
 #endif

@@ -32,7 +32,16 @@ struct rewrite_req {
     const struct cfg_header *set;
     size_t nset;
     const char *request_id; /* X-Request-Id to send (replacing the client's); NULL: none */
+    bool websocket;         /* a WebSocket handshake: Connection: upgrade, Upgrade: websocket */
 };
+
+/*
+ * True when <req> asks for a WebSocket tunnel (RFC 6455 4.1): a GET in
+ * HTTP/1.1 without a body whose Connection lists "upgrade" and whose
+ * Upgrade lists "websocket" (case-insensitive). Other Upgrade values
+ * (h2c...) are not tunnelled: their fields are dropped as hop-by-hop.
+ */
+bool rewrite_is_websocket(const struct http_request *req);
 
 /*
  * Writes the head sent upstream into <out>: request line in HTTP/1.1, Host,
@@ -44,7 +53,10 @@ struct rewrite_req {
  * TE, Trailer, Upgrade, Transfer-Encoding), Content-Length, Expect and the
  * client's X-Forwarded-Proto/-Host are not copied, nor, with
  * <drop_underscores>, fields whose name has a '_' (see
- * rewrite_has_underscore()). Returns the length, or -1 if <cap> is too small.
+ * rewrite_has_underscore()). With <rw>->websocket the head ends with
+ * "Connection: upgrade" and "Upgrade: websocket", the only hop-by-hop fields
+ * we send, instead of the framing and Connection fields. Returns the length,
+ * or -1 if <cap> is too small.
  */
 ssize_t rewrite_request(const struct http_request *req, const struct rewrite_req *rw, char *out,
                         size_t cap);
@@ -74,13 +86,16 @@ enum rewrite_framing {
     REWRITE_AS_IS,   /* no body, or Content-Length passed through */
     REWRITE_CHUNKED, /* Transfer-Encoding: chunked (re-encoded by us) */
     REWRITE_CLOSE,   /* body ends when we close (HTTP/1.0 client) */
+    REWRITE_UPGRADE, /* a 101 that opens a tunnel: Connection: upgrade, Upgrade: websocket */
 };
 
 /*
  * Writes the response head sent to the client: status line in HTTP/1.1,
  * the upstream's end-to-end fields, then our framing and Connection fields
  * (Connection: close when !<keep_alive>; Connection: keep-alive for an
- * HTTP/1.0 client we keep). Returns the length or -1 if <cap> is too small.
+ * HTTP/1.0 client we keep); with REWRITE_UPGRADE, "Connection: upgrade"
+ * and "Upgrade: websocket" instead. Returns the length or -1 if <cap> is
+ * too small.
  */
 ssize_t rewrite_response(const struct http_response *resp, enum rewrite_framing framing,
                          bool keep_alive, int client_minor, char *out, size_t cap);

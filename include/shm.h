@@ -13,6 +13,7 @@
 #define MP_SHM_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,6 +24,23 @@
 #define SHM_NAME "miniproxyd-shm"
 #define SHM_ERR_MAX 96
 #define SHM_IP_BUCKETS 4096
+#define SHM_RELOAD_MAX 256 /* the last reload's result, in words */
+
+/*
+ * Upper bounds (microseconds) of the latency histogram's buckets, the last
+ * one +Inf: the Prometheus client libraries' default buckets, which span
+ * what a web app answers in, with 1 ms added below.
+ */
+#define SHM_LAT_BOUNDS_US                                                                         \
+    1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000
+#define SHM_LAT_BUCKETS 13 /* the bounds above and +Inf */
+
+/*
+ * The statuses the proxy answers with itself that are counted one by one
+ * (shm->own_responses); any other lands in the last slot.
+ */
+#define SHM_OWN_STATUSES 400, 405, 408, 413, 414, 431, 501, 502, 503, 504, 505
+#define SHM_OWN_SLOTS 12 /* the statuses above and "other" */
 
 enum shm_health {
     SHM_HEALTH_UNKNOWN = 0, /* not probed yet: gets no traffic */
@@ -64,6 +82,7 @@ struct shm_server {
     atomic_uint_fast64_t breaker;       /* shm_bw_make(enum shm_breaker, since_ms) */
     atomic_uint_fast64_t fail_run;      /* consecutive failures: shm_run_make(count, first_ms) */
     atomic_uint_fast64_t breaker_opens; /* times it opened */
+    atomic_int_fast64_t down_since_ms; /* the checker: clock_ms() when it went down, 0: not down */
 };
 
 struct shm_group {
@@ -77,14 +96,22 @@ struct shm_group {
      */
     atomic_int_fast64_t eject_lock;
     atomic_int no_usable; /* the checker: 1 while no server of the group is up */
+    /*
+     * Upstream latency (request sent -> response head, as servers'
+     * latency_us_sum) by bucket, not cumulative: one atomic per response,
+     * from the workers. Bounds: SHM_LAT_BOUNDS_US.
+     */
+    _Alignas(64) atomic_uint_fast64_t latency[SHM_LAT_BUCKETS];
 };
 
 enum shm_worker_state {
-    SHM_W_FREE = 0, /* slot unused */
-    SHM_W_IDLE,     /* waiting in accept() */
-    SHM_W_READ,     /* reading a request head */
-    SHM_W_PROXY,    /* proxying a request */
-    SHM_W_KEEPALIVE /* waiting for the next request on a kept-alive connection */
+    SHM_W_FREE = 0,  /* slot unused */
+    SHM_W_IDLE,      /* waiting in accept() */
+    SHM_W_READ,      /* reading a request head */
+    SHM_W_PROXY,     /* proxying a request */
+    SHM_W_KEEPALIVE, /* waiting for the next request on a kept-alive connection */
+    SHM_W_TUNNEL,    /* relaying a WebSocket tunnel (tunnel.c): busy until it closes */
+    SHM_W_NSTATES
 };
 
 struct shm_worker {
@@ -92,8 +119,9 @@ struct shm_worker {
     atomic_int state;                 /* enum shm_worker_state, written by the worker */
     atomic_uint_fast64_t requests;    /* served by this worker */
     atomic_uint_fast64_t connections; /* client connections accepted */
-    atomic_int draining;              /* set by the worker when told to finish: accepts no more */
-    atomic_int ip_bucket;             /* its client's slot in shm.ip_conns, -1: none */
+    atomic_uint_fast64_t bytes; /* response body bytes sent to clients (tunnels: downstream) */
+    atomic_int draining;        /* set by the worker when told to finish: accepts no more */
+    atomic_int ip_bucket;       /* its client's slot in shm.ip_conns, -1: none */
     uint32_t generation;
     /* written by the worker: clock_ms() since it waits for an incomplete head, 0: none */
     atomic_int_fast64_t head_since;
@@ -122,6 +150,25 @@ struct shm {
     atomic_uint_fast64_t evictions; /* idle keep-alive connections closed for a waiting client */
     atomic_uint_fast64_t slow_rejects; /* 408s for heads or bodies below the minimum rate */
     atomic_uint_fast64_t ip_rejects;   /* connections refused by max_conns_per_ip */
+    atomic_uint_fast64_t tunnels;      /* WebSocket tunnels opened (open now: the scoreboard) */
+    /* answers the proxy made itself (conn_refuse(), proxy.c's answer()), by SHM_OWN_STATUSES */
+    atomic_uint_fast64_t own_responses[SHM_OWN_SLOTS];
+    /*
+     * Two samples of the request and byte totals, for the rates on the
+     * status page: the admin worker is the only writer (status_sample()).
+     */
+    struct shm_sample {
+        atomic_int_fast64_t ms; /* clock_ms() of the sample, 0: none */
+        atomic_uint_fast64_t requests, bytes;
+    } sample_prev, sample_last;
+    /*
+     * The last reload, written by the master into the live table: a failed
+     * one into the table that keeps serving, a good one into the new one.
+     */
+    atomic_int_fast64_t reload_time; /* Unix time, 0: no reload yet */
+    atomic_int reload_ok;            /* 1: it took effect; 0: it failed */
+    atomic_uint reload_seq;          /* seqlock over reload_text: odd while it is written */
+    char reload_text[SHM_RELOAD_MAX];
     /* connections per client address, by hash of the address (collisions share a slot) */
     atomic_int ip_conns[SHM_IP_BUCKETS];
     struct shm_group groups[CFG_MAX_GROUPS];
@@ -215,6 +262,31 @@ void shm_set_error(struct shm_server *srv, const char *text);
 
 /* Copies a server's last_error consistently into <out>. */
 void shm_read_error(struct shm_server *srv, char *out, size_t len);
+
+/* The master: records a reload at Unix time <when>, good or not, and its result <text>. */
+void shm_set_reload(struct shm *shm, int64_t when, bool ok, const char *text);
+
+/* Copies the last reload's result consistently into <out>; returns its time, 0: none. */
+int64_t shm_read_reload(const struct shm *shm, bool *ok, char *out, size_t len);
+
+/* The slot of shm->own_responses that counts <status>. */
+size_t shm_own_slot(int status);
+
+/* The status counted in slot <i> of shm->own_responses; 0 for the last ("other"). */
+int shm_own_status(size_t i);
+
+/* The upper bound (us) of latency bucket <i>; INT64_MAX for the last (+Inf). */
+int64_t shm_lat_bound_us(size_t i);
+
+/* The latency bucket <us> microseconds fall in. */
+size_t shm_lat_bucket(int64_t us);
+
+/* Counts one answer the proxy made itself with <status> (one relaxed atomic). */
+static inline void
+shm_count_own(struct shm *shm, int status)
+{
+    atomic_fetch_add_explicit(&shm->own_responses[shm_own_slot(status)], 1, memory_order_relaxed);
+}
 
 /*
  * Maps, read-only, the table of the running master <pid> (found through

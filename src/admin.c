@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "status.h"
 
@@ -31,6 +32,7 @@ admin_serve(const struct config *cfg, struct shm *shm, struct conn *c,
         conn_send_error(c, 404, true);
         return;
     }
+    status_sample(shm, clock_ms());
     size_t cap = status_size_hint(cfg);
     char *body = malloc(cap);
     ssize_t n = body == NULL ? -1 : status_render((enum status_kind)kind, cfg, shm, body, cap);

@@ -59,6 +59,8 @@ buf_parse_duration_ms(const char *s, int64_t *out_ms)
         mult = 1;
     else if (strcmp(unit, "m") == 0)
         mult = 60 * 1000;
+    else if (strcmp(unit, "h") == 0)
+        mult = 60 * 60 * 1000;
     else
         return -1;
     if (buf_parse_u64(s, n, BUF_DAY_MS / mult, &v) == -1)

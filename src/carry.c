@@ -35,6 +35,7 @@ copy_health(struct shm_server *from, struct shm_server *to)
     atomic_store(&to->checks, atomic_load(&from->checks));
     atomic_store(&to->last_check_ms, atomic_load(&from->last_check_ms));
     atomic_store(&to->last_latency_us, atomic_load(&from->last_latency_us));
+    atomic_store(&to->down_since_ms, atomic_load(&from->down_since_ms));
     shm_read_error(from, err, sizeof(err));
     shm_set_error(to, err);
     atomic_store(&to->health, atomic_load(&from->health));
@@ -72,12 +73,33 @@ static const size_t srv_counters[] = {
 static const size_t wrk_counters[] = {
     offsetof(struct shm_worker, requests),
     offsetof(struct shm_worker, connections),
+    offsetof(struct shm_worker, bytes),
 };
+#define OWN(i) offsetof(struct shm, own_responses[i])
 static const size_t pool_counters[] = {
-    offsetof(struct shm, spawned),      offsetof(struct shm, retired),
-    offsetof(struct shm, nudges),       offsetof(struct shm, evictions),
-    offsetof(struct shm, slow_rejects), offsetof(struct shm, ip_rejects),
+    offsetof(struct shm, spawned),
+    offsetof(struct shm, retired),
+    offsetof(struct shm, nudges),
+    offsetof(struct shm, evictions),
+    offsetof(struct shm, slow_rejects),
+    offsetof(struct shm, ip_rejects),
+    offsetof(struct shm, tunnels),
+    OWN(0),
+    OWN(1),
+    OWN(2),
+    OWN(3),
+    OWN(4),
+    OWN(5),
+    OWN(6),
+    OWN(7),
+    OWN(8),
+    OWN(9),
+    OWN(10),
+    OWN(11),
 };
+_Static_assert(SHM_OWN_SLOTS == 12, "list every slot of own_responses in pool_counters");
+/* per group: the latency histogram's buckets, carried to the group of the same name */
+#define GRP_COUNTERS SHM_LAT_BUCKETS
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static atomic_uint_fast64_t *
@@ -90,7 +112,7 @@ uint64_t *
 carry_snapshot(const struct config *cfg, struct shm *shm)
 {
     size_t n = NELEM(pool_counters) + cfg->worker_slots * NELEM(wrk_counters) +
-               shm->nservers * NELEM(srv_counters) + cfg->nroutes;
+               shm->nservers * NELEM(srv_counters) + cfg->nroutes + shm->ngroups * GRP_COUNTERS;
     uint64_t *v = malloc(n * sizeof(*v)), *p = v;
     if (v == NULL)
         return NULL;
@@ -104,6 +126,9 @@ carry_snapshot(const struct config *cfg, struct shm *shm)
             *p++ = atomic_load(counter(&shm->servers[k], srv_counters[c]));
     for (size_t r = 0; r < cfg->nroutes; r++)
         *p++ = atomic_load(&shm->route_requests[r]);
+    for (uint32_t g = 0; g < shm->ngroups; g++)
+        for (size_t b = 0; b < GRP_COUNTERS; b++)
+            *p++ = atomic_load(&shm->groups[g].latency[b]);
     return v;
 }
 
@@ -142,4 +167,12 @@ carry_counters(const struct config *from_cfg, const uint64_t *now, const uint64_
         for (size_t t = 0; t < to_cfg->nroutes; t++)
             if (strcmp(from_cfg->routes[r].name, to_cfg->routes[t].name) == 0)
                 atomic_fetch_add(&to->route_requests[t], delta(now, base, k));
+    for (size_t og = 0; og < from_cfg->ngroups; og++) {
+        size_t g = 0;
+        while (g < to_cfg->ngroups && strcmp(to_cfg->groups[g].name, from_cfg->groups[og].name))
+            g++;
+        for (size_t b = 0; b < GRP_COUNTERS; b++, k++)
+            if (g < to_cfg->ngroups)
+                atomic_fetch_add(&to->groups[g].latency[b], delta(now, base, k));
+    }
 }

@@ -269,12 +269,12 @@ cfg_duration(const char *val, bool positive, int64_t *out, char *why, size_t why
     const char *unit = val + strspn(val, "0123456789");
 
     if (unit == val) {
-        snprintf(why, whylen, "bad duration \"%s\" (a number, then ms, s or m)", val);
+        snprintf(why, whylen, "bad duration \"%s\" (a number, then ms, s, m or h)", val);
         return -1;
     }
     if (*unit != '\0' && strcmp(unit, "ms") != 0 && strcmp(unit, "s") != 0 &&
-        strcmp(unit, "m") != 0) {
-        snprintf(why, whylen, "bad duration unit \"%s\" in \"%s\" (ms, s or m)", unit, val);
+        strcmp(unit, "m") != 0 && strcmp(unit, "h") != 0) {
+        snprintf(why, whylen, "bad duration unit \"%s\" in \"%s\" (ms, s, m or h)", unit, val);
         return -1;
     }
     if (buf_parse_duration_ms(val, out) == -1) {
@@ -544,7 +544,9 @@ cfg_set_generic(struct cfg_state *st, const struct cfg_key *key, void *base, con
 static void
 cfg_format_ms(int64_t ms, char *out, size_t outlen)
 {
-    if (ms % 1000 == 0)
+    if (ms > 0 && ms % (3600 * 1000) == 0)
+        snprintf(out, outlen, "%lldh", (long long)(ms / (3600 * 1000)));
+    else if (ms % 1000 == 0)
         snprintf(out, outlen, "%llds", (long long)(ms / 1000));
     else
         snprintf(out, outlen, "%lldms", (long long)ms);
@@ -1232,33 +1234,6 @@ diff_tls_cert(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
             cfg_line(o, "tls certificate added %s", new->tls_certs[i].cert);
 }
 
-/* A duration that may also be written in hours ("1h"), up to 1 day. */
-static int
-set_duration_h(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
-               char *why, size_t whylen)
-{
-    size_t n = strspn(val, "0123456789");
-    uint64_t h;
-
-    (void)st;
-    if (n > 0 && strcmp(val + n, "h") == 0) {
-        char digits[32];
-
-        snprintf(digits, sizeof(digits), "%.*s", (int)n, val);
-        if (cfg_number(digits, key->min > 0 ? 1 : 0, 24, &h, why, whylen) == -1) {
-            snprintf(why, whylen, "duration %s out of range (max 1 day)", val);
-            return -1;
-        }
-        *(int64_t *)cfg_field(key, base) = (int64_t)h * 3600 * 1000;
-        return 0;
-    }
-    if (cfg_duration(val, key->min > 0, cfg_field(key, base), why, whylen) == -1) {
-        snprintf(why + strlen(why), whylen - strlen(why), "; or h");
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- [proxy] trusted_proxies, access_log_format --------------------- */
 
 /* "10.0.0.0/8", "::1/128" or a bare address (a /32 or /128) into <c>. */
@@ -1740,20 +1715,6 @@ set_route_path(struct cfg_state *st, const struct cfg_key *key, void *base, cons
 }
 
 static bool
-format_duration_h(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
-                  size_t outlen)
-{
-    int64_t ms = *(const int64_t *)cfg_cfield(key, base);
-
-    (void)cfg;
-    if (ms > 0 && ms % (3600 * 1000) == 0)
-        snprintf(out, outlen, "%lldh", (long long)(ms / (3600 * 1000)));
-    else
-        cfg_format_ms(ms, out, outlen);
-    return true;
-}
-
-static bool
 format_route_path(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
                   size_t outlen)
 {
@@ -1916,6 +1877,11 @@ static const struct cfg_key cfg_keys[] = {
      .set = set_trusted_proxies,
      .format = format_trusted_proxies,
      .doc = "CIDRs whose X-Forwarded-For is believed (the client: its last untrusted entry)"},
+    {PROXY(websocket), .name = "websocket", .type = CFG_T_BOOL, WORDS(cfg_on_off),
+     .default_value = "on",
+     .doc = "tunnel requests with Upgrade: websocket; other Upgrade values are dropped"},
+    {PROXY(tunnel_timeout_ms), .name = "tunnel_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "1h", .doc = "a WebSocket tunnel idle this long both ways is closed, > 0"},
 
     /* [admin] */
     {ADMIN(admin_addr), .name = "listen", .type = CFG_T_ADDR, .default_doc = "required",
@@ -1941,8 +1907,8 @@ static const struct cfg_key cfg_keys[] = {
     {TLS(tls_session_cache), .name = "session_cache", .type = CFG_T_SIZE, .flags = CFG_AT_START,
      RANGE(0, 1024 * 1024 * 1024), .range_text = "0..1g", .default_value = "4m",
      .doc = "session cache shared by every worker, in bytes; 0 = off"},
-    {TLS(tls_session_timeout_ms), .name = "session_timeout", .type = CFG_T_CUSTOM, RANGE(1, 0),
-     .default_value = "1h", .set = set_duration_h, .format = format_duration_h,
+    {TLS(tls_session_timeout_ms), .name = "session_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
+     .default_value = "1h",
      .doc = "how long a session resumes, and the ticket key rotation period, > 0"},
     {TLS(tls_session_tickets), .name = "session_tickets", .type = CFG_T_BOOL, WORDS(cfg_on_off),
      .default_value = "on", .doc = "session tickets with keys the master makes and rotates"},

@@ -109,6 +109,19 @@ conn_close(struct conn *c)
     c->may_send = c->no_linger = false;
 }
 
+void
+conn_shutdown_write(struct conn *c)
+{
+    if (c->fd == -1)
+        return;
+    if (c->ssl != NULL && !c->tls_dead) {
+        /* over TLS our half-close is close_notify, then the FIN; reading goes on */
+        SSL_shutdown(c->ssl);
+        c->tls_dead = true; /* conn_close() writes nothing more */
+    }
+    shutdown(c->fd, SHUT_WR);
+}
+
 int
 conn_fd(const struct conn *c)
 {
@@ -476,6 +489,7 @@ conn_refuse(struct conn *c, int status, int64_t start_us)
     char request[4 * 200 + 8];
 
     first_line(c, request, sizeof(request));
+    shm_count_own(c->shm, status);
     uint64_t bytes = conn_send_error(c, status, true);
     conn_access_log(c, &(struct conn_log_entry){.request = request,
                                                 .minor = -1,

@@ -357,6 +357,7 @@ finish(struct checker *ck, struct probe *p, const char *reason)
         log_debug("[%s] %s check passed, %u/%u", grp->name, p->cs->addr.text, ok, grp->rise);
     }
     if (next_state != state) {
+        atomic_store(&srv->down_since_ms, next_state == SHM_HEALTH_DOWN ? now : 0);
         atomic_store(&srv->health, next_state);
         /*
          * A server seen coming back (a restart) gets traffic now, not when a

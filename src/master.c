@@ -891,10 +891,13 @@ reload(struct master *m)
     struct config *cfg = cfg_load(m->path, err, sizeof(err));
     if (cfg == NULL) {
         log_error("reload failed, still serving generation %u: %s", old->id, err);
+        shm_set_reload(old->shm, (int64_t)time(NULL), false, err);
         return;
     }
     if (m->ngens == MAX_GENS) {
         log_error("reload refused: %d generations are still draining", MAX_GENS - 1);
+        snprintf(err, sizeof(err), "refused: %d generations are still draining", MAX_GENS - 1);
+        shm_set_reload(old->shm, (int64_t)time(NULL), false, err);
         cfg_free(cfg);
         return;
     }
@@ -902,6 +905,7 @@ reload(struct master *m)
         log_info("reload: no changes");
     if (log_open(cfg, err, sizeof(err)) == -1) {
         log_error("reload failed, still serving generation %u: %s", old->id, err);
+        shm_set_reload(old->shm, (int64_t)time(NULL), false, err);
         cfg_free(cfg);
         return;
     }
@@ -917,8 +921,13 @@ reload(struct master *m)
     if (gen == NULL) {
         log_open(old->cfg, err, sizeof(err));
         log_error("reload failed, still serving generation %u", old->id);
+        shm_set_reload(old->shm, (int64_t)time(NULL), false,
+                       "could not start a new generation (see the error log)");
         return;
     }
+    /* in the new table, where the status page will read it from now on */
+    snprintf(err, sizeof(err), "generation %u from %s", gen->id, m->path);
+    shm_set_reload(gen->shm, (int64_t)time(NULL), true, err);
     carry_health(old->cfg, old->shm, gen->cfg, gen->shm);
     hand_counters(old, gen);
     /* The new generation counts as live from now on: its children are respawned. */

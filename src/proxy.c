@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -18,6 +19,7 @@
 #include "realip.h"
 #include "relay.h"
 #include "rewrite.h"
+#include "tunnel.h"
 
 /* Everything about the request in flight, for the steps below and the access log. */
 struct exchange {
@@ -37,6 +39,7 @@ struct exchange {
     char reqline[4 * 233 + 8]; /* "METHOD target", truncated and escaped, for logs */
     struct conn_bytes early;   /* body bytes that came with the head (chunked: decoded) */
     bool early_whole;          /* ... and they are the whole body */
+    bool websocket; /* a WebSocket handshake, and websocket = on: a 101 opens a tunnel */
     /* the attempts: the server in use and the ones tried (never the same one twice) */
     struct balance_ticket ticket;
     struct balance_set tried;
@@ -116,6 +119,7 @@ answer(struct exchange *x, int status, bool close)
     if (close || !x->rl.body_done)
         x->client_keep = false;
     x->status = status;
+    shm_count_own(x->px->shm, status);
     x->sent = conn_send_error_id(x->c, status, !x->client_keep,
                                  x->request_id[0] != '\0' ? x->request_id : NULL);
 }
@@ -255,6 +259,7 @@ send_head(struct exchange *x)
         .set = x->route != NULL ? x->route->request_headers : NULL,
         .nset = x->route != NULL ? x->route->nrequest_headers : 0,
         .request_id = x->request_id[0] != '\0' ? x->request_id : NULL,
+        .websocket = x->websocket,
     };
     ssize_t hlen = rewrite_request(req, &rw, px->head_buf, px->head_cap);
     if (hlen < 0)
@@ -275,11 +280,13 @@ account_response(struct exchange *x)
 {
     struct shm_server *srv = shm_srv(x->px->shm, x->group, (size_t)x->server);
     int st = x->upstream_status;
+    int64_t us = x->upstream_head_us - x->upstream_start_us;
 
     if (st >= 100 && st < 600)
         atomic_fetch_add_explicit(&srv->responses[st / 100 - 1], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&srv->latency_us_sum,
-                              (uint64_t)(x->upstream_head_us - x->upstream_start_us),
+    atomic_fetch_add_explicit(&srv->latency_us_sum, (uint64_t)us, memory_order_relaxed);
+    /* the group's histogram: the same latency, so its _sum is the servers' latency_us_sum */
+    atomic_fetch_add_explicit(&x->px->shm->groups[x->group].latency[shm_lat_bucket(us)], 1,
                               memory_order_relaxed);
 }
 
@@ -306,7 +313,7 @@ relay(struct exchange *x)
     r->status = r->upstream_status = 0;
     r->head_us = 0;
     r->sent = 0;
-    r->upstream_keep = r->upload_aborted = false;
+    r->upstream_keep = r->upload_aborted = r->upgraded = false;
     r->detail = NULL;
     r->detail_header = 0;
     enum relay_end end = relay_run(r);
@@ -761,6 +768,7 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
         .ufd = -1,
         .start_us = clock_us(),
         .idempotent = is_idempotent(req->method),
+        .websocket = cfg->websocket && rewrite_is_websocket(req),
         .client_keep = req->info.keep_alive && !*px->draining && cfg->keepalive_timeout_ms > 0 &&
                        c->requests < cfg->keepalive_requests,
     };
@@ -784,6 +792,7 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
     r->max_body = cfg->client_max_body_size;
     r->head_request = method_is(req->method, "HEAD");
     r->client_minor = req->minor_version;
+    r->websocket = x->websocket;
     r->draining = px->draining;
     r->send_timeout = cfg->send_timeout_ms;
     r->body_timeout = cfg->client_body_timeout_ms;
@@ -832,6 +841,42 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
     return st != 0 ? st : take_early_body(x);
 }
 
+/*
+ * The upstream answered the handshake with 101 and the client has it:
+ * relays the tunnel to its end. The worker shows as `tunnel` meanwhile; it
+ * is busy for the pool, and fair keep-alive, which only closes connections
+ * idle between requests, never takes it. The request stays counted active
+ * on its server. A drain lets it run: shutdown_timeout bounds it.
+ */
+static void
+run_tunnel(struct exchange *x)
+{
+    struct proxy *px = x->px;
+    struct tunnel t = {
+        .client = x->c,
+        .ufd = x->ufd,
+        .idle_ms = px->cfg->tunnel_timeout_ms,
+        .up_buf = px->body_buf,
+        .down_buf = px->resp_buf,
+    };
+
+    /* Straight to the scoreboard: worker.c's set_state() only tracks changes to and from idle. */
+    atomic_store_explicit(&px->me->state, SHM_W_TUNNEL, memory_order_relaxed);
+    atomic_fetch_add_explicit(&px->shm->tunnels, 1, memory_order_relaxed);
+    enum tunnel_end end = tunnel_run(&t);
+    atomic_store_explicit(&px->me->state, SHM_W_PROXY, memory_order_relaxed);
+    x->sent += t.down_bytes;
+    x->client_keep = false;
+    if (end == TUNNEL_CLIENT_FAILED || end == TUNNEL_UPSTREAM_FAILED)
+        log_info("tunnel %s <-> %s: %s: %s (%" PRIu64 " bytes up, %" PRIu64 " down)", x->c->ip,
+                 x->grp->servers[x->server].addr.text, tunnel_end_name(end), strerror(t.err),
+                 t.up_bytes, t.down_bytes);
+    else
+        log_debug("tunnel %s <-> %s: %s (%" PRIu64 " bytes up, %" PRIu64 " down)", x->c->ip,
+                  x->grp->servers[x->server].addr.text, tunnel_end_name(end), t.up_bytes,
+                  t.down_bytes);
+}
+
 /* Ends the exchange: the server's accounting, the access log, and the verdict on the client. */
 static int
 finish(struct exchange *x)
@@ -845,6 +890,7 @@ finish(struct exchange *x)
     }
     leave_server(x, true);
     atomic_fetch_add_explicit(&x->px->me->requests, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&x->px->me->bytes, x->sent, memory_order_relaxed);
     access_log(x);
     return x->client_keep ? 0 : -1;
 }
@@ -929,6 +975,8 @@ proxy_serve(struct proxy *px, struct conn *c, const struct http_request *req)
     else
         while (upstream_next(&x, attempt(&x)) == NEXT_AGAIN)
             ;
+    if (x.rl.upgraded && x.relayed)
+        run_tunnel(&x);
     return finish(&x);
 }
 

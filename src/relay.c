@@ -319,6 +319,40 @@ download_begin(struct relay *r, struct download *d, size_t head_len, enum relay_
     return download_queue(r, d, r->resp_buf + head_len, d->head_len - head_len, end);
 }
 
+/*
+ * A 101 to a WebSocket handshake: the head goes to the client with the
+ * bytes that came after it, which are already the upstream's first frames.
+ * Nothing is pooled or kept: both connections become the tunnel.
+ */
+static int
+download_upgrade(struct relay *r, struct download *d, size_t head_len, enum relay_end *end)
+{
+    const struct http_response *resp = &d->resp;
+    int u = http_find_header(resp->headers, resp->nheaders, "upgrade");
+
+    if (u < 0 || !http_list_has(resp->headers[u].value, "websocket", 9)) {
+        errno = EPROTO;
+        return fail(r, end, RELAY_UPSTREAM_FAILED, "101 without Upgrade: websocket from");
+    }
+    r->head_us = clock_us();
+    r->upstream_status = 101;
+    r->upstream_keep = r->client_keep = false;
+    ssize_t hlen =
+        rewrite_response(resp, REWRITE_UPGRADE, false, r->client_minor, r->head_buf, r->head_cap);
+    if (hlen < 0) {
+        errno = EMSGSIZE;
+        return fail(r, end, RELAY_UPSTREAM_FAILED, "response head too large from");
+    }
+    r->status = 101;
+    r->upgraded = true;
+    d->state = DL_BODY;
+    d->complete = true;
+    outq_reset(&d->q);
+    outq_add(&d->q, r->head_buf, (size_t)hlen);
+    outq_add(&d->q, r->resp_buf + head_len, d->head_len - head_len);
+    return 0;
+}
+
 /* Parses what came of the response head; skips interim 1xx responses. */
 static int
 download_head(struct relay *r, struct download *d, enum relay_end *end)
@@ -335,6 +369,8 @@ download_head(struct relay *r, struct download *d, enum relay_end *end)
             r->detail_header = d->resp.why_header;
             return fail(r, end, RELAY_UPSTREAM_FAILED, "invalid response head from");
         }
+        if (d->resp.status == 101 && r->websocket)
+            return download_upgrade(r, d, (size_t)n, end);
         if (d->resp.status == 101) {
             errno = EPROTO;
             return fail(r, end, RELAY_UPSTREAM_FAILED, "101 to a request without Upgrade from");

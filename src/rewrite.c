@@ -96,6 +96,25 @@ out_str_field(struct buf_out *o, const char *name, const char *value)
     buf_out_put(o, "\r\n", 2);
 }
 
+bool
+rewrite_is_websocket(const struct http_request *req)
+{
+    bool conn_upgrade = false, upgrade_ws = false;
+
+    if (req->minor_version != 1 || req->info.framing != HTTP_BODY_NONE || req->method.len != 3 ||
+        memcmp(req->method.p, "GET", 3) != 0)
+        return false;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (buf_ieq(h->name.p, h->name.len, "connection") && http_list_has(h->value, "upgrade", 7))
+            conn_upgrade = true;
+        else if (buf_ieq(h->name.p, h->name.len, "upgrade") &&
+                 http_list_has(h->value, "websocket", 9))
+            upgrade_ws = true;
+    }
+    return conn_upgrade && upgrade_ws;
+}
+
 ssize_t
 rewrite_request(const struct http_request *req, const struct rewrite_req *rw, char *buf,
                 size_t cap)
@@ -175,6 +194,11 @@ rewrite_request(const struct http_request *req, const struct rewrite_req *rw, ch
         out_str_field(&o, "X-Request-Id", rw->request_id);
     for (size_t i = 0; i < rw->nset; i++)
         out_str_field(&o, rw->set[i].name, rw->set[i].value);
+    if (rw->websocket) {
+        /* no body, and the connection becomes the tunnel: it is never pooled */
+        buf_out_str(&o, "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+        return o.full ? -1 : (ssize_t)o.len;
+    }
     if (rw->framing == HTTP_BODY_LENGTH) {
         buf_out_str(&o, "Content-Length: ");
         out_u64(&o, rw->content_length);
@@ -270,7 +294,9 @@ rewrite_response_opts(const struct http_response *resp, enum rewrite_framing fra
         out_str_field(&o, op->set[i].name, op->set[i].value);
     if (framing == REWRITE_CHUNKED)
         buf_out_str(&o, "Transfer-Encoding: chunked\r\n");
-    if (!keep_alive)
+    if (framing == REWRITE_UPGRADE)
+        buf_out_str(&o, "Connection: upgrade\r\nUpgrade: websocket\r\n");
+    else if (!keep_alive)
         buf_out_str(&o, "Connection: close\r\n");
     else if (client_minor == 0)
         buf_out_str(&o, "Connection: keep-alive\r\n");

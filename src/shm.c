@@ -95,6 +95,83 @@ shm_read_error(struct shm_server *srv, char *out, size_t len)
     snprintf(out, len, "(being updated)");
 }
 
+void
+shm_set_reload(struct shm *shm, int64_t when, bool ok, const char *text)
+{
+    /* One writer (the master), as shm_set_error(). */
+    atomic_fetch_add_explicit(&shm->reload_seq, 1, memory_order_acq_rel);
+    atomic_thread_fence(memory_order_release);
+    snprintf(shm->reload_text, sizeof(shm->reload_text), "%s", text);
+    atomic_store(&shm->reload_ok, ok ? 1 : 0);
+    atomic_store(&shm->reload_time, when);
+    atomic_thread_fence(memory_order_release);
+    atomic_fetch_add_explicit(&shm->reload_seq, 1, memory_order_acq_rel);
+}
+
+int64_t
+shm_read_reload(const struct shm *shm, bool *ok, char *out, size_t len)
+{
+    /* the seqlock's counter is only read here, but atomics take a writable pointer */
+    struct shm *s = (struct shm *)shm;
+
+    for (int tries = 0; tries < 100; tries++) {
+        unsigned seq = atomic_load_explicit(&s->reload_seq, memory_order_acquire);
+        if (seq & 1)
+            continue;
+        atomic_thread_fence(memory_order_acquire);
+        snprintf(out, len, "%.*s", (int)sizeof(s->reload_text), s->reload_text);
+        int64_t when = (int64_t)atomic_load(&s->reload_time);
+        *ok = atomic_load(&s->reload_ok) != 0;
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&s->reload_seq, memory_order_acquire) == seq)
+            return when;
+    }
+    snprintf(out, len, "(being updated)");
+    *ok = false;
+    return (int64_t)atomic_load(&s->reload_time);
+}
+
+static const int own_statuses[] = {SHM_OWN_STATUSES};
+_Static_assert(sizeof(own_statuses) / sizeof(own_statuses[0]) + 1 == SHM_OWN_SLOTS,
+               "SHM_OWN_SLOTS must be the statuses and one");
+
+size_t
+shm_own_slot(int status)
+{
+    size_t i = 0;
+
+    while (i < SHM_OWN_SLOTS - 1 && own_statuses[i] != status)
+        i++;
+    return i;
+}
+
+int
+shm_own_status(size_t i)
+{
+    return i < SHM_OWN_SLOTS - 1 ? own_statuses[i] : 0;
+}
+
+static const int64_t lat_bounds[] = {SHM_LAT_BOUNDS_US};
+_Static_assert(sizeof(lat_bounds) / sizeof(lat_bounds[0]) + 1 == SHM_LAT_BUCKETS,
+               "SHM_LAT_BUCKETS must be the bounds and one");
+
+int64_t
+shm_lat_bound_us(size_t i)
+{
+    return i < SHM_LAT_BUCKETS - 1 ? lat_bounds[i] : INT64_MAX;
+}
+
+size_t
+shm_lat_bucket(int64_t us)
+{
+    size_t i = 0;
+
+    /* a dozen compares, on a line the CPU has cached: cheaper than the atomic that follows */
+    while (i < SHM_LAT_BUCKETS - 1 && us > lat_bounds[i])
+        i++;
+    return i;
+}
+
 const struct shm *
 shm_attach(pid_t master)
 {

@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "tls.h"
+#include "http.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -202,8 +203,22 @@ struct srv_view {
     uint64_t nresponses;
     uint64_t latency_us_sum;
     uint64_t avg_latency_us;
+    int64_t down_ms;          /* how long it has been down, -1: not down (or not known since) */
+    int64_t cooldown_left_ms; /* breaker open: what is left of its cooldown, -1: not open */
     char error[SHM_ERR_MAX];
 };
+
+/* A group's latency histogram, read once, and the percentiles it gives. */
+struct lat_view {
+    uint64_t bucket[SHM_LAT_BUCKETS]; /* as counted: per bucket, not cumulative */
+    uint64_t count;                   /* their sum (saturating) */
+    uint64_t sum_us;                  /* the group's servers' latency_us_sum (saturating) */
+    int64_t p[3];                     /* p50, p90, p99 in us; -1: no data */
+    bool over[3];                     /* ... above the last finite bound */
+};
+
+static const double quantiles[3] = {0.5, 0.9, 0.99};
+static const char *const quantile_names[3] = {"p50", "p90", "p99"};
 
 struct hdr_view {
     int64_t uptime_s;
@@ -212,8 +227,20 @@ struct hdr_view {
     uint32_t nworkers;
     uint32_t ngroups;
     int64_t now_ms; /* CLOCK_MONOTONIC, as clock_ms() */
-    unsigned by_state[5];
-    uint64_t worker_requests, worker_connections;
+    unsigned by_state[SHM_W_NSTATES];
+    uint64_t worker_requests, worker_connections, worker_bytes;
+    uint32_t running; /* slots with a process (a pid) */
+    uint64_t tunnels_opened;
+    uint64_t own[SHM_OWN_SLOTS];
+    uint64_t own_total;
+    /* rates between the admin's last two samples (status_sample()) */
+    bool have_rates;
+    int64_t rate_window_ms;
+    double requests_per_s, bytes_per_s;
+    /* the last reload */
+    int64_t reload_time; /* Unix time, 0: none */
+    bool reload_ok;
+    char reload_text[SHM_RELOAD_MAX];
 };
 
 /* The TLS parts of each rendering (below, with the rest of TLS). */
@@ -223,8 +250,16 @@ static void prom_tls(struct buf_out *o, const struct config *cfg);
 
 static const char *const health_names[] = {"unknown", "up", "down"};
 static const char *const breaker_names[] = {"closed", "open", "half_open"};
-static const char *const worker_names[] = {"free", "idle", "reading", "proxying", "keep-alive"};
+static const char *const worker_names[] = {"free",     "idle",       "reading",
+                                           "proxying", "keep-alive", "tunnel"};
 static const char *const class_names[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+/* <a> + <b>, stuck at UINT64_MAX rather than wrapping around. */
+static uint64_t
+add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
 static const char *
 name_of(const char *const *names, size_t n, int v)
@@ -276,7 +311,29 @@ read_header(const struct shm *shm, struct hdr_view *h)
             h->by_state[st]++;
         h->worker_requests += (uint64_t)atomic_load(&w->requests);
         h->worker_connections += (uint64_t)atomic_load(&w->connections);
+        h->worker_bytes = add_sat(h->worker_bytes, (uint64_t)atomic_load(&w->bytes));
+        if (atomic_load(&w->pid) != 0)
+            h->running++;
     }
+    h->tunnels_opened = (uint64_t)atomic_load(&shm->tunnels);
+    for (size_t i = 0; i < SHM_OWN_SLOTS; i++) {
+        h->own[i] = (uint64_t)atomic_load(&shm->own_responses[i]);
+        h->own_total = add_sat(h->own_total, h->own[i]);
+    }
+    int64_t t0 = (int64_t)atomic_load(&shm->sample_prev.ms);
+    int64_t t1 = (int64_t)atomic_load(&shm->sample_last.ms);
+    if (t0 > 0 && t1 > t0) {
+        uint64_t r0 = (uint64_t)atomic_load(&shm->sample_prev.requests);
+        uint64_t r1 = (uint64_t)atomic_load(&shm->sample_last.requests);
+        uint64_t b0 = (uint64_t)atomic_load(&shm->sample_prev.bytes);
+        uint64_t b1 = (uint64_t)atomic_load(&shm->sample_last.bytes);
+        h->have_rates = true;
+        h->rate_window_ms = t1 - t0;
+        /* a total that went down (a slot's counters lost with its process) reads as no traffic */
+        h->requests_per_s = r1 > r0 ? (double)(r1 - r0) * 1000.0 / (double)(t1 - t0) : 0;
+        h->bytes_per_s = b1 > b0 ? (double)(b1 - b0) * 1000.0 / (double)(t1 - t0) : 0;
+    }
+    h->reload_time = shm_read_reload(shm, &h->reload_ok, h->reload_text, sizeof(h->reload_text));
 }
 
 static void
@@ -310,7 +367,46 @@ read_server(const struct config *cfg, const struct shm *shm, const struct hdr_vi
     }
     v->latency_us_sum = (uint64_t)atomic_load(&srv->latency_us_sum);
     v->avg_latency_us = v->nresponses > 0 ? v->latency_us_sum / v->nresponses : 0;
+    int64_t since = (int64_t)atomic_load(&srv->down_since_ms);
+    v->down_ms = v->health == SHM_HEALTH_DOWN && since > 0
+                     ? (h->now_ms > since ? h->now_ms - since : 0)
+                     : -1;
+    uint64_t bw = atomic_load(&srv->breaker);
+    v->cooldown_left_ms = -1;
+    if (shm_bw_state(bw) == SHM_BREAKER_OPEN) {
+        int64_t end = shm_bw_since(bw) + cfg->groups[g].cooldown_ms;
+        v->cooldown_left_ms = end > h->now_ms ? end - h->now_ms : 0;
+    }
     shm_read_error(srv, v->error, sizeof(v->error));
+}
+
+/*
+ * The <q> quantile of a histogram, as Prometheus' histogram_quantile()
+ * estimates it: linear within the bucket the rank falls in. In the +Inf
+ * bucket it is the last finite bound, with <*over> set.
+ */
+static int64_t
+quantile_us(const struct lat_view *l, double q, bool *over)
+{
+    double rank = q * (double)l->count, cum = 0;
+
+    *over = false;
+    if (l->count == 0)
+        return -1;
+    for (size_t i = 0; i < SHM_LAT_BUCKETS; i++) {
+        double prev = cum;
+        cum += (double)l->bucket[i];
+        if (l->bucket[i] == 0 || cum < rank)
+            continue;
+        if (i == SHM_LAT_BUCKETS - 1) {
+            *over = true;
+            return shm_lat_bound_us(i - 1);
+        }
+        double lo = i > 0 ? (double)shm_lat_bound_us(i - 1) : 0, hi = (double)shm_lat_bound_us(i);
+        return (int64_t)(lo + (hi - lo) * (rank - prev) / (double)l->bucket[i]);
+    }
+    *over = true;
+    return shm_lat_bound_us(SHM_LAT_BUCKETS - 2);
 }
 
 /*
@@ -329,6 +425,24 @@ usable_servers(const struct config *cfg, const struct shm *shm, size_t g)
             usable++;
     }
     return usable;
+}
+
+/* Reads group <g>'s histogram and works out its percentiles. */
+static void
+read_latency(const struct config *cfg, const struct shm *shm, size_t g, struct lat_view *l)
+{
+    memset(l, 0, sizeof(*l));
+    for (size_t i = 0; i < SHM_LAT_BUCKETS; i++) {
+        l->bucket[i] = (uint64_t)atomic_load(&shm->groups[g].latency[i]);
+        l->count = add_sat(l->count, l->bucket[i]);
+    }
+    size_t n = nservers_of(cfg, shm, g);
+    for (size_t s = 0; s < n; s++)
+        l->sum_us =
+            add_sat(l->sum_us,
+                    (uint64_t)atomic_load(&shm->servers[shm->groups[g].first + s].latency_us_sum));
+    for (size_t q = 0; q < 3; q++)
+        l->p[q] = quantile_us(l, quantiles[q], &l->over[q]);
 }
 
 /* ---- HTML ------------------------------------------------------------------------------- */
@@ -396,12 +510,20 @@ static const char html_head[] =
     "text-align:center;color:#fff;font-variant-numeric:tabular-nums}\n"
     ".w-free{background:#e4e8ee;color:var(--mute)}.w-idle{background:#9aa5b1}"
     ".w-reading{background:#3b82c4}.w-proxying{background:var(--up)}"
-    ".w-keep-alive{background:#8e6bc8}.w-invalid{background:#000}\n"
+    ".w-keep-alive{background:#8e6bc8}.w-tunnel{background:#d4a017}.w-invalid{background:#000}\n"
     ".legend{padding:8px 14px 12px;color:var(--mute);font-size:13px}\n"
     ".legend b{color:var(--fg);font-variant-numeric:tabular-nums}\n"
     "details>summary{padding:6px 14px;cursor:pointer;color:var(--mute);font-size:13px;"
     "border-top:1px solid var(--line)}\n"
     "footer{color:var(--mute);font-size:12px}\n"
+    ".reload{margin:-8px 0 16px;padding:8px 14px;border-radius:8px;border:1px solid var(--line);"
+    "background:var(--card);color:var(--mute)}\n"
+    ".reload.failed{background:#fff0f0;border-color:var(--down);color:var(--down)}\n"
+    ".reload b{color:inherit}\n"
+    ".lat{color:var(--mute);font-weight:400;font-size:13px}\n"
+    ".lat b{color:var(--fg);font-weight:600;font-variant-numeric:tabular-nums}\n"
+    ".own{display:flex;flex-wrap:wrap;gap:8px 18px;padding:10px 14px}\n"
+    ".own .code{font-weight:650}\n"
     "</style></head><body>\n";
 
 /* "850 us", "1.23 ms", "4.5 s" */
@@ -432,6 +554,36 @@ html_uptime(struct buf_out *o, int64_t s)
         out_fmt(o, "%" PRId64 "m %02" PRId64 "s", s / 60, s % 60);
     else
         out_fmt(o, "%" PRId64 "s", s);
+}
+
+/* <ms> as a duration for people: "850 ms", "4.2 s", "3m 12s" */
+static void
+html_duration_ms(struct buf_out *o, int64_t ms)
+{
+    if (ms < 1000)
+        out_fmt(o, "%" PRId64 " ms", ms < 0 ? 0 : ms);
+    else if (ms < 10000)
+        out_fmt(o, "%" PRId64 ".%01" PRId64 " s", ms / 1000, ms % 1000 / 100);
+    else
+        html_uptime(o, ms / 1000);
+}
+
+/* <v> (a rate) with a unit prefix: "0.50", "12.3", "4.10 k", "1.25 MB" */
+static void
+html_rate(struct buf_out *o, double v, const char *unit)
+{
+    static const char *const prefix[] = {"", "k", "M", "G", "T"};
+    size_t i = 0;
+
+    while (v >= 1000 && i + 1 < NELEM(prefix)) {
+        v /= 1000;
+        i++;
+    }
+    if (v > 1e6)
+        v = 1e6; /* a table that cannot be right: keep the cell short */
+    out_fmt(o, v < 10 ? "%.2f" : "%.1f", v);
+    if (*prefix[i] != '\0' || *unit != '\0')
+        out_fmt(o, " %s%s", prefix[i], unit);
 }
 
 /* <v> with its digits in groups of three, "184 233" (narrow no-break spaces) */
@@ -498,6 +650,11 @@ html_server(struct buf_out *o, const struct cfg_group *grp, const struct srv_vie
         out_esc(o, v->error, ESC_HTML);
         buf_out_str(o, "</span>");
     }
+    if (v->down_ms >= 0) {
+        buf_out_str(o, "<span class=\"cls\">for ");
+        html_duration_ms(o, v->down_ms);
+        buf_out_str(o, "</span>");
+    }
     buf_out_str(o, "</div></td>");
 
     if (!grp->health_check) {
@@ -521,6 +678,13 @@ html_server(struct buf_out *o, const struct cfg_group *grp, const struct srv_vie
             v->breaker == SHM_BREAKER_HALF_OPEN ? "half-open" : breaker);
     if (v->breaker_opens > 0)
         out_fmt(o, " <span class=\"cls\">&times;%" PRIu64 "</span>", v->breaker_opens);
+    if (v->cooldown_left_ms > 0) {
+        buf_out_str(o, "<div class=\"cls\">cooldown: ");
+        html_duration_ms(o, v->cooldown_left_ms);
+        buf_out_str(o, " left</div>");
+    } else if (v->cooldown_left_ms == 0) {
+        buf_out_str(o, "<div class=\"cls\">cooldown over: the next request is a trial</div>");
+    }
     buf_out_str(o, "</td>");
 
     out_fmt(o, "<td class=\"n\">%" PRId64 "</td><td class=\"n\">", v->active);
@@ -538,11 +702,88 @@ html_server(struct buf_out *o, const struct cfg_group *grp, const struct srv_vie
     buf_out_str(o, "</td></tr>\n");
 }
 
+/* "2026-12-01 09:10:00 UTC" */
+static void
+html_time(struct buf_out *o, int64_t when)
+{
+    char tmp[64];
+    struct tm tm;
+    time_t t = (time_t)when;
+
+    if (gmtime_r(&t, &tm) == NULL || strftime(tmp, sizeof(tmp), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+        snprintf(tmp, sizeof(tmp), "%" PRId64, when);
+    buf_out_str(o, tmp);
+}
+
+/* The last reload, under the header: a failed one in red, with why. */
+static void
+html_reload(struct buf_out *o, const struct hdr_view *h)
+{
+    int64_t now = (int64_t)time(NULL);
+
+    if (h->reload_time <= 0) {
+        buf_out_str(o, "<div class=\"reload\">No reload since the start.</div>\n");
+        return;
+    }
+    buf_out_str(o, h->reload_ok ? "<div class=\"reload\">Last reload <b>"
+                                : "<div class=\"reload failed\">Last reload <b>failed</b>, <b>");
+    html_uptime(o, now > h->reload_time ? now - h->reload_time : 0);
+    buf_out_str(o, " ago</b> (");
+    html_time(o, h->reload_time);
+    buf_out_str(o, h->reload_ok ? "): " : "), the previous configuration still serves: ");
+    out_esc(o, h->reload_text, ESC_HTML);
+    buf_out_str(o, "</div>\n");
+}
+
+/* A group's latency percentiles, in its heading. */
+static void
+html_latency(struct buf_out *o, const struct lat_view *l)
+{
+    buf_out_str(o, " <span class=\"lat\">latency ");
+    if (l->count == 0) {
+        buf_out_str(o, "<b>&ndash;</b></span>");
+        return;
+    }
+    for (size_t q = 0; q < 3; q++) {
+        out_fmt(o, "%s%s <b>", q ? " &middot; " : "", quantile_names[q]);
+        if (l->over[q])
+            buf_out_str(o, "&gt; ");
+        html_duration_us(o, l->p[q]);
+        buf_out_str(o, "</b>");
+    }
+    buf_out_str(o, "</span>");
+}
+
+/* The answers the proxy made itself, by status. */
+static void
+html_own(struct buf_out *o, const struct hdr_view *h)
+{
+    buf_out_str(o, "<section><h2>Answers from the proxy itself <span class=\"sub\">");
+    html_count(o, h->own_total);
+    buf_out_str(o, " in all: errors it sent instead of an upstream's answer</span></h2>"
+                   "<div class=\"own\">");
+    if (h->own_total == 0)
+        buf_out_str(o, "<span class=\"mute\">none</span>");
+    for (size_t i = 0; i < SHM_OWN_SLOTS; i++) {
+        if (h->own[i] == 0)
+            continue;
+        int st = shm_own_status(i);
+        if (st != 0)
+            out_fmt(o, "<span><span class=\"code\">%d</span> %s: <b>", st, http_reason(st));
+        else
+            buf_out_str(o, "<span><span class=\"code\">other</span>: <b>");
+        html_count(o, h->own[i]);
+        buf_out_str(o, "</b></span>");
+    }
+    buf_out_str(o, "</div></section>\n");
+}
+
 static void
 render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
 {
     struct hdr_view h;
     struct srv_view v;
+    struct lat_view lat;
     size_t ngroups = ngroups_of(cfg, shm);
 
     read_header(shm, &h);
@@ -556,7 +797,21 @@ render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
     buf_out_str(o, "<span>requests <b>");
     html_count(o, h.worker_requests);
     buf_out_str(o, "</b></span>");
+    if (h.have_rates) {
+        buf_out_str(o, "<span title=\"over the last ");
+        html_duration_ms(o, h.rate_window_ms);
+        buf_out_str(o, "\"><b>");
+        html_rate(o, h.requests_per_s, "");
+        buf_out_str(o, "</b> req/s &middot; <b>");
+        html_rate(o, h.bytes_per_s, "B");
+        buf_out_str(o, "</b>/s out</span>");
+    } else {
+        buf_out_str(o, "<span><b>&ndash;</b> req/s (rates from the next refresh)</span>");
+    }
+    out_fmt(o, "<span>tunnels <b>%u</b> open, %" PRIu64 " opened</span>", h.by_state[SHM_W_TUNNEL],
+            h.tunnels_opened);
     buf_out_str(o, "</div></header>\n");
+    html_reload(o, &h);
 
     for (size_t g = 0; g < ngroups; g++) {
         const struct cfg_group *grp = &cfg->groups[g];
@@ -575,6 +830,8 @@ render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
         buf_out_str(o, "</span>");
         if (usable_servers(cfg, shm, g) == 0)
             buf_out_str(o, " <span class=\"badge b-down\">no usable server: answering 503</span>");
+        read_latency(cfg, shm, g, &lat);
+        html_latency(o, &lat);
         out_fmt(o, "<span class=\"sub right\"><b>%zu</b> of %zu up</span></h2>\n", up, n);
         buf_out_str(o, "<table><thead><tr><th>Server</th><th class=\"n\">Weight</th>"
                        "<th>Health</th><th>Last check</th><th class=\"n\">Probe</th>"
@@ -588,7 +845,11 @@ render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
         buf_out_str(o, "</tbody></table></section>\n");
     }
 
-    out_fmt(o, "<section><h2>Workers <span class=\"sub\">%" PRIu32 " slots &middot; ", h.nworkers);
+    html_own(o, &h);
+    out_fmt(o,
+            "<section><h2>Workers <span class=\"sub\">%" PRIu32 " running of %" PRIu32
+            " slots &middot; ",
+            h.running, h.nworkers);
     html_count(o, h.worker_connections);
     out_fmt(o,
             " connections &middot; pool: %" PRIu64 " forked, %" PRIu64 " retired, %" PRIu64
@@ -599,8 +860,11 @@ render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
             (uint64_t)atomic_load(&shm->nudges), (uint64_t)atomic_load(&shm->evictions),
             (uint64_t)atomic_load(&shm->slow_rejects), (uint64_t)atomic_load(&shm->ip_rejects));
     buf_out_str(o, "</span></h2>\n<div class=\"grid\">");
+    /* the running workers only: an adaptive pool has up to max_workers slots, mostly empty */
     for (uint32_t i = 0; i < h.nworkers; i++) {
         const struct shm_worker *w = &shm->workers[i];
+        if (atomic_load(&w->pid) == 0)
+            continue;
         const char *st = name_of(worker_names, NELEM(worker_names), atomic_load(&w->state));
         out_fmt(o,
                 "<div class=\"cell w-%s\" title=\"slot %" PRIu32 " pid %d: %s\">%" PRIu32 "</div>",
@@ -612,7 +876,7 @@ render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
                 worker_names[st], worker_names[st], h.by_state[st]);
     buf_out_str(o, "</div>\n");
     /* the per-slot table: open when it is short enough to glance at */
-    buf_out_str(o, h.nworkers <= 16 ? "<details open>" : "<details>");
+    buf_out_str(o, h.running <= 16 ? "<details open>" : "<details>");
     buf_out_str(o, "<summary>scoreboard</summary><table class=\"sb\"><thead><tr>"
                    "<th class=\"n\">Slot</th><th class=\"n\">PID</th><th>State</th><th "
                    "class=\"n\">Requests</th>"
@@ -621,6 +885,8 @@ render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
         const struct shm_worker *w = &shm->workers[i];
         const char *st = name_of(worker_names, NELEM(worker_names), atomic_load(&w->state));
         int pid = atomic_load(&w->pid);
+        if (pid == 0)
+            continue;
         out_fmt(o, "<tr><td class=\"n\">%" PRIu32 "</td>", i);
         if (pid > 0)
             out_fmt(o, "<td class=\"n\">%d</td>", pid);
@@ -648,11 +914,86 @@ json_str(struct buf_out *o, const char *s)
     out_ch(o, '"');
 }
 
+/* ,"<key>":<ms> or ,"<key>":null when <ms> is negative */
+static void
+json_ms_or_null(struct buf_out *o, const char *key, int64_t ms)
+{
+    if (ms >= 0)
+        out_fmt(o, ",\"%s\":%" PRId64, key, ms);
+    else
+        out_fmt(o, ",\"%s\":null", key);
+}
+
+/* A rate as a JSON number (finite, never negative). */
+static void
+json_rate(struct buf_out *o, double v)
+{
+    out_fmt(o, "%.3f", v >= 0 && v < 1e15 ? v : v < 0 ? 0 : 1e15);
+}
+
+/* Rates, bytes, tunnels, the proxy's own answers and the last reload. */
+static void
+json_traffic(struct buf_out *o, const struct hdr_view *h)
+{
+    if (h->have_rates) {
+        buf_out_str(o, ",\"requests_per_second\":");
+        json_rate(o, h->requests_per_s);
+        buf_out_str(o, ",\"bytes_per_second\":");
+        json_rate(o, h->bytes_per_s);
+        out_fmt(o, ",\"rate_window_ms\":%" PRId64, h->rate_window_ms);
+    } else {
+        buf_out_str(o, ",\"requests_per_second\":null,\"bytes_per_second\":null,"
+                       "\"rate_window_ms\":null");
+    }
+    out_fmt(o, ",\"bytes\":%" PRIu64 ",\"tunnels\":{\"open\":%u,\"opened\":%" PRIu64 "}",
+            h->worker_bytes, h->by_state[SHM_W_TUNNEL], h->tunnels_opened);
+    buf_out_str(o, ",\"own_responses\":{");
+    for (size_t i = 0; i < SHM_OWN_SLOTS; i++) {
+        int st = shm_own_status(i);
+        if (st != 0)
+            out_fmt(o, "%s\"%d\":%" PRIu64, i ? "," : "", st, h->own[i]);
+        else
+            out_fmt(o, "%s\"other\":%" PRIu64, i ? "," : "", h->own[i]);
+    }
+    buf_out_str(o, "},\"last_reload\":");
+    if (h->reload_time <= 0) {
+        buf_out_str(o, "null");
+        return;
+    }
+    out_fmt(o, "{\"time\":%" PRId64 ",\"ok\":%s,\"result\":", h->reload_time,
+            h->reload_ok ? "true" : "false");
+    json_str(o, h->reload_text);
+    buf_out_str(o, "}");
+}
+
+/* ,"latency":{...}: a group's percentiles and buckets (per bucket, not cumulative). */
+static void
+json_latency(struct buf_out *o, const struct lat_view *l)
+{
+    out_fmt(o, ",\"latency\":{\"count\":%" PRIu64 ",\"sum_us\":%" PRIu64, l->count, l->sum_us);
+    for (size_t q = 0; q < 3; q++) {
+        char key[16];
+        snprintf(key, sizeof(key), "%s_us", quantile_names[q]);
+        json_ms_or_null(o, key, l->p[q]);
+        out_fmt(o, ",\"%s_above_buckets\":%s", quantile_names[q], l->over[q] ? "true" : "false");
+    }
+    buf_out_str(o, ",\"buckets\":[");
+    for (size_t i = 0; i < SHM_LAT_BUCKETS; i++) {
+        if (i < SHM_LAT_BUCKETS - 1)
+            out_fmt(o, "%s{\"le_us\":%" PRId64 ",\"n\":%" PRIu64 "}", i ? "," : "",
+                    shm_lat_bound_us(i), l->bucket[i]);
+        else
+            out_fmt(o, ",{\"le_us\":null,\"n\":%" PRIu64 "}", l->bucket[i]);
+    }
+    buf_out_str(o, "]}");
+}
+
 static void
 render_json(struct buf_out *o, const struct config *cfg, const struct shm *shm)
 {
     struct hdr_view h;
     struct srv_view v;
+    struct lat_view lat;
     size_t ngroups = ngroups_of(cfg, shm);
 
     read_header(shm, &h);
@@ -668,17 +1009,23 @@ render_json(struct buf_out *o, const struct config *cfg, const struct shm *shm)
             (uint64_t)atomic_load(&shm->nudges), atomic_load(&shm->idle_workers),
             (uint64_t)atomic_load(&shm->evictions), (uint64_t)atomic_load(&shm->slow_rejects),
             (uint64_t)atomic_load(&shm->ip_rejects));
+    json_traffic(o, &h);
     buf_out_str(o, ",\"worker_states\":{");
     for (size_t st = 0; st < NELEM(worker_names); st++)
         out_fmt(o, "%s\"%s\":%u", st ? "," : "", worker_names[st], h.by_state[st]);
-    buf_out_str(o, "},\"workers\":[");
+    out_fmt(o, "},\"running_workers\":%" PRIu32 ",\"workers\":[", h.running);
+    /* the running workers (slots with a pid), as on the page */
+    bool first = true;
     for (uint32_t i = 0; i < h.nworkers; i++) {
         const struct shm_worker *w = &shm->workers[i];
-        out_fmt(o, "%s{\"slot\":%" PRIu32 ",\"pid\":%d,\"state\":\"%s\"", i ? "," : "", i,
+        if (atomic_load(&w->pid) == 0)
+            continue;
+        out_fmt(o, "%s{\"slot\":%" PRIu32 ",\"pid\":%d,\"state\":\"%s\"", first ? "" : ",", i,
                 atomic_load(&w->pid),
                 name_of(worker_names, NELEM(worker_names), atomic_load(&w->state)));
         out_fmt(o, ",\"requests\":%" PRIu64 ",\"connections\":%" PRIu64 "}",
                 (uint64_t)atomic_load(&w->requests), (uint64_t)atomic_load(&w->connections));
+        first = false;
     }
     buf_out_str(o, "],\"groups\":[");
     for (size_t g = 0; g < ngroups; g++) {
@@ -693,6 +1040,7 @@ render_json(struct buf_out *o, const struct config *cfg, const struct shm *shm)
                 "\"usable_servers\":%zu,\"servers\":[",
                 cfg_balance_name(grp->balance), grp->health_check ? "true" : "false",
                 usable > 0 ? "true" : "false", usable);
+        read_latency(cfg, shm, g, &lat);
         for (size_t s = 0; s < n; s++) {
             read_server(cfg, shm, &h, g, s, &v);
             buf_out_str(o, s ? ",{\"address\":" : "{\"address\":");
@@ -716,10 +1064,15 @@ render_json(struct buf_out *o, const struct config *cfg, const struct shm *shm)
             buf_out_str(o, ",\"responses\":{");
             for (size_t i = 0; i < 5; i++)
                 out_fmt(o, "%s\"%s\":%" PRIu64, i ? "," : "", class_names[i], v.responses[i]);
-            out_fmt(o, "},\"latency_us_sum\":%" PRIu64 ",\"avg_latency_us\":%" PRIu64 "}",
+            out_fmt(o, "},\"latency_us_sum\":%" PRIu64 ",\"avg_latency_us\":%" PRIu64,
                     v.latency_us_sum, v.avg_latency_us);
+            json_ms_or_null(o, "down_for_ms", v.down_ms);
+            json_ms_or_null(o, "breaker_cooldown_left_ms", v.cooldown_left_ms);
+            buf_out_str(o, "}");
         }
-        buf_out_str(o, "]}");
+        buf_out_str(o, "]");
+        json_latency(o, &lat);
+        buf_out_str(o, "}");
     }
     buf_out_str(o, "],\"routes\":[");
     for (size_t r = 0; r < cfg->nroutes && r < CFG_MAX_ROUTES; r++) {
@@ -757,6 +1110,8 @@ enum mfam {
     M_FAILURES,
     M_RESPONSES,
     M_LATENCY,
+    M_DOWN,
+    M_COOLDOWN,
 };
 
 static const struct {
@@ -791,6 +1146,10 @@ static const struct {
                      "Responses from the server by status class."},
     [M_LATENCY] = {"miniproxyd_upstream_latency_seconds", "summary",
                    "Time from request sent to response head received."},
+    [M_DOWN] = {"miniproxyd_upstream_server_down_seconds", "gauge",
+                "How long the server has been down by its health checks; 0 when it is not."},
+    [M_COOLDOWN] = {"miniproxyd_upstream_breaker_cooldown_remaining_seconds", "gauge",
+                    "What is left of an open breaker's cooldown; 0 when it is not open."},
 };
 
 static void
@@ -900,7 +1259,45 @@ prom_server(struct buf_out *o, enum mfam f, const char *group, const struct srv_
         prom_labels(o, name, "_count", group, v->addr, NULL, NULL);
         out_fmt(o, "%" PRIu64 "\n", v->nresponses);
         break;
+    case M_DOWN:
+        prom_labels(o, name, "", group, v->addr, NULL, NULL);
+        prom_seconds(o, v->down_ms > 0 ? (uint64_t)v->down_ms * 1000 : 0);
+        break;
+    case M_COOLDOWN:
+        prom_labels(o, name, "", group, v->addr, NULL, NULL);
+        prom_seconds(o, v->cooldown_left_ms > 0 ? (uint64_t)v->cooldown_left_ms * 1000 : 0);
+        break;
     }
+}
+
+/* Group <g>'s latency histogram: cumulative buckets, _sum and _count (= the +Inf bucket). */
+static void
+prom_histogram(struct buf_out *o, const struct config *cfg, const struct shm *shm, size_t g)
+{
+    static const char name[] = "miniproxyd_upstream_group_latency_seconds";
+    struct lat_view l;
+    uint64_t cum = 0;
+
+    read_latency(cfg, shm, g, &l);
+    for (size_t i = 0; i < SHM_LAT_BUCKETS; i++) {
+        cum = add_sat(cum, l.bucket[i]);
+        out_fmt(o, "%s_bucket{group=\"", name);
+        out_esc(o, cfg->groups[g].name, ESC_LABEL);
+        if (i < SHM_LAT_BUCKETS - 1) {
+            int64_t us = shm_lat_bound_us(i);
+            out_fmt(o, "\",le=\"%" PRId64 ".%06" PRId64 "\"} %" PRIu64 "\n", us / 1000000,
+                    us % 1000000, cum);
+        } else {
+            out_fmt(o, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
+        }
+    }
+    out_fmt(o, "%s_sum{group=\"", name);
+    out_esc(o, cfg->groups[g].name, ESC_LABEL);
+    buf_out_str(o, "\"} ");
+    prom_seconds(o, l.sum_us);
+    out_fmt(o, "%s_count{group=\"", name);
+    out_esc(o, cfg->groups[g].name, ESC_LABEL);
+    out_fmt(o, "\"} %" PRIu64 "\n", cum);
 }
 
 static void
@@ -961,6 +1358,32 @@ render_metrics(struct buf_out *o, const struct config *cfg, const struct shm *sh
         out_fmt(o, "%s %" PRIu64 "\n", pool[i].name, (uint64_t)atomic_load(ctr));
     }
 
+    prom_family(o, "miniproxyd_response_bytes_total", "counter",
+                "Response body bytes sent to clients by the current workers (tunnels: "
+                "what went to the client).");
+    out_fmt(o, "miniproxyd_response_bytes_total %" PRIu64 "\n", h.worker_bytes);
+    prom_family(o, "miniproxyd_tunnels_open", "gauge", "WebSocket tunnels open now.");
+    out_fmt(o, "miniproxyd_tunnels_open %u\n", h.by_state[SHM_W_TUNNEL]);
+    prom_family(o, "miniproxyd_tunnels_total", "counter", "WebSocket tunnels opened.");
+    out_fmt(o, "miniproxyd_tunnels_total %" PRIu64 "\n", h.tunnels_opened);
+    prom_family(o, "miniproxyd_own_responses_total", "counter",
+                "Answers the proxy made itself (errors instead of an upstream's answer), "
+                "by status.");
+    for (size_t i = 0; i < SHM_OWN_SLOTS; i++) {
+        int st = shm_own_status(i);
+        if (st != 0)
+            out_fmt(o, "miniproxyd_own_responses_total{code=\"%d\"} %" PRIu64 "\n", st, h.own[i]);
+        else
+            out_fmt(o, "miniproxyd_own_responses_total{code=\"other\"} %" PRIu64 "\n", h.own[i]);
+    }
+    prom_family(o, "miniproxyd_last_reload_timestamp_seconds", "gauge",
+                "Unix time of the last reload, good or failed; 0: none since the start.");
+    out_fmt(o, "miniproxyd_last_reload_timestamp_seconds %" PRId64 "\n",
+            h.reload_time > 0 ? h.reload_time : 0);
+    prom_family(o, "miniproxyd_last_reload_success", "gauge",
+                "0 when the last reload failed (the previous configuration serves), else 1.");
+    out_fmt(o, "miniproxyd_last_reload_success %d\n", h.reload_time > 0 && !h.reload_ok ? 0 : 1);
+
     prom_family(o, "miniproxyd_upstream_usable_servers", "gauge",
                 "Servers of the group that can take requests now (up, breaker closed); "
                 "0: every request to it gets 503.");
@@ -978,6 +1401,10 @@ render_metrics(struct buf_out *o, const struct config *cfg, const struct shm *sh
         out_esc(o, cfg->routes[r].name, ESC_LABEL);
         out_fmt(o, "\"} %" PRIu64 "\n", (uint64_t)atomic_load(&shm->route_requests[r]));
     }
+    prom_family(o, "miniproxyd_upstream_group_latency_seconds", "histogram",
+                "Time from request sent to response head received, per group.");
+    for (size_t g = 0; g < ngroups && !o->full; g++)
+        prom_histogram(o, cfg, shm, g);
 
     for (size_t f = 0; f < NELEM(mfams); f++) {
         prom_family(o, mfams[f].name, mfams[f].type, mfams[f].help);
@@ -1101,6 +1528,26 @@ prom_tls(struct buf_out *o, const struct config *cfg)
 
 /* ---- the API ---------------------------------------------------------------------------- */
 
+void
+status_sample(struct shm *shm, int64_t now_ms)
+{
+    int64_t last = (int64_t)atomic_load(&shm->sample_last.ms);
+    uint64_t requests = 0, bytes = 0;
+
+    if (last > 0 && now_ms - last < 1000)
+        return; /* a window shorter than a second says more about timing than traffic */
+    for (uint32_t i = 0; i < nworkers_of(shm); i++) {
+        requests = add_sat(requests, (uint64_t)atomic_load(&shm->workers[i].requests));
+        bytes = add_sat(bytes, (uint64_t)atomic_load(&shm->workers[i].bytes));
+    }
+    atomic_store(&shm->sample_prev.ms, last);
+    atomic_store(&shm->sample_prev.requests, atomic_load(&shm->sample_last.requests));
+    atomic_store(&shm->sample_prev.bytes, atomic_load(&shm->sample_last.bytes));
+    atomic_store(&shm->sample_last.requests, requests);
+    atomic_store(&shm->sample_last.bytes, bytes);
+    atomic_store(&shm->sample_last.ms, now_ms);
+}
+
 int
 status_kind_for(const char *path, size_t len)
 {
@@ -1158,19 +1605,21 @@ esc_len(const char *s)
  * spare. The group name and the address are counted at their escaped
  * length, once per line they appear on.
  */
-#define HINT_FIXED 20480     /* page head and CSS, page header, HELP/TYPE of every family */
+#define HINT_FIXED 28672     /* page head and CSS, page header, HELP/TYPE of every family */
 #define HINT_WORKER 768      /* HTML grid cell + table row; a JSON object */
-#define HINT_GROUP 2048      /* section head and table head */
-#define HINT_SERVER 2048     /* one server's markup and numbers (metrics: 24 lines) */
-#define HINT_SERVER_LINES 26 /* times the group name and the address appear per server */
-#define HINT_ERROR (SHM_ERR_MAX * 6) /* last_error, each byte escaped as \u00XX */
+#define HINT_GROUP 4096      /* section head and table head; the latency histogram */
+#define HINT_GROUP_LINES 18  /* times the group name appears per group */
+#define HINT_SERVER 2560     /* one server's markup and numbers (metrics: 26 lines) */
+#define HINT_SERVER_LINES 28 /* times the group name and the address appear per server */
+#define HINT_ERROR (SHM_ERR_MAX * 6)     /* last_error, each byte escaped as \u00XX */
+#define HINT_RELOAD (SHM_RELOAD_MAX * 6) /* the last reload's text, escaped the same way */
 
 size_t
 status_size_hint(const struct config *cfg)
 {
     /* the table holds at most CFG_MAX_WORKERS slots whatever cfg says */
     size_t workers = cfg->worker_slots < CFG_MAX_WORKERS ? cfg->worker_slots : CFG_MAX_WORKERS;
-    size_t size = HINT_FIXED + workers * HINT_WORKER;
+    size_t size = HINT_FIXED + HINT_RELOAD + workers * HINT_WORKER;
 
     /* TLS: the counters, and each certificate's names (escaped: up to 6 bytes each) */
     if (cfg->tls)
@@ -1180,7 +1629,7 @@ status_size_hint(const struct config *cfg)
         const struct cfg_group *grp = &cfg->groups[g];
         size_t glen = esc_len(grp->name);
 
-        size += HINT_GROUP + glen;
+        size += HINT_GROUP + HINT_GROUP_LINES * glen;
         for (size_t s = 0; s < grp->nservers; s++) {
             size_t alen = esc_len(grp->servers[s].addr.text);
             size += HINT_SERVER + HINT_ERROR + HINT_SERVER_LINES * (glen + alen);

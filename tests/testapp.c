@@ -38,6 +38,15 @@
  *                          chunked body with a bad chunk size
  *   /status?code=N         status N (200..599), body "status N\n" (none for 204/304)
  *   /stats                 "connections=<C> requests=<R>\n", see below
+ *   /ws[?hello=1]          a WebSocket echo server (RFC 6455): a GET with Connection:
+ *                          upgrade, Upgrade: websocket and Sec-WebSocket-Key gets 101
+ *                          and then every text, binary and continuation frame back as
+ *                          it came (unmasked; streamed, so a message can be any size),
+ *                          a pong for each ping, a close for a close (then it closes).
+ *                          hello=1 sends a text frame "hello" in the same write as the
+ *                          101. Without the upgrade fields: 426, "upgrade=<Upgrade>\n"
+ *   /upgrade101            answers 101 with Upgrade: websocket whatever was asked, then
+ *                          closes: the proxy must not pass it to a plain request
  *   anything else, and /   200 "hello from NAME\n"
  * Every endpoint reads the whole request (head and body) before it acts.
  * HEAD gets the same headers as GET and no body. HTTP/1.0 requests keep the
@@ -72,6 +81,7 @@
 #include <unistd.h>
 
 #include "testpattern.h"
+#include "testws.h"
 
 #define HEAD_MAX 65536        /* request line + headers + blank line */
 #define IN_CAP (2 * HEAD_MAX) /* the head region, then room for body bytes */
@@ -1007,6 +1017,174 @@ h_hello(struct conn *c, struct req *r)
     return respond_text(c, r, 200, body);
 }
 
+/* ---- WebSocket -------------------------------------------------------- */
+
+/* The value of header <name> in the current head, as a slice; 0 when absent. */
+static int
+head_value(const struct conn *c, const struct req *r, const char *name, const char **v,
+           size_t *vlen)
+{
+    const char *p = c->in, *end = c->in + r->head_len;
+    size_t nlen = strlen(name);
+
+    p = memchr(p, '\n', (size_t)(end - p)); /* past the request line */
+    while (p != NULL && ++p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            break;
+        if ((size_t)(nl - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
+            const char *b = p + nlen + 1, *e = nl;
+            while (b < e && (*b == ' ' || *b == '\t'))
+                b++;
+            while (e > b && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            *v = b;
+            *vlen = (size_t)(e - b);
+            return 1;
+        }
+        p = nl;
+    }
+    return 0;
+}
+
+/* True when the comma list <v>[0..<len>) has <tok> (case-insensitive). */
+static int
+list_has(const char *v, size_t len, const char *tok)
+{
+    size_t tl = strlen(tok);
+
+    for (size_t i = 0; i + tl <= len; i++)
+        if (strncasecmp(v + i, tok, tl) == 0 && (i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
+            (i + tl == len || v[i + tl] == ',' || v[i + tl] == ' '))
+            return 1;
+    return 0;
+}
+
+/* Reads exactly <len> bytes of the connection (buffered ones first). Returns 0 or -1. */
+static int
+ws_read(struct conn *c, void *dst, size_t len)
+{
+    char *d = dst;
+
+    while (len > 0) {
+        if (c->pos < c->len) {
+            size_t n = c->len - c->pos < len ? c->len - c->pos : len;
+            memcpy(d, c->in + c->pos, n);
+            c->pos += n;
+            d += n;
+            len -= n;
+            continue;
+        }
+        ssize_t n = recv(c->fd, d, len, 0);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        d += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void linger_close(int fd);
+
+/* Echoes frames until a close or the end of the connection. */
+static enum after
+ws_echo(struct conn *c)
+{
+    static _Thread_local unsigned char buf[PIECE];
+
+    for (;;) {
+        unsigned char hb[14];
+        struct ws_head h;
+        size_t have = 2, hl;
+        if (ws_read(c, hb, 2) == -1)
+            return H_ABORT;
+        while ((hl = ws_head_get(hb, have, &h)) == 0) {
+            size_t want = ((hb[1] & 0x7f) == 126   ? 4
+                           : (hb[1] & 0x7f) == 127 ? 10
+                                                   : 2) +
+                          ((hb[1] & 0x80) ? 4 : 0);
+            if (ws_read(c, hb + have, want - have) == -1)
+                return H_ABORT;
+            have = want;
+        }
+        if (!h.masked)
+            return H_ABORT; /* a client's frames are masked (RFC 6455 5.1) */
+        struct ws_head out = {.fin = h.fin, .opcode = h.opcode, .len = h.len};
+        if (h.opcode == WS_PING)
+            out.opcode = WS_PONG;
+        if (h.opcode == WS_PONG) {
+            /* an unsolicited pong: read and drop */
+            if (h.len > sizeof(buf) || ws_read(c, buf, (size_t)h.len) == -1)
+                return H_ABORT;
+            continue;
+        }
+        size_t ol = ws_head_put(&out, hb);
+        if (send_all(c->fd, hb, ol) == -1)
+            return H_ABORT;
+        for (uint64_t off = 0; off < h.len;) {
+            size_t n = h.len - off < sizeof(buf) ? (size_t)(h.len - off) : sizeof(buf);
+            if (ws_read(c, buf, n) == -1)
+                return H_ABORT;
+            ws_unmask(buf, n, h.mask, off);
+            if (send_all(c->fd, buf, n) == -1)
+                return H_ABORT;
+            off += n;
+        }
+        if (h.opcode == WS_CLOSE) {
+            linger_close(c->fd);
+            return H_GONE;
+        }
+    }
+}
+
+static enum after
+h_ws(struct conn *c, struct req *r)
+{
+    const char *v, *key;
+    size_t vlen, klen;
+    char accept[29], head[512], body[128];
+
+    if (body_drain(c, r) == -1)
+        return H_ABORT;
+    int up = head_value(c, r, "upgrade", &v, &vlen);
+    if (!up || !list_has(v, vlen, "websocket") || !head_value(c, r, "connection", &v, &vlen) ||
+        !list_has(v, vlen, "upgrade") || !head_value(c, r, "sec-websocket-key", &key, &klen)) {
+        if (up && head_value(c, r, "upgrade", &v, &vlen))
+            snprintf(body, sizeof(body), "upgrade=%.*s\n", (int)(vlen < 64 ? vlen : 64), v);
+        else
+            snprintf(body, sizeof(body), "upgrade=\n");
+        return respond_text(c, r, 426, body);
+    }
+    ws_accept_key(key, klen, accept);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\nX-Upstream: %s\r\n\r\n",
+                     accept, g_name);
+    if (param(r, "hello", &v, &vlen) && vlen == 1 && v[0] == '1') {
+        struct ws_head h = {.fin = 1, .opcode = WS_TEXT, .len = 5};
+        n += (int)ws_head_put(&h, (unsigned char *)head + n);
+        memcpy(head + n, "hello", 5);
+        n += 5;
+    }
+    if (send_all(c->fd, head, (size_t)n) == -1)
+        return H_ABORT;
+    return ws_echo(c);
+}
+
+static enum after
+h_upgrade101(struct conn *c, struct req *r)
+{
+    static const char h101[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\n\r\n";
+
+    if (body_drain(c, r) == -1 || send_all(c->fd, h101, sizeof(h101) - 1) == -1)
+        return H_ABORT;
+    r->close = 1;
+    return H_OK;
+}
+
 static enum after
 dispatch(struct conn *c, struct req *r)
 {
@@ -1021,6 +1199,7 @@ dispatch(struct conn *c, struct req *r)
         {"/hang", h_hang},     {"/close", h_close},
         {"/reset", h_reset},   {"/garbage", h_garbage},
         {"/status", h_status}, {"/stats", h_stats},
+        {"/ws", h_ws},         {"/upgrade101", h_upgrade101},
     };
 
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

@@ -222,6 +222,8 @@ START_TEST(test_defaults)
     ck_assert_ptr_null(c->pid_file);
     ck_assert_ptr_null(c->user);
     ck_assert_int_eq(c->shutdown_timeout_ms, 30000);
+    ck_assert(c->websocket);
+    ck_assert_int_eq(c->tunnel_timeout_ms, 3600 * 1000);
     ck_assert(!c->admin);
     ck_assert_int_eq(c->admin_line, 0);
     ck_assert_uint_eq(c->ngroups, 2);
@@ -725,6 +727,13 @@ START_TEST(test_process_keys)
     ck_assert_str_eq(c->admin_addr.text, "[::1]:9090");
     ck_assert_int_eq(c->admin_line, 10);
     cfg_free(c);
+
+    /* WebSocket tunnels: off, and the hour unit */
+    c = load(P "websocket = off\ntunnel_timeout = 2h\n" U);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert(!c->websocket);
+    ck_assert_int_eq(c->tunnel_timeout_ms, 2 * 3600 * 1000);
+    cfg_free(c);
 }
 END_TEST
 
@@ -930,8 +939,13 @@ static const struct {
      "t.ini:4: [proxy] log_level: bad level \"verbose\" (error|warn|info|debug)", true},
     {P "log_level = INFO\n" U, "log_level: bad level \"INFO\"", false},
     {P "error_log =\n" U, "t.ini:4: [proxy] error_log: empty value", true},
-    {P "keepalive_timeout = 5h\n" U,
-     "t.ini:4: [proxy] keepalive_timeout: bad duration unit \"h\" in \"5h\" (ms, s or m)", true},
+    {P "keepalive_timeout = 5d\n" U,
+     "t.ini:4: [proxy] keepalive_timeout: bad duration unit \"d\" in \"5d\" (ms, s, m or h)",
+     true},
+    {P "tunnel_timeout = 25h\n" U, "tunnel_timeout: duration 25h out of range (max 1 day)", false},
+    {P "tunnel_timeout = 0\n" U, "tunnel_timeout: must be greater than 0", false},
+    {P "websocket = maybe\n" U,
+     "t.ini:4: [proxy] websocket: bad boolean \"maybe\" (yes|no|on|off|true|false)", true},
     {P "keepalive_timeout = s\n" U, "keepalive_timeout: bad duration \"s\"", false},
     {P "keepalive_timeout = -5s\n" U, "keepalive_timeout: bad duration \"-5s\"", false},
     {P "keepalive_timeout = 5 s\n" U, "keepalive_timeout: bad duration unit \" s\"", false},
@@ -1049,7 +1063,7 @@ static const struct {
     {P U "health_path = /\x7f\n", "health_path: bad character 0x7f at byte 2", false},
     {P U "health_interval = 0\n",
      "t.ini:6: [upstream app] health_interval: must be greater than 0", true},
-    {P U "health_interval = 2h\n", "health_interval: bad duration unit \"h\"", false},
+    {P U "health_interval = 2d\n", "health_interval: bad duration unit \"d\"", false},
     {P U "health_timeout = 0ms\n", "health_timeout: must be greater than 0", false},
     {P U "health_timeout = 86401\n", "health_timeout: duration 86401 out of range", false},
     {P U "rise = 0\n", "t.ini:6: [upstream app] rise: 0 out of range (1..100)", true},
@@ -1112,7 +1126,8 @@ static const struct {
     {P "shutdown_timeout = 0ms\n" U, "t.ini:4: [proxy] shutdown_timeout: must be greater than 0",
      true},
     {P "shutdown_timeout = 30x\n" U,
-     "t.ini:4: [proxy] shutdown_timeout: bad duration unit \"x\" in \"30x\" (ms, s or m)", true},
+     "t.ini:4: [proxy] shutdown_timeout: bad duration unit \"x\" in \"30x\" (ms, s, m or h)",
+     true},
     {P "shutdown_timeout = soon\n" U, "shutdown_timeout: bad duration \"soon\"", false},
     {P "shutdown_timeout = 86401\n" U,
      "t.ini:4: [proxy] shutdown_timeout: duration 86401 out of range (max 1 day)", true},
@@ -2069,7 +2084,11 @@ static const struct {
     {"", -1, 0},
     {"ms", -1, 0},
     {"s", -1, 0},
-    {"5h", -1, 0},
+    {"5h", 0, 5 * 3600 * 1000},
+    {"24h", 0, 86400000},
+    {"25h", -1, 0},
+    {"5d", -1, 0},
+    {"5H", -1, 0},
     {"5S", -1, 0},
     {"-1", -1, 0},
     {"5 s", -1, 0},

@@ -64,6 +64,7 @@ struct req_case {
     uint64_t content_length;
     bool upstream_close;
     bool drop_underscores;
+    bool websocket;
     const char *want;
 };
 
@@ -199,6 +200,18 @@ static const struct req_case req_cases[] = {
          "POST /p HTTP/1.1\r\nHost: 127.0.0.1:3001\r\nX-B: 2\r\n" XF "Content-Length: 1\r\n\r\n"},
     {"underscores kept without drop_underscores", H11 "X_A: 1\r\n\r\n",
      .want = RL "X_A: 1\r\n" XF "\r\n"},
+
+    /* WebSocket: the two hop-by-hop fields kept, in our spelling; the key goes end to end */
+    {"websocket handshake",
+     H11 "Connection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\nSec-WebSocket-Key: k\r\n"
+         "Sec-WebSocket-Version: 13\r\n\r\n",
+     .websocket = true, .upstream_close = true,
+     .want = RL "Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n" XF
+                "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"},
+    {"h2c upgrade dropped",
+     H11 "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQ\r\n"
+         "\r\n",
+     .want = RL XF "\r\n"},
 };
 
 /* Parses case <c> into <req> and fills <rw> from it and the defaults. */
@@ -221,6 +234,7 @@ prepare_request(const struct req_case *c, struct http_request *req, struct rewri
         .content_length = c->content_length,
         .upstream_close = c->upstream_close,
         .drop_underscores = c->drop_underscores,
+        .websocket = c->websocket,
     };
 }
 
@@ -327,6 +341,12 @@ static const struct resp_case resp_cases[] = {
      "HTTP/1.1 204 No Content\r\nA: 1\r\n\r\n"},
     {"HEAD response keeps Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", true,
      REWRITE_AS_IS, true, 1, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"},
+    {"101 opening a tunnel",
+     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+     "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+     false, REWRITE_UPGRADE, false, 1,
+     "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+     "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"},
 };
 
 static void
@@ -483,6 +503,37 @@ START_TEST(test_add_line)
 }
 END_TEST
 
+/* Which requests ask for a WebSocket tunnel. */
+static const struct {
+    const char *head;
+    bool want;
+} ws_cases[] = {
+    {H11 "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n", true},
+    {H11 "connection: keep-alive, upgrade\r\nupgrade: WEBSOCKET\r\n\r\n", true},
+    {H11 "Connection: Upgrade\r\nUpgrade: foo, websocket\r\n\r\n", true},
+    {H11 "Upgrade: websocket\r\n\r\n", false},                      /* Connection does not say */
+    {H11 "Connection: Upgrade\r\n\r\n", false},                     /* no Upgrade */
+    {H11 "Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n", false},     /* not WebSocket */
+    {H11 "Connection: close\r\nUpgrade: websocket\r\n\r\n", false}, /* not named */
+    {"GET /p HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", false},
+    {"POST /p HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", false},
+    {"GET /p HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+     "Content-Length: 2\r\n\r\n",
+     false}, /* a handshake has no body */
+};
+
+START_TEST(test_is_websocket)
+{
+    static struct http_request req;
+    int status = 0;
+    const char *head = ws_cases[_i].head;
+
+    ck_assert_int_eq(http_parse_request(head, strlen(head), MAX_HEAD, &req, &status),
+                     (int)strlen(head));
+    ck_assert_msg(rewrite_is_websocket(&req) == ws_cases[_i].want, "case %d: %s", _i, head);
+}
+END_TEST
+
 static Suite *
 rewrite_suite(void)
 {
@@ -495,6 +546,7 @@ rewrite_suite(void)
     tcase_add_test(tq, test_request_many_fields);
     tcase_add_test(tq, test_request_tls);
     tcase_add_test(tq, test_add_line);
+    tcase_add_loop_test(tq, test_is_websocket, 0, (int)NELEM(ws_cases));
     suite_add_tcase(s, tq);
 
     tcase_add_loop_test(tr, test_response, 0, (int)NELEM(resp_cases));

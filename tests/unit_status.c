@@ -7,12 +7,14 @@
  * that a pass means something. Every cap below the exact length must fail
  * without writing past it; the size hint must hold at the worst case.
  */
+#include "clock.h"
 #include "config.h"
 #include "shm.h"
 #include "status.h"
 #include "testlib.h"
 
 #include <check.h>
+#include <math.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,6 +95,7 @@ setup(void)
     atomic_store(&d->checks_failed, 4);
     atomic_store(&d->last_check_ms, mono_ms() - 1500);
     atomic_store(&d->last_latency_us, 1000000);
+    atomic_store(&d->down_since_ms, mono_ms() - 65000);
     shm_set_error(d, "connect to 10.0.0.1:8000: Connection refused");
 
     const int states[3] = {SHM_W_IDLE, SHM_W_PROXY, SHM_W_KEEPALIVE};
@@ -369,6 +372,14 @@ struct pm {
     char series[4 * PM_MAX][400];
     size_t series_len[4 * PM_MAX];
     size_t nseries;
+    /* histograms: one entry per family and label set (le left out) */
+    struct pm_hist {
+        char key[400];
+        double last_le, inf_count, count;
+        bool any_bucket, seen_inf, has_sum, has_count;
+        double last_bucket;
+    } hist[PM_MAX];
+    size_t nhist;
     char why[256];
 };
 
@@ -491,6 +502,94 @@ pm_family_of(struct pm *m, const char *name, size_t n)
     return -1;
 }
 
+/*
+ * The histogram rules for sample <l>[0..<n>) of histogram family <f>, its
+ * name <i> bytes long, its value at <v>: only _bucket, _sum and _count;
+ * every bucket has le, the le of a label set increase, their counts do not
+ * decrease, the last is +Inf, and _count equals it.
+ */
+static int
+pm_histogram(struct pm *m, int f, const char *l, size_t n, size_t i, const char *v)
+{
+    size_t base = strlen(m->fam[f]);
+    const char *suffix = l + base;
+    size_t sl = i - base;
+    bool bucket = sl == 7 && memcmp(suffix, "_bucket", 7) == 0;
+    bool sum = sl == 4 && memcmp(suffix, "_sum", 4) == 0;
+    bool count = sl == 6 && memcmp(suffix, "_count", 6) == 0;
+    char key[400], le[64] = "";
+    size_t k = 0;
+
+    if (!bucket && !sum && !count) {
+        snprintf(m->why, sizeof(m->why), "histogram sample not _bucket/_sum/_count: %.*s", (int)n,
+                 l);
+        return -1;
+    }
+    /* the key: the family and its labels other than le, as written */
+    k = (size_t)snprintf(key, sizeof(key), "%s{", m->fam[f]);
+    if (i < n && l[i] == '{') {
+        const char *p = l + i + 1, *end = memchr(l, '}', n);
+        while (p < end) {
+            const char *eq = memchr(p, '=', (size_t)(end - p));
+            const char *q = eq + 2; /* past =" */
+            while (*q != '"')
+                q += *q == '\\' ? 2 : 1;
+            if (eq - p == 2 && memcmp(p, "le", 2) == 0)
+                snprintf(le, sizeof(le), "%.*s", (int)(q - eq - 2), eq + 2);
+            else if (k + (size_t)(q + 1 - p) + 2 < sizeof(key))
+                k += (size_t)snprintf(key + k, sizeof(key) - k, "%.*s,", (int)(q + 1 - p), p);
+            p = q + 1;
+            if (p < end && *p == ',')
+                p++;
+        }
+    }
+    key[k] = '\0';
+    struct pm_hist *h = NULL;
+    for (size_t j = 0; j < m->nhist && h == NULL; j++)
+        if (strcmp(m->hist[j].key, key) == 0)
+            h = &m->hist[j];
+    if (h == NULL) {
+        if (m->nhist == PM_MAX) {
+            snprintf(m->why, sizeof(m->why), "too many histograms");
+            return -1;
+        }
+        h = &m->hist[m->nhist++];
+        memset(h, 0, sizeof(*h));
+        snprintf(h->key, sizeof(h->key), "%s", key);
+    }
+    double val = strtod(v, NULL);
+    if (sum) {
+        h->has_sum = true;
+        return 0;
+    }
+    if (count) {
+        h->has_count = true;
+        h->count = val;
+        return 0;
+    }
+    if (le[0] == '\0' || !pm_value_ok(le, strlen(le))) {
+        snprintf(m->why, sizeof(m->why), "bucket without a valid le: %.*s", (int)n, l);
+        return -1;
+    }
+    double bound = strcmp(le, "+Inf") == 0 ? INFINITY : strtod(le, NULL);
+    if (h->seen_inf || (h->any_bucket && bound <= h->last_le)) {
+        snprintf(m->why, sizeof(m->why), "le not increasing: %.*s", (int)n, l);
+        return -1;
+    }
+    if (h->any_bucket && val < h->last_bucket) {
+        snprintf(m->why, sizeof(m->why), "buckets not cumulative: %.*s", (int)n, l);
+        return -1;
+    }
+    h->any_bucket = true;
+    h->last_le = bound;
+    h->last_bucket = val;
+    if (isinf(bound)) {
+        h->seen_inf = true;
+        h->inf_count = val;
+    }
+    return 0;
+}
+
 static int
 pm_sample(struct pm *m, const char *l, size_t n)
 {
@@ -569,6 +668,9 @@ pm_sample(struct pm *m, const char *l, size_t n)
         snprintf(m->why, sizeof(m->why), "bad value: %.*s", (int)n, l);
         return -1;
     }
+    if (strcmp(m->type[f], "histogram") == 0 &&
+        pm_histogram(m, f, l, n, strcspn(l, "{ "), l + i) == -1)
+        return -1;
     i += vlen;
     if (i < n) { /* a timestamp: an integer */
         if (l[i] != ' ' || strspn(l + i + 1, "-0123456789") != n - i - 1 || n - i - 1 == 0) {
@@ -629,6 +731,14 @@ prom_valid(const char *s, size_t len, char *why, size_t whylen)
             snprintf(why, whylen, "family %s lacks HELP or TYPE", m.fam[f]);
             return -1;
         }
+    for (size_t j = 0; j < m.nhist; j++) {
+        const struct pm_hist *h = &m.hist[j];
+        if (!h->seen_inf || !h->has_sum || !h->has_count || h->count != h->inf_count) {
+            snprintf(why, whylen,
+                     "histogram %s: needs a +Inf bucket, _sum, and _count equal to it", h->key);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -640,6 +750,10 @@ START_TEST(test_prom_checker)
         HT("g", "gauge") "g{x=\"1\",y=\"a\\\"b\\\\c\\nd\"} -2.5e3\ng{x=\"2\"} NaN\n",
         HT("s", "summary") "s_sum{x=\"a\"} 0.5\ns_count{x=\"a\"} 3\n",
         "# just a comment\n" HT("g", "gauge") "g 1 1700000000000\n",
+        HT("h",
+           "histogram") "h_bucket{a=\"x\",le=\"0.1\"} 1\nh_bucket{a=\"x\",le=\"1\"} 3\n"
+                        "h_bucket{a=\"x\",le=\"+Inf\"} 3\nh_sum{a=\"x\"} 1.5\nh_count{a=\"x\"} 3\n"
+                        "h_bucket{a=\"y\",le=\"+Inf\"} 0\nh_sum{a=\"y\"} 0\nh_count{a=\"y\"} 0\n",
     };
     static const char *const bad[] = {
         "a_total 1\n",                                                /* no HELP/TYPE */
@@ -660,6 +774,18 @@ START_TEST(test_prom_checker)
         HT("g", "gauge") "g{x=\"1\"}1\n",                             /* no space */
         HT("g", "gauges") "g 1\n",                                    /* bad type */
         "# HELP g h\ng 1\n",                                          /* TYPE missing */
+        /* histograms */
+        HT("h", "histogram") "h 1\n",                            /* a bare sample */
+        HT("h", "histogram") "h_bucket 1\nh_sum 1\nh_count 1\n", /* a bucket without le */
+        HT("h", "histogram") "h_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\n"
+                             "h_count 1\n", /* not cumulative */
+        HT("h", "histogram") "h_bucket{le=\"2\"} 1\nh_bucket{le=\"1\"} 1\n"
+                             "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n", /* le decreasing */
+        HT("h", "histogram") "h_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",    /* no +Inf */
+        HT("h", "histogram") "h_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n", /* count != +Inf */
+        HT("h", "histogram") "h_bucket{le=\"+Inf\"} 2\nh_count 2\n",          /* no _sum */
+        HT("h", "histogram") "h_bucket{le=\"one\"} 2\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\n"
+                             "h_count 2\n", /* le not a number */
     };
 #undef HT
     char why[256];
@@ -746,7 +872,7 @@ START_TEST(test_json_values)
     long long up = json_num_after(out, "\"uptime_seconds\":");
     ck_assert_msg(up >= 100 && up <= 105, "uptime %lld", up);
     ck_assert_has(out, "\"worker_states\":{\"free\":0,\"idle\":1,\"reading\":0,\"proxying\":1,"
-                       "\"keep-alive\":1}");
+                       "\"keep-alive\":1,\"tunnel\":0}");
     ck_assert_has(out, "\"workers\":[{\"slot\":0,\"pid\":100,\"state\":\"idle\",\"requests\":10,"
                        "\"connections\":1},{\"slot\":1,\"pid\":101,\"state\":\"proxying\","
                        "\"requests\":20,\"connections\":2},{\"slot\":2,\"pid\":102,"
@@ -760,12 +886,14 @@ START_TEST(test_json_values)
     ck_assert_has(out, "\"last_check_ms_ago\":null,\"probe_latency_us\":0,\"breaker\":\"open\","
                        "\"breaker_opens\":3,\"active\":2,\"requests\":1234,\"failures\":5,"
                        "\"responses\":{\"1xx\":1,\"2xx\":1000,\"3xx\":20,\"4xx\":30,\"5xx\":4},"
-                       "\"latency_us_sum\":263750,\"avg_latency_us\":250}");
+                       "\"latency_us_sum\":263750,\"avg_latency_us\":250,\"down_for_ms\":null,"
+                       "\"breaker_cooldown_left_ms\":0}");
     ck_assert_has(out, "{\"address\":\"127.0.0.1:3002\",\"weight\":1,\"backup\":true,"
                        "\"health\":\"up\"");
     /* no answers yet: the average is 0, not a division by zero */
     ck_assert_has(out, "\"responses\":{\"1xx\":0,\"2xx\":0,\"3xx\":0,\"4xx\":0,\"5xx\":0},"
-                       "\"latency_us_sum\":0,\"avg_latency_us\":0}");
+                       "\"latency_us_sum\":0,\"avg_latency_us\":0,\"down_for_ms\":null,"
+                       "\"breaker_cooldown_left_ms\":null}");
     ck_assert_has(out, "{\"name\":\"api\",\"balance\":\"least_conn\",\"health_check\":true,"
                        "\"usable\":false,\"usable_servers\":0,\"servers\":[{\"address\":\"10.0.0."
                        "1:8000\",\"weight\":1,"
@@ -1025,7 +1153,24 @@ fill_worst(char fill)
         atomic_store(&shm->workers[i].state, SHM_W_KEEPALIVE);
         atomic_store(&shm->workers[i].requests, UINT64_MAX);
         atomic_store(&shm->workers[i].connections, UINT64_MAX);
+        atomic_store(&shm->workers[i].bytes, UINT64_MAX);
     }
+    for (size_t i = 0; i < shm->nservers; i++)
+        atomic_store(&shm->servers[i].down_since_ms, 1);
+    for (size_t g = 0; g < shm->ngroups; g++)
+        for (size_t b = 0; b < SHM_LAT_BUCKETS; b++)
+            atomic_store(&shm->groups[g].latency[b], UINT64_MAX);
+    for (size_t i = 0; i < SHM_OWN_SLOTS; i++)
+        atomic_store(&shm->own_responses[i], UINT64_MAX);
+    atomic_store(&shm->tunnels, UINT64_MAX);
+    atomic_store(&shm->sample_prev.ms, 1);
+    atomic_store(&shm->sample_last.ms, 2);
+    atomic_store(&shm->sample_last.requests, UINT64_MAX);
+    atomic_store(&shm->sample_last.bytes, UINT64_MAX);
+    char text[SHM_RELOAD_MAX];
+    memset(text, fill, sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    shm_set_reload(shm, 1, false, text);
     shm->started = 1;
     shm->generation = UINT32_MAX;
 }
@@ -1115,6 +1260,199 @@ START_TEST(test_table_bigger_than_config)
 }
 END_TEST
 
+/* ---- what an operator looks for: rates, own answers, tunnels, reloads, latency ----------- */
+
+/* Known values for the figures of issue 12's status page. */
+static void
+setup_operator(void)
+{
+    atomic_store(&shm->own_responses[shm_own_slot(502)], 7);
+    atomic_store(&shm->own_responses[shm_own_slot(408)], 2);
+    shm_count_own(shm, 418); /* not one of ours: "other" */
+    atomic_store(&shm->tunnels, 5);
+    atomic_store(&shm->workers[1].state, SHM_W_TUNNEL);
+    atomic_store(&shm->sample_prev.ms, 1000);
+    atomic_store(&shm->sample_prev.requests, 100);
+    atomic_store(&shm->sample_prev.bytes, 1000);
+    atomic_store(&shm->sample_last.ms, 3000);
+    atomic_store(&shm->sample_last.requests, 300);
+    atomic_store(&shm->sample_last.bytes, 5000);
+    shm_set_reload(shm, (int64_t)time(NULL) - 30, false, "t.ini:3: [proxy] workers: bad \"x\"");
+    /* app: 50 answers within 1 ms, 40 in 5..10 ms, 10 above the last bound */
+    atomic_store(&shm->groups[0].latency[0], 50);
+    atomic_store(&shm->groups[0].latency[2], 40);
+    atomic_store(&shm->groups[0].latency[SHM_LAT_BUCKETS - 1], 10);
+}
+
+START_TEST(test_operator_json)
+{
+    setup_operator();
+    size_t n = render(STATUS_JSON);
+
+    ck_assert_msg(json_valid(out, n) == 0, "invalid JSON:\n%s", out);
+    ck_assert_has(out, ",\"requests_per_second\":100.000,\"bytes_per_second\":2000.000,"
+                       "\"rate_window_ms\":2000,");
+    ck_assert_has(out, ",\"tunnels\":{\"open\":1,\"opened\":5},");
+    ck_assert_has(out, "\"own_responses\":{\"400\":0,\"405\":0,\"408\":2,\"413\":0,\"414\":0,"
+                       "\"431\":0,\"501\":0,\"502\":7,\"503\":0,\"504\":0,\"505\":0,"
+                       "\"other\":1}");
+    ck_assert_has(out, "\"ok\":false,\"result\":\"t.ini:3: [proxy] workers: bad \\\"x\\\"\"}");
+    long long when = json_num_after(out, "\"last_reload\":{\"time\":");
+    ck_assert_int_eq(when, (long long)time(NULL) - 30);
+    ck_assert_has(out, "\"worker_states\":{\"free\":0,\"idle\":1,\"reading\":0,\"proxying\":0,"
+                       "\"keep-alive\":1,\"tunnel\":1}");
+    ck_assert_has(out, "\"running_workers\":3,");
+    /* the percentiles, interpolated within their bucket as histogram_quantile() does */
+    ck_assert_has(out,
+                  "\"latency\":{\"count\":100,\"sum_us\":263750,\"p50_us\":1000,"
+                  "\"p50_above_buckets\":false,\"p90_us\":10000,\"p90_above_buckets\":false,"
+                  "\"p99_us\":10000000,\"p99_above_buckets\":true,\"buckets\":[{\"le_us\":1000,"
+                  "\"n\":50},{\"le_us\":5000,\"n\":0},{\"le_us\":10000,\"n\":40},");
+    ck_assert_has(out, "{\"le_us\":null,\"n\":10}]}");
+    /* api has no answers: no percentiles */
+    ck_assert_has(out, "\"latency\":{\"count\":0,\"sum_us\":0,\"p50_us\":null,");
+    /* api's server has been down for 65 s */
+    const char *api = strstr(out, "\"address\":\"10.0.0.1:8000\"");
+    ck_assert_ptr_nonnull(api);
+    long long d = json_num_after(api, "\"down_for_ms\":");
+    ck_assert_msg(d >= 65000 && d < 70000, "down for %lld ms", d);
+}
+END_TEST
+
+START_TEST(test_operator_metrics)
+{
+    char why[256];
+
+    setup_operator();
+    size_t n = render(STATUS_METRICS);
+    ck_assert_msg(prom_valid(out, n, why, sizeof(why)) == 0, "%s\n%s", why, out);
+#define H "miniproxyd_upstream_group_latency_seconds"
+    static const char *const lines[] = {
+        "\n# TYPE " H " histogram\n",
+        "\n" H "_bucket{group=\"app\",le=\"0.001000\"} 50\n",
+        "\n" H "_bucket{group=\"app\",le=\"0.005000\"} 50\n",
+        "\n" H "_bucket{group=\"app\",le=\"0.010000\"} 90\n",
+        "\n" H "_bucket{group=\"app\",le=\"10.000000\"} 90\n",
+        "\n" H "_bucket{group=\"app\",le=\"+Inf\"} 100\n",
+        "\n" H "_sum{group=\"app\"} 0.263750\n",
+        "\n" H "_count{group=\"app\"} 100\n",
+        "\n" H "_bucket{group=\"api\",le=\"+Inf\"} 0\n",
+        "\n" H "_count{group=\"api\"} 0\n",
+        "\nminiproxyd_own_responses_total{code=\"502\"} 7\n",
+        "\nminiproxyd_own_responses_total{code=\"408\"} 2\n",
+        "\nminiproxyd_own_responses_total{code=\"400\"} 0\n",
+        "\nminiproxyd_own_responses_total{code=\"other\"} 1\n",
+        "\nminiproxyd_tunnels_open 1\n",
+        "\nminiproxyd_tunnels_total 5\n",
+        "\nminiproxyd_workers{state=\"tunnel\"} 1\n",
+        "\nminiproxyd_last_reload_success 0\n",
+        "\nminiproxyd_upstream_breaker_cooldown_remaining_seconds"
+        "{group=\"app\",server=\"127.0.0.1:3001\"} 0.000000\n",
+        "\nminiproxyd_upstream_server_down_seconds{group=\"app\",server=\"127.0.0.1:3001\"} "
+        "0.000000\n",
+        "\nminiproxyd_upstream_server_down_seconds{group=\"api\",server=\"10.0.0.1:8000\"} 6",
+    };
+#undef H
+    for (size_t i = 0; i < NELEM(lines); i++)
+        ck_assert_has(out, lines[i]);
+    long long when = json_num_after(out, "\nminiproxyd_last_reload_timestamp_seconds ");
+    ck_assert_int_eq(when, (long long)time(NULL) - 30);
+}
+END_TEST
+
+START_TEST(test_operator_html)
+{
+    setup_operator();
+    /* slot 2 is empty: the grid and the table show the running workers only */
+    atomic_store(&shm->workers[2].pid, 0);
+    atomic_store(&shm->workers[2].state, SHM_W_FREE);
+    render(STATUS_HTML);
+
+    ck_assert_has(out, "<div class=\"reload failed\">Last reload <b>failed</b>, <b>3");
+    ck_assert_has(out, "the previous configuration still serves: t.ini:3: [proxy] workers: bad "
+                       "&quot;x&quot;</div>");
+    ck_assert_has(out, "<b>100.0</b> req/s &middot; <b>2.00 kB</b>/s out");
+    ck_assert_has(out, "tunnels <b>1</b> open, 5 opened");
+    ck_assert_has(out, "latency p50 <b>1.00 ms</b> &middot; p90 <b>10 ms</b> &middot; p99 "
+                       "<b>&gt; 10.0 s</b>");
+    ck_assert_has(out, "<span class=\"code\">502</span> Bad Gateway: <b>7</b>");
+    ck_assert_has(out, "<span class=\"code\">408</span> Request Timeout: <b>2</b>");
+    ck_assert_has(out, "<span class=\"code\">other</span>: <b>1</b>");
+    ck_assert_lacks(out, "<span class=\"code\">400</span>");
+    ck_assert_has(out, "refused</span><span class=\"cls\">for 1m 0");
+    ck_assert_has(out, "cooldown over: the next request is a trial");
+    ck_assert_has(out, "<div class=\"cell w-tunnel\"");
+    ck_assert_has(out, "2 running of 3 slots");
+    ck_assert_lacks(out, "title=\"slot 2 ");
+    ck_assert_lacks(out, "<tr><td class=\"n\">2</td>");
+    ck_assert_has(out, "<tr><td class=\"n\">1</td>");
+}
+END_TEST
+
+START_TEST(test_operator_html_quiet)
+{
+    /* a good reload, an open breaker with cooldown left, no rates yet, no answers of ours */
+    shm_set_reload(shm, (int64_t)time(NULL), true, "generation 8 from t.ini");
+    atomic_store(&shm_srv(shm, 0, 0)->breaker, shm_bw_make(SHM_BREAKER_OPEN, clock_ms() + 1000));
+    render(STATUS_HTML);
+    ck_assert_has(out, "<div class=\"reload\">Last reload <b>0s ago</b> (");
+    ck_assert_has(out, "): generation 8 from t.ini</div>");
+    ck_assert_has(out, "<div class=\"cls\">cooldown: 1");
+    ck_assert_has(out, "s left</div>");
+    ck_assert_has(out, "<b>&ndash;</b> req/s");
+    ck_assert_has(out, "Answers from the proxy itself <span class=\"sub\">0 in all");
+    ck_assert_has(out, "<span class=\"mute\">none</span>");
+    render(STATUS_METRICS);
+    ck_assert_has(out, "\nminiproxyd_last_reload_success 1\n");
+    ck_assert_has(out, "\nminiproxyd_upstream_breaker_cooldown_remaining_seconds"
+                       "{group=\"app\",server=\"127.0.0.1:3001\"} 1");
+}
+END_TEST
+
+START_TEST(test_sample)
+{
+    /* the fixture's workers served 10 + 20 + 30 requests */
+    status_sample(shm, 10000);
+    ck_assert_int_eq(atomic_load(&shm->sample_last.ms), 10000);
+    ck_assert_uint_eq(atomic_load(&shm->sample_last.requests), 60);
+    ck_assert_int_eq(atomic_load(&shm->sample_prev.ms), 0);
+    render(STATUS_JSON);
+    ck_assert_has(out, "\"requests_per_second\":null,");
+    /* within a second: no new sample */
+    atomic_store(&shm->workers[0].requests, 50);
+    atomic_store(&shm->workers[0].bytes, 4096);
+    status_sample(shm, 10500);
+    ck_assert_int_eq(atomic_load(&shm->sample_last.ms), 10000);
+    status_sample(shm, 12000);
+    ck_assert_int_eq(atomic_load(&shm->sample_prev.ms), 10000);
+    ck_assert_uint_eq(atomic_load(&shm->sample_prev.requests), 60);
+    ck_assert_uint_eq(atomic_load(&shm->sample_last.requests), 100);
+    render(STATUS_JSON);
+    ck_assert_has(out, "\"requests_per_second\":20.000,\"bytes_per_second\":2048.000,"
+                       "\"rate_window_ms\":2000,\"bytes\":4096,");
+    /* a total that went down (a slot's counts lost) reads as no traffic, not a wrap-around */
+    atomic_store(&shm->workers[0].requests, 0);
+    status_sample(shm, 14000);
+    render(STATUS_JSON);
+    ck_assert_has(out, "\"requests_per_second\":0.000,");
+}
+END_TEST
+
+START_TEST(test_own_slots)
+{
+    ck_assert_int_eq(shm_own_status(shm_own_slot(400)), 400);
+    ck_assert_int_eq(shm_own_status(shm_own_slot(504)), 504);
+    ck_assert_uint_eq(shm_own_slot(200), SHM_OWN_SLOTS - 1);
+    ck_assert_int_eq(shm_own_status(SHM_OWN_SLOTS - 1), 0);
+    ck_assert_uint_eq(shm_lat_bucket(0), 0);
+    ck_assert_uint_eq(shm_lat_bucket(1000), 0); /* le: bounds are inclusive */
+    ck_assert_uint_eq(shm_lat_bucket(1001), 1);
+    ck_assert_uint_eq(shm_lat_bucket(10000000), SHM_LAT_BUCKETS - 2);
+    ck_assert_uint_eq(shm_lat_bucket(10000001), SHM_LAT_BUCKETS - 1);
+    ck_assert_uint_eq(shm_lat_bucket(INT64_MAX), SHM_LAT_BUCKETS - 1);
+}
+END_TEST
+
 static Suite *
 status_suite(void)
 {
@@ -1143,6 +1481,12 @@ status_suite(void)
     tcase_add_test(tc, test_size_hint_worst);
     tcase_add_test(tc, test_size_hint_small);
     tcase_add_test(tc, test_table_bigger_than_config);
+    tcase_add_test(tc, test_operator_json);
+    tcase_add_test(tc, test_operator_metrics);
+    tcase_add_test(tc, test_operator_html);
+    tcase_add_test(tc, test_operator_html_quiet);
+    tcase_add_test(tc, test_sample);
+    tcase_add_test(tc, test_own_slots);
     suite_add_tcase(s, tc);
     return s;
 }
