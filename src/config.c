@@ -544,9 +544,7 @@ cfg_set_generic(struct cfg_state *st, const struct cfg_key *key, void *base, con
 static void
 cfg_format_ms(int64_t ms, char *out, size_t outlen)
 {
-    if (ms > 0 && ms % (3600 * 1000) == 0)
-        snprintf(out, outlen, "%lldh", (long long)(ms / (3600 * 1000)));
-    else if (ms % 1000 == 0)
+    if (ms % 1000 == 0)
         snprintf(out, outlen, "%llds", (long long)(ms / 1000));
     else
         snprintf(out, outlen, "%lldms", (long long)ms);
@@ -1234,6 +1232,21 @@ diff_tls_cert(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
             cfg_line(o, "tls certificate added %s", new->tls_certs[i].cert);
 }
 
+/* Whole hours as hours ("1h"): how [tls] session_timeout is usually written. */
+static bool
+format_duration_h(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
+                  size_t outlen)
+{
+    int64_t ms = *(const int64_t *)cfg_cfield(key, base);
+
+    (void)cfg;
+    if (ms > 0 && ms % (3600 * 1000) == 0)
+        snprintf(out, outlen, "%lldh", (long long)(ms / (3600 * 1000)));
+    else
+        cfg_format_ms(ms, out, outlen);
+    return true;
+}
+
 /* ---- [proxy] trusted_proxies, access_log_format --------------------- */
 
 /* "10.0.0.0/8", "::1/128" or a bare address (a /32 or /128) into <c>. */
@@ -1908,7 +1921,7 @@ static const struct cfg_key cfg_keys[] = {
      RANGE(0, 1024 * 1024 * 1024), .range_text = "0..1g", .default_value = "4m",
      .doc = "session cache shared by every worker, in bytes; 0 = off"},
     {TLS(tls_session_timeout_ms), .name = "session_timeout", .type = CFG_T_DURATION, RANGE(1, 0),
-     .default_value = "1h",
+     .default_value = "1h", .format = format_duration_h,
      .doc = "how long a session resumes, and the ticket key rotation period, > 0"},
     {TLS(tls_session_tickets), .name = "session_tickets", .type = CFG_T_BOOL, WORDS(cfg_on_off),
      .default_value = "on", .doc = "session tickets with keys the master makes and rotates"},

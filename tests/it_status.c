@@ -126,7 +126,7 @@ START_TEST(test_own_answers_latency_breaker)
 
     admin_get("/status", &r);
     ck_assert(strstr(r.body, "<span class=\"code\">502</span> Bad Gateway: <b>1</b>"));
-    ck_assert(strstr(r.body, "cooldown: 2"));
+    ck_assert_msg(strstr(r.body, "cooldown: 2"), "%s", r.body);
     tl_resp_free(&r);
     stop_all();
 }
