@@ -2207,6 +2207,45 @@ cfg_handler(void *user, const char *section, const char *name, const char *val)
     return 1;
 }
 
+/*
+ * Checks the <name> of a new [<kind> NAME] section (written <header>): given,
+ * valid, not the name of one of the <n> entries of <arr> (each <size> bytes,
+ * its name first, its line at <line_off>), and fewer than <max> of them
+ * (<plural>: "upstream groups"). <what> names the name in messages ("group").
+ * Returns 0, or -1 after recording the error.
+ */
+_Static_assert(offsetof(struct cfg_group, name) == 0 && offsetof(struct cfg_route, name) == 0,
+               "cfg_check_new_name() reads an entry's name at its start");
+
+static int
+cfg_check_new_name(struct cfg_state *st, const char *kind, const char *what, const char *plural,
+                   const char *header, const char *name, const void *arr, size_t n, size_t size,
+                   size_t line_off, size_t max)
+{
+    if (*name == '\0') {
+        cfg_fail(st, st->lineno, "[%s]: missing %s name ([%s NAME])", kind, what, kind);
+        return -1;
+    }
+    if (!cfg_valid_name(name)) {
+        cfg_fail(st, st->lineno, "[%s]: bad %s name \"%s\" ([A-Za-z0-9_.-], 1 to %d characters)",
+                 header, what, name, CFG_NAME_MAX - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *entry = (const char *)arr + i * size;
+        if (strcmp(entry, name) == 0) {
+            cfg_fail(st, st->lineno, "[%s %s]: duplicate %s name, first at line %d", kind, name,
+                     what, *(const int *)(entry + line_off));
+            return -1;
+        }
+    }
+    if (n >= max) {
+        cfg_fail(st, st->lineno, "[%s %s]: too many %s (max %zu)", kind, name, plural, max);
+        return -1;
+    }
+    return 0;
+}
+
 /* [upstream <name>] (the name not yet checked): a new group with its defaults. */
 static void
 cfg_new_group(struct cfg_state *st, const char *header, const char *name)
@@ -2215,28 +2254,10 @@ cfg_new_group(struct cfg_state *st, const char *header, const char *name)
     struct cfg_group *g;
     void *arr;
 
-    if (*name == '\0') {
-        cfg_fail(st, st->lineno, "[upstream]: missing group name ([upstream NAME])");
+    if (cfg_check_new_name(st, "upstream", "group", "upstream groups", header, name, cfg->groups,
+                           cfg->ngroups, sizeof(*g), offsetof(struct cfg_group, line),
+                           CFG_MAX_GROUPS) == -1)
         return;
-    }
-    if (!cfg_valid_name(name)) {
-        cfg_fail(st, st->lineno,
-                 "[%s]: bad group name \"%s\" ([A-Za-z0-9_.-], 1 to %d characters)", header, name,
-                 CFG_NAME_MAX - 1);
-        return;
-    }
-    for (size_t i = 0; i < cfg->ngroups; i++) {
-        if (strcmp(cfg->groups[i].name, name) == 0) {
-            cfg_fail(st, st->lineno, "[upstream %s]: duplicate group name, first at line %d", name,
-                     cfg->groups[i].line);
-            return;
-        }
-    }
-    if (cfg->ngroups >= CFG_MAX_GROUPS) {
-        cfg_fail(st, st->lineno, "[upstream %s]: too many upstream groups (max %d)", name,
-                 CFG_MAX_GROUPS);
-        return;
-    }
     g = cfg_push(cfg->groups, &cfg->ngroups, sizeof(*g), &arr);
     if (g == NULL) {
         cfg_fail(st, st->lineno, "out of memory");
@@ -2259,27 +2280,9 @@ cfg_new_route(struct cfg_state *st, const char *header, const char *name)
     struct cfg_route *r;
     void *arr;
 
-    if (*name == '\0') {
-        cfg_fail(st, st->lineno, "[route]: missing route name ([route NAME])");
+    if (cfg_check_new_name(st, "route", "route", "routes", header, name, cfg->routes, cfg->nroutes,
+                           sizeof(*r), offsetof(struct cfg_route, line), CFG_MAX_ROUTES) == -1)
         return;
-    }
-    if (!cfg_valid_name(name)) {
-        cfg_fail(st, st->lineno,
-                 "[%s]: bad route name \"%s\" ([A-Za-z0-9_.-], 1 to %d characters)", header, name,
-                 CFG_NAME_MAX - 1);
-        return;
-    }
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        if (strcmp(cfg->routes[i].name, name) == 0) {
-            cfg_fail(st, st->lineno, "[route %s]: duplicate route name, first at line %d", name,
-                     cfg->routes[i].line);
-            return;
-        }
-    }
-    if (cfg->nroutes >= CFG_MAX_ROUTES) {
-        cfg_fail(st, st->lineno, "[route %s]: too many routes (max %d)", name, CFG_MAX_ROUTES);
-        return;
-    }
     r = cfg_push(cfg->routes, &cfg->nroutes, sizeof(*r), &arr);
     if (r == NULL) {
         cfg_fail(st, st->lineno, "out of memory");
