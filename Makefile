@@ -104,7 +104,7 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -Wall -Wextra -Werror -Iinclude -D_GNU_SOURCE 
 FUZZ_SRC_http   := tests/fuzz_http.c src/http.c src/buf.c
 FUZZ_SRC_resp   := tests/fuzz_resp.c src/http.c
 FUZZ_SRC_config := tests/fuzz_config.c src/config.c src/buf.c src/privs.c src/tls.c src/log.c \
-                   src/route.c
+                   src/route.c src/upconn.c src/net.c
 FUZZ_LIBS_config = $(shell pkg-config --libs inih openssl 2>/dev/null) -ldl
 FUZZ_SEEDS_http   := tests/fuzz-corpus
 FUZZ_SEEDS_resp   := tests/fuzz-corpus-resp

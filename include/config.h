@@ -59,6 +59,7 @@ struct cfg_server {
     unsigned weight; /* 1..CFG_MAX_WEIGHT */
     bool backup;     /* gets traffic only while no primary of its group is usable */
     int line;        /* where it was defined, for messages */
+    char host[256];  /* the host as written (a name or an IP): the TLS name by default */
 };
 
 /* An [upstream NAME] section; each field is the key of the same name (durations in ms). */
@@ -95,6 +96,13 @@ struct cfg_group {
     int64_t cooldown_ms;          /* open this long, then one trial */
     bool fail_on_5xx;             /* count 5xx answers as failures too */
     unsigned max_ejected_percent; /* most servers up that the breaker may hold out */
+
+    /* TLS to the servers (upconn.c) */
+    bool tls;                   /* connect with TLS */
+    bool tls_verify;            /* verify the server's certificate and name */
+    char *tls_ca;               /* "system" or a PEM CA file */
+    char *tls_server_name;      /* SNI and the name verified; NULL: each server's host */
+    struct ssl_ctx_st *tls_ctx; /* built at load when tls is on (one per group), else NULL */
 };
 
 /* A header a route sets ("Name: value"): name a token, value a valid field value. */

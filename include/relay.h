@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "http.h"
 #include "rewrite.h"
+#include "upconn.h"
 
 /* Bytes of an upstream response head we accept (nginx's proxy_buffer_size is 4-8k). */
 #define RELAY_RESP_HEAD_MAX (32 * 1024)
@@ -42,7 +43,7 @@ enum relay_end {
 struct relay {
     /* the two ends */
     struct conn *client;
-    int ufd;
+    struct upconn *up;
     const char *upstream_addr; /* for the log */
     /* the request body still to come from the client */
     enum http_framing body_framing; /* of the request: NONE, LENGTH or CHUNKED */
@@ -99,11 +100,11 @@ struct relay {
 
 /*
  * Writes the request head <head>[0..<hlen>) and the body bytes that came
- * with it, <body>[0..<blen>), in one writev() to <fd>: as they are for
+ * with it, <body>[0..<blen>), in one writev() to <up>: as they are for
  * Content-Length, as one chunk (followed by the last chunk when <last>)
  * for chunked. <timeout_ms> bounds each wait. Returns 0 or -1 with errno.
  */
-int relay_send_head(int fd, const char *head, size_t hlen, enum http_framing framing,
+int relay_send_head(struct upconn *up, const char *head, size_t hlen, enum http_framing framing,
                     const char *body, size_t blen, bool last, int64_t timeout_ms);
 
 /*

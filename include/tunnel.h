@@ -5,8 +5,9 @@
  * frames: it is a byte pipe. A half-close is passed on: the side that sent
  * its FIN gets our shutdown(SHUT_WR) towards the other, which may go on
  * sending. The client side is read and written only through conn.c (so a
- * TLS layer works unchanged), the upstream through net.c; every wait is
- * one net_poll() over both sockets.
+ * TLS layer works unchanged), the upstream through upconn.c (plain or
+ * TLS: a half-close towards a TLS upstream is its close_notify); every
+ * wait is one net_poll() over both sockets.
  */
 #ifndef MP_TUNNEL_H
 #define MP_TUNNEL_H
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "upconn.h"
 
 /* How a tunnel ended. */
 enum tunnel_end {
@@ -26,7 +28,7 @@ enum tunnel_end {
 /* One tunnel: set the inputs, call tunnel_run(), read the results. */
 struct tunnel {
     struct conn *client;
-    int ufd;
+    struct upconn *up;
     int64_t idle_ms; /* tunnel_timeout */
     char *up_buf;    /* client -> upstream, NET_IO_BUF bytes */
     char *down_buf;  /* upstream -> client, NET_IO_BUF bytes */

@@ -12,9 +12,10 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "upconn.h"
 
 struct upool_entry {
-    int fd;
+    struct upconn conn; /* pooled whole: a TLS connection keeps its session */
     uint16_t server;
     int64_t since_ms; /* when it went idle */
 };
@@ -22,9 +23,11 @@ struct upool_entry {
 struct upool_group {
     struct upool_entry *idle; /* [0..n), oldest first */
     size_t n, cap;
+    SSL_SESSION **sessions; /* tls = on: the session to resume, per server; else NULL */
 };
 
 struct upool {
+    const struct config *cfg;
     struct upool_group *groups;
     size_t ngroups;
 };
@@ -39,12 +42,18 @@ void upool_free(struct upool *p);
  * first. Connections the upstream closed meanwhile (readable: EOF or stray
  * bytes) are closed and skipped; that check costs a syscall and is skipped
  * for a connection idle less than 2 s when the caller says the request is
- * <retryable> on a fresh connection should it find it closed. Returns an
- * fd or -1 when there is none.
+ * <retryable> on a fresh connection should it find it closed. Returns true
+ * with the connection in <*out>, false when there is none.
  */
-int upool_get(struct upool *p, size_t g, size_t s, bool retryable);
+bool upool_get(struct upool *p, size_t g, size_t s, bool retryable, struct upconn *out);
 
-/* Gives back a connection that is idle and reusable. */
-void upool_put(struct upool *p, size_t g, size_t s, int fd);
+/* Gives back <*c>, idle and reusable, and leaves UPCONN_NONE there. */
+void upool_put(struct upool *p, size_t g, size_t s, struct upconn *c);
+
+/*
+ * The TLS session slot of server <s> of group <g> (for upconn_tls_begin()),
+ * kept for the worker's life; NULL when the group has no TLS.
+ */
+SSL_SESSION **upool_session(struct upool *p, size_t g, size_t s);
 
 #endif

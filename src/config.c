@@ -37,6 +37,7 @@
 #include "privs.h"
 #include "tls.h"
 #include "route.h"
+#include "upconn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -889,6 +890,10 @@ cfg_parse_server(const char *val, struct cfg_server *srv, char *why, size_t whyl
         snprintf(why, whylen, "bad port 0 in \"%s\" (1..65535)", tok);
         return -1;
     }
+    /* the name as written: with tls = on, the name verified unless tls_server_name says */
+    const char *port;
+    if (cfg_split_addr(tok, srv->host, sizeof(srv->host), &port, why, whylen) == -1)
+        return -1;
     while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
         if (strncmp(tok, "weight=", 7) == 0) {
             if (have_weight) {
@@ -1761,6 +1766,37 @@ format_route_upstream(const struct cfg_key *key, const struct config *cfg, const
     return true;
 }
 
+/*
+ * A DNS name (letters, digits, '-' and '.', at most 253 characters) or an
+ * IP address: it is sent as SNI and matched against the certificate.
+ */
+static int
+set_tls_server_name(struct cfg_state *st, const struct cfg_key *key, void *base, const char *val,
+                    char *why, size_t whylen)
+{
+    size_t n = strlen(val);
+    unsigned char ip[sizeof(struct in6_addr)];
+
+    if (inet_pton(AF_INET6, val, ip) != 1) {
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)val[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '.')) {
+                snprintf(why, whylen,
+                         "bad name \"%s\" (a DNS name: letters, digits, '-' and '.'; or an IP "
+                         "address)",
+                         val);
+                return -1;
+            }
+        }
+        if (n > 253 || val[0] == '.' || strstr(val, "..") != NULL) {
+            snprintf(why, whylen, "bad name \"%s\" (a DNS name of at most 253 characters)", val);
+            return -1;
+        }
+    }
+    return cfg_set_generic(st, key, base, val, why, whylen);
+}
+
 /* ---- the table ------------------------------------------------------- */
 
 #define PROXY(field)                                                                              \
@@ -1997,6 +2033,15 @@ static const struct cfg_key cfg_keys[] = {
      .default_value = "10s", .doc = "an open breaker keeps the server out this long, > 0"},
     {GROUP(fail_on_5xx), .name = "fail_on_5xx", .type = CFG_T_BOOL, WORDS(cfg_yes_no),
      .default_value = "no", .doc = "count 5xx answers as failures too"},
+    {GROUP(tls), .name = "tls", .type = CFG_T_BOOL, WORDS(cfg_on_off), .default_value = "off",
+     .doc = "on: connect to the group's servers (and probe them) with TLS"},
+    {GROUP(tls_verify), .name = "tls_verify", .type = CFG_T_BOOL, WORDS(cfg_on_off),
+     .default_value = "on", .doc = "verify the server's certificate chain and name"},
+    {GROUP(tls_ca), .name = "tls_ca", .type = CFG_T_STRING, .default_value = "system",
+     .doc = "the CAs that verify servers: system (the system's store) or a PEM file"},
+    {GROUP(tls_server_name), .name = "tls_server_name", .type = CFG_T_STRING,
+     .default_doc = "the server's host", .set = set_tls_server_name,
+     .doc = "the name sent as SNI and verified; not set: each server's host as written"},
 
     /* [route NAME] */
     {.section = CFG_SEC_ROUTE,
@@ -2648,6 +2693,34 @@ cfg_validate_pool(struct cfg_state *st)
     return 0;
 }
 
+/*
+ * TLS to group <i>'s servers: its context, made here once (in the master:
+ * the workers and the checker inherit it), which also reads and checks a
+ * CA file. A CA file is checked with tls = off too, so that a typo shows
+ * before tls is turned on. Errors are reported at tls_ca's line, or the
+ * group's when it is not given.
+ */
+static int
+cfg_validate_group_tls(struct cfg_state *st, size_t i)
+{
+    struct cfg_group *g = &st->cfg->groups[i];
+    char why[512];
+    SSL_CTX *ctx;
+
+    if (!g->tls && strcmp(g->tls_ca, "system") == 0)
+        return 0;
+    if (upconn_ctx_new(g, &ctx, why, sizeof(why)) == -1) {
+        int line = st->group_seen[i][cfg_find_key(CFG_SEC_UPSTREAM, "tls_ca")];
+        cfg_fail(st, line != 0 ? line : g->line, "[upstream %s] tls_ca: %s", g->name, why);
+        return -1;
+    }
+    if (g->tls)
+        g->tls_ctx = ctx;
+    else
+        upconn_ctx_free(ctx);
+    return 0;
+}
+
 /* Every group has a server that is not a backup; derived group defaults. */
 static int
 cfg_validate_groups(struct cfg_state *st)
@@ -2673,6 +2746,8 @@ cfg_validate_groups(struct cfg_state *st)
         if (st->group_seen[i][cfg_find_key(CFG_SEC_UPSTREAM, "health_interval_down")] == 0)
             g->health_interval_down_ms =
                 g->health_interval_ms < 1000 ? g->health_interval_ms : 1000;
+        if (cfg_validate_group_tls(st, i) == -1)
+            return -1;
     }
     return 0;
 }
@@ -2987,8 +3062,12 @@ cfg_free(struct config *cfg)
 {
     if (cfg == NULL)
         return;
-    for (size_t i = 0; i < cfg->ngroups; i++)
+    for (size_t i = 0; i < cfg->ngroups; i++) {
         free(cfg->groups[i].servers);
+        free(cfg->groups[i].tls_ca);
+        free(cfg->groups[i].tls_server_name);
+        upconn_ctx_free(cfg->groups[i].tls_ctx);
+    }
     free(cfg->groups);
     for (size_t i = 0; i < cfg->nroutes; i++) {
         struct cfg_route *r = &cfg->routes[i];

@@ -2,7 +2,8 @@
  * health: the health-check child. See health.h.
  *
  * One table entry per probed server, allocated once at start. Each entry is
- * a small state machine (idle -> connecting -> sending -> reading -> idle)
+ * a small state machine (idle -> connecting [-> TLS handshake] -> sending ->
+ * reading -> idle)
  * driven by a single poll() over every probe in flight, in the manner of
  * HAProxy's check.c: nothing blocks, so a black-holed server only ever
  * costs its own timeout. Each server keeps its own schedule (next_ms), so
@@ -27,6 +28,7 @@
 #include "clock.h"
 #include "log.h"
 #include "proc.h"
+#include "upconn.h"
 
 /* The probe request: its fixed text takes 75 bytes besides the path and the Host. */
 #define HEALTH_REQ_MAX                                                                            \
@@ -38,6 +40,7 @@
 enum probe_phase {
     PH_IDLE,    /* waiting for next_ms */
     PH_CONNECT, /* non-blocking connect in progress: wait for POLLOUT */
+    PH_TLS,     /* tls = on: handshake in progress, non-blocking: wait for what it wants */
     PH_SEND,    /* request partly written: wait for POLLOUT */
     PH_READ,    /* waiting for the status line: POLLIN */
 };
@@ -48,7 +51,8 @@ struct probe {
     const struct cfg_server *cs;
     struct shm_server *srv;
     enum probe_phase phase;
-    int fd;              /* -1 while idle */
+    struct upconn uc;    /* fd -1 while idle */
+    SSL_SESSION *sess;   /* tls = on: the server's last session, resumed by the next probe */
     bool pending_first;  /* UNKNOWN at start: health_ready waits for its first result */
     int64_t next_ms;     /* when the next probe is due (clock_ms) */
     int64_t deadline_ms; /* start + health_timeout, while in flight */
@@ -175,7 +179,7 @@ checker_init(struct checker *ck, const struct config *cfg, struct shm *shm)
             p->s = s;
             p->cs = &grp->servers[s];
             p->srv = shm_srv(shm, g, s);
-            p->fd = -1;
+            p->uc = UPCONN_NONE;
             p->phase = PH_IDLE;
             p->next_ms = now; /* the first round starts at once: workers wait for it */
             /*
@@ -313,11 +317,10 @@ finish(struct checker *ck, struct probe *p, const char *reason)
     unsigned ok = atomic_load(&srv->checks_ok);
     unsigned failed = atomic_load(&srv->checks_failed);
 
-    if (p->fd != -1) {
+    if (p->uc.fd != -1) {
         if (p->phase == PH_READ)
-            drain(p->fd);
-        close(p->fd);
-        p->fd = -1;
+            drain(p->uc.fd);
+        upconn_close(&p->uc);
     }
     p->phase = PH_IDLE;
 
@@ -399,7 +402,9 @@ send_request(struct checker *ck, struct probe *p)
     char why[SHM_ERR_MAX];
 
     while (p->sent < p->reqlen) {
-        ssize_t n = send(p->fd, p->req + p->sent, p->reqlen - p->sent, MSG_NOSIGNAL);
+        struct iovec iov = {p->req + p->sent, p->reqlen - p->sent};
+        ssize_t n = p->uc.ssl != NULL ? upconn_try_writev(&p->uc, &iov, 1)
+                                      : send(p->uc.fd, iov.iov_base, iov.iov_len, MSG_NOSIGNAL);
         if (n == -1) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
@@ -413,6 +418,42 @@ send_request(struct checker *ck, struct probe *p)
     return 1;
 }
 
+/*
+ * Connected: with tls = on, starts the handshake (resuming the server's
+ * last session), else the request. Sets the phase; finishes the probe
+ * when it fails at once.
+ */
+static void
+connected(struct checker *ck, struct probe *p)
+{
+    char why[UPCONN_WHY_MAX], reason[SHM_ERR_MAX];
+
+    if (p->grp->tls_ctx == NULL) {
+        p->phase = PH_SEND;
+        if (send_request(ck, p) == 1)
+            p->phase = PH_READ;
+        return;
+    }
+    if (p->uc.ssl == NULL &&
+        upconn_tls_begin(&p->uc, p->grp, p->cs, &p->sess, why, sizeof(why)) == -1) {
+        snprintf(reason, sizeof(reason), "TLS: %.*s", (int)sizeof(reason) - 6, why);
+        finish(ck, p, reason);
+        return;
+    }
+    p->phase = PH_TLS;
+    int r = upconn_handshake_step(&p->uc, why, sizeof(why));
+    if (r == -1) {
+        snprintf(reason, sizeof(reason), "TLS: %.*s", (int)sizeof(reason) - 6, why);
+        finish(ck, p, reason);
+        return;
+    }
+    if (r == 1) {
+        p->phase = PH_SEND;
+        if (send_request(ck, p) == 1)
+            p->phase = PH_READ;
+    }
+}
+
 /* Starts a due probe: socket, non-blocking connect, and the request if connected at once. */
 static void
 start_probe(struct checker *ck, struct probe *p, int64_t now)
@@ -424,15 +465,15 @@ start_probe(struct checker *ck, struct probe *p, int64_t now)
     p->deadline_ms = now + p->grp->health_timeout_ms;
     p->sent = 0;
     p->got = 0;
-    p->fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (p->fd == -1) {
+    p->uc.fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p->uc.fd == -1) {
         /* Our problem, not the server's, but hiding it would be worse: it shows as the reason. */
         log_error_errno("socket for %s", a->text);
         snprintf(why, sizeof(why), "socket: %s", strerror(errno));
         finish(ck, p, why);
         return;
     }
-    if (connect(p->fd, (const struct sockaddr *)&a->ss, a->len) == -1) {
+    if (connect(p->uc.fd, (const struct sockaddr *)&a->ss, a->len) == -1) {
         if (errno != EINPROGRESS) {
             finish(ck, p, connect_reason(errno, why, sizeof(why)));
             return;
@@ -440,10 +481,7 @@ start_probe(struct checker *ck, struct probe *p, int64_t now)
         p->phase = PH_CONNECT;
         return;
     }
-    /* Connected at once (possible on loopback). */
-    p->phase = PH_SEND;
-    if (send_request(ck, p) == 1)
-        p->phase = PH_READ;
+    connected(ck, p); /* at once (possible on loopback) */
 }
 
 /* Advances the in-flight probe <p> after poll() reported <revents> on it. */
@@ -455,7 +493,7 @@ step_probe(struct checker *ck, struct probe *p, short revents)
     if (p->phase == PH_CONNECT) {
         int err = 0;
         socklen_t elen = sizeof(err);
-        if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &elen) == -1)
+        if (getsockopt(p->uc.fd, SOL_SOCKET, SO_ERROR, &err, &elen) == -1)
             err = errno;
         if (err == 0 && !(revents & POLLOUT)) {
             if (revents & (POLLERR | POLLHUP)) /* no errno, but it will never connect */
@@ -466,7 +504,12 @@ step_probe(struct checker *ck, struct probe *p, short revents)
             finish(ck, p, connect_reason(err, why, sizeof(why)));
             return;
         }
-        p->phase = PH_SEND;
+        connected(ck, p);
+        return; /* the answer cannot be there yet: wait for what the phase wants */
+    }
+    if (p->phase == PH_TLS) {
+        connected(ck, p);
+        return;
     }
     if (p->phase == PH_SEND) {
         int r = send_request(ck, p);
@@ -477,7 +520,7 @@ step_probe(struct checker *ck, struct probe *p, short revents)
     if (p->phase != PH_READ)
         return;
     for (;;) {
-        ssize_t n = recv(p->fd, p->rbuf + p->got, sizeof(p->rbuf) - p->got, 0);
+        ssize_t n = upconn_try_read(&p->uc, p->rbuf + p->got, sizeof(p->rbuf) - p->got);
         if (n == -1) {
             if (errno == EINTR)
                 continue;
@@ -520,6 +563,12 @@ expire_probe(struct checker *ck, struct probe *p)
         finish(ck, p, "connect timed out");
         return;
     }
+    if (p->phase == PH_TLS) {
+        snprintf(why, sizeof(why), "TLS handshake timed out after %" PRId64 " ms",
+                 p->grp->health_timeout_ms);
+        finish(ck, p, why);
+        return;
+    }
     snprintf(why, sizeof(why), "timed out after %" PRId64 " ms", p->grp->health_timeout_ms);
     finish(ck, p, why);
 }
@@ -548,8 +597,11 @@ checker_turn(struct checker *ck)
         }
         if (p->deadline_ms < wake)
             wake = p->deadline_ms;
-        ck->pfds[nfds].fd = p->fd;
-        ck->pfds[nfds].events = p->phase == PH_READ ? POLLIN : POLLOUT;
+        ck->pfds[nfds].fd = p->uc.fd;
+        ck->pfds[nfds].events = p->phase == PH_READ   ? upconn_read_events(&p->uc)
+                                : p->phase == PH_SEND ? upconn_write_events(&p->uc)
+                                : p->phase == PH_TLS  ? p->uc.rwant
+                                                      : POLLOUT;
         ck->pfds[nfds].revents = 0;
         ck->pidx[nfds] = i;
         nfds++;

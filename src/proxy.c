@@ -45,13 +45,14 @@ struct exchange {
     struct balance_set tried;
     int server;         /* index in the group, -1 before the pick */
     bool counted;       /* the request is counted active on that server */
-    int ufd;            /* upstream connection, -1 when none */
-    bool reused;        /* ufd came from the pool */
+    struct upconn up;   /* upstream connection, UPCONN_NONE when none */
+    bool reused;        /* up came from the pool */
     bool fresh;         /* the next attempt connects anew instead of taking a pooled connection */
     bool stale_retried; /* a pooled connection already failed us once */
     unsigned retries_left;
-    int last_status; /* what the client gets if a retry finds no other server */
-    int err;         /* errno of the last failure, for the error log */
+    int last_status;              /* what the client gets if a retry finds no other server */
+    int err;                      /* errno of the last failure, for the error log */
+    char tls_why[UPCONN_WHY_MAX]; /* F_TLS: the handshake's failure in words */
     struct relay rl;
     /* the outcome */
     bool relayed;     /* the upstream's response went to the client whole */
@@ -156,9 +157,7 @@ pick_server(struct exchange *x)
 static void
 drop_conn(struct exchange *x)
 {
-    if (x->ufd != -1)
-        close(x->ufd);
-    x->ufd = -1;
+    upconn_close(&x->up);
 }
 
 /*
@@ -180,10 +179,8 @@ leave_server(struct exchange *x, bool ok)
     atomic_fetch_sub_explicit(&shm_srv(px->shm, x->group, (size_t)x->server)->active, 1,
                               memory_order_relaxed);
     bool pool = ok && x->relayed && r->upstream_keep && r->body_done && !r->upload_aborted;
-    if (x->ufd != -1 && pool) {
-        upool_put(&px->pool, x->group, (size_t)x->server, x->ufd);
-        x->ufd = -1;
-    }
+    if (x->up.fd != -1 && pool)
+        upool_put(&px->pool, x->group, (size_t)x->server, &x->up);
     drop_conn(x);
 }
 
@@ -195,6 +192,8 @@ enum fail {
     F_NO_SERVER,        /* no server of the group is usable (left) */
     F_CONNECT,          /* connect() failed: refused, unreachable */
     F_CONNECT_TIMEOUT,  /* connect_timeout passed */
+    F_TLS,              /* the TLS handshake failed (a certificate not verified...) */
+    F_TLS_TIMEOUT,      /* ... or did not end within connect_timeout */
     F_HEAD_TOO_LARGE,   /* the rewritten request head does not fit: 431 */
     F_SEND,             /* writing the request head failed */
     F_SEND_TIMEOUT,     /* ... or did not progress for read_timeout */
@@ -211,6 +210,33 @@ enum fail {
 };
 
 /*
+ * Connects anew to the current server; with tls = on, also does the
+ * handshake, with connect_timeout of its own (as nginx's
+ * proxy_connect_timeout does), resuming the server's last session.
+ */
+static enum fail
+connect_server(struct exchange *x)
+{
+    const struct cfg_server *srv = &x->grp->servers[x->server];
+
+    x->up.fd = net_connect(&srv->addr, clock_ms() + x->grp->connect_timeout_ms);
+    if (x->up.fd == -1) {
+        x->err = errno;
+        return errno == ETIMEDOUT ? F_CONNECT_TIMEOUT : F_CONNECT;
+    }
+    if (x->grp->tls_ctx == NULL)
+        return F_NONE;
+    SSL_SESSION **slot = upool_session(&x->px->pool, x->group, (size_t)x->server);
+    if (upconn_tls_begin(&x->up, x->grp, srv, slot, x->tls_why, sizeof(x->tls_why)) == -1 ||
+        upconn_handshake(&x->up, clock_ms() + x->grp->connect_timeout_ms, x->tls_why,
+                         sizeof(x->tls_why)) == -1) {
+        x->err = errno;
+        return errno == ETIMEDOUT ? F_TLS_TIMEOUT : F_TLS;
+    }
+    return F_NONE;
+}
+
+/*
  * Takes a pooled connection to the current server or connects a new one
  * (x->fresh skips the pool, after a stale one).
  */
@@ -222,18 +248,12 @@ open_conn(struct exchange *x)
     /* An idempotent request whose body is all here is retried if a pooled connection is dead. */
     bool retryable = x->idempotent && x->rl.body_done;
     int64_t t0 = clock_us();
-    x->ufd = x->fresh ? -1 : upool_get(&px->pool, x->group, (size_t)x->server, retryable);
-    x->reused = x->ufd != -1;
+    x->reused = !x->fresh && upool_get(&px->pool, x->group, (size_t)x->server, retryable, &x->up);
     if (x->upstream_start_us == 0)
         x->upstream_start_us = t0;
-    if (x->ufd == -1)
-        x->ufd =
-            net_connect(&x->grp->servers[x->server].addr, clock_ms() + x->grp->connect_timeout_ms);
+    enum fail f = x->reused ? F_NONE : connect_server(x);
     x->rl.connect_us = clock_us() - t0; /* Server-Timing's mp-connect: this attempt's */
-    if (x->ufd != -1)
-        return F_NONE;
-    x->err = errno;
-    return errno == ETIMEDOUT ? F_CONNECT_TIMEOUT : F_CONNECT;
+    return f;
 }
 
 /* Sends the rewritten request head with the body bytes that came with it. */
@@ -264,7 +284,7 @@ send_head(struct exchange *x)
     ssize_t hlen = rewrite_request(req, &rw, px->head_buf, px->head_cap);
     if (hlen < 0)
         return F_HEAD_TOO_LARGE;
-    if (relay_send_head(x->ufd, px->head_buf, (size_t)hlen, req->info.framing, x->early.p,
+    if (relay_send_head(&x->up, px->head_buf, (size_t)hlen, req->info.framing, x->early.p,
                         x->early.len, x->early_whole, x->grp->read_timeout_ms) == -1) {
         x->err = errno;
         return errno == ETIMEDOUT ? F_SEND_TIMEOUT : F_SEND;
@@ -307,7 +327,7 @@ relay(struct exchange *x)
     };
     struct relay *r = &x->rl;
 
-    r->ufd = x->ufd;
+    r->up = &x->up;
     r->upstream_addr = x->grp->servers[x->server].addr.text;
     r->client_keep = x->client_keep;
     r->status = r->upstream_status = 0;
@@ -406,6 +426,11 @@ static const struct fail_rule fail_rules[] = {
                            .server_fault = true,
                            .other = AGAIN_ALWAYS,
                            .what = "connect to"},
+    [F_TLS] = {.status = 502, .server_fault = true, .other = AGAIN_ALWAYS, .what = "TLS to"},
+    [F_TLS_TIMEOUT] = {.status = 504,
+                       .server_fault = true,
+                       .other = AGAIN_ALWAYS,
+                       .what = "TLS handshake with"},
     [F_HEAD_TOO_LARGE] = {.status = 431, .ends_conn = true},
     [F_SEND] = {.status = 502,
                 .server_fault = true,
@@ -497,10 +522,15 @@ upstream_next(struct exchange *x, enum fail f)
         atomic_fetch_add_explicit(&shm_srv(x->px->shm, x->group, (size_t)x->server)->failures, 1,
                                   memory_order_relaxed);
         const char *what = rule->what ? rule->what : x->rl.why;
-        if (!rule->quiet)
-            log_server_fault(x, what, addr);
+        if (!rule->quiet) {
+            if (f == F_TLS) /* a TLS failure says more than its errno */
+                log_warn("%s %s: %s (client %s, \"%s\")", what, addr, x->tls_why, x->c->ip,
+                         x->reqline);
+            else
+                log_server_fault(x, what, addr);
+        }
         /* the cause, for the breaker's ejection log */
-        balance_ticket_failed(&x->ticket, what, f == F_5XX ? 0 : x->err);
+        balance_ticket_failed(&x->ticket, what, f == F_5XX || f == F_TLS ? 0 : x->err);
         leave_server(x, false);
         x->last_status = rule->status;
     }
@@ -765,7 +795,7 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
         .group = cfg->group,
         .grp = grp,
         .server = -1,
-        .ufd = -1,
+        .up = UPCONN_NONE,
         .start_us = clock_us(),
         .idempotent = is_idempotent(req->method),
         .websocket = cfg->websocket && rewrite_is_websocket(req),
@@ -854,7 +884,7 @@ run_tunnel(struct exchange *x)
     struct proxy *px = x->px;
     struct tunnel t = {
         .client = x->c,
-        .ufd = x->ufd,
+        .up = &x->up,
         .idle_ms = px->cfg->tunnel_timeout_ms,
         .up_buf = px->body_buf,
         .down_buf = px->resp_buf,

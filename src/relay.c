@@ -66,7 +66,7 @@ typedef ssize_t outq_writer(void *end, const struct iovec *iov, int cnt);
 static ssize_t
 write_upstream(void *end, const struct iovec *iov, int cnt)
 {
-    return net_try_writev(*(const int *)end, iov, cnt);
+    return upconn_try_writev(end, iov, cnt);
 }
 
 static ssize_t
@@ -92,8 +92,8 @@ outq_write(struct outq *q, outq_writer *wr, void *end)
 }
 
 int
-relay_send_head(int fd, const char *head, size_t hlen, enum http_framing framing, const char *body,
-                size_t blen, bool last, int64_t timeout_ms)
+relay_send_head(struct upconn *up, const char *head, size_t hlen, enum http_framing framing,
+                const char *body, size_t blen, bool last, int64_t timeout_ms)
 {
     struct outq q;
 
@@ -103,7 +103,7 @@ relay_send_head(int fd, const char *head, size_t hlen, enum http_framing framing
         outq_add(&q, body, blen);
     else if (framing == HTTP_BODY_CHUNKED)
         outq_chunk(&q, body, blen, last);
-    return net_writev_all(fd, q.next, q.cnt, timeout_ms);
+    return upconn_writev_all(up, q.next, q.cnt, timeout_ms);
 }
 
 int
@@ -193,7 +193,7 @@ upload_step(struct relay *r, struct upload *u, enum relay_end *end)
     if (r->upload_aborted)
         return 0;
     if (!outq_empty(&u->q)) {
-        int w = outq_write(&u->q, write_upstream, &r->ufd);
+        int w = outq_write(&u->q, write_upstream, r->up);
         if (w == -1) {
             /* It stopped reading (an early answer, or it died): see what it says. */
             log_debug("upstream %s stopped reading the request body: %s", r->upstream_addr,
@@ -431,7 +431,7 @@ download_step(struct relay *r, struct download *d, enum relay_end *end)
     } else if (d->resp.info.framing == HTTP_BODY_LENGTH && d->left < cap) {
         cap = (size_t)d->left;
     }
-    ssize_t n = net_try_read(r->ufd, dst, cap);
+    ssize_t n = upconn_try_read(r->up, dst, cap);
     if (n == -1 && errno == EAGAIN)
         return 0;
     if (n <= 0)
@@ -471,10 +471,11 @@ wait_for(struct wait *w, int i, short ev, int64_t at, enum relay_end late, const
 static void
 plan_wait(const struct relay *r, const struct upload *u, const struct download *d, struct wait *w)
 {
-    *w = (struct wait){.pfd = {{.fd = conn_fd(r->client)}, {.fd = r->ufd}}, .deadline = INT64_MAX};
+    *w = (struct wait){.pfd = {{.fd = conn_fd(r->client)}, {.fd = r->up->fd}},
+                       .deadline = INT64_MAX};
     if (!r->upload_aborted && !outq_empty(&u->q)) {
-        wait_for(w, 1, POLLOUT, u->last + r->read_timeout, RELAY_UPSTREAM_TIMEOUT,
-                 "sending request body to");
+        wait_for(w, 1, upconn_write_events(r->up), u->last + r->read_timeout,
+                 RELAY_UPSTREAM_TIMEOUT, "sending request body to");
     } else if (!r->upload_aborted && !r->body_done) {
         wait_for(w, 0, POLLIN, u->last + r->body_timeout, RELAY_CLIENT_TIMEOUT,
                  "client request body timed out");
@@ -497,9 +498,9 @@ plan_wait(const struct relay *r, const struct upload *u, const struct download *
         wait_for(w, 0, POLLOUT, d->last + r->send_timeout, RELAY_CLIENT_GONE,
                  "client stopped reading the response");
     else
-        wait_for(w, 1, POLLIN, d->last + r->read_timeout, RELAY_UPSTREAM_TIMEOUT,
-                 d->state == DL_HEAD ? "reading response head from"
-                                     : "reading response body from");
+        wait_for(
+            w, 1, upconn_read_events(r->up), d->last + r->read_timeout, RELAY_UPSTREAM_TIMEOUT,
+            d->state == DL_HEAD ? "reading response head from" : "reading response body from");
     for (int i = 0; i < 2; i++)
         if (w->pfd[i].events == 0)
             w->pfd[i].fd = -1;

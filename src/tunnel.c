@@ -9,10 +9,12 @@
 
 #include "clock.h"
 #include "net.h"
+#include "upconn.h"
 
-/* One end of the tunnel: the client (through conn.c) or the upstream socket. */
+/* One end of the tunnel: the client (through conn.c) or the upstream (through upconn.c). */
 struct side {
     struct conn *client; /* NULL for the upstream */
+    struct upconn *up;   /* NULL for the client */
     int fd;
 };
 
@@ -29,14 +31,14 @@ struct dir {
 static ssize_t
 side_read(struct side *s, char *buf, size_t len)
 {
-    return s->client != NULL ? conn_read(s->client, buf, len) : net_try_read(s->fd, buf, len);
+    return s->client != NULL ? conn_read(s->client, buf, len) : upconn_try_read(s->up, buf, len);
 }
 
 static ssize_t
 side_write(struct side *s, const char *buf, size_t len)
 {
     struct iovec iov = {(void *)buf, len};
-    return s->client != NULL ? conn_write(s->client, &iov, 1) : net_try_writev(s->fd, &iov, 1);
+    return s->client != NULL ? conn_write(s->client, &iov, 1) : upconn_try_writev(s->up, &iov, 1);
 }
 
 static void
@@ -45,7 +47,7 @@ side_shut(struct side *s)
     if (s->client != NULL)
         conn_shutdown_write(s->client);
     else
-        shutdown(s->fd, SHUT_WR);
+        upconn_shutdown_write(s->up);
 }
 
 /*
@@ -101,16 +103,19 @@ dir_step(struct dir *d, struct side **failed)
     return moved;
 }
 
-/* The poll events <s> needs: readable while <in> wants bytes, writable while <out> has some. */
+/*
+ * The poll events <s> needs: readable while <in> wants bytes, writable while <out> has some
+ * (for a TLS upstream, what its last read or write asked for: a read may need to write).
+ */
 static short
-events_for(const struct dir *in, const struct dir *out)
+events_for(const struct side *s, const struct dir *in, const struct dir *out)
 {
     short ev = 0;
 
     if (!in->eof && in->len == 0)
-        ev |= POLLIN;
+        ev |= s->up != NULL ? upconn_read_events(s->up) : POLLIN;
     if (out->len > out->off)
-        ev |= POLLOUT;
+        ev |= s->up != NULL ? upconn_write_events(s->up) : POLLOUT;
     return ev;
 }
 
@@ -118,7 +123,7 @@ enum tunnel_end
 tunnel_run(struct tunnel *t)
 {
     struct side client = {.client = t->client, .fd = conn_fd(t->client)};
-    struct side upstream = {.client = NULL, .fd = t->ufd};
+    struct side upstream = {.up = t->up, .fd = t->up->fd};
     struct dir up = {.src = &client, .dst = &upstream, .buf = t->up_buf};
     struct dir down = {.src = &upstream, .dst = &client, .buf = t->down_buf};
     struct side *failed = NULL;
@@ -142,8 +147,8 @@ tunnel_run(struct tunnel *t)
             continue;
         }
         struct pollfd pfd[2] = {
-            {.fd = client.fd, .events = events_for(&up, &down)},
-            {.fd = upstream.fd, .events = events_for(&down, &up)},
+            {.fd = client.fd, .events = events_for(&client, &up, &down)},
+            {.fd = upstream.fd, .events = events_for(&upstream, &down, &up)},
         };
         for (int i = 0; i < 2; i++)
             if (pfd[i].events == 0)

@@ -18,12 +18,20 @@
 int
 upool_init(struct upool *p, const struct config *cfg)
 {
+    p->cfg = cfg;
     p->ngroups = cfg->ngroups;
     p->groups = calloc(cfg->ngroups, sizeof(*p->groups));
     if (p->groups == NULL)
         return -1;
     for (size_t g = 0; g < cfg->ngroups; g++) {
         struct upool_group *pg = &p->groups[g];
+        if (cfg->groups[g].tls) {
+            pg->sessions = calloc(cfg->groups[g].nservers, sizeof(*pg->sessions));
+            if (pg->sessions == NULL) {
+                upool_free(p);
+                return -1;
+            }
+        }
         pg->cap = cfg->groups[g].keepalive;
         if (pg->cap == 0)
             continue;
@@ -42,8 +50,13 @@ upool_free(struct upool *p)
     for (size_t g = 0; g < p->ngroups && p->groups != NULL; g++) {
         struct upool_group *pg = &p->groups[g];
         for (size_t i = 0; i < pg->n; i++)
-            close(pg->idle[i].fd);
+            upconn_close(&pg->idle[i].conn);
         free(pg->idle);
+        if (pg->sessions != NULL) {
+            for (size_t s = 0; s < p->cfg->groups[g].nservers; s++)
+                SSL_SESSION_free(pg->sessions[s]);
+            free(pg->sessions);
+        }
     }
     free(p->groups);
     p->groups = NULL;
@@ -57,8 +70,8 @@ remove_at(struct upool_group *pg, size_t i)
     pg->n--;
 }
 
-int
-upool_get(struct upool *p, size_t g, size_t s, bool retryable)
+bool
+upool_get(struct upool *p, size_t g, size_t s, bool retryable, struct upconn *out)
 {
     struct upool_group *pg = &p->groups[g];
     int64_t now = -1;
@@ -77,26 +90,37 @@ upool_get(struct upool *p, size_t g, size_t s, bool retryable)
          * less per request); otherwise it is checked first.
          */
         if (idle < UPOOL_MAX_IDLE_MS &&
-            ((retryable && idle < UPOOL_TRUST_MS) || net_idle_open(e.fd)))
-            return e.fd;
-        close(e.fd);
+            ((retryable && idle < UPOOL_TRUST_MS) || upconn_idle_open(&e.conn))) {
+            *out = e.conn;
+            return true;
+        }
+        upconn_close(&e.conn);
     }
-    return -1;
+    return false;
 }
 
 void
-upool_put(struct upool *p, size_t g, size_t s, int fd)
+upool_put(struct upool *p, size_t g, size_t s, struct upconn *c)
 {
     struct upool_group *pg = &p->groups[g];
 
     if (pg->cap == 0) {
-        close(fd);
+        upconn_close(c);
         return;
     }
     if (pg->n == pg->cap) {
-        close(pg->idle[0].fd);
+        upconn_close(&pg->idle[0].conn);
         remove_at(pg, 0);
     }
     pg->idle[pg->n++] =
-        (struct upool_entry){.fd = fd, .server = (uint16_t)s, .since_ms = clock_ms()};
+        (struct upool_entry){.conn = *c, .server = (uint16_t)s, .since_ms = clock_ms()};
+    *c = UPCONN_NONE;
+}
+
+SSL_SESSION **
+upool_session(struct upool *p, size_t g, size_t s)
+{
+    struct upool_group *pg = &p->groups[g];
+
+    return pg->sessions != NULL ? &pg->sessions[s] : NULL;
 }

@@ -3,7 +3,11 @@
  * tests and the demo. One detached thread per connection, blocking I/O; it is
  * a test fixture, not the proxy, so simplicity wins over scale.
  *
- *   testapp [-l ADDR] [-p PORT] [-n NAME] [-d MS]
+ *   testapp [-l ADDR] [-p PORT] [-n NAME] [-d MS] [--tls CERT KEY]
+ *
+ * --tls CERT KEY serves HTTPS instead (OpenSSL, TLS 1.2 and 1.3, CERT a PEM
+ * chain leaf first, KEY its key), with OpenSSL's default server session
+ * cache and tickets, so that clients can resume; /tls then tells how.
  *
  * -d MS makes the default endpoint ("/" and unknown paths) wait MS ms before
  * answering: a slow instance, for least-connections tests.
@@ -47,6 +51,7 @@
  *                          101. Without the upgrade fields: 426, "upgrade=<Upgrade>\n"
  *   /upgrade101            answers 101 with Upgrade: websocket whatever was asked, then
  *                          closes: the proxy must not pass it to a plain request
+ *   /tls                   "tls=0\n", or with --tls "tls=1 resumed=<0|1> sni=<name or ->\n"
  *   anything else, and /   200 "hello from NAME\n"
  * Every endpoint reads the whole request (head and body) before it acts.
  * HEAD gets the same headers as GET and no body. HTTP/1.0 requests keep the
@@ -80,6 +85,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <getopt.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "testpattern.h"
 #include "testws.h"
 
@@ -97,6 +106,7 @@ static uint64_t g_hello_delay_ms; /* -d */
 static atomic_uint_fast64_t g_conns;
 static atomic_uint_fast64_t g_reqs;
 static atomic_int g_health = 200;
+static SSL_CTX *g_tls; /* --tls: connections are HTTPS */
 /* PIECE + 256 pattern bytes from offset 0: any offset's bytes start within the first 256. */
 static unsigned char g_pattern[PIECE + 256];
 
@@ -104,6 +114,7 @@ static unsigned char g_pattern[PIECE + 256];
  * current request head, which body reading never overwrites. */
 struct conn {
     int fd;
+    SSL *ssl; /* --tls: the connection's TLS, NULL before the handshake */
     size_t pos, len, base;
     char in[IN_CAP];
 };
@@ -153,8 +164,20 @@ now_ms(void)
 
 /* Sends all of <iov>[0..<n>) (modified in place). Returns 0, or -1 on error. */
 static int
-sendv_all(int fd, struct iovec *iov, int n)
+sendv_all(struct conn *c, struct iovec *iov, int n)
 {
+    int fd = c->fd;
+
+    if (c->ssl != NULL) {
+        /* blocking: each piece is written whole (a record or more each, fine for a fixture) */
+        for (int i = 0; i < n; i++) {
+            size_t w;
+            if (iov[i].iov_len > 0 &&
+                SSL_write_ex(c->ssl, iov[i].iov_base, iov[i].iov_len, &w) != 1)
+                return -1;
+        }
+        return 0;
+    }
     while (n > 0) {
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
@@ -178,11 +201,26 @@ sendv_all(int fd, struct iovec *iov, int n)
 }
 
 static int
-send_all(int fd, const void *p, size_t len)
+send_all(struct conn *c, const void *p, size_t len)
 {
     struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
 
-    return sendv_all(fd, &iov, 1);
+    return sendv_all(c, &iov, 1);
+}
+
+/* One read of the connection (TLS or not): the count, 0 at EOF, -1 on error. */
+static ssize_t
+conn_recv(struct conn *c, void *p, size_t len)
+{
+    if (c->ssl != NULL) {
+        size_t n;
+        if (SSL_read_ex(c->ssl, p, len, &n) == 1)
+            return (ssize_t)n;
+        int e = SSL_get_error(c->ssl, 0);
+        ERR_clear_error();
+        return e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+    }
+    return recv(c->fd, p, len, 0);
 }
 
 /*
@@ -202,7 +240,7 @@ fill(struct conn *c)
         c->pos = c->base;
     }
     for (;;) {
-        ssize_t n = recv(c->fd, c->in + c->len, IN_CAP - c->len, 0);
+        ssize_t n = conn_recv(c, c->in + c->len, IN_CAP - c->len);
 
         if (n == -1 && errno == EINTR)
             continue;
@@ -464,7 +502,7 @@ send_continue(struct conn *c, struct req *r)
     if (!r->expect_continue || r->continue_done || r->bstate == B_DONE)
         return 0;
     r->continue_done = 1;
-    return send_all(c->fd, cont, sizeof(cont) - 1);
+    return send_all(c, cont, sizeof(cont) - 1);
 }
 
 /* Parses a chunk-size line: hex digits, optional whitespace and ;extensions. */
@@ -635,7 +673,7 @@ send_head(struct conn *c, struct req *r, int status, enum frame f, uint64_t clen
     else if (r->v10)
         n += snprintf(h + n, sizeof(h) - (size_t)n, "Connection: keep-alive\r\n");
     n += snprintf(h + n, sizeof(h) - (size_t)n, "\r\n");
-    return send_all(c->fd, h, (size_t)n);
+    return send_all(c, h, (size_t)n);
 }
 
 /* Sends body bytes framed as <f>. */
@@ -647,19 +685,19 @@ body_write(struct conn *c, enum frame f, const void *p, size_t len)
     if (len == 0)
         return 0;
     if (f != F_CHUNKED)
-        return send_all(c->fd, p, len);
+        return send_all(c, p, len);
     struct iovec iov[3] = {
         {.iov_base = hdr, .iov_len = (size_t)snprintf(hdr, sizeof(hdr), "%zx\r\n", len)},
         {.iov_base = (void *)p, .iov_len = len},
         {.iov_base = "\r\n", .iov_len = 2},
     };
-    return sendv_all(c->fd, iov, 3);
+    return sendv_all(c, iov, 3);
 }
 
 static int
 body_end(struct conn *c, enum frame f)
 {
-    return f == F_CHUNKED ? send_all(c->fd, "0\r\n\r\n", 5) : 0;
+    return f == F_CHUNKED ? send_all(c, "0\r\n\r\n", 5) : 0;
 }
 
 /* A complete response with a small in-memory body (none for 204 / 304 / HEAD). */
@@ -670,7 +708,7 @@ respond(struct conn *c, struct req *r, int status, const char *body, size_t len)
 
     if (send_head(c, r, status, f, len, "text/plain") == -1)
         return H_ABORT;
-    if (f == F_LENGTH && !r->is_head && send_all(c->fd, body, len) == -1)
+    if (f == F_LENGTH && !r->is_head && send_all(c, body, len) == -1)
         return H_ABORT;
     return H_OK;
 }
@@ -844,7 +882,7 @@ send_pattern(struct conn *c, uint64_t off, uint64_t len, const char *pre, size_t
         off += n;
         if (len == 0 && suf_len > 0)
             iov[k++] = (struct iovec){.iov_base = (void *)suf, .iov_len = suf_len};
-        if (k > 0 && sendv_all(c->fd, iov, k) == -1)
+        if (k > 0 && sendv_all(c, iov, k) == -1)
             return -1;
         pre_len = 0;
     } while (len > 0);
@@ -912,10 +950,10 @@ h_slowbody(struct conn *c, struct req *r)
         return H_ABORT;
     if (r->is_head)
         return H_OK;
-    if (send_all(c->fd, body, half) == -1) /* TCP_NODELAY: the half goes out now */
+    if (send_all(c, body, half) == -1) /* TCP_NODELAY: the half goes out now */
         return H_ABORT;
     sleep_ms(ms);
-    return send_all(c->fd, body + half, sizeof(body) - 1 - half) == -1 ? H_ABORT : H_OK;
+    return send_all(c, body + half, sizeof(body) - 1 - half) == -1 ? H_ABORT : H_OK;
 }
 
 static enum after
@@ -932,7 +970,7 @@ h_hang(struct conn *c, struct req *r)
                 continue;
             return H_ABORT;
         }
-        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        ssize_t n = conn_recv(c, sink, sizeof(sink));
         if (n == 0 || (n == -1 && errno != EINTR && errno != EAGAIN))
             return H_ABORT;
     }
@@ -974,7 +1012,7 @@ h_garbage(struct conn *c, struct req *r)
         for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
             if (wlen == strlen(kinds[i].what) && memcmp(w, kinds[i].what, wlen) == 0)
                 bad = kinds[i].bytes;
-    if (body_drain(c, r) == -1 || send_all(c->fd, bad, strlen(bad)) == -1)
+    if (body_drain(c, r) == -1 || send_all(c, bad, strlen(bad)) == -1)
         return H_ABORT;
     r->close = 1;
     return H_OK;
@@ -1001,6 +1039,23 @@ h_stats(struct conn *c, struct req *r)
         return respond_error(c, r, 400);
     snprintf(body, sizeof(body), "connections=%" PRIuFAST64 " requests=%" PRIuFAST64 "\n",
              atomic_load(&g_conns), atomic_load(&g_reqs));
+    return respond_text(c, r, 200, body);
+}
+
+static enum after
+h_tls(struct conn *c, struct req *r)
+{
+    char body[320];
+
+    if (body_drain(c, r) == -1)
+        return respond_error(c, r, 400);
+    if (c->ssl == NULL) {
+        snprintf(body, sizeof(body), "tls=0\n");
+    } else {
+        const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+        snprintf(body, sizeof(body), "tls=1 resumed=%d sni=%.255s\n", SSL_session_reused(c->ssl),
+                 sni != NULL ? sni : "-");
+    }
     return respond_text(c, r, 200, body);
 }
 
@@ -1075,7 +1130,7 @@ ws_read(struct conn *c, void *dst, size_t len)
             len -= n;
             continue;
         }
-        ssize_t n = recv(c->fd, d, len, 0);
+        ssize_t n = conn_recv(c, d, len);
         if (n == -1 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -1121,18 +1176,20 @@ ws_echo(struct conn *c)
             continue;
         }
         size_t ol = ws_head_put(&out, hb);
-        if (send_all(c->fd, hb, ol) == -1)
+        if (send_all(c, hb, ol) == -1)
             return H_ABORT;
         for (uint64_t off = 0; off < h.len;) {
             size_t n = h.len - off < sizeof(buf) ? (size_t)(h.len - off) : sizeof(buf);
             if (ws_read(c, buf, n) == -1)
                 return H_ABORT;
             ws_unmask(buf, n, h.mask, off);
-            if (send_all(c->fd, buf, n) == -1)
+            if (send_all(c, buf, n) == -1)
                 return H_ABORT;
             off += n;
         }
         if (h.opcode == WS_CLOSE) {
+            if (c->ssl != NULL)
+                SSL_shutdown(c->ssl);
             linger_close(c->fd);
             return H_GONE;
         }
@@ -1168,7 +1225,7 @@ h_ws(struct conn *c, struct req *r)
         memcpy(head + n, "hello", 5);
         n += 5;
     }
-    if (send_all(c->fd, head, (size_t)n) == -1)
+    if (send_all(c, head, (size_t)n) == -1)
         return H_ABORT;
     return ws_echo(c);
 }
@@ -1179,7 +1236,7 @@ h_upgrade101(struct conn *c, struct req *r)
     static const char h101[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                                "Connection: Upgrade\r\n\r\n";
 
-    if (body_drain(c, r) == -1 || send_all(c->fd, h101, sizeof(h101) - 1) == -1)
+    if (body_drain(c, r) == -1 || send_all(c, h101, sizeof(h101) - 1) == -1)
         return H_ABORT;
     r->close = 1;
     return H_OK;
@@ -1200,6 +1257,7 @@ dispatch(struct conn *c, struct req *r)
         {"/reset", h_reset},   {"/garbage", h_garbage},
         {"/status", h_status}, {"/stats", h_stats},
         {"/ws", h_ws},         {"/upgrade101", h_upgrade101},
+        {"/tls", h_tls},
     };
 
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
@@ -1240,6 +1298,17 @@ conn_main(void *arg)
     struct req r;
     enum after a = H_ABORT;
 
+    if (g_tls != NULL) {
+        c->ssl = SSL_new(g_tls);
+        if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_accept(c->ssl) != 1) {
+            /* a client that refused our certificate, or not TLS at all */
+            ERR_clear_error();
+            SSL_free(c->ssl);
+            close(c->fd);
+            free(c);
+            return NULL;
+        }
+    }
     for (;;) {
         int st = read_request(c, &r);
         if (st == 0 || st == -1) {
@@ -1256,10 +1325,15 @@ conn_main(void *arg)
         if (a != H_OK || r.close)
             break;
     }
-    if (a == H_OK)
+    if (a == H_OK) {
+        if (c->ssl != NULL)
+            SSL_shutdown(c->ssl); /* close_notify, then the plain linger */
         linger_close(c->fd);
-    else if (a == H_ABORT)
+    } else if (a == H_ABORT) {
         close(c->fd);
+    }
+    SSL_free(c->ssl);
+    ERR_clear_error();
     free(c);
     return NULL;
 }
@@ -1310,7 +1384,7 @@ bound_port(int fd)
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: testapp [-l ADDR] [-p PORT] [-n NAME] [-d MS]\n");
+    fprintf(stderr, "usage: testapp [-l ADDR] [-p PORT] [-n NAME] [-d MS] [--tls CERT KEY]\n");
     exit(2);
 }
 
@@ -1323,8 +1397,16 @@ main(int argc, char **argv)
     pthread_attr_t attr;
     int lfd, opt;
 
-    while ((opt = getopt(argc, argv, "l:p:n:d:h")) != -1) {
+    static const struct option longopts[] = {{"tls", required_argument, NULL, 'T'}, {0}};
+    const char *cert = NULL, *key = NULL;
+    while ((opt = getopt_long(argc, argv, "l:p:n:d:h", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'T':
+            if (optind >= argc)
+                usage();
+            cert = optarg;
+            key = argv[optind++];
+            break;
         case 'l':
             addr = optarg;
             break;
@@ -1359,6 +1441,17 @@ main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+    if (cert != NULL) {
+        g_tls = SSL_CTX_new(TLS_server_method());
+        if (g_tls == NULL || SSL_CTX_use_certificate_chain_file(g_tls, cert) != 1 ||
+            SSL_CTX_use_PrivateKey_file(g_tls, key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(g_tls) != 1) {
+            fprintf(stderr, "testapp: --tls %s %s: %s\n", cert, key,
+                    ERR_reason_error_string(ERR_get_error()));
+            return 1;
+        }
+        SSL_CTX_set_min_proto_version(g_tls, TLS1_2_VERSION);
+    }
     tp_fill(g_pattern, 0, sizeof(g_pattern));
     lfd = listen_on(addr, port);
     if (lfd == -1)
@@ -1388,6 +1481,7 @@ main(int argc, char **argv)
         }
         c->fd = fd;
         c->pos = c->len = c->base = 0;
+        c->ssl = NULL;
         int rc = pthread_create(&t, &attr, conn_main, c);
         if (rc != 0) {
             fprintf(stderr, "testapp: pthread_create: %s\n", strerror(rc));

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Makes the test certificates for tests/unit_tls.c in DIR (which must exist
-# and be empty): a CA and leaf certificates signed by it, good and broken
+# Makes the test certificates for tests/unit_tls.c and tests/it_upstream_tls.c in
+# DIR (which must exist and be empty): a CA and leaf certificates signed by it, good and broken
 # ones. Nothing made here is ever committed; no private key is in the tree.
 #
 #   ca.crt ca.key       the test CA (ECDSA P-256)
@@ -123,3 +123,12 @@ ec_key rogue.key
 SIGNER=rogue-ca sign rogue rogue "$leaf;extendedKeyUsage=clientAuth" -days 30
 
 cat ec.crt rogue-ca.crt > badchain.pem
+
+# For tests/it_upstream_tls.c, a TLS upstream:
+#   up.*                ECDSA, app.internal and IP 127.0.0.1, from the CA
+#   uprogue.*           the same names from rogue-ca (an unknown CA)
+ec_key up.key
+sign up up "$server;subjectAltName=DNS:app.internal,IP:127.0.0.1" -days 30
+ec_key uprogue.key
+SIGNER=rogue-ca sign uprogue uprogue "$server;subjectAltName=DNS:app.internal,IP:127.0.0.1" \
+    -days 30

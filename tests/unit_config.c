@@ -450,7 +450,7 @@ END_TEST
 
 /* ---- [upstream NAME] values: one key (or two) after P U, one field checked */
 
-enum vtype { V_UINT, V_MS, V_BOOL, V_BALANCE, V_HASH_KEY, V_STR };
+enum vtype { V_UINT, V_MS, V_BOOL, V_BALANCE, V_HASH_KEY, V_STR, V_PSTR /* a char * */ };
 
 #define F(field) offsetof(struct cfg_group, field)
 
@@ -500,6 +500,14 @@ static const struct {
     {"fail_window = 250ms", F(fail_window_ms), V_MS, 250, NULL},
     {"cooldown = 30", F(cooldown_ms), V_MS, 30000, NULL},
     {"cooldown = 1ms", F(cooldown_ms), V_MS, 1, NULL},
+    {"tls = on", F(tls), V_BOOL, true, NULL},
+    {"tls = off", F(tls), V_BOOL, false, NULL},
+    {"tls_verify = off", F(tls_verify), V_BOOL, false, NULL},
+    {"tls_verify = yes", F(tls_verify), V_BOOL, true, NULL},
+    {"tls_server_name = app.internal", F(tls_server_name), V_PSTR, 0, "app.internal"},
+    {"tls_server_name = 10.0.0.1", F(tls_server_name), V_PSTR, 0, "10.0.0.1"},
+    {"tls_server_name = ::1", F(tls_server_name), V_PSTR, 0, "::1"},
+    {"tls_ca = system", F(tls_ca), V_PSTR, 0, "system"},
     {"max_ejected_percent = 0", F(max_ejected_percent), V_UINT, 0, NULL},
     {"max_ejected_percent = 100", F(max_ejected_percent), V_UINT, 100, NULL},
     {"health_interval_down = 250ms", F(health_interval_down_ms), V_MS, 250, NULL},
@@ -544,6 +552,11 @@ START_TEST(test_values)
     case V_STR:
         ck_assert_msg(strcmp(p, value_cases[_i].swant) == 0, "%s: got '%s'", value_cases[_i].lines,
                       p);
+        break;
+    case V_PSTR:
+        p = *(const char *const *)(const void *)p;
+        ck_assert_msg(p != NULL && strcmp(p, value_cases[_i].swant) == 0, "%s: got '%s'",
+                      value_cases[_i].lines, p != NULL ? p : "(null)");
         break;
     }
     if (value_cases[_i].type != V_STR)
@@ -1076,6 +1089,20 @@ static const struct {
      "100 <= N <= M <= 599)",
      true},
     {P U "health_status = 600\n", "health_status: bad status range \"600\"", false},
+    {P U "tls = maybe\n", "t.ini:6: [upstream app] tls: bad boolean \"maybe\"", false},
+    {P U "tls_verify = 2\n", "t.ini:6: [upstream app] tls_verify: bad boolean", false},
+    {P U "tls = on\ntls_ca = /nonexistent/ca.pem\n",
+     "t.ini:7: [upstream app] tls_ca: /nonexistent/ca.pem: cannot open: No such file or directory",
+     true},
+    /* a CA file is checked with tls = off too */
+    {P U "tls_ca = /nonexistent/ca.pem\n",
+     "t.ini:6: [upstream app] tls_ca: /nonexistent/ca.pem: cannot open", false},
+    {P U "tls = on\ntls_ca = /dev/null\n",
+     "t.ini:7: [upstream app] tls_ca: /dev/null: no CA certificate in it (PEM expected)", false},
+    {P U "tls_server_name = a_b.test\n",
+     "t.ini:6: [upstream app] tls_server_name: bad name \"a_b.test\"", false},
+    {P U "tls_server_name = a..test\n", "tls_server_name: bad name \"a..test\"", false},
+    {P U "tls_server_name = .a.test\n", "tls_server_name: bad name \".a.test\"", false},
     {P U "health_status = 300-200\n", "health_status: bad status range \"300-200\"", false},
     {P U "health_status = 2xx\n", "health_status: bad status range \"2xx\"", false},
     {P U "health_status = 200-600\n", "health_status: bad status range \"200-600\"", false},
@@ -1751,7 +1778,7 @@ static const char *const dump_cases[] = {
     "balance = hash\nhash_key = header:X-User#1\nretries = 10\nhealth_check = no\n"
     "health_path = /a/b?c=d;e\nhealth_interval = 3m\nhealth_timeout = 10ms\nrise = 100\n"
     "fall = 1\nhealth_status = 204\nmax_fails = 0\nfail_window = 61s\ncooldown = 90\n"
-    "fail_on_5xx = on\n"
+    "fail_on_5xx = on\ntls = on\ntls_verify = off\ntls_server_name = app.internal\n"
     "[route r1]\nhost = API.example.com. *.api.example.com\npath = /api/\nupstream = a\n"
     "strip_prefix = yes\nrequest_header = X-Env: prod\nrequest_header = X-Two: a b  c\n"
     "response_header = Cache-Control: no-store\nhide_response_header = X-Powered-By\n"

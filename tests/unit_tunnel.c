@@ -35,6 +35,7 @@ static struct conn conn;
 static int client = -1;   /* the client's far end */
 static int upstream = -1; /* the upstream's far end */
 static struct tunnel t;
+static struct upconn uc; /* the upstream end: plain */
 static enum tunnel_end end;
 static pthread_t th;
 
@@ -62,9 +63,11 @@ setup(void)
     struct timeval tv = {.tv_sec = 5};
     setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(upstream, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    uc = UPCONN_NONE;
+    uc.fd = us[0];
     t = (struct tunnel){
         .client = &conn,
-        .ufd = us[0],
+        .up = &uc,
         .idle_ms = 5000,
         .up_buf = malloc(NET_IO_BUF),
         .down_buf = malloc(NET_IO_BUF),
@@ -77,7 +80,7 @@ teardown(void)
 {
     conn_close(&conn);
     conn_free(&conn);
-    close(t.ufd);
+    close(uc.fd);
     close(client);
     close(upstream);
     free(t.up_buf);
