@@ -115,12 +115,22 @@ tl_app_start(struct tl_proc *p, const char *name)
 void
 tl_app_start_opts(struct tl_proc *p, const char *name, int port, int delay_ms)
 {
+    tl_app_start_tls(p, name, port, delay_ms, NULL, NULL);
+}
+
+void
+tl_app_start_tls(struct tl_proc *p, const char *name, int port, int delay_ms, const char *cert,
+                 const char *key)
+{
     char bin[256], portarg[16], delay[16];
     int pfd[2];
     snprintf(bin, sizeof(bin), "%s/testapp", tl_build());
     snprintf(portarg, sizeof(portarg), "%d", port);
     snprintf(delay, sizeof(delay), "%d", delay_ms);
-    char *argv[] = {bin, "-l", "127.0.0.1", "-p", portarg, "-n", (char *)name, "-d", delay, NULL};
+    char *argv[] = {bin,  "-l",  "127.0.0.1", "-p",         portarg,     "-n", (char *)name,
+                    "-d", delay, "--tls",     (char *)cert, (char *)key, NULL};
+    if (cert == NULL)
+        argv[9] = NULL; /* plain HTTP */
 
     ck_assert(pipe(pfd) == 0);
     p->pid = spawn(argv, pfd[1]);

@@ -40,6 +40,10 @@ void tl_app_start(struct tl_proc *p, const char *name);
 /* The same on <port> (0: ephemeral), answering "/" after <delay_ms> (testapp -d). */
 void tl_app_start_opts(struct tl_proc *p, const char *name, int port, int delay_ms);
 
+/* The same serving HTTPS with <cert> and <key> (testapp --tls); NULL <cert>: plain. */
+void tl_app_start_tls(struct tl_proc *p, const char *name, int port, int delay_ms,
+                      const char *cert, const char *key);
+
 /*
  * Writes a config and starts build/miniproxyd on it. The file begins with
  * "[proxy]", listen on 127.0.0.1:0, error and access logs in the temp dir
