@@ -266,6 +266,47 @@ START_TEST(t_session_resumed)
 }
 END_TEST
 
+/*
+ * A pooled TLS connection whose server went away (restarted on the same
+ * port): a POST, which cannot be retried, finds it closed before using it
+ * (the idle check reads the TLS close); a GET trusts it, fails, and is
+ * retried on a fresh one. Both resume no session of the old process but
+ * make a full handshake with the new one.
+ */
+START_TEST(t_stale_pooled_tls)
+{
+    struct tl_resp r;
+    char cert[192], key[192];
+
+    snprintf(cert, sizeof(cert), "%s/up.crt", certs);
+    snprintf(key, sizeof(key), "%s/up.key", certs);
+    start_app(0, "a1", "up");
+    start_proxy1(1, "keepalive = 4");
+    int port = app[0].port;
+    int fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, REQ("/")) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    tl_resp_free(&r);
+    for (int round = 0; round < 2; round++) {
+        tl_stop(app[0].pid);
+        tl_app_start_tls(&app[0], round == 0 ? "b1" : "b2", port, 0, cert, key);
+        usleep(100 * 1000);
+        if (round == 0)
+            ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\n"
+                                      "Content-Length: 3\r\n\r\nabc") == 0);
+        else
+            ck_assert(tl_send_str(fd, REQ("/")) == 0);
+        ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+        ck_assert_msg(r.status == 200, "round %d: %d", round, r.status);
+        ck_assert_str_eq(r.body, round == 0 ? "len=3 fnv=e71fa2190541574b\n" : "hello from b2\n");
+        tl_resp_free(&r);
+    }
+    close(fd);
+    ck_assert_int_eq(tl_file_count(px.errlog, "TLS to"), 0);
+    stop_all();
+}
+END_TEST
+
 /* Large bodies both ways through TLS, every framing, checked byte for byte. */
 START_TEST(t_large_bodies)
 {
@@ -426,6 +467,7 @@ main(void)
     tcase_add_test(tc, t_verify_off);
     tcase_add_test(tc, t_keepalive_reuse);
     tcase_add_test(tc, t_session_resumed);
+    tcase_add_test(tc, t_stale_pooled_tls);
     tcase_add_test(tc, t_large_bodies);
     tcase_add_test(tc, t_health_over_tls);
     tcase_add_test(tc, t_config_check);
