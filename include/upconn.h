@@ -30,6 +30,7 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
+#include "net.h"
 
 /* Room for a TLS failure in words ("certificate verify failed: ..."). */
 #define UPCONN_WHY_MAX 192
@@ -145,8 +146,6 @@ void upconn_close(struct upconn *u);
 /* The TLS calls behind the inline ones: not for direct use. */
 ssize_t upconn_tls_read(struct upconn *u, void *buf, size_t len);
 ssize_t upconn_tls_writev(struct upconn *u, const struct iovec *iov, int cnt);
-
-#include "net.h"
 
 static inline ssize_t
 upconn_try_read(struct upconn *u, void *buf, size_t len)

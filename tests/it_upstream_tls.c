@@ -391,6 +391,39 @@ START_TEST(t_health_over_tls)
 }
 END_TEST
 
+/*
+ * A server that takes the connection and never answers the handshake: the
+ * request gets 504 after connect_timeout, the probe fails after
+ * health_timeout, each saying it was the handshake.
+ */
+START_TEST(t_handshake_timeout)
+{
+    struct tl_resp r;
+    char want[256];
+    int port;
+    int lfd = tl_listen_local(16, &port); /* the kernel accepts; nobody reads the ClientHello */
+
+    tl_proxy_start(&px,
+                   "workers = 1\nupstream = app\n"
+                   "[upstream app]\nserver = 127.0.0.1:%d\ntls = on\nhealth_check = off\n"
+                   "connect_timeout = 300ms\nmax_fails = 0\n"
+                   "[upstream probed]\nserver = 127.0.0.1:%d\ntls = on\nhealth_timeout = 300ms\n",
+                   port, port);
+    snprintf(want, sizeof(want),
+             "[probed] 127.0.0.1:%d unknown -> down: TLS handshake timed out after 300 ms", port);
+    ck_assert_msg(tl_file_waitfor(px.errlog, want, 3000), "no \"%s\"", want);
+    int64_t t0 = tl_now_ms();
+    ck_assert_int_eq(get("/", &r), 504);
+    tl_resp_free(&r);
+    int64_t took = tl_now_ms() - t0;
+    ck_assert_msg(took >= 250 && took < 2000, "took %lld ms", (long long)took);
+    snprintf(want, sizeof(want), "TLS handshake with 127.0.0.1:%d: Connection timed out", port);
+    ck_assert_msg(tl_file_waitfor(px.errlog, want, 2000), "no \"%s\"", want);
+    stop_all();
+    close(lfd);
+}
+END_TEST
+
 /* -t checks a CA file and names file, line and key. */
 START_TEST(t_config_check)
 {
@@ -470,6 +503,7 @@ main(void)
     tcase_add_test(tc, t_stale_pooled_tls);
     tcase_add_test(tc, t_large_bodies);
     tcase_add_test(tc, t_health_over_tls);
+    tcase_add_test(tc, t_handshake_timeout);
     tcase_add_test(tc, t_config_check);
     suite_add_tcase(s, tc);
     return tl_run(s);
