@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "testlib.h"
 #include "testpattern.h"
+#include "testws.h"
 
 #define REQ(path) "GET " path " HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -352,6 +354,58 @@ START_TEST(t_large_bodies)
 }
 END_TEST
 
+/*
+ * A WebSocket to a TLS upstream: the 101 comes over TLS, and the tunnel
+ * then carries the frames through the same TLS connection both ways, its
+ * close too.
+ */
+START_TEST(t_websocket_over_tls)
+{
+    static const unsigned char mask[4] = {1, 2, 3, 4};
+    char req[512], head[4096], msg[] = "hello over tls";
+    unsigned char frame[64], got[64];
+    size_t n = 0;
+
+    start_app(0, "w1", "up");
+    start_proxy1(1, "");
+    int fd = tl_connect(px.port);
+    snprintf(req, sizeof(req),
+             "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    ck_assert_int_eq(tl_send_str(fd, req), 0);
+    /* the head byte by byte, so no frame after it is taken */
+    while (n + 1 < sizeof(head) && (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0)) {
+        ck_assert_int_eq(recv(fd, head + n, 1, 0), 1);
+        head[++n] = '\0';
+    }
+    ck_assert_msg(strncmp(head, "HTTP/1.1 101 ", 13) == 0, "%s", head);
+    struct ws_head h = {.fin = 1, .opcode = 1, .masked = 1, .len = sizeof(msg) - 1};
+    memcpy(h.mask, mask, 4);
+    size_t hl = ws_head_put(&h, frame);
+    memcpy(frame + hl, msg, sizeof(msg) - 1);
+    ws_unmask(frame + hl, sizeof(msg) - 1, mask, 0);
+    ck_assert_int_eq(tl_send(fd, frame, hl + sizeof(msg) - 1), 0);
+    size_t want = 2 + sizeof(msg) - 1, have = 0; /* the echo: unmasked, a 2-byte header */
+    while (have < want) {
+        ssize_t r = recv(fd, got + have, want - have, 0);
+        ck_assert_msg(r > 0, "the echo did not come back");
+        have += (size_t)r;
+    }
+    ck_assert_int_eq(got[0], 0x81);
+    ck_assert_int_eq(got[1], sizeof(msg) - 1);
+    ck_assert(memcmp(got + 2, msg, sizeof(msg) - 1) == 0);
+    /* a close frame gets a close back, and the tunnel ends */
+    struct ws_head c = {.fin = 1, .opcode = 8, .masked = 1, .len = 0};
+    memcpy(c.mask, mask, 4);
+    ck_assert_int_eq(tl_send(fd, frame, ws_head_put(&c, frame)), 0);
+    ck_assert_int_eq(recv(fd, got, 2, MSG_WAITALL), 2);
+    ck_assert_int_eq(got[0], 0x88);
+    close(fd);
+    ck_assert(tl_file_waitfor(px.errlog, "tunnel 127.0.0.1 <-> 127.0.0.1:", 3000));
+    stop_all();
+}
+END_TEST
+
 /* ---- health checks ------------------------------------------------------------------------- */
 
 /*
@@ -502,6 +556,7 @@ main(void)
     tcase_add_test(tc, t_session_resumed);
     tcase_add_test(tc, t_stale_pooled_tls);
     tcase_add_test(tc, t_large_bodies);
+    tcase_add_test(tc, t_websocket_over_tls);
     tcase_add_test(tc, t_health_over_tls);
     tcase_add_test(tc, t_handshake_timeout);
     tcase_add_test(tc, t_config_check);
