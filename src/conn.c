@@ -401,8 +401,7 @@ conn_try_first_bytes(struct conn *c)
      * and without a sleep and wake-up.
      */
     c->start = c->len = 0;
-    /* the raw socket, over TLS too: what is thrown away need not be decrypted */
-    ssize_t n = net_try_read(c->fd, c->buf, c->read_cap);
+    ssize_t n = sock_read(c, c->buf, c->read_cap);
     for (int i = 0; i < IDLE_YIELDS && n == -1 && errno == EAGAIN; i++) {
         sched_yield();
         n = sock_read(c, c->buf, c->read_cap);

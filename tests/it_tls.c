@@ -399,6 +399,30 @@ START_TEST(test_key_updates)
 }
 END_TEST
 
+/*
+ * A keep-alive client whose next request is already waiting in the socket
+ * when the worker comes back for it (sent while the upstream was slow): the
+ * worker's first try at the next request must go through TLS. It once read
+ * the raw socket there and answered the ciphertext with 400.
+ */
+START_TEST(test_next_request_waiting)
+{
+    static char out[65536];
+
+    start("", "");
+    tl_sh(out, sizeof(out),
+          "(printf 'GET /delay?ms=300 HTTP/1.1\\r\\nHost: a.test\\r\\n\\r\\n'; sleep 0.1; "
+          "printf 'GET / HTTP/1.1\\r\\nHost: a.test\\r\\nConnection: close\\r\\n\\r\\n'; "
+          "sleep 1.5) | timeout 20 openssl s_client -quiet -ign_eof -connect 127.0.0.2:%d "
+          "-servername a.test -CAfile %s/ca.crt 2>&1",
+          tls_port(), certdir);
+    ck_assert_msg(strstr(out, "delayed\n") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "hello from app1") != NULL, "no second answer:\n%s", out);
+    ck_assert_msg(strstr(out, " 400 ") == NULL, "%s", out);
+    stop_all();
+}
+END_TEST
+
 /* FNV-1a of the file <path>, and its length in <*len>. */
 static uint64_t
 file_fnv(const char *path, uint64_t *len)
@@ -654,6 +678,7 @@ tls_suite(void)
     tcase_add_test(tc, test_handshake_timeout);
     tcase_add_test(tc, test_handshake_too_slow);
     tcase_add_test(tc, test_key_updates);
+    tcase_add_test(tc, test_next_request_waiting);
     tcase_add_test(tc, test_large_bodies);
     tcase_add_test(tc, test_reload_under_load);
     tcase_add_test(tc, test_reload_broken_certificate);
