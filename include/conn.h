@@ -123,7 +123,9 @@ int conn_discard(struct conn *c);
  * (a TLS record starts with 0x16; anything else is answered 400 in plain
  * text), then runs the handshake with <ctx> (SNI may switch it) within
  * handshake_timeout for the whole of it, and below client_header_min_rate
- * after its first second (a stalled handshake is a slow client). From then
+ * after its first second (a stalled handshake is a slow client; its reads
+ * wait through conn_head_wait, so under pressure it is given up as a slow
+ * head is). From then
  * on conn_read / conn_write / conn_close go over TLS. Returns 0, or -1
  * after the failure was logged and counted (the caller closes).
  */

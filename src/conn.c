@@ -656,6 +656,32 @@ handshake_too_slow(struct conn *c, int64_t t0, bool by_rate)
 }
 
 /*
+ * Waits for what the handshake needs (<ev>) by <deadline>. A read waits as
+ * for a head (the worker's conn_head_wait, from <t0>): a stalled handshake
+ * is a slow client, given up under pressure like a slow head. Returns 0,
+ * -1 with errno (ETIMEDOUT at <deadline>), or 1 when given up.
+ */
+static int
+handshake_wait(struct conn *c, short ev, int64_t deadline, int64_t t0)
+{
+    if (ev == POLLIN && c->head_wait != NULL)
+        return c->head_wait(c->head_wait_arg, c, deadline, t0);
+    return net_wait(c->fd, ev, deadline);
+}
+
+/* A handshake given up for a client waiting for a worker: counted as slow, closed. */
+static int
+handshake_given_up(struct conn *c, int64_t t0)
+{
+    tls_count_failure(TLS_FAIL_TIMEOUT);
+    atomic_fetch_add_explicit(&c->shm->slow_rejects, 1, memory_order_relaxed);
+    log_info("%s: TLS handshake given up for a waiting client after %lld ms, no worker idle",
+             c->ip, (long long)(clock_ms() - t0));
+    c->tls_dead = true;
+    return -1;
+}
+
+/*
  * When the handshake began at <t0> (ms) and <n> bytes of it came: the
  * time the next must come by. handshake_timeout for the whole; after a
  * first second, client_header_min_rate as for a head (*by_rate tells).
@@ -692,7 +718,10 @@ conn_start_tls(struct conn *c, SSL_CTX *ctx)
             return -1; /* gone before a byte: nothing to count */
         if (n == -1 && errno == EINTR)
             continue;
-        if (net_wait(c->fd, POLLIN, handshake_deadline(c->cfg, t0, 0, &by_rate)) == -1)
+        int w = handshake_wait(c, POLLIN, handshake_deadline(c->cfg, t0, 0, &by_rate), t0);
+        if (w == 1)
+            return handshake_given_up(c, t0);
+        if (w == -1)
             return errno == ETIMEDOUT ? handshake_too_slow(c, t0, by_rate) : -1;
     }
     if (first != 0x16) /* a TLS handshake record */
@@ -722,7 +751,10 @@ conn_start_tls(struct conn *c, SSL_CTX *ctx)
             return -1;
         }
         uint64_t got = BIO_number_read(SSL_get_rbio(c->ssl));
-        if (net_wait(c->fd, ev, handshake_deadline(c->cfg, t0, got, &by_rate)) == -1)
+        int w = handshake_wait(c, ev, handshake_deadline(c->cfg, t0, got, &by_rate), t0);
+        if (w == 1)
+            return handshake_given_up(c, t0);
+        if (w == -1)
             return errno == ETIMEDOUT ? handshake_too_slow(c, t0, by_rate) : -1;
     }
     tls_count_handshake(c->ssl);

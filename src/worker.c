@@ -505,7 +505,10 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
         /* the listeners are the [proxy] ones in file order (the admin worker has its own) */
         if (!admin && cfg->listeners[which].tls) {
             set_state(&px, SHM_W_READ);
-            if (conn_start_tls(&c, tls_store_ctx(cfg->tls_store)) == -1) {
+            int tls = conn_start_tls(&c, tls_store_ctx(cfg->tls_store));
+            /* a handshake waits as a head does (head_wait()): it is over */
+            atomic_store_explicit(&me->head_since, 0, memory_order_relaxed);
+            if (tls == -1) {
                 conn_close(&c);
                 continue;
             }

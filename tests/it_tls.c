@@ -423,6 +423,95 @@ START_TEST(test_next_request_waiting)
 }
 END_TEST
 
+/*
+ * <n> connections to the tls port that start a handshake (a record header
+ * announcing a ClientHello) and then trickle a byte every <gap_ms>, for
+ * <dur_ms>, coming back when cut. Returns the pid of the process doing it.
+ */
+static pid_t
+handshake_tricklers(int n, int gap_ms, int dur_ms)
+{
+    int port = tls_port();
+    pid_t pid = fork();
+    ck_assert(pid != -1);
+    if (pid != 0)
+        return pid;
+    static const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc};
+    int fd[64];
+    size_t pos[64];
+    int64_t end = tl_now_ms() + dur_ms;
+    for (int i = 0; i < n; i++)
+        fd[i] = -1;
+    while (tl_now_ms() < end) {
+        for (int i = 0; i < n; i++) {
+            if (fd[i] == -1) {
+                fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+                struct sockaddr_in d = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+                inet_pton(AF_INET, "127.0.0.2", &d.sin_addr);
+                connect(fd[i], (struct sockaddr *)&d, sizeof(d));
+                pos[i] = 0;
+            }
+            /* the record header at once, then a byte of its body each round */
+            size_t k = pos[i] == 0 ? 5 : 1;
+            const unsigned char *b = pos[i] < sizeof(hello) ? hello + pos[i] : hello + 5;
+            if (send(fd[i], b, k, MSG_NOSIGNAL) == -1 && errno != EAGAIN && errno != EINPROGRESS &&
+                errno != ENOTCONN) {
+                close(fd[i]);
+                fd[i] = -1;
+                continue;
+            }
+            pos[i] += k;
+            char sink[512];
+            ssize_t r = recv(fd[i], sink, sizeof(sink), MSG_DONTWAIT);
+            if (r == 0 || (r == -1 && errno != EAGAIN && errno != ENOTCONN)) {
+                close(fd[i]); /* cut by the proxy: come back */
+                fd[i] = -1;
+            }
+        }
+        usleep((useconds_t)gap_ms * 1000);
+    }
+    _exit(0);
+}
+
+/*
+ * 3 x workers connections stall their handshakes (no minimum rate, a long
+ * handshake_timeout): under pressure each is given up for a client waiting
+ * in the queue, as a slow head is, so a normal HTTPS client is answered
+ * within a second at every moment. Before, they held every worker for the
+ * whole handshake_timeout.
+ */
+START_TEST(test_stalled_handshakes_under_pressure)
+{
+    static char out[4096];
+
+    start("client_header_min_rate = 0\n", "handshake_timeout = 20s\n");
+    pid_t attacker = handshake_tricklers(12, 2000, 10000);
+    usleep(500 * 1000);
+    double worst = 0;
+    int probes = 0;
+    int64_t t0 = tl_now_ms();
+    while (tl_now_ms() - t0 < 7000) {
+        int rc = curl_tls(out, sizeof(out), "a.test", "/",
+                          "-o /dev/null -w '%{http_code} %{time_total}'");
+        int code = 0;
+        double t = 99;
+        ck_assert_msg(rc == 0 && sscanf(out, "%d %lf", &code, &t) == 2 && code == 200,
+                      "probe %d: %s", probes, out);
+        if (t > worst)
+            worst = t;
+        probes++;
+        usleep(100 * 1000);
+    }
+    kill(attacker, SIGKILL);
+    waitpid(attacker, NULL, 0);
+    fprintf(stderr, "stalled handshakes x12 before 4 workers: %d probes, worst %.3f s\n", probes,
+            worst);
+    ck_assert_msg(worst < 1.0, "a normal client waited %.3f s", worst);
+    ck_assert(tl_file_waitfor(px.errlog, "TLS handshake given up for a waiting client", 1000));
+    stop_all();
+}
+END_TEST
+
 /* FNV-1a of the file <path>, and its length in <*len>. */
 static uint64_t
 file_fnv(const char *path, uint64_t *len)
@@ -679,6 +768,7 @@ tls_suite(void)
     tcase_add_test(tc, test_handshake_too_slow);
     tcase_add_test(tc, test_key_updates);
     tcase_add_test(tc, test_next_request_waiting);
+    tcase_add_test(tc, test_stalled_handshakes_under_pressure);
     tcase_add_test(tc, test_large_bodies);
     tcase_add_test(tc, test_reload_under_load);
     tcase_add_test(tc, test_reload_broken_certificate);
