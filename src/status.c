@@ -778,79 +778,85 @@ html_own(struct buf_out *o, const struct hdr_view *h)
     buf_out_str(o, "</div></section>\n");
 }
 
+/* The page's head: version, uptime, totals, rates, tunnels, the last reload. */
 static void
-render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
+html_header(struct buf_out *o, const struct hdr_view *h)
 {
-    struct hdr_view h;
-    struct srv_view v;
-    struct lat_view lat;
-    size_t ngroups = ngroups_of(cfg, shm);
-
-    read_header(shm, &h);
     buf_out_str(o, html_head);
     buf_out_str(o, "<header><h1>miniproxyd<small>");
     out_esc(o, MP_VERSION, ESC_HTML);
     buf_out_str(o, "</small></h1><div class=\"facts\"><span>uptime <b>");
-    html_uptime(o, h.uptime_s);
-    out_fmt(o, "</b></span><span>generation <b>%" PRIu32 "</b></span>", h.generation);
-    out_fmt(o, "<span>workers <b>%" PRIu32 "</b></span>", h.nworkers);
+    html_uptime(o, h->uptime_s);
+    out_fmt(o, "</b></span><span>generation <b>%" PRIu32 "</b></span>", h->generation);
+    out_fmt(o, "<span>workers <b>%" PRIu32 "</b></span>", h->nworkers);
     buf_out_str(o, "<span>requests <b>");
-    html_count(o, h.worker_requests);
+    html_count(o, h->worker_requests);
     buf_out_str(o, "</b></span>");
-    if (h.have_rates) {
+    if (h->have_rates) {
         buf_out_str(o, "<span title=\"over the last ");
-        html_duration_ms(o, h.rate_window_ms);
+        html_duration_ms(o, h->rate_window_ms);
         buf_out_str(o, "\"><b>");
-        html_rate(o, h.requests_per_s, "");
+        html_rate(o, h->requests_per_s, "");
         buf_out_str(o, "</b> req/s &middot; <b>");
-        html_rate(o, h.bytes_per_s, "B");
+        html_rate(o, h->bytes_per_s, "B");
         buf_out_str(o, "</b>/s out</span>");
     } else {
         buf_out_str(o, "<span><b>&ndash;</b> req/s (rates from the next refresh)</span>");
     }
-    out_fmt(o, "<span>tunnels <b>%u</b> open, %" PRIu64 " opened</span>", h.by_state[SHM_W_TUNNEL],
-            h.tunnels_opened);
+    out_fmt(o, "<span>tunnels <b>%u</b> open, %" PRIu64 " opened</span>",
+            h->by_state[SHM_W_TUNNEL], h->tunnels_opened);
     buf_out_str(o, "</div></header>\n");
-    html_reload(o, &h);
+    html_reload(o, h);
+}
 
-    for (size_t g = 0; g < ngroups; g++) {
-        const struct cfg_group *grp = &cfg->groups[g];
-        size_t n = nservers_of(cfg, shm, g);
-        size_t up = 0;
+/* One [upstream NAME] section: its servers' rows, health, latency. */
+static void
+html_group(struct buf_out *o, const struct config *cfg, const struct shm *shm,
+           const struct hdr_view *h, size_t g)
+{
+    struct srv_view v;
+    struct lat_view lat;
+    const struct cfg_group *grp = &cfg->groups[g];
+    size_t n = nservers_of(cfg, shm, g);
+    size_t up = 0;
 
-        for (size_t s = 0; s < n; s++)
-            if (atomic_load(&shm->servers[shm->groups[g].first + s].health) == SHM_HEALTH_UP)
-                up++;
-        buf_out_str(o, "<section><h2>");
-        out_esc(o, grp->name, ESC_HTML);
-        buf_out_str(o, " <span class=\"sub\">");
-        buf_out_str(o, cfg_balance_name(grp->balance));
-        if (g == cfg->group)
-            buf_out_str(o, " &middot; serves requests");
-        buf_out_str(o, "</span>");
-        if (usable_servers(cfg, shm, g) == 0)
-            buf_out_str(o, " <span class=\"badge b-down\">no usable server: answering 503</span>");
-        read_latency(cfg, shm, g, &lat);
-        html_latency(o, &lat);
-        out_fmt(o, "<span class=\"sub right\"><b>%zu</b> of %zu up</span></h2>\n", up, n);
-        buf_out_str(o, "<table><thead><tr><th>Server</th><th class=\"n\">Weight</th>"
-                       "<th>Health</th><th>Last check</th><th class=\"n\">Probe</th>"
-                       "<th>Breaker</th><th class=\"n\">Active</th><th class=\"n\">Requests</th>"
-                       "<th class=\"n\">Failures</th><th>Responses</th>"
-                       "<th class=\"n\">Avg latency</th></tr></thead><tbody>\n");
-        for (size_t s = 0; s < n; s++) {
-            read_server(cfg, shm, &h, g, s, &v);
-            html_server(o, grp, &v);
-        }
-        buf_out_str(o, "</tbody></table></section>\n");
+    for (size_t s = 0; s < n; s++)
+        if (atomic_load(&shm->servers[shm->groups[g].first + s].health) == SHM_HEALTH_UP)
+            up++;
+    buf_out_str(o, "<section><h2>");
+    out_esc(o, grp->name, ESC_HTML);
+    buf_out_str(o, " <span class=\"sub\">");
+    buf_out_str(o, cfg_balance_name(grp->balance));
+    if (g == cfg->group)
+        buf_out_str(o, " &middot; serves requests");
+    buf_out_str(o, "</span>");
+    if (usable_servers(cfg, shm, g) == 0)
+        buf_out_str(o, " <span class=\"badge b-down\">no usable server: answering 503</span>");
+    read_latency(cfg, shm, g, &lat);
+    html_latency(o, &lat);
+    out_fmt(o, "<span class=\"sub right\"><b>%zu</b> of %zu up</span></h2>\n", up, n);
+    buf_out_str(o, "<table><thead><tr><th>Server</th><th class=\"n\">Weight</th>"
+                   "<th>Health</th><th>Last check</th><th class=\"n\">Probe</th>"
+                   "<th>Breaker</th><th class=\"n\">Active</th><th class=\"n\">Requests</th>"
+                   "<th class=\"n\">Failures</th><th>Responses</th>"
+                   "<th class=\"n\">Avg latency</th></tr></thead><tbody>\n");
+    for (size_t s = 0; s < n; s++) {
+        read_server(cfg, shm, h, g, s, &v);
+        html_server(o, grp, &v);
     }
+    buf_out_str(o, "</tbody></table></section>\n");
+}
 
-    html_own(o, &h);
+/* The workers: the pool's figures, the grid of running workers, the scoreboard. */
+static void
+html_workers(struct buf_out *o, const struct shm *shm, const struct hdr_view *h)
+{
+    html_own(o, h);
     out_fmt(o,
             "<section><h2>Workers <span class=\"sub\">%" PRIu32 " running of %" PRIu32
             " slots &middot; ",
-            h.running, h.nworkers);
-    html_count(o, h.worker_connections);
+            h->running, h->nworkers);
+    html_count(o, h->worker_connections);
     out_fmt(o,
             " connections &middot; pool: %" PRIu64 " forked, %" PRIu64 " retired, %" PRIu64
             " nudges &middot; %" PRIu64
@@ -861,7 +867,7 @@ render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
             (uint64_t)atomic_load(&shm->slow_rejects), (uint64_t)atomic_load(&shm->ip_rejects));
     buf_out_str(o, "</span></h2>\n<div class=\"grid\">");
     /* the running workers only: an adaptive pool has up to max_workers slots, mostly empty */
-    for (uint32_t i = 0; i < h.nworkers; i++) {
+    for (uint32_t i = 0; i < h->nworkers; i++) {
         const struct shm_worker *w = &shm->workers[i];
         if (atomic_load(&w->pid) == 0)
             continue;
@@ -873,15 +879,15 @@ render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
     buf_out_str(o, "</div>\n<div class=\"legend\">");
     for (size_t st = 0; st < NELEM(worker_names); st++)
         out_fmt(o, "<span class=\"pill\"><span class=\"dot w-%s\"></span>%s <b>%u</b></span>",
-                worker_names[st], worker_names[st], h.by_state[st]);
+                worker_names[st], worker_names[st], h->by_state[st]);
     buf_out_str(o, "</div>\n");
     /* the per-slot table: open when it is short enough to glance at */
-    buf_out_str(o, h.running <= 16 ? "<details open>" : "<details>");
+    buf_out_str(o, h->running <= 16 ? "<details open>" : "<details>");
     buf_out_str(o, "<summary>scoreboard</summary><table class=\"sb\"><thead><tr>"
                    "<th class=\"n\">Slot</th><th class=\"n\">PID</th><th>State</th><th "
                    "class=\"n\">Requests</th>"
                    "<th class=\"n\">Connections</th></tr></thead><tbody>\n");
-    for (uint32_t i = 0; i < h.nworkers; i++) {
+    for (uint32_t i = 0; i < h->nworkers; i++) {
         const struct shm_worker *w = &shm->workers[i];
         const char *st = name_of(worker_names, NELEM(worker_names), atomic_load(&w->state));
         int pid = atomic_load(&w->pid);
@@ -899,6 +905,19 @@ render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
         buf_out_str(o, "</td></tr>\n");
     }
     buf_out_str(o, "</tbody></table></details></section>\n");
+}
+
+static void
+render_html(struct buf_out *o, const struct config *cfg, const struct shm *shm)
+{
+    struct hdr_view h;
+    size_t ngroups = ngroups_of(cfg, shm);
+
+    read_header(shm, &h);
+    html_header(o, &h);
+    for (size_t g = 0; g < ngroups; g++)
+        html_group(o, cfg, shm, &h, g);
+    html_workers(o, shm, &h);
     html_tls(o, cfg);
     buf_out_str(o, "<footer>Refreshes every 2 s &middot; also as <a href=\"/status.json\">JSON</a>"
                    " and <a href=\"/metrics\">Prometheus metrics</a></footer>\n</body></html>\n");
