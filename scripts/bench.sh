@@ -136,6 +136,8 @@
 #   CONNS="1 16 64 256"   connection counts of the small-response scenarios
 #   MP_WORKERS=300  miniproxyd workers: a number (keep it above the largest of
 #                   CONNS), or auto for the adaptive pool (its defaults)
+#   MP_ROUTES=0     [route] sections added to miniproxyd's configuration, none
+#                   matching the benchmark's requests (what routing costs per request)
 #   IDLE=1000       idle keep-alive clients of the idle scenario (0: skip it)
 #   HTTPS=0         1 adds the five https-* scenarios
 #   PIN=0           1: pinned mode (proxies on CPU 1, the rest on CPU 0; needs
@@ -157,6 +159,7 @@ DUR=${DUR:-10}
 REPEAT=${REPEAT:-2}
 CONNS=${CONNS:-"1 16 64 256"}
 MP_WORKERS=${MP_WORKERS:-300}
+MP_ROUTES=${MP_ROUTES:-0}
 IDLE=${IDLE:-1000}
 HTTPS=${HTTPS:-0}
 PIN=${PIN:-0}
@@ -445,6 +448,12 @@ server = 127.0.0.1:$UP3
 keepalive = 32
 health_path = /health
 EOF
+    # MP_ROUTES=N: N routes that the benchmark's requests do not match (their
+    # own hosts), so each request pays for matching against all of them.
+    for ((r = 1; r <= MP_ROUTES; r++)); do
+        printf '\n[route r%d]\nhost = r%d.example.com *.r%d.example.com\npath = /r%d/\nupstream = app\n' \
+            "$r" "$r" "$r" "$r" >>"$d/plain.ini"
+    done
     ini=$d/plain.ini
     if [[ $HTTPS == 1 ]]; then
         pick_port MP_TLS_PORT
