@@ -470,6 +470,16 @@ cfg_cfield(const struct cfg_key *key, const void *base)
     return (const char *)base + key->offset;
 }
 
+/* A custom row's value that is a NUL-terminated char array at the row's offset. */
+static bool
+format_chars(const struct cfg_key *key, const struct config *cfg, const void *base, char *out,
+             size_t outlen)
+{
+    (void)cfg;
+    snprintf(out, outlen, "%s", (const char *)cfg_cfield(key, base));
+    return true;
+}
+
 /* Unsigned integers of 4 or 8 bytes (unsigned, enums, size_t, uint64_t). */
 static void
 cfg_store_uint(const struct cfg_key *key, void *base, uint64_t v)
@@ -1106,15 +1116,6 @@ set_health_path(struct cfg_state *st, const struct cfg_key *key, void *base, con
     }
     memcpy(g->health_path, val, n + 1);
     return 0;
-}
-
-static bool
-format_health_path(const struct cfg_key *key, const struct config *cfg, const void *base,
-                   char *out, size_t outlen)
-{
-    (void)key, (void)cfg;
-    snprintf(out, outlen, "%s", ((const struct cfg_group *)base)->health_path);
-    return true;
 }
 
 /* "N" or "N-M", 100 <= N <= M <= 599. */
@@ -1757,15 +1758,6 @@ set_route_upstream(struct cfg_state *st, const struct cfg_key *key, void *base, 
     return 0;
 }
 
-static bool
-format_route_upstream(const struct cfg_key *key, const struct config *cfg, const void *base,
-                      char *out, size_t outlen)
-{
-    (void)key, (void)cfg;
-    snprintf(out, outlen, "%s", ((const struct cfg_route *)base)->upstream);
-    return true;
-}
-
 /*
  * A DNS name (letters, digits, '-' and '.', at most 253 characters) or an
  * IP address: it is sent as SNI and matched against the certificate.
@@ -2005,7 +1997,7 @@ static const struct cfg_key cfg_keys[] = {
     {GROUP(health_check), .name = "health_check", .type = CFG_T_BOOL, WORDS(cfg_on_off),
      .default_value = "on", .doc = "active health checks of the group's servers"},
     {GROUP(health_path), .name = "health_path", .type = CFG_T_CUSTOM, .default_value = "/health",
-     .set = set_health_path, .format = format_health_path,
+     .set = set_health_path, .format = format_chars,
      .doc = "the path probed with GET: starts with '/', visible ASCII, at most 255 bytes"},
     {GROUP(health_interval_ms), .name = "health_interval", .type = CFG_T_DURATION, RANGE(1, 0),
      .default_value = "2s", .doc = "between two probes of a server, > 0"},
@@ -2058,12 +2050,8 @@ static const struct cfg_key cfg_keys[] = {
      .set = set_route_path,
      .format = format_route_path,
      .doc = "a path prefix, matched on the normalised path"},
-    {.section = CFG_SEC_ROUTE,
-     .name = "upstream",
-     .type = CFG_T_CUSTOM,
-     .default_doc = "required",
-     .set = set_route_upstream,
-     .format = format_route_upstream,
+    {ROUTE(upstream), .name = "upstream", .type = CFG_T_CUSTOM, .default_doc = "required",
+     .set = set_route_upstream, .format = format_chars,
      .doc = "the [upstream NAME] group that serves the route's requests"},
     {ROUTE(strip_prefix), .name = "strip_prefix", .type = CFG_T_BOOL, WORDS(cfg_yes_no),
      .default_value = "no", .doc = "yes: the path reaches the upstream without the prefix"},
