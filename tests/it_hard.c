@@ -188,57 +188,6 @@ END_TEST
 /* ---- item 15: more slow heads than workers ------------------------------------------- */
 
 /*
- * An attacker process: <n> connections from 127.0.0.2 that trickle a request
- * head one byte every <gap_ms>, reconnecting when the proxy cuts them, for
- * <dur_ms>. Exits 0.
- */
-static pid_t
-slowloris(int n, int gap_ms, int dur_ms)
-{
-    pid_t pid = fork();
-    ck_assert(pid != -1);
-    if (pid != 0)
-        return pid;
-    signal(SIGTERM, SIG_DFL);
-    static const char head[] = "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
-    int *fd = calloc((size_t)n, sizeof(int));
-    size_t *pos = calloc((size_t)n, sizeof(size_t));
-    int64_t end = tl_now_ms() + dur_ms;
-    for (int i = 0; i < n; i++)
-        fd[i] = -1;
-    while (tl_now_ms() < end) {
-        for (int i = 0; i < n; i++) {
-            if (fd[i] == -1) {
-                fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-                struct sockaddr_in a = {.sin_family = AF_INET};
-                inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
-                bind(fd[i], (struct sockaddr *)&a, sizeof(a));
-                struct sockaddr_in d = {.sin_family = AF_INET,
-                                        .sin_port = htons((uint16_t)px.port)};
-                d.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-                connect(fd[i], (struct sockaddr *)&d, sizeof(d));
-                pos[i] = 0;
-            }
-            if (send(fd[i], head + pos[i] % (sizeof(head) - 1), 1, MSG_NOSIGNAL) == -1 &&
-                errno != EAGAIN && errno != EINPROGRESS && errno != ENOTCONN) {
-                close(fd[i]);
-                fd[i] = -1;
-                continue;
-            }
-            pos[i]++;
-            char sink[512];
-            ssize_t r = recv(fd[i], sink, sizeof(sink), MSG_DONTWAIT);
-            if (r == 0 || (r == -1 && errno != EAGAIN)) { /* cut by the proxy: come back */
-                close(fd[i]);
-                fd[i] = -1;
-            }
-        }
-        usleep((useconds_t)gap_ms * 1000);
-    }
-    _exit(0);
-}
-
-/*
  * 3 x max_workers connections trickle their heads, one byte every 2 s,
  * from one address, with no per-address limit: a normal client is answered
  * within a second at every moment, because the worker holding the oldest
@@ -249,7 +198,7 @@ START_TEST(t_more_slow_heads_than_workers)
     struct rlimit rl = {4096, 4096};
     setrlimit(RLIMIT_NOFILE, &rl);
     start1(8, "access_log = off");
-    pid_t attacker = slowloris(24, 2000, 15000);
+    pid_t attacker = tl_slowloris(px.port, 24, 2000, 15000);
     usleep(500 * 1000);
     int64_t worst = 0, t0 = tl_now_ms();
     int probes = 0;

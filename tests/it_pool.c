@@ -206,57 +206,6 @@ START_TEST(t_pool_grows_and_shrinks)
 }
 END_TEST
 
-/*
- * An attacker process: <n> connections from 127.0.0.2 that trickle a request
- * head one byte every <gap_ms>, reconnecting when the proxy cuts them, for
- * <dur_ms>. Exits 0.
- */
-static pid_t
-slowloris(int n, int gap_ms, int dur_ms)
-{
-    pid_t pid = fork();
-    ck_assert(pid != -1);
-    if (pid != 0)
-        return pid;
-    signal(SIGTERM, SIG_DFL);
-    static const char head[] = "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
-    int *fd = calloc((size_t)n, sizeof(int));
-    size_t *pos = calloc((size_t)n, sizeof(size_t));
-    int64_t end = tl_now_ms() + dur_ms;
-    for (int i = 0; i < n; i++)
-        fd[i] = -1;
-    while (tl_now_ms() < end) {
-        for (int i = 0; i < n; i++) {
-            if (fd[i] == -1) {
-                fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-                struct sockaddr_in a = {.sin_family = AF_INET};
-                inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
-                bind(fd[i], (struct sockaddr *)&a, sizeof(a));
-                struct sockaddr_in d = {.sin_family = AF_INET,
-                                        .sin_port = htons((uint16_t)px.port)};
-                d.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-                connect(fd[i], (struct sockaddr *)&d, sizeof(d));
-                pos[i] = 0;
-            }
-            if (send(fd[i], head + pos[i] % (sizeof(head) - 1), 1, MSG_NOSIGNAL) == -1 &&
-                errno != EAGAIN && errno != EINPROGRESS && errno != ENOTCONN) {
-                close(fd[i]);
-                fd[i] = -1;
-                continue;
-            }
-            pos[i]++;
-            char sink[512];
-            ssize_t r = recv(fd[i], sink, sizeof(sink), MSG_DONTWAIT);
-            if (r == 0 || (r == -1 && errno != EAGAIN)) { /* cut by the proxy: come back */
-                close(fd[i]);
-                fd[i] = -1;
-            }
-        }
-        usleep((useconds_t)gap_ms * 1000);
-    }
-    _exit(0);
-}
-
 START_TEST(t_slow_clients)
 {
     more_files();
@@ -266,7 +215,7 @@ START_TEST(t_slow_clients)
                    "max_spare = 8\nmax_conns_per_ip = 24\nclient_header_min_rate = 256\n"
                    "access_log = off\nupstream = app\n[upstream app]\nserver = 127.0.0.1:%d\n",
                    app[0].port);
-    pid_t attacker = slowloris(200, 2000, 6000);
+    pid_t attacker = tl_slowloris(px.port, 200, 2000, 6000);
     usleep(300 * 1000);
     /* a normal client, every 200 ms for 5 s: always answered within a second */
     int64_t worst = 0, t0 = tl_now_ms();

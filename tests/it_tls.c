@@ -780,23 +780,11 @@ tls_suite(void)
 int
 main(void)
 {
-    char cmd[256];
     int rc;
 
-    snprintf(certdir, sizeof(certdir), "/tmp/it_tls.XXXXXX");
-    if (mkdtemp(certdir) == NULL) {
-        perror("mkdtemp");
+    if (tl_certs_make(certdir, sizeof(certdir), "it_tls") == -1)
         return 1;
-    }
-    snprintf(cmd, sizeof(cmd), "sh tests/tls_certs.sh %s", certdir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "it_tls: %s failed (run from the top of the tree)\n", cmd);
-        rc = 1;
-    } else {
-        rc = tl_run(tls_suite());
-    }
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", certdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "it_tls: %s failed\n", cmd);
+    rc = tl_run(tls_suite());
+    tl_certs_remove(certdir);
     return rc;
 }

@@ -4,6 +4,7 @@
  */
 #include "testlib.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -797,4 +798,79 @@ tl_maps_count(pid_t pid, const char *needle)
     if (f != NULL)
         fclose(f);
     return n;
+}
+
+/* See testlib.h. */
+pid_t
+tl_slowloris(int port, int n, int gap_ms, int dur_ms)
+{
+    pid_t pid = fork();
+    ck_assert(pid != -1);
+    if (pid != 0)
+        return pid;
+    signal(SIGTERM, SIG_DFL);
+    static const char head[] = "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    int *fd = calloc((size_t)n, sizeof(int));
+    size_t *pos = calloc((size_t)n, sizeof(size_t));
+    int64_t end = tl_now_ms() + dur_ms;
+    for (int i = 0; i < n; i++)
+        fd[i] = -1;
+    while (tl_now_ms() < end) {
+        for (int i = 0; i < n; i++) {
+            if (fd[i] == -1) {
+                fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+                struct sockaddr_in a = {.sin_family = AF_INET};
+                inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
+                bind(fd[i], (struct sockaddr *)&a, sizeof(a));
+                struct sockaddr_in d = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+                d.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                connect(fd[i], (struct sockaddr *)&d, sizeof(d));
+                pos[i] = 0;
+            }
+            if (send(fd[i], head + pos[i] % (sizeof(head) - 1), 1, MSG_NOSIGNAL) == -1 &&
+                errno != EAGAIN && errno != EINPROGRESS && errno != ENOTCONN) {
+                close(fd[i]);
+                fd[i] = -1;
+                continue;
+            }
+            pos[i]++;
+            char sink[512];
+            ssize_t r = recv(fd[i], sink, sizeof(sink), MSG_DONTWAIT);
+            if (r == 0 || (r == -1 && errno != EAGAIN)) { /* cut by the proxy: come back */
+                close(fd[i]);
+                fd[i] = -1;
+            }
+        }
+        usleep((useconds_t)gap_ms * 1000);
+    }
+    _exit(0);
+}
+
+int
+tl_certs_make(char *dir, size_t len, const char *name)
+{
+    char cmd[512];
+
+    snprintf(dir, len, "/tmp/%s.XXXXXX", name);
+    if (mkdtemp(dir) == NULL) {
+        fprintf(stderr, "%s: mkdtemp: %s\n", name, strerror(errno));
+        return -1;
+    }
+    snprintf(cmd, sizeof(cmd), "sh tests/tls_certs.sh %s", dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "%s: %s failed (run from the top of the tree)\n", name, cmd);
+        tl_certs_remove(dir);
+        return -1;
+    }
+    return 0;
+}
+
+void
+tl_certs_remove(const char *dir)
+{
+    char cmd[512];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "rm -rf %s failed\n", dir);
 }

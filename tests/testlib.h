@@ -160,4 +160,23 @@ int tl_fd_count(pid_t pid, const char *needle);
 /* How many lines of /proc/<pid>/maps contain <needle>. */
 int tl_maps_count(pid_t pid, const char *needle);
 
+/*
+ * An attacker process: <n> connections from 127.0.0.2 to 127.0.0.1:<port>
+ * that trickle a request head one byte every <gap_ms>, reconnecting when the
+ * proxy cuts them, for <dur_ms>; it exits 0. Returns its pid (stop it by
+ * that pid).
+ */
+pid_t tl_slowloris(int port, int n, int gap_ms, int dur_ms);
+
+/*
+ * Makes the test certificates (tests/tls_certs.sh; the suites run from the
+ * top of the tree) in a new directory "/tmp/<name>.XXXXXX", whose path goes
+ * into <dir> (<len> bytes). For main(), before the suite runs: it uses no
+ * Check assertion. Returns 0, or -1 after saying why on stderr.
+ */
+int tl_certs_make(char *dir, size_t len, const char *name);
+
+/* Removes a directory tl_certs_make() made, with what is in it. */
+void tl_certs_remove(const char *dir);
+
 #endif
