@@ -1007,6 +1007,37 @@ json_latency(struct buf_out *o, const struct lat_view *l)
     buf_out_str(o, "]}");
 }
 
+/* One server of a group in status.json (<first>: no comma before it). */
+static void
+json_server(struct buf_out *o, const struct srv_view *v, bool first)
+{
+    buf_out_str(o, first ? "{\"address\":" : ",{\"address\":");
+    json_str(o, v->addr);
+    out_fmt(o, ",\"weight\":%u,\"backup\":%s,\"health\":\"%s\",\"last_error\":", v->weight,
+            v->backup ? "true" : "false", name_of(health_names, NELEM(health_names), v->health));
+    json_str(o, v->error);
+    out_fmt(o, ",\"checks\":%" PRIu64 ",\"checks_ok\":%u,\"checks_failed\":%u", v->checks,
+            v->checks_ok, v->checks_failed);
+    /* null, not 0: "never checked" is not "just checked" */
+    if (v->last_check_ms > 0)
+        out_fmt(o, ",\"last_check_ms_ago\":%" PRId64, v->age_ms);
+    else
+        buf_out_str(o, ",\"last_check_ms_ago\":null");
+    out_fmt(o, ",\"probe_latency_us\":%" PRId64, v->probe_us);
+    out_fmt(o, ",\"breaker\":\"%s\",\"breaker_opens\":%" PRIu64,
+            name_of(breaker_names, NELEM(breaker_names), v->breaker), v->breaker_opens);
+    out_fmt(o, ",\"active\":%" PRId64 ",\"requests\":%" PRIu64 ",\"failures\":%" PRIu64, v->active,
+            v->requests, v->failures);
+    buf_out_str(o, ",\"responses\":{");
+    for (size_t i = 0; i < 5; i++)
+        out_fmt(o, "%s\"%s\":%" PRIu64, i ? "," : "", class_names[i], v->responses[i]);
+    out_fmt(o, "},\"latency_us_sum\":%" PRIu64 ",\"avg_latency_us\":%" PRIu64, v->latency_us_sum,
+            v->avg_latency_us);
+    json_ms_or_null(o, "down_for_ms", v->down_ms);
+    json_ms_or_null(o, "breaker_cooldown_left_ms", v->cooldown_left_ms);
+    buf_out_str(o, "}");
+}
+
 static void
 render_json(struct buf_out *o, const struct config *cfg, const struct shm *shm)
 {
@@ -1062,32 +1093,7 @@ render_json(struct buf_out *o, const struct config *cfg, const struct shm *shm)
         read_latency(cfg, shm, g, &lat);
         for (size_t s = 0; s < n; s++) {
             read_server(cfg, shm, &h, g, s, &v);
-            buf_out_str(o, s ? ",{\"address\":" : "{\"address\":");
-            json_str(o, v.addr);
-            out_fmt(o, ",\"weight\":%u,\"backup\":%s,\"health\":\"%s\",\"last_error\":", v.weight,
-                    v.backup ? "true" : "false",
-                    name_of(health_names, NELEM(health_names), v.health));
-            json_str(o, v.error);
-            out_fmt(o, ",\"checks\":%" PRIu64 ",\"checks_ok\":%u,\"checks_failed\":%u", v.checks,
-                    v.checks_ok, v.checks_failed);
-            /* null, not 0: "never checked" is not "just checked" */
-            if (v.last_check_ms > 0)
-                out_fmt(o, ",\"last_check_ms_ago\":%" PRId64, v.age_ms);
-            else
-                buf_out_str(o, ",\"last_check_ms_ago\":null");
-            out_fmt(o, ",\"probe_latency_us\":%" PRId64, v.probe_us);
-            out_fmt(o, ",\"breaker\":\"%s\",\"breaker_opens\":%" PRIu64,
-                    name_of(breaker_names, NELEM(breaker_names), v.breaker), v.breaker_opens);
-            out_fmt(o, ",\"active\":%" PRId64 ",\"requests\":%" PRIu64 ",\"failures\":%" PRIu64,
-                    v.active, v.requests, v.failures);
-            buf_out_str(o, ",\"responses\":{");
-            for (size_t i = 0; i < 5; i++)
-                out_fmt(o, "%s\"%s\":%" PRIu64, i ? "," : "", class_names[i], v.responses[i]);
-            out_fmt(o, "},\"latency_us_sum\":%" PRIu64 ",\"avg_latency_us\":%" PRIu64,
-                    v.latency_us_sum, v.avg_latency_us);
-            json_ms_or_null(o, "down_for_ms", v.down_ms);
-            json_ms_or_null(o, "breaker_cooldown_left_ms", v.cooldown_left_ms);
-            buf_out_str(o, "}");
+            json_server(o, &v, s == 0);
         }
         buf_out_str(o, "]");
         json_latency(o, &lat);
