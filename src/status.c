@@ -1325,14 +1325,10 @@ prom_histogram(struct buf_out *o, const struct config *cfg, const struct shm *sh
     out_fmt(o, "\"} %" PRIu64 "\n", cum);
 }
 
+/* The process-wide families: build, uptime, workers, the pool, tunnels, own answers, reload. */
 static void
-render_metrics(struct buf_out *o, const struct config *cfg, const struct shm *shm)
+prom_process(struct buf_out *o, const struct shm *shm, const struct hdr_view *h)
 {
-    struct hdr_view h;
-    struct srv_view v;
-    size_t ngroups = ngroups_of(cfg, shm);
-
-    read_header(shm, &h);
     prom_family(o, "miniproxyd_up", "gauge", "1 while the proxy answers.");
     buf_out_str(o, "miniproxyd_up 1\n");
     prom_family(o, "miniproxyd_build_info", "gauge", "Version of the running proxy.");
@@ -1341,21 +1337,21 @@ render_metrics(struct buf_out *o, const struct config *cfg, const struct shm *sh
     buf_out_str(o, "\"} 1\n");
     prom_family(o, "miniproxyd_start_time_seconds", "gauge",
                 "Unix time the master process started.");
-    out_fmt(o, "miniproxyd_start_time_seconds %" PRId64 "\n", h.started);
+    out_fmt(o, "miniproxyd_start_time_seconds %" PRId64 "\n", h->started);
     prom_family(o, "miniproxyd_uptime_seconds", "gauge", "Seconds since the master started.");
-    out_fmt(o, "miniproxyd_uptime_seconds %" PRId64 "\n", h.uptime_s);
+    out_fmt(o, "miniproxyd_uptime_seconds %" PRId64 "\n", h->uptime_s);
     prom_family(o, "miniproxyd_config_generation", "gauge",
                 "Configuration generation (1 at start, +1 per successful reload).");
-    out_fmt(o, "miniproxyd_config_generation %" PRIu32 "\n", h.generation);
+    out_fmt(o, "miniproxyd_config_generation %" PRIu32 "\n", h->generation);
     prom_family(o, "miniproxyd_workers", "gauge", "Worker slots by state.");
     for (size_t st = 0; st < NELEM(worker_names); st++)
-        out_fmt(o, "miniproxyd_workers{state=\"%s\"} %u\n", worker_names[st], h.by_state[st]);
+        out_fmt(o, "miniproxyd_workers{state=\"%s\"} %u\n", worker_names[st], h->by_state[st]);
     prom_family(o, "miniproxyd_worker_requests_total", "counter",
                 "Requests served by the current workers.");
-    out_fmt(o, "miniproxyd_worker_requests_total %" PRIu64 "\n", h.worker_requests);
+    out_fmt(o, "miniproxyd_worker_requests_total %" PRIu64 "\n", h->worker_requests);
     prom_family(o, "miniproxyd_worker_connections_total", "counter",
                 "Client connections accepted by the current workers.");
-    out_fmt(o, "miniproxyd_worker_connections_total %" PRIu64 "\n", h.worker_connections);
+    out_fmt(o, "miniproxyd_worker_connections_total %" PRIu64 "\n", h->worker_connections);
     static const struct {
         const char *name, *help;
         size_t off;
@@ -1386,28 +1382,39 @@ render_metrics(struct buf_out *o, const struct config *cfg, const struct shm *sh
     prom_family(o, "miniproxyd_response_bytes_total", "counter",
                 "Response body bytes sent to clients by the current workers (tunnels: "
                 "what went to the client).");
-    out_fmt(o, "miniproxyd_response_bytes_total %" PRIu64 "\n", h.worker_bytes);
+    out_fmt(o, "miniproxyd_response_bytes_total %" PRIu64 "\n", h->worker_bytes);
     prom_family(o, "miniproxyd_tunnels_open", "gauge", "WebSocket tunnels open now.");
-    out_fmt(o, "miniproxyd_tunnels_open %u\n", h.by_state[SHM_W_TUNNEL]);
+    out_fmt(o, "miniproxyd_tunnels_open %u\n", h->by_state[SHM_W_TUNNEL]);
     prom_family(o, "miniproxyd_tunnels_total", "counter", "WebSocket tunnels opened.");
-    out_fmt(o, "miniproxyd_tunnels_total %" PRIu64 "\n", h.tunnels_opened);
+    out_fmt(o, "miniproxyd_tunnels_total %" PRIu64 "\n", h->tunnels_opened);
     prom_family(o, "miniproxyd_own_responses_total", "counter",
                 "Answers the proxy made itself (errors instead of an upstream's answer), "
                 "by status.");
     for (size_t i = 0; i < SHM_OWN_SLOTS; i++) {
         int st = shm_own_status(i);
         if (st != 0)
-            out_fmt(o, "miniproxyd_own_responses_total{code=\"%d\"} %" PRIu64 "\n", st, h.own[i]);
+            out_fmt(o, "miniproxyd_own_responses_total{code=\"%d\"} %" PRIu64 "\n", st, h->own[i]);
         else
-            out_fmt(o, "miniproxyd_own_responses_total{code=\"other\"} %" PRIu64 "\n", h.own[i]);
+            out_fmt(o, "miniproxyd_own_responses_total{code=\"other\"} %" PRIu64 "\n", h->own[i]);
     }
     prom_family(o, "miniproxyd_last_reload_timestamp_seconds", "gauge",
                 "Unix time of the last reload, good or failed; 0: none since the start.");
     out_fmt(o, "miniproxyd_last_reload_timestamp_seconds %" PRId64 "\n",
-            h.reload_time > 0 ? h.reload_time : 0);
+            h->reload_time > 0 ? h->reload_time : 0);
     prom_family(o, "miniproxyd_last_reload_success", "gauge",
                 "0 when the last reload failed (the previous configuration serves), else 1.");
-    out_fmt(o, "miniproxyd_last_reload_success %d\n", h.reload_time > 0 && !h.reload_ok ? 0 : 1);
+    out_fmt(o, "miniproxyd_last_reload_success %d\n", h->reload_time > 0 && !h->reload_ok ? 0 : 1);
+}
+
+static void
+render_metrics(struct buf_out *o, const struct config *cfg, const struct shm *shm)
+{
+    struct hdr_view h;
+    struct srv_view v;
+    size_t ngroups = ngroups_of(cfg, shm);
+
+    read_header(shm, &h);
+    prom_process(o, shm, &h);
 
     prom_family(o, "miniproxyd_upstream_usable_servers", "gauge",
                 "Servers of the group that can take requests now (up, breaker closed); "
