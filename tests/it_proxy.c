@@ -60,36 +60,6 @@ stop_all(void)
     tl_stop_all(&px, app, 3);
 }
 
-static uint64_t
-fnv_file(const char *path, uint64_t *len)
-{
-    char buf[65536];
-    uint64_t h = TP_FNV_INIT;
-    ssize_t n;
-    int fd = open(path, O_RDONLY);
-    ck_assert(fd != -1);
-    *len = 0;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        h = tp_fnv1a(h, buf, (size_t)n);
-        *len += (uint64_t)n;
-    }
-    close(fd);
-    return h;
-}
-
-static uint64_t
-fnv_pattern(uint64_t n)
-{
-    char buf[65536];
-    uint64_t h = TP_FNV_INIT;
-    for (uint64_t off = 0; off < n; off += sizeof(buf)) {
-        size_t k = n - off < sizeof(buf) ? (size_t)(n - off) : sizeof(buf);
-        tp_fill(buf, off, k);
-        h = tp_fnv1a(h, buf, k);
-    }
-    return h;
-}
-
 /* ---- balancing and rewriting ---------------------------------------------------------- */
 
 START_TEST(t_round_robin_with_curl)
@@ -192,7 +162,7 @@ START_TEST(t_download_integrity)
     start1(2, "", "");
     snprintf(path, sizeof(path), "%s/dl", px.dir);
     uint64_t n = 64ull << 20, len;
-    uint64_t want = fnv_pattern(n);
+    uint64_t want = tp_pattern_fnv(n);
     for (size_t i = 0; i < 3; i++) {
         ck_assert_int_eq(tl_sh(out, sizeof(out),
                                "curl -s -o %s -w '%%{http_code}' "
@@ -200,7 +170,7 @@ START_TEST(t_download_integrity)
                                path, px.port, (unsigned long long)n, modes[i]),
                          0);
         ck_assert_str_eq(out, "200");
-        ck_assert_msg(fnv_file(path, &len) == want, "mode %s: body differs", modes[i]);
+        ck_assert_msg(tl_fnv_file(path, &len) == want, "mode %s: body differs", modes[i]);
         ck_assert_int_eq(len, n);
     }
     unlink(path);
@@ -214,7 +184,7 @@ START_TEST(t_upload_integrity)
     start1(2, "client_max_body_size = 1g", "");
     snprintf(path, sizeof(path), "%s/up", px.dir);
     ck_assert_int_eq(tl_sh(NULL, 0, "head -c 50000000 /dev/urandom > %s", path), 0);
-    uint64_t len, h = fnv_file(path, &len);
+    uint64_t len, h = tl_fnv_file(path, &len);
     snprintf(want, sizeof(want), "len=%llu fnv=%016llx\n", (unsigned long long)len,
              (unsigned long long)h);
     /* Content-Length upload (curl also sends Expect: 100-continue for it) */

@@ -512,25 +512,6 @@ START_TEST(test_stalled_handshakes_under_pressure)
 }
 END_TEST
 
-/* FNV-1a of the file <path>, and its length in <*len>. */
-static uint64_t
-file_fnv(const char *path, uint64_t *len)
-{
-    static char buf[1 << 16];
-    uint64_t h = TP_FNV_INIT;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n;
-
-    ck_assert_int_ne(fd, -1);
-    *len = 0;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        h = tp_fnv1a(h, buf, (size_t)n);
-        *len += (uint64_t)n;
-    }
-    close(fd);
-    return h;
-}
-
 /* The private memory (Private_Clean + Private_Dirty of smaps_rollup) of <pid> in KiB. */
 static long
 private_kb(pid_t pid)
@@ -588,7 +569,7 @@ START_TEST(test_large_bodies)
     char q[64];
     snprintf(q, sizeof(q), "/bytes?n=%llu", (unsigned long long)n);
     ck_assert_int_eq(curl_tls(out, sizeof(out), "a.test", q, args), 0);
-    ck_assert_uint_eq(file_fnv(path, &len), tp_pattern_fnv(n));
+    ck_assert_uint_eq(tl_fnv_file(path, &len), tp_pattern_fnv(n));
     ck_assert_uint_eq(len, n);
     long after_down = max_child_private_kb();
     snprintf(args, sizeof(args), "-X POST -T %s -H 'Content-Type: application/octet-stream'",

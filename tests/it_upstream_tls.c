@@ -78,38 +78,6 @@ app_conns(int i)
     return conns - 1;
 }
 
-static uint64_t
-fnv_file(const char *path, uint64_t *len)
-{
-    char buf[65536];
-    uint64_t h = TP_FNV_INIT;
-    ssize_t n;
-    int fd = open(path, O_RDONLY);
-
-    ck_assert(fd != -1);
-    *len = 0;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        h = tp_fnv1a(h, buf, (size_t)n);
-        *len += (uint64_t)n;
-    }
-    close(fd);
-    return h;
-}
-
-static uint64_t
-fnv_pattern(uint64_t n)
-{
-    char buf[65536];
-    uint64_t h = TP_FNV_INIT;
-
-    for (uint64_t off = 0; off < n; off += sizeof(buf)) {
-        size_t k = n - off < sizeof(buf) ? (size_t)(n - off) : sizeof(buf);
-        tp_fill(buf, off, k);
-        h = tp_fnv1a(h, buf, k);
-    }
-    return h;
-}
-
 /* ---- verification ------------------------------------------------------------------------ */
 
 /* Verified by the server's IP (its default name), then by tls_server_name, sent as SNI. */
@@ -319,7 +287,7 @@ START_TEST(t_large_bodies)
     start_app(0, "t1", "up");
     start_proxy1(2, "keepalive = 4");
     snprintf(path, sizeof(path), "%s/dl", px.dir);
-    uint64_t h = fnv_pattern(n);
+    uint64_t h = tp_pattern_fnv(n);
     for (size_t i = 0; i < 3; i++) {
         ck_assert_int_eq(tl_sh(out, sizeof(out),
                                "curl -s -o %s -w '%%{http_code}' "
@@ -327,11 +295,11 @@ START_TEST(t_large_bodies)
                                path, px.port, (unsigned long long)n, modes[i]),
                          0);
         ck_assert_str_eq(out, "200");
-        ck_assert_msg(fnv_file(path, &len) == h, "mode %s: body differs", modes[i]);
+        ck_assert_msg(tl_fnv_file(path, &len) == h, "mode %s: body differs", modes[i]);
         ck_assert_int_eq(len, n);
     }
     ck_assert_int_eq(tl_sh(NULL, 0, "head -c 40000000 /dev/urandom > %s", path), 0);
-    h = fnv_file(path, &len);
+    h = tl_fnv_file(path, &len);
     snprintf(want, sizeof(want), "len=%llu fnv=%016llx\n", (unsigned long long)len,
              (unsigned long long)h);
     const char *te[] = {"", "-H 'Transfer-Encoding: chunked'"};

@@ -3,6 +3,7 @@
  * See testlib.h.
  */
 #include "testlib.h"
+#include "testpattern.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -873,4 +874,22 @@ tl_certs_remove(const char *dir)
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "rm -rf %s failed\n", dir);
+}
+
+uint64_t
+tl_fnv_file(const char *path, uint64_t *len)
+{
+    static char buf[1 << 16];
+    uint64_t h = TP_FNV_INIT;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    ck_assert_msg(fd != -1, "%s: %s", path, strerror(errno));
+    *len = 0;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        h = tp_fnv1a(h, buf, (size_t)n);
+        *len += (uint64_t)n;
+    }
+    close(fd);
+    return h;
 }

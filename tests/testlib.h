@@ -179,4 +179,7 @@ int tl_certs_make(char *dir, size_t len, const char *name);
 /* Removes a directory tl_certs_make() made, with what is in it. */
 void tl_certs_remove(const char *dir);
 
+/* FNV-1a 64 of the file <path> (testpattern.h's hash), and its length in <*len>. */
+uint64_t tl_fnv_file(const char *path, uint64_t *len);
+
 #endif
