@@ -141,7 +141,8 @@ struct cfg_cidr {
 
 struct cfg_listener {
     struct cfg_addr addr;
-    bool tls; /* "listen = ADDR tls": this listener terminates TLS */
+    bool tls;      /* "listen = ADDR tls": this listener terminates TLS */
+    bool deferred; /* TCP_DEFER_ACCEPT (the default; "ADDR nodeferred": off) */
     int line;
 };
 

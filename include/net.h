@@ -34,6 +34,18 @@
  */
 int net_listen(const struct cfg_addr *addr, int backlog);
 
+/*
+ * Deferred accept (nginx's `listen ... deferred`): with <on>, accept()
+ * returns a connection of listener <fd> once its first bytes are there, so
+ * the worker reads at once instead of sleeping in poll(). A client that
+ * connects and sends nothing is accepted anyway after NET_DEFER_ACCEPT_S
+ * (the kernel's shortest deferral: one SYN-ACK retransmission) and then
+ * has client_header_timeout, as without deferral. <on> false clears it.
+ * Returns 0 or -1 (errno).
+ */
+int net_defer_accept(int fd, bool on);
+#define NET_DEFER_ACCEPT_S 1
+
 /* Sets or clears O_NONBLOCK on <fd>. Returns 0 or -1. */
 int net_set_blocking(int fd, bool blocking);
 

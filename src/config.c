@@ -692,22 +692,31 @@ set_listen(struct cfg_state *st, const struct cfg_key *key, void *base, const ch
     void *arr;
 
     char text[CFG_MAX_LINE];
-    bool tls = false;
+    bool tls = false, deferred = true;
     size_t n;
 
     (void)key;
-    /* "ADDR" or "ADDR tls" */
+    /* "ADDR [tls] [deferred | nodeferred]" */
     snprintf(text, sizeof(text), "%s", val);
     n = strcspn(text, " \t");
-    if (text[n] != '\0') {
-        const char *flag = text + n + strspn(text + n, " \t");
-
-        if (strcmp(flag, "tls") != 0) {
-            snprintf(why, whylen, "unknown listener option \"%s\" (tls)", flag);
+    for (char *flag = text + n; *flag != '\0';) {
+        *flag++ = '\0';
+        flag += strspn(flag, " \t");
+        size_t len = strcspn(flag, " \t");
+        if (len == 0)
+            break;
+        if (len == 3 && strncmp(flag, "tls", 3) == 0) {
+            tls = true;
+        } else if (len == 8 && strncmp(flag, "deferred", 8) == 0) {
+            deferred = true;
+        } else if (len == 10 && strncmp(flag, "nodeferred", 10) == 0) {
+            deferred = false;
+        } else {
+            snprintf(why, whylen, "unknown listener option \"%.*s\" (tls, deferred, nodeferred)",
+                     (int)len, flag);
             return -1;
         }
-        text[n] = '\0';
-        tls = true;
+        flag += len;
     }
     if (cfg_parse_addr(text, &addr, why, whylen) == -1)
         return -1;
@@ -730,6 +739,7 @@ set_listen(struct cfg_state *st, const struct cfg_key *key, void *base, const ch
     cfg->listeners = arr;
     l->addr = addr;
     l->tls = tls;
+    l->deferred = deferred;
     l->line = st->lineno;
     return 0;
 }
@@ -740,8 +750,9 @@ dump_listen(struct cfg_out *o, const struct cfg_key *key, const void *base)
     const struct config *cfg = base;
 
     for (size_t i = 0; i < cfg->nlisteners; i++)
-        cfg_line(o, "%s = %s%s", key->name, cfg->listeners[i].addr.text,
-                 cfg->listeners[i].tls ? " tls" : "");
+        cfg_line(o, "%s = %s%s%s", key->name, cfg->listeners[i].addr.text,
+                 cfg->listeners[i].tls ? " tls" : "",
+                 cfg->listeners[i].deferred ? "" : " nodeferred");
 }
 
 /* Whether <cfg> has the listener <l>, with the same tls flag. */
@@ -769,6 +780,12 @@ diff_listen(struct cfg_out *o, const struct cfg_key *key, const char *pfx,
         if (!cfg_has_listener(old, &new->listeners[i]))
             cfg_line(o, "listener added %s%s", new->listeners[i].addr.text,
                      new->listeners[i].tls ? " tls" : "");
+    for (size_t i = 0; i < new->nlisteners; i++)
+        for (size_t k = 0; k < old->nlisteners; k++)
+            if (strcmp(old->listeners[k].addr.text, new->listeners[i].addr.text) == 0 &&
+                old->listeners[k].deferred != new->listeners[i].deferred)
+                cfg_line(o, "listener %s %s", new->listeners[i].addr.text,
+                         new->listeners[i].deferred ? "deferred" : "nodeferred");
 }
 
 /*
@@ -1824,7 +1841,7 @@ static const struct cfg_key cfg_keys[] = {
      .set = set_listen,
      .dump = dump_listen,
      .diff = diff_listen,
-     .doc = "ip:port, [v6]:port or name:port to accept clients on; repeatable (at most 32)"},
+     .doc = "ip:port, [v6]:port or name:port to accept clients on, then tls, deferred (the default) or nodeferred; repeatable (at most 32)"},
     {PROXY(worker_slots), .name = "workers", .type = CFG_T_CUSTOM, RANGE(1, CFG_MAX_WORKERS),
      .default_value = "auto", .set = set_workers, .format = format_workers, .diff = diff_workers,
      .doc = "auto (an adaptive pool) or N (1..1024, a fixed pool of N)"},

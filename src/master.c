@@ -599,6 +599,9 @@ gen_new(struct master *m, struct config *cfg)
         int fd = listener_get(m, "proxy", &l->addr, cfg, "proxy", l->line);
         if (fd == -1)
             goto fail;
+        if (net_defer_accept(fd, l->deferred) == -1)
+            log_warn_errno("%s:%d: [proxy] listen %s: TCP_DEFER_ACCEPT", cfg->path, l->line,
+                           l->addr.text);
         gen->lfds[gen->nlisten++] = fd;
     }
     if (cfg->admin) {

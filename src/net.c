@@ -45,6 +45,13 @@ fail:;
 }
 
 int
+net_defer_accept(int fd, bool on)
+{
+    int secs = on ? NET_DEFER_ACCEPT_S : 0;
+    return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+}
+
+int
 net_local_port(int fd)
 {
     struct sockaddr_storage ss;

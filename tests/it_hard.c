@@ -2,7 +2,7 @@
  * it_hard: what one odd client must not break (issue 10): header names
  * with underscores, honest slow bodies against the minimum rates, more
  * slow heads than workers, unread input at close (lingering close), and
- * the logs that say what happened. The real daemon in front of a real
+ * the logs that say what happened; and deferred accept (issue 13). The real daemon in front of a real
  * testapp, driven by raw sockets, curl and Python's http.client.
  */
 #include <arpa/inet.h>
@@ -321,6 +321,84 @@ START_TEST(t_lingering_close_bounded)
 }
 END_TEST
 
+/* ---- issue 13: deferred accept ------------------------------------------------------------ */
+
+/* The state (/proc/net/tcp "st") of the proxy's end of the connection from <cport> to <lport>. */
+static int
+server_side_state(int lport, int cport)
+{
+    char line[512];
+    int st = -1;
+    FILE *f = fopen("/proc/net/tcp", "r");
+
+    ck_assert(f != NULL);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned lp, rp, state;
+        if (sscanf(line, " %*d: %*x:%x %*x:%x %x", &lp, &rp, &state) == 3 && (int)lp == lport &&
+            (int)rp == cport)
+            st = (int)state;
+    }
+    fclose(f);
+    return st;
+}
+
+static int
+local_port(int fd)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    return ntohs(sa.sin_port);
+}
+
+/*
+ * Listeners defer accept by default: a connection that has sent nothing
+ * stays with the kernel (SYN_RECV on our side) instead of taking a worker,
+ * and is served as soon as it sends. One that never sends is accepted
+ * after about a second and then has client_header_timeout, as before.
+ * `nodeferred` accepts at once.
+ */
+START_TEST(t_deferred_accept)
+{
+    enum { ESTABLISHED = 1, SYN_RECV = 3 };
+    struct tl_resp r;
+    char keys[128];
+    int plain = tl_free_port();
+
+    snprintf(keys, sizeof(keys), "client_header_timeout = 1s\nlisten = 127.0.0.1:%d nodeferred",
+             plain);
+    start1(2, keys);
+    ck_assert(tl_port_listening(plain));
+    int fd = tl_connect(px.port), fn = tl_connect(plain);
+    usleep(300 * 1000);
+    int sd = server_side_state(px.port, local_port(fd));
+    int sn = server_side_state(plain, local_port(fn));
+    printf("deferred accept: idle 300 ms: st %02X (deferred), %02X (nodeferred)\n", sd, sn);
+    ck_assert_int_eq(sd, SYN_RECV);
+    ck_assert_int_eq(sn, ESTABLISHED);
+    /* the deferred one is served the moment it sends */
+    ck_assert(tl_send_str(fd, REQ("/")) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    tl_resp_free(&r);
+    close(fd);
+    close(fn);
+    /* one that never sends: accepted after the deferral, then client_header_timeout */
+    fd = tl_connect(px.port);
+    int64_t t0 = tl_now_ms();
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    ck_assert_int_eq(poll(&pfd, 1, 8000), 1);
+    char buf[512];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    int64_t dt = tl_now_ms() - t0;
+    printf("deferred accept: a silent client is closed after %lld ms\n", (long long)dt);
+    ck_assert_msg(n >= 0, "recv: %s", strerror(errno));
+    ck_assert_msg(dt >= 1500 && dt < 6000, "closed after %lld ms", (long long)dt);
+    close(fd);
+    stop_all();
+}
+END_TEST
+
 /* ---- item 17: logs that say what happened -------------------------------------------- */
 
 /* Sends <raw> on a fresh connection; returns the status, the body's length in <len>. */
@@ -436,6 +514,7 @@ main(void)
     tcase_add_test(tc, t_lingering_close_bounded);
     tcase_add_test(tc, t_rejections_name_their_reason);
     tcase_add_test(tc, t_upstream_garbage_names_its_reason);
+    tcase_add_test(tc, t_deferred_accept);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }

@@ -1357,6 +1357,14 @@ static const struct {
     {D("listen = 127.0.0.1:8081\n", ""), D("", ""), "listener removed 127.0.0.1:8081\n"},
     {D("listen = 127.0.0.1:8081\n", ""), D("listen = [::1]:8081\n", ""),
      "listener removed 127.0.0.1:8081\nlistener added [::1]:8081\n"},
+    /* deferred accept: the same socket, told again */
+    {D("", ""),
+     "[proxy]\nlisten = 127.0.0.1:8080 nodeferred\nworkers = 4\nupstream = app\n"
+     "[upstream app]\nserver = 127.0.0.1:3001\nserver = 127.0.0.1:3002\n",
+     "listener 127.0.0.1:8080 nodeferred\n"},
+    {"[proxy]\nlisten = 127.0.0.1:8080 nodeferred\nworkers = 4\nupstream = app\n"
+     "[upstream app]\nserver = 127.0.0.1:3001\nserver = 127.0.0.1:3002\n",
+     D("", ""), "listener 127.0.0.1:8080 deferred\n"},
     /* [proxy] keys */
     {D("", ""),
      "[proxy]\nlisten = 127.0.0.1:8080\nworkers = 8\nupstream = app\n"
@@ -1823,6 +1831,8 @@ START_TEST(test_tls_round_trip)
     ck_assert_ptr_nonnull(a->tls_store);
     ck_assert(a->listeners[1].tls);
     ck_assert(!a->listeners[0].tls);
+    ck_assert(a->listeners[0].deferred);
+    ck_assert(!a->listeners[1].deferred);
     ck_assert_uint_eq(a->tls_hsts, 600);
     ck_assert_int_eq(a->tls_session_timeout_ms, 2 * 3600 * 1000);
     dump(a, &first);
@@ -1843,7 +1853,9 @@ static const struct {
     {"[proxy]\nlisten = 127.0.0.1:8443 tls\nupstream = app\n" U,
      "t.ini:2: [proxy] listen: 127.0.0.1:8443 tls: no [tls] section with a certificate"},
     {"[proxy]\nlisten = 127.0.0.1:8443 ssl\nupstream = app\n" U,
-     "t.ini:2: [proxy] listen: unknown listener option \"ssl\" (tls)"},
+     "t.ini:2: [proxy] listen: unknown listener option \"ssl\" (tls, deferred, nodeferred)"},
+    {"[proxy]\nlisten = 127.0.0.1:8443 deferred  tl\nupstream = app\n" U,
+     "t.ini:2: [proxy] listen: unknown listener option \"tl\" (tls, deferred, nodeferred)"},
     {P U "[tls]\nhsts = 5\n", "t.ini:6: [tls] certificate: missing, at least one is required"},
     {P U "[tls]\ncertificate = /nonexistent/x.pem\n",
      "t.ini:7: [tls] certificate: /nonexistent/x.pem: cannot open: No such file or directory"},
@@ -1930,7 +1942,7 @@ START_TEST(test_dump_every_key)
         snprintf(want, sizeof(want), "\n%s = ", k.name);
         ck_assert_msg(strstr(dt.text, want) != NULL, "%s missing in\n%s", k.name, dt.text);
     }
-    ck_assert_ptr_nonnull(strstr(dt.text, "\nlisten = 127.0.0.1:8443 tls\n"));
+    ck_assert_ptr_nonnull(strstr(dt.text, "\nlisten = 127.0.0.1:8443 tls nodeferred\n"));
     ck_assert_ptr_nonnull(strstr(dt.text, "\nsession_timeout = 2h\n"));
     ck_assert_ptr_nonnull(strstr(dt.text, " key="));
     cfg_free(c);
@@ -2264,8 +2276,8 @@ main(void)
         return 1;
     snprintf(tls_min, sizeof(tls_min), "[tls]\ncertificate = %s/combined.pem\n", certdir);
     snprintf(tls_full, sizeof(tls_full),
-             "[proxy]\nlisten = 127.0.0.1:8080\nlisten = 127.0.0.1:8443 tls\nupstream = app\n"
-             "redirect_https = yes\n" U "[tls]\ncertificate = %s/ec.crt key=%s/ec.key\n"
+             "[proxy]\nlisten = 127.0.0.1:8080\nlisten = 127.0.0.1:8443 tls nodeferred\n"
+             "upstream = app\nredirect_https = yes\n" U "[tls]\ncertificate = %s/ec.crt key=%s/ec.key\n"
              "certificate = %s/wild.crt key=%s/wild.key\nprotocols = TLSv1.3\n"
              "ciphers = ECDHE-ECDSA-AES256-GCM-SHA384\nciphersuites = TLS_AES_256_GCM_SHA384\n"
              "session_cache = 1m\nsession_timeout = 2h\nsession_tickets = off\n"
