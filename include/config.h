@@ -202,6 +202,7 @@ struct config {
     int64_t shutdown_timeout_ms;      /* graceful stop and reload drain bound */
     bool redirect_https;              /* plain listeners answer 301/308 to https:// */
     bool server_timing;               /* responses carry Server-Timing */
+    bool splice;                      /* zero-copy bodies (relay.h) */
     bool request_id;                  /* X-Request-Id kept or made, both ways */
     struct cfg_cidr *trusted_proxies; /* peers whose X-Forwarded-For is believed */
     size_t ntrusted_proxies;

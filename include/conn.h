@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "net.h"
 #include "shm.h"
 #include "tls.h"
 
@@ -205,6 +206,17 @@ ssize_t conn_read(struct conn *c, void *dst, size_t len);
  * written, or -1 with errno (EAGAIN when the socket is full).
  */
 ssize_t conn_write(struct conn *c, const struct iovec *iov, int cnt);
+
+/*
+ * Zero-copy body transfer on a plain connection (conn_is_tls() false), for
+ * the relay: conn_splice_in() moves at most <len> bytes the client sent
+ * into <p>, once nothing is buffered (conn_has_pending() false: those bytes
+ * come first, by conn_read()); conn_splice_out() moves what <p> holds to
+ * the client (keeping <p>'s count). Neither waits. Returns the count (0:
+ * EOF, for _in), or -1 with errno (EAGAIN: poll conn_fd()).
+ */
+ssize_t conn_splice_in(struct conn *c, struct net_pipe *p, size_t len);
+ssize_t conn_splice_out(struct conn *c, struct net_pipe *p);
 
 /*
  * Writes all of <iov>[0..<cnt>) (modified in place), waiting at most

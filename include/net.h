@@ -120,6 +120,40 @@ int net_write_all(int fd, const void *buf, size_t len, int64_t timeout_ms);
  */
 bool net_idle_open(int fd);
 
+/*
+ * A worker's pipe for splice(): body bytes go socket -> pipe -> socket
+ * without being copied to user space. <held> bytes are in it; a pipe left
+ * holding bytes (its transfer failed) is closed and made anew at next use.
+ */
+struct net_pipe {
+    int rd, wr; /* -1: not made yet, or closed */
+    size_t held;
+};
+
+/* What one splice() into a net_pipe moves at most: its size (the kernel's default). */
+#define NET_PIPE_SIZE (64 * 1024)
+
+/* A pipe with nothing made yet (no syscall). */
+void net_pipe_init(struct net_pipe *p);
+
+/*
+ * Makes <p> ready for a transfer: a pipe that still holds bytes is closed,
+ * and one is made (non-blocking) if there is none. Returns 0 or -1 (errno:
+ * out of file descriptors; the caller copies instead).
+ */
+int net_pipe_ready(struct net_pipe *p);
+
+/* Closes <p>'s descriptors. */
+void net_pipe_close(struct net_pipe *p);
+
+/*
+ * One splice() of at most <len> bytes from <in> to <out>, one of them a
+ * pipe, without waiting (EINTR is retried). Returns the count, 0 at EOF of
+ * a socket <in>, or -1 with errno (EAGAIN: the socket has nothing, or no
+ * room).
+ */
+ssize_t net_splice(int in, int out, size_t len);
+
 /* Formats the peer address of a sockaddr as "ip" (no port) into <out>. */
 void net_addr_ip(const struct sockaddr_storage *ss, char *out, size_t outlen);
 

@@ -30,6 +30,7 @@ struct proxy {
     char *body_buf; /* request bodies, client -> upstream (NET_IO_BUF) */
     char *resp_buf; /* responses, upstream -> client (NET_IO_BUF) */
     char *head_buf; /* rewritten heads, both directions */
+    struct net_pipe pipe_up, pipe_down; /* splice = on: zero-copy bodies (relay.h) */
     size_t head_cap;
     struct route_table routes; /* cfg's routes, ready for route_match() */
     char *norm_buf;            /* the normalised path of the request (max_header_size + 1) */

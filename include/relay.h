@@ -5,7 +5,8 @@
  * chunked re-chunked) while it reads the response head, rewrites it, and
  * streams the response body back (Content-Length, chunked, or until the
  * upstream closes; re-chunked or close-delimited for the client). No body
- * is held whole: each direction moves through one fixed buffer.
+ * is held whole: each direction moves through one fixed buffer, or, for a
+ * body that is not re-framed, through a pipe with splice() (zero copy).
  *
  * The relay reports what happened; the caller (proxy.c) decides what it
  * means for retries, counters and the client's answer.
@@ -25,6 +26,9 @@
 
 /* Bytes of an upstream response head we accept (nginx's proxy_buffer_size is 4-8k). */
 #define RELAY_RESP_HEAD_MAX (32 * 1024)
+
+/* The smallest rest of a body worth splicing: below it, one read and one write move it. */
+#define RELAY_SPLICE_MIN NET_IO_BUF
 
 /* How a relay ended. */
 enum relay_end {
@@ -75,6 +79,15 @@ struct relay {
     char *resp_buf; /* upstream -> client, NET_IO_BUF bytes */
     char *head_buf; /* the rewritten response head */
     size_t head_cap;
+    /*
+     * Zero-copy bodies ([proxy] splice = on): the worker's pipes, one per
+     * direction; NULL: always copy. A body that needs no re-framing
+     * (Content-Length both ways, a close-delimited response sent
+     * close-delimited) goes socket -> pipe -> socket once at least
+     * RELAY_SPLICE_MIN bytes of it are still to come, when neither end
+     * speaks TLS. Chunked bodies are always copied (re-framed).
+     */
+    struct net_pipe *pipe_up, *pipe_down;
     /* the response head's header rules (a route's, X-Request-Id); NULL: none */
     struct rewrite_resp_opts *resp_opts;
     /* server_timing: resp_opts->server_timing is written when the head comes, from these */
@@ -87,6 +100,7 @@ struct relay {
     int64_t head_us;     /* clock_us() when that head was in, 0 while not */
     int status;          /* the status sent to the client, 0 while none */
     uint64_t sent;       /* response body bytes given to the client */
+    uint64_t spliced;    /* body bytes (both directions) that went by splice() */
     bool upstream_keep;  /* the upstream connection may be pooled */
     bool upload_aborted; /* the upstream stopped taking the request body */
     bool upgraded;       /* its 101 went to the client: both connections are a tunnel now */

@@ -151,6 +151,7 @@ struct shm {
     atomic_uint_fast64_t slow_rejects; /* 408s for heads or bodies below the minimum rate */
     atomic_uint_fast64_t ip_rejects;   /* connections refused by max_conns_per_ip */
     atomic_uint_fast64_t tunnels;      /* WebSocket tunnels opened (open now: the scoreboard) */
+    atomic_uint_fast64_t spliced;      /* body bytes moved by splice() (splice = on), both ways */
     /* answers the proxy made itself (conn_refuse(), proxy.c's answer()), by SHM_OWN_STATUSES */
     atomic_uint_fast64_t own_responses[SHM_OWN_SLOTS];
     /*

@@ -143,6 +143,16 @@ void upconn_shutdown_write(struct upconn *u);
  */
 void upconn_close(struct upconn *u);
 
+/*
+ * Zero-copy body transfer on a plain (tls = off) connection, for the relay:
+ * upconn_splice_in() moves at most <len> bytes the server sent into <p>,
+ * upconn_splice_out() what <p> holds to the server (keeping <p>'s count).
+ * Neither waits. Returns the count (0: EOF, for _in), or -1 with errno
+ * (EAGAIN: poll for POLLIN / POLLOUT). Never on a TLS connection.
+ */
+static inline ssize_t upconn_splice_in(struct upconn *u, struct net_pipe *p, size_t len);
+static inline ssize_t upconn_splice_out(struct upconn *u, struct net_pipe *p);
+
 /* The TLS calls behind the inline ones: not for direct use. */
 ssize_t upconn_tls_read(struct upconn *u, void *buf, size_t len);
 ssize_t upconn_tls_writev(struct upconn *u, const struct iovec *iov, int cnt);
@@ -157,6 +167,24 @@ static inline ssize_t
 upconn_try_writev(struct upconn *u, const struct iovec *iov, int cnt)
 {
     return u->ssl == NULL ? net_try_writev(u->fd, iov, cnt) : upconn_tls_writev(u, iov, cnt);
+}
+
+static inline ssize_t
+upconn_splice_in(struct upconn *u, struct net_pipe *p, size_t len)
+{
+    ssize_t n = net_splice(u->fd, p->wr, len);
+    if (n > 0)
+        p->held += (size_t)n;
+    return n;
+}
+
+static inline ssize_t
+upconn_splice_out(struct upconn *u, struct net_pipe *p)
+{
+    ssize_t n = net_splice(p->rd, u->fd, p->held);
+    if (n > 0)
+        p->held -= (size_t)n;
+    return n;
 }
 
 #endif

@@ -6,7 +6,8 @@
 # What it does
 #   - installs nginx-light, haproxy, wrk, curl and openssl if missing (as root);
 #   - starts one nginx with three upstream servers on free loopback ports,
-#     each serving a 100-byte body at / and a 1 MiB file at /1m;
+#     each serving a 100-byte body at /, a 1 MiB file at /1m and, with
+#     STREAM=1, a 256 MiB file at /256m;
 #   - starts three proxies in front of them, on free ports too:
 #       miniproxyd (build/miniproxyd, MP_WORKERS workers, access log off),
 #       nginx      (PROXY_CPUS workers, upstream keepalive 256, HTTP/1.1,
@@ -41,6 +42,8 @@
 #       small-cN   100-byte responses on N keep-alive connections (N in CONNS)
 #       close-c16  100-byte responses, "Connection: close" on every request
 #       1mib-c16   1 MiB responses on 16 keep-alive connections
+#       256mib-c1  with STREAM=1: one connection streaming 256 MiB responses,
+#                  one after the other (CPU us/req is then per stream)
 #       idleN-c16  100-byte responses on 16 keep-alive connections while N
 #                  other keep-alive clients (IDLE, default 1000) sent one
 #                  request each and sit idle: what a prefork proxy dreads
@@ -92,7 +95,7 @@
 #             https-full and https-resumed: handshakes/s, i.e. connections
 #             (one request each) per second, summed over the s_time clients,
 #             each one's count divided by its own wall time
-#   MiB/s     median Transfer/sec, shown for the 1 MiB scenarios only
+#   MiB/s     median Transfer/sec, shown for the 1 MiB and 256 MiB scenarios only
 #   p50, p99  medians of wrk's 50% and 99% latency, in milliseconds ("-"
 #             for the s_time scenarios: s_time gives no latencies)
 #   errors    summed over the runs: socket errors (connect, read, write,
@@ -140,6 +143,9 @@
 #                   matching the benchmark's requests (what routing costs per request)
 #   IDLE=1000       idle keep-alive clients of the idle scenario (0: skip it)
 #   HTTPS=0         1 adds the five https-* scenarios
+#   STREAM=0        1 adds the 256mib-c1 scenario
+#   MP_EXTRA=       lines added to miniproxyd's [proxy] section ("\n" between
+#                   them), e.g. MP_EXTRA="splice = off" to measure the copy path
 #   PIN=0           1: pinned mode (proxies on CPU 1, the rest on CPU 0; needs
 #                   CPUs 0 and 1 in this process's affinity)
 #   MP_BIN=build/miniproxyd
@@ -162,6 +168,8 @@ MP_WORKERS=${MP_WORKERS:-300}
 MP_ROUTES=${MP_ROUTES:-0}
 IDLE=${IDLE:-1000}
 HTTPS=${HTTPS:-0}
+STREAM=${STREAM:-0}
+MP_EXTRA=${MP_EXTRA:-}
 PIN=${PIN:-0}
 if [[ $PIN == 1 ]]; then PROXY_CPUS=${PROXY_CPUS:-1}; else PROXY_CPUS=${PROXY_CPUS:-$(nproc)}; fi
 WARMUP=${WARMUP:-1}
@@ -323,6 +331,9 @@ start_upstreams() {
     local d=$T/upstream i
     mkdir -p "$d/tmp" "$d/www"
     head -c 1048576 /dev/urandom >"$d/www/1m"
+    if [[ $STREAM == 1 ]]; then
+        head -c 268435456 /dev/urandom >"$d/www/256m"
+    fi
     pick_port UP1
     pick_port UP2
     pick_port UP3
@@ -349,6 +360,7 @@ EOF
         location = / { default_type text/plain; return 200 "$SMALL_BODY\n"; }
         location = /health { default_type text/plain; return 200 "ok\n"; }
         location = /1m { root $d/www; default_type application/octet-stream; }
+        location = /256m { root $d/www; default_type application/octet-stream; }
         location = /__requests { stub_status; }
     }
 EOF
@@ -440,6 +452,7 @@ access_log = off
 log_level = warn
 keepalive_timeout = 65s
 keepalive_requests = 100000
+$(printf '%b' "$MP_EXTRA")
 
 [upstream app]
 server = 127.0.0.1:$UP1
@@ -1050,7 +1063,7 @@ report() {
                 continue
             fi
             mibs=-
-            [[ $name == *1mib* ]] && mibs=$(fmt "$(column_of "$name" "$proxy" 5 | median)" %.1f)
+            [[ $name == *mib* ]] && mibs=$(fmt "$(column_of "$name" "$proxy" 5 | median)" %.1f)
             p50=$(fmt "$(column_of "$name" "$proxy" 6 | median)" %.3f)
             p99=$(fmt "$(column_of "$name" "$proxy" 7 | median)" %.3f)
             errs=$(column_of "$name" "$proxy" 8 | awk '{ s += $1 } END { print s + 0 }')
@@ -1116,6 +1129,7 @@ main() {
     done
     add_scenario close-c16 / 16 "Connection: close"
     add_scenario 1mib-c16 /1m 16 ""
+    [[ $STREAM == 1 ]] && add_scenario 256mib-c1 /256m 1 ""
     ((IDLE > 0)) && add_scenario "idle$IDLE-c16" / 16 "" "$IDLE"
     if [[ $HTTPS == 1 ]]; then
         add_scenario https-small-c16 / 16 "" 0 https

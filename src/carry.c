@@ -84,6 +84,7 @@ static const size_t pool_counters[] = {
     offsetof(struct shm, slow_rejects),
     offsetof(struct shm, ip_rejects),
     offsetof(struct shm, tunnels),
+    offsetof(struct shm, spliced),
     OWN(0),
     OWN(1),
     OWN(2),

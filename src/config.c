@@ -1923,6 +1923,9 @@ static const struct cfg_key cfg_keys[] = {
     {PROXY(server_timing), .name = "server_timing", .type = CFG_T_BOOL, WORDS(cfg_on_off),
      .default_value = "off",
      .doc = "responses carry Server-Timing: mp-connect, mp-upstream, mp-total"},
+    {PROXY(splice), .name = "splice", .type = CFG_T_BOOL, WORDS(cfg_on_off),
+     .default_value = "on",
+     .doc = "bodies not re-framed go socket to socket by splice(), without TLS (zero copy)"},
     {PROXY(request_id), .name = "request_id", .type = CFG_T_BOOL, WORDS(cfg_on_off),
      .default_value = "off",
      .doc =

@@ -315,6 +315,24 @@ conn_write(struct conn *c, const struct iovec *iov, int cnt)
     return net_try_writev(c->fd, iov, cnt);
 }
 
+ssize_t
+conn_splice_in(struct conn *c, struct net_pipe *p, size_t len)
+{
+    ssize_t n = net_splice(c->fd, p->wr, len);
+    if (n > 0)
+        p->held += (size_t)n;
+    return n;
+}
+
+ssize_t
+conn_splice_out(struct conn *c, struct net_pipe *p)
+{
+    ssize_t n = net_splice(p->rd, c->fd, p->held);
+    if (n > 0)
+        p->held -= (size_t)n;
+    return n;
+}
+
 int
 conn_write_all(struct conn *c, struct iovec *iov, int cnt)
 {

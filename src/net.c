@@ -223,6 +223,49 @@ net_idle_open(int fd)
 }
 
 void
+net_pipe_init(struct net_pipe *p)
+{
+    *p = (struct net_pipe){.rd = -1, .wr = -1};
+}
+
+void
+net_pipe_close(struct net_pipe *p)
+{
+    if (p->rd != -1)
+        close(p->rd);
+    if (p->wr != -1)
+        close(p->wr);
+    net_pipe_init(p);
+}
+
+int
+net_pipe_ready(struct net_pipe *p)
+{
+    int fds[2];
+
+    if (p->held > 0)
+        net_pipe_close(p); /* what a failed transfer left: cheaper to drop than to drain */
+    if (p->rd != -1)
+        return 0;
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
+        return -1;
+    p->rd = fds[0];
+    p->wr = fds[1];
+    return 0;
+}
+
+ssize_t
+net_splice(int in, int out, size_t len)
+{
+    ssize_t n;
+
+    while ((n = splice(in, NULL, out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)) == -1 &&
+           errno == EINTR)
+        ;
+    return n;
+}
+
+void
 net_addr_ip(const struct sockaddr_storage *ss, char *out, size_t outlen)
 {
     const void *src = NULL;

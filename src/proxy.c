@@ -332,11 +332,13 @@ relay(struct exchange *x)
     r->client_keep = x->client_keep;
     r->status = r->upstream_status = 0;
     r->head_us = 0;
-    r->sent = 0;
+    r->sent = r->spliced = 0;
     r->upstream_keep = r->upload_aborted = r->upgraded = false;
     r->detail = NULL;
     r->detail_header = 0;
     enum relay_end end = relay_run(r);
+    if (r->spliced > 0)
+        atomic_fetch_add_explicit(&x->px->shm->spliced, r->spliced, memory_order_relaxed);
     x->client_keep = r->client_keep;
     x->err = r->err;
     x->sent = r->sent;
@@ -830,6 +832,8 @@ begin(struct exchange *x, struct proxy *px, struct conn *c, const struct http_re
     r->body_clock = x->start_us / 1000; /* the head is complete */
     r->body_buf = px->body_buf;
     r->resp_buf = px->resp_buf;
+    r->pipe_up = cfg->splice ? &px->pipe_up : NULL;
+    r->pipe_down = cfg->splice ? &px->pipe_down : NULL;
     r->head_buf = px->head_buf;
     r->head_cap = px->head_cap;
     if (conn_is_tls(c)) {
@@ -1031,6 +1035,8 @@ proxy_init(struct proxy *px, const struct config *cfg, struct shm *shm, int slot
         hsts_line[0] = '\0';
     /* X-Client-Subject can be long: room for it and the other fields we add */
     px->head_cap += 1024;
+    net_pipe_init(&px->pipe_up); /* made at their first use */
+    net_pipe_init(&px->pipe_down);
     px->body_buf = malloc(NET_IO_BUF);
     px->resp_buf = malloc(NET_IO_BUF);
     px->head_buf = malloc(px->head_cap);
@@ -1072,6 +1078,8 @@ proxy_free(struct proxy *px)
     upool_free(&px->pool);
     balance_free(&px->bal);
     route_table_free(&px->routes);
+    net_pipe_close(&px->pipe_up);
+    net_pipe_close(&px->pipe_down);
     free(px->body_buf);
     free(px->resp_buf);
     free(px->head_buf);

@@ -91,6 +91,50 @@ outq_write(struct outq *q, outq_writer *wr, void *end)
     return 1;
 }
 
+/* ---- zero copy ----------------------------------------------------------------------- */
+
+/* One splice() of what a pipe holds to one end: the bytes moved, or -1 (errno EAGAIN when full). */
+typedef ssize_t pipe_writer(void *end, struct net_pipe *p);
+
+static ssize_t
+splice_upstream(void *end, struct net_pipe *p)
+{
+    return upconn_splice_out(end, p);
+}
+
+static ssize_t
+splice_client(void *end, struct net_pipe *p)
+{
+    return conn_splice_out(end, p);
+}
+
+/* outq_write() for a pipe: 1 when something moved, 0 when <end> is full, -1 (errno). */
+static int
+pipe_write(struct relay *r, struct net_pipe *p, pipe_writer *wr, void *end)
+{
+    int moved = 0;
+
+    while (p->held > 0) {
+        ssize_t n = wr(end, p);
+        if (n == -1)
+            return errno == EAGAIN ? moved : -1;
+        if (n == 0) {
+            errno = EPIPE;
+            return -1;
+        }
+        r->spliced += (uint64_t)n;
+        moved = 1;
+    }
+    return 1;
+}
+
+/* Whether a body may go through <p>: a pipe at hand and neither end speaking TLS. */
+static bool
+splice_ok(const struct relay *r, struct net_pipe *p)
+{
+    return p != NULL && !conn_is_tls(r->client) && r->up->ssl == NULL && net_pipe_ready(p) == 0;
+}
+
 int
 relay_send_head(struct upconn *up, const char *head, size_t hlen, enum http_framing framing,
                 const char *body, size_t blen, bool last, int64_t timeout_ms)
@@ -121,6 +165,7 @@ relay_continue(struct conn *client)
 struct upload {
     int64_t waited; /* ms spent waiting for the client's body bytes once they flow */
     uint64_t got;   /* body bytes read from the client, those with the head included */
+    bool splice;    /* the body goes through r->pipe_up, not q */
     struct outq q;
     int64_t last; /* ms of the last progress */
 };
@@ -137,9 +182,23 @@ struct download {
     enum rewrite_framing outf;
     struct http_chunked dec;
     uint64_t left; /* HTTP_BODY_LENGTH: bytes still to come */
+    bool splice;   /* the body goes through r->pipe_down once q, the head, is out */
     struct outq q;
     int64_t last;
 };
+
+/* Whether bytes wait to go to the upstream, or to the client. */
+static bool
+upload_pending(const struct relay *r, const struct upload *u)
+{
+    return !outq_empty(&u->q) || (u->splice && r->pipe_up->held > 0);
+}
+
+static bool
+download_pending(const struct relay *r, const struct download *d)
+{
+    return !outq_empty(&d->q) || (d->splice && r->pipe_down->held > 0);
+}
 
 /* Records why the relay failed (errno too) and returns -1. */
 static int
@@ -186,14 +245,33 @@ upload_read(struct relay *r, struct upload *u, enum relay_end *end)
     return 1;
 }
 
+/* The next piece of a Content-Length body, from the client's socket into the pipe. */
+static int
+upload_splice_in(struct relay *r, struct upload *u, enum relay_end *end)
+{
+    size_t max = r->body_left < NET_PIPE_SIZE ? (size_t)r->body_left : NET_PIPE_SIZE;
+    ssize_t n = conn_splice_in(r->client, r->pipe_up, max);
+
+    if (n == -1 && errno == EAGAIN)
+        return 0;
+    if (n <= 0)
+        return fail(r, end, RELAY_CLIENT_GONE, "client closed during the request body");
+    u->last = clock_ms();
+    u->got += (uint64_t)n;
+    r->body_left -= (uint64_t)n;
+    r->body_done = r->body_left == 0;
+    return 1;
+}
+
 /* Moves the upload on without blocking: 1 progress, 0 blocked, -1 failed. */
 static int
 upload_step(struct relay *r, struct upload *u, enum relay_end *end)
 {
     if (r->upload_aborted)
         return 0;
-    if (!outq_empty(&u->q)) {
-        int w = outq_write(&u->q, write_upstream, r->up);
+    if (upload_pending(r, u)) {
+        int w = u->splice ? pipe_write(r, r->pipe_up, splice_upstream, r->up)
+                          : outq_write(&u->q, write_upstream, r->up);
         if (w == -1) {
             /* It stopped reading (an early answer, or it died): see what it says. */
             log_debug("upstream %s stopped reading the request body: %s", r->upstream_addr,
@@ -203,11 +281,13 @@ upload_step(struct relay *r, struct upload *u, enum relay_end *end)
         }
         if (w == 1)
             u->last = clock_ms();
-        if (r->body_done && outq_empty(&u->q) && r->sent_us == 0)
+        if (r->body_done && !upload_pending(r, u) && r->sent_us == 0)
             r->sent_us = clock_us(); /* the request's last byte: Server-Timing's mp-upstream */
         return w;
     }
-    return r->body_done ? 0 : upload_read(r, u, end);
+    if (r->body_done)
+        return 0;
+    return u->splice ? upload_splice_in(r, u, end) : upload_read(r, u, end);
 }
 
 /* Queues response body bytes <p>[0..<n>) for the client, as its framing says. */
@@ -316,7 +396,13 @@ download_begin(struct relay *r, struct download *d, size_t head_len, enum relay_
             r->upstream_keep = false;
         return 0;
     }
-    return download_queue(r, d, r->resp_buf + head_len, d->head_len - head_len, end);
+    if (download_queue(r, d, r->resp_buf + head_len, d->head_len - head_len, end) == -1)
+        return -1;
+    /* the rest of the body as it is: zero copy, when it is worth a pipe */
+    if (!d->complete && ((resp->info.framing == HTTP_BODY_LENGTH && d->left >= RELAY_SPLICE_MIN) ||
+                         (resp->info.framing == HTTP_BODY_CLOSE && d->outf == REWRITE_CLOSE)))
+        d->splice = splice_ok(r, r->pipe_down);
+    return 0;
 }
 
 /*
@@ -403,17 +489,44 @@ download_eof(struct relay *r, struct download *d, ssize_t n, enum relay_end *end
                 d->state == DL_HEAD ? "response head from" : "response body from");
 }
 
+/* The next piece of the body, from the upstream's socket into the pipe. */
+static int
+download_splice_in(struct relay *r, struct download *d, enum relay_end *end)
+{
+    bool length = d->resp.info.framing == HTTP_BODY_LENGTH;
+    size_t cap = length && d->left < NET_PIPE_SIZE ? (size_t)d->left : NET_PIPE_SIZE;
+    ssize_t n = upconn_splice_in(r->up, r->pipe_down, cap);
+
+    if (n == -1 && errno == EAGAIN)
+        return 0;
+    if (n <= 0)
+        return download_eof(r, d, n, end);
+    d->last = clock_ms();
+    if (length) {
+        d->left -= (uint64_t)n;
+        d->complete = d->left == 0;
+    }
+    return 1;
+}
+
 /* Moves the download on without blocking: 1 progress, 0 blocked, -1 failed. */
 static int
 download_step(struct relay *r, struct download *d, enum relay_end *end)
 {
-    if (!outq_empty(&d->q)) {
-        int w = outq_write(&d->q, write_client, r->client);
+    if (download_pending(r, d)) {
+        int w;
+        if (outq_empty(&d->q)) {
+            size_t held = r->pipe_down->held;
+            w = pipe_write(r, r->pipe_down, splice_client, r->client);
+            r->sent += held - r->pipe_down->held;
+        } else {
+            w = outq_write(&d->q, write_client, r->client);
+        }
         if (w == -1)
             return fail(r, end, RELAY_CLIENT_GONE, "client closed during the response");
         if (w == 1)
             d->last = clock_ms();
-        if (outq_empty(&d->q) && d->complete)
+        if (!download_pending(r, d) && d->complete)
             d->state = DL_DONE;
         return w;
     }
@@ -423,6 +536,8 @@ download_step(struct relay *r, struct download *d, enum relay_end *end)
         d->state = DL_DONE;
         return 1;
     }
+    if (d->splice)
+        return download_splice_in(r, d, end);
     size_t cap = NET_IO_BUF;
     char *dst = r->resp_buf;
     if (d->state == DL_HEAD) {
@@ -473,7 +588,7 @@ plan_wait(const struct relay *r, const struct upload *u, const struct download *
 {
     *w = (struct wait){.pfd = {{.fd = conn_fd(r->client)}, {.fd = r->up->fd}},
                        .deadline = INT64_MAX};
-    if (!r->upload_aborted && !outq_empty(&u->q)) {
+    if (!r->upload_aborted && upload_pending(r, u)) {
         wait_for(w, 1, upconn_write_events(r->up), u->last + r->read_timeout,
                  RELAY_UPSTREAM_TIMEOUT, "sending request body to");
     } else if (!r->upload_aborted && !r->body_done) {
@@ -494,12 +609,18 @@ plan_wait(const struct relay *r, const struct upload *u, const struct download *
                      clock_ms() + 1000 + (int64_t)(u->got * 1000 / r->body_min_rate) - u->waited,
                      RELAY_CLIENT_SLOW, "client request body too slow");
     }
-    if (!outq_empty(&d->q))
+    /*
+     * read_timeout runs from the upstream's last byte or the request's, as
+     * nginx's proxy_read_timeout starts once the request is sent: an upload
+     * that keeps going is not a silent upstream.
+     */
+    int64_t heard = d->last > u->last || r->upload_aborted ? d->last : u->last;
+    if (download_pending(r, d))
         wait_for(w, 0, POLLOUT, d->last + r->send_timeout, RELAY_CLIENT_GONE,
                  "client stopped reading the response");
     else
         wait_for(
-            w, 1, upconn_read_events(r->up), d->last + r->read_timeout, RELAY_UPSTREAM_TIMEOUT,
+            w, 1, upconn_read_events(r->up), heard + r->read_timeout, RELAY_UPSTREAM_TIMEOUT,
             d->state == DL_HEAD ? "reading response head from" : "reading response body from");
     for (int i = 0; i < 2; i++)
         if (w->pfd[i].events == 0)
@@ -526,6 +647,9 @@ relay_run(struct relay *r)
     if (r->body_clock > 0 && r->body_clock < u.last)
         u.last = r->body_clock;
     u.got = r->body_early;
+    u.splice = !r->body_done && r->body_framing == HTTP_BODY_LENGTH &&
+               r->body_left >= RELAY_SPLICE_MIN && !conn_has_pending(r->client) &&
+               splice_ok(r, r->pipe_up);
     /*
      * With nothing to upload, the answer to a request just sent is rarely
      * there yet, so do not even read(): yield the CPU first, and twice

@@ -231,6 +231,7 @@ struct hdr_view {
     uint64_t worker_requests, worker_connections, worker_bytes;
     uint32_t running; /* slots with a process (a pid) */
     uint64_t tunnels_opened;
+    uint64_t spliced;
     uint64_t own[SHM_OWN_SLOTS];
     uint64_t own_total;
     /* rates between the admin's last two samples (status_sample()) */
@@ -316,6 +317,7 @@ read_header(const struct shm *shm, struct hdr_view *h)
             h->running++;
     }
     h->tunnels_opened = (uint64_t)atomic_load(&shm->tunnels);
+    h->spliced = (uint64_t)atomic_load(&shm->spliced);
     for (size_t i = 0; i < SHM_OWN_SLOTS; i++) {
         h->own[i] = (uint64_t)atomic_load(&shm->own_responses[i]);
         h->own_total = add_sat(h->own_total, h->own[i]);
@@ -964,8 +966,10 @@ json_traffic(struct buf_out *o, const struct hdr_view *h)
         buf_out_str(o, ",\"requests_per_second\":null,\"bytes_per_second\":null,"
                        "\"rate_window_ms\":null");
     }
-    out_fmt(o, ",\"bytes\":%" PRIu64 ",\"tunnels\":{\"open\":%u,\"opened\":%" PRIu64 "}",
-            h->worker_bytes, h->by_state[SHM_W_TUNNEL], h->tunnels_opened);
+    out_fmt(o,
+            ",\"bytes\":%" PRIu64 ",\"spliced_bytes\":%" PRIu64
+            ",\"tunnels\":{\"open\":%u,\"opened\":%" PRIu64 "}",
+            h->worker_bytes, h->spliced, h->by_state[SHM_W_TUNNEL], h->tunnels_opened);
     buf_out_str(o, ",\"own_responses\":{");
     for (size_t i = 0; i < SHM_OWN_SLOTS; i++) {
         int st = shm_own_status(i);
@@ -1371,6 +1375,9 @@ prom_process(struct buf_out *o, const struct shm *shm, const struct hdr_view *h)
          offsetof(struct shm, slow_rejects)},
         {"miniproxyd_ip_limit_rejects_total", "Connections refused by max_conns_per_ip.",
          offsetof(struct shm, ip_rejects)},
+        {"miniproxyd_spliced_bytes_total",
+         "Body bytes, both directions, moved socket to socket by splice() (splice = on).",
+         offsetof(struct shm, spliced)},
     };
     for (size_t i = 0; i < NELEM(pool); i++) {
         const atomic_uint_fast64_t *ctr =

@@ -155,23 +155,63 @@ END_TEST
 
 /* ---- bodies ----------------------------------------------------------------------------- */
 
+/* Body bytes the proxy moved by splice() so far. */
+static uint64_t
+spliced_now(void)
+{
+    const struct shm *shm = shm_attach(px.pid);
+    ck_assert(shm != NULL);
+    uint64_t n = atomic_load(&shm->spliced);
+    shm_detach(shm);
+    return n;
+}
+
+/* The loop tests below run once with splice = on (_i 0), the default, and once with it off. */
+static const char *const splice_keys[] = {"", "splice = off\n"};
+
+/*
+ * A 64 MiB response, framed each way, reaches the client whole. With
+ * splice = on, those that need no re-framing (Content-Length, and a
+ * close-delimited body to an HTTP/1.0 client) go by splice(); chunked ones
+ * and a close-delimited body re-chunked for an HTTP/1.1 client are copied.
+ */
 START_TEST(t_download_integrity)
 {
-    const char *modes[] = {"length", "chunked", "close"};
+    static const struct {
+        const char *mode, *curl;
+        bool spliced; /* with splice = on */
+    } cases[] = {
+        {"length", "", true},
+        {"chunked", "", false},
+        {"close", "", false},   /* re-chunked for HTTP/1.1 */
+        {"close", "-0", true},  /* close-delimited for HTTP/1.0, as it came */
+        {"length", "-0", true}, /* Content-Length to HTTP/1.0 */
+    };
     char out[512], path[256];
-    start1(2, "", "");
+    start1(2, splice_keys[_i], "");
     snprintf(path, sizeof(path), "%s/dl", px.dir);
     uint64_t n = 64ull << 20, len;
     uint64_t want = tp_pattern_fnv(n);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t before = spliced_now();
         ck_assert_int_eq(tl_sh(out, sizeof(out),
-                               "curl -s -o %s -w '%%{http_code}' "
+                               "curl -s %s -o %s -w '%%{http_code}' "
                                "'http://127.0.0.1:%d/bytes?n=%llu&mode=%s&chunk=1000'",
-                               path, px.port, (unsigned long long)n, modes[i]),
+                               cases[i].curl, path, px.port, (unsigned long long)n,
+                               cases[i].mode),
                          0);
         ck_assert_str_eq(out, "200");
-        ck_assert_msg(tl_fnv_file(path, &len) == want, "mode %s: body differs", modes[i]);
+        ck_assert_msg(tl_fnv_file(path, &len) == want, "mode %s %s: body differs", cases[i].mode,
+                      cases[i].curl);
         ck_assert_int_eq(len, n);
+        uint64_t moved = spliced_now() - before;
+        printf("%s: mode %s %s: %llu of %llu bytes spliced\n", splice_keys[_i][0] ? "off" : "on",
+               cases[i].mode, cases[i].curl, (unsigned long long)moved, (unsigned long long)n);
+        if (_i == 0 && cases[i].spliced)
+            /* all but what came with the head, in the first read */
+            ck_assert_uint_ge(moved, n - 64 * 1024);
+        else
+            ck_assert_uint_eq(moved, 0);
     }
     unlink(path);
     stop_all();
@@ -181,24 +221,36 @@ END_TEST
 START_TEST(t_upload_integrity)
 {
     char out[512], path[256], want[128];
-    start1(2, "client_max_body_size = 1g", "");
+    char keys[128];
+    snprintf(keys, sizeof(keys), "client_max_body_size = 1g\n%s", splice_keys[_i]);
+    start1(2, keys, "");
     snprintf(path, sizeof(path), "%s/up", px.dir);
     ck_assert_int_eq(tl_sh(NULL, 0, "head -c 50000000 /dev/urandom > %s", path), 0);
     uint64_t len, h = tl_fnv_file(path, &len);
     snprintf(want, sizeof(want), "len=%llu fnv=%016llx\n", (unsigned long long)len,
              (unsigned long long)h);
-    /* Content-Length upload (curl also sends Expect: 100-continue for it) */
+    /* Content-Length upload (curl also sends Expect: 100-continue for it): spliced when on */
+    uint64_t before = spliced_now();
     ck_assert_int_eq(tl_sh(out, sizeof(out), "curl -s --data-binary @%s http://127.0.0.1:%d/sum",
                            path, px.port),
                      0);
     ck_assert_str_eq(out, want);
-    /* chunked upload */
+    uint64_t moved = spliced_now() - before;
+    printf("%s: Content-Length upload: %llu of %llu bytes spliced\n",
+           _i == 0 ? "on" : "off", (unsigned long long)moved, (unsigned long long)len);
+    if (_i == 0)
+        ck_assert_uint_ge(moved, len - 64 * 1024);
+    else
+        ck_assert_uint_eq(moved, 0);
+    /* chunked upload: always copied (re-chunked) */
+    before = spliced_now();
     ck_assert_int_eq(tl_sh(out, sizeof(out),
                            "curl -s -H 'Transfer-Encoding: chunked' --data-binary @%s "
                            "http://127.0.0.1:%d/sum",
                            path, px.port),
                      0);
     ck_assert_str_eq(out, want);
+    ck_assert_uint_eq(spliced_now() - before, 0);
     /* echo: the upstream streams its answer while it still reads the body; both flow at once */
     ck_assert_int_eq(
         tl_sh(out, sizeof(out),
@@ -213,6 +265,88 @@ START_TEST(t_upload_integrity)
                      0);
     ck_assert_str_eq(out, "same\n");
     unlink(path);
+    stop_all();
+}
+END_TEST
+
+/*
+ * read_timeout waits for the upstream's answer from the request's last
+ * byte (nginx's proxy_read_timeout): a slow upload that keeps going for
+ * longer than read_timeout is not a stalled upstream. Before, it was
+ * answered 504 once read_timeout had passed since the relay began.
+ */
+START_TEST(t_slow_upload_is_not_an_upstream_timeout)
+{
+    static char piece[1000];
+    struct tl_resp r;
+    char want[64];
+    start1(1, "client_body_timeout = 2s", "read_timeout = 300ms");
+    memset(piece, 'u', sizeof(piece));
+    int fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n") ==
+              0);
+    for (int i = 0; i < 10; i++) { /* 1 s in all */
+        usleep(100 * 1000);
+        ck_assert(tl_send(fd, piece, sizeof(piece)) == 0);
+    }
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    uint64_t h = tp_fnv1a(TP_FNV_INIT, "", 0);
+    for (int i = 0; i < 10; i++)
+        h = tp_fnv1a(h, piece, sizeof(piece));
+    snprintf(want, sizeof(want), "len=10000 fnv=%016llx\n", (unsigned long long)h);
+    ck_assert_str_eq(r.body, want);
+    tl_resp_free(&r);
+    close(fd);
+    stop_all();
+}
+END_TEST
+
+/*
+ * The deadlines hold on the splice path as on the copy path: an upstream
+ * that stalls in the middle of a large body is cut after read_timeout, a
+ * client that stops sending a large body gets 408 after
+ * client_body_timeout, and the worker serves the next client.
+ */
+START_TEST(t_splice_deadlines)
+{
+    struct tl_resp r;
+    start1(1, "client_body_timeout = 400ms\nclient_max_body_size = 1g", "read_timeout = 800ms");
+    /* the upstream sends 512 KiB of 1 MiB, then stalls for 3 s */
+    uint64_t before = spliced_now();
+    int fd = tl_connect(px.port);
+    int64_t t0 = tl_now_ms();
+    ck_assert(tl_send_str(fd, REQ("/slowbody?ms=3000&n=1048576")) == 0);
+    ck_assert_int_eq(tl_read_response(fd, false, &r), -1); /* a short body, then EOF */
+    int64_t dt = tl_now_ms() - t0;
+    close(fd);
+    printf("splice: an upstream stalled mid-body is cut after %lld ms\n", (long long)dt);
+    ck_assert_msg(dt >= 750 && dt < 2900, "cut after %lld ms", (long long)dt);
+    ck_assert(tl_file_waitfor(px.errlog, "reading response body from", 2000));
+    ck_assert_uint_gt(spliced_now() - before, 256 * 1024);
+    /* a client that sends 256 KiB of a 1 MiB body, then nothing */
+    static char chunk[256 * 1024];
+    memset(chunk, 'x', sizeof(chunk));
+    before = spliced_now();
+    fd = tl_connect(px.port);
+    ck_assert(tl_send_str(fd, "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n") ==
+              0);
+    ck_assert(tl_send(fd, chunk, sizeof(chunk)) == 0);
+    t0 = tl_now_ms();
+    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
+    dt = tl_now_ms() - t0;
+    ck_assert_int_eq(r.status, 408);
+    tl_resp_free(&r);
+    close(fd);
+    printf("splice: a client that stops sending its body gets 408 after %lld ms\n",
+           (long long)dt);
+    ck_assert_msg(dt >= 350 && dt < 2500, "408 after %lld ms", (long long)dt);
+    ck_assert_uint_gt(spliced_now() - before, 128 * 1024);
+    /* the one worker is free, and its pipes (left holding bytes) work again */
+    ck_assert_int_eq(tl_request(px.port, REQ("/bytes?n=1048576"), &r), 200);
+    ck_assert_uint_eq(r.body_len, 1048576);
+    ck_assert_uint_eq(tp_verify(r.body, 0, r.body_len), r.body_len);
+    tl_resp_free(&r);
     stop_all();
 }
 END_TEST
@@ -930,8 +1064,10 @@ main(void)
     tcase_add_test(tc, t_weighted);
     tcase_add_test(tc, t_request_rewrite);
     tcase_add_test(tc, t_preserve_host);
-    tcase_add_test(tc, t_download_integrity);
-    tcase_add_test(tc, t_upload_integrity);
+    tcase_add_loop_test(tc, t_download_integrity, 0, 2);
+    tcase_add_loop_test(tc, t_upload_integrity, 0, 2);
+    tcase_add_test(tc, t_splice_deadlines);
+    tcase_add_test(tc, t_slow_upload_is_not_an_upstream_timeout);
     tcase_add_test(tc, t_one_gib_constant_memory);
     tcase_add_test(tc, t_response_framings);
     tcase_add_test(tc, t_http10_clients);

@@ -33,6 +33,8 @@
  *                          Content-Length and ends the body by closing
  *   /delay?ms=N            waits N ms, then 200 "delayed\n"
  *   /slowbody?ms=N         head + first 16 of 32 body bytes, waits N ms, the rest
+ *   /slowbody?ms=N&n=B     the same with B bytes of the /bytes pattern (Content-Length),
+ *                          the first half of them before the wait
  *   /hang                  never answers; holds the connection until the peer closes
  *   /close                 closes without answering
  *   /reset                 closes with SO_LINGER {1, 0}: the peer gets an RST
@@ -942,10 +944,21 @@ h_slowbody(struct conn *c, struct req *r)
 {
     static const char body[] = "slowbody part 1\nslowbody part 2\n";
     const size_t half = (sizeof(body) - 1) / 2;
-    uint64_t ms;
+    uint64_t ms, n;
 
-    if (param_u64(r, "ms", 0, 0, MS_MAX, &ms) == -1 || body_drain(c, r) == -1)
+    if (param_u64(r, "ms", 0, 0, MS_MAX, &ms) == -1 ||
+        param_u64(r, "n", 0, 0, UINT64_C(1) << 40, &n) == -1 || body_drain(c, r) == -1)
         return respond_error(c, r, 400);
+    if (n > 0) {
+        if (send_head(c, r, 200, F_LENGTH, n, "application/octet-stream") == -1)
+            return H_ABORT;
+        if (r->is_head)
+            return H_OK;
+        if (send_pattern(c, 0, n / 2, NULL, 0, NULL, 0) == -1)
+            return H_ABORT;
+        sleep_ms(ms);
+        return send_pattern(c, n / 2, n - n / 2, NULL, 0, NULL, 0) == -1 ? H_ABORT : H_OK;
+    }
     if (send_head(c, r, 200, F_LENGTH, sizeof(body) - 1, "text/plain") == -1)
         return H_ABORT;
     if (r->is_head)
