@@ -80,8 +80,8 @@ void conn_open(struct conn *c, int fd, const struct sockaddr_storage *ss);
 
 /*
  * Ends the connection at once: over TLS sends close_notify (unless the
- * session failed or a lingering close sent it), shuts writing down, then
- * closes. Input left unread makes the kernel answer with a reset, which can
+ * session failed or a lingering close sent it), then closes (close() of the
+ * only descriptor sends the FIN). Input left unread makes the kernel answer with a reset, which can
  * destroy what we sent before the client read it: see conn_linger_start().
  */
 void conn_close(struct conn *c);

@@ -144,6 +144,8 @@
 #   IDLE=1000       idle keep-alive clients of the idle scenario (0: skip it)
 #   HTTPS=0         1 adds the five https-* scenarios
 #   STREAM=0        1 adds the 256mib-c1 scenario
+#   MP_LISTEN_OPTS= options after miniproxyd's listen addresses, e.g.
+#                   MP_LISTEN_OPTS=nodeferred to measure without deferred accept
 #   MP_EXTRA=       lines added to miniproxyd's [proxy] section ("\n" between
 #                   them), e.g. MP_EXTRA="splice = off" to measure the copy path
 #   PIN=0           1: pinned mode (proxies on CPU 1, the rest on CPU 0; needs
@@ -170,6 +172,7 @@ IDLE=${IDLE:-1000}
 HTTPS=${HTTPS:-0}
 STREAM=${STREAM:-0}
 MP_EXTRA=${MP_EXTRA:-}
+MP_LISTEN_OPTS=${MP_LISTEN_OPTS:-}
 PIN=${PIN:-0}
 if [[ $PIN == 1 ]]; then PROXY_CPUS=${PROXY_CPUS:-1}; else PROXY_CPUS=${PROXY_CPUS:-$(nproc)}; fi
 WARMUP=${WARMUP:-1}
@@ -444,7 +447,7 @@ start_miniproxyd() {
     pick_port MP_PORT
     cat >"$d/plain.ini" <<EOF
 [proxy]
-listen = 127.0.0.1:$MP_PORT
+listen = 127.0.0.1:$MP_PORT${MP_LISTEN_OPTS:+ $MP_LISTEN_OPTS}
 workers = $MP_WORKERS
 upstream = app
 error_log = $d/mp-error.log
@@ -473,7 +476,7 @@ EOF
         # The same configuration plus a TLS listener and the [tls] section
         # (the keys and values of the TLS termination's reference
         # configuration), used only if miniproxyd's -t accepts it.
-        awk -v tls="listen = 127.0.0.1:$MP_TLS_PORT tls" \
+        awk -v tls="listen = 127.0.0.1:$MP_TLS_PORT tls${MP_LISTEN_OPTS:+ $MP_LISTEN_OPTS}" \
             '{ print } /^listen = / && !done { print tls; done = 1 }' "$d/plain.ini" >"$d/tls.ini"
         cat >>"$d/tls.ini" <<EOF
 

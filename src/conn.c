@@ -103,7 +103,7 @@ conn_close(struct conn *c)
         c->ssl = NULL;
         ERR_clear_error();
     }
-    shutdown(c->fd, SHUT_WR);
+    /* no shutdown(): close() of the one descriptor sends the FIN, a syscall less per connection */
     close(c->fd);
     c->fd = -1;
     c->may_send = c->no_linger = false;
