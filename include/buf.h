@@ -76,4 +76,18 @@ buf_out_str(struct buf_out *o, const char *s)
     buf_out_put(o, s, strlen(s));
 }
 
+/* Appends <v> in decimal (no snprintf(): a status code and a length go out with every response). */
+static inline void
+buf_out_u64(struct buf_out *o, uint64_t v)
+{
+    char tmp[20];
+    size_t i = sizeof(tmp);
+
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    buf_out_put(o, tmp + i, sizeof(tmp) - i);
+}
+
 #endif

@@ -17,14 +17,6 @@ out_slice(struct buf_out *o, struct http_slice s)
 }
 
 static void
-out_u64(struct buf_out *o, uint64_t v)
-{
-    char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
-    buf_out_put(o, tmp, (size_t)n);
-}
-
-static void
 out_field(struct buf_out *o, struct http_slice name, struct http_slice value)
 {
     out_slice(o, name);
@@ -201,7 +193,7 @@ rewrite_request(const struct http_request *req, const struct rewrite_req *rw, ch
     }
     if (rw->framing == HTTP_BODY_LENGTH) {
         buf_out_str(&o, "Content-Length: ");
-        out_u64(&o, rw->content_length);
+        buf_out_u64(&o, rw->content_length);
         buf_out_put(&o, "\r\n", 2);
     } else if (rw->framing == HTTP_BODY_CHUNKED) {
         buf_out_str(&o, "Transfer-Encoding: chunked\r\n");
@@ -246,11 +238,9 @@ rewrite_response_opts(const struct http_response *resp, enum rewrite_framing fra
     const char *timing = op->server_timing;
     size_t last_timing = resp->nheaders; /* the app's last Server-Timing field, if any */
     struct buf_out o = {.buf = buf, .cap = cap};
-    char code[8];
 
-    snprintf(code, sizeof(code), "%d", resp->status);
     buf_out_str(&o, "HTTP/1.1 ");
-    buf_out_str(&o, code);
+    buf_out_u64(&o, (uint64_t)resp->status);
     buf_out_put(&o, " ", 1);
     if (resp->reason.len > 0)
         out_slice(&o, resp->reason);

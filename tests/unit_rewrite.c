@@ -4,6 +4,7 @@
  * as text. Two tables, one per direction; every case of each table is also
  * run against every output size from 0 up past its exact length.
  */
+#include "buf.h"
 #include "http.h"
 #include "rewrite.h"
 #include "testlib.h"
@@ -534,6 +535,29 @@ START_TEST(test_is_websocket)
 }
 END_TEST
 
+/* The decimal writer behind status codes and lengths, against snprintf(). */
+START_TEST(test_out_u64)
+{
+    static const uint64_t v[] = {0, 7, 9, 10, 99, 100, 101, 204, 599, 1000000, UINT64_MAX - 1,
+                                 UINT64_MAX};
+    for (size_t i = 0; i < NELEM(v); i++) {
+        char buf[32], want[32];
+        struct buf_out o = {.buf = buf, .cap = sizeof(buf)};
+        buf_out_u64(&o, v[i]);
+        ck_assert(!o.full);
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
+        ck_assert_uint_eq(o.len, strlen(want));
+        ck_assert(memcmp(buf, want, o.len) == 0);
+    }
+    /* no room: nothing written, full set */
+    char small[2];
+    struct buf_out o = {.buf = small, .cap = sizeof(small)};
+    buf_out_u64(&o, 123);
+    ck_assert(o.full);
+    ck_assert_uint_eq(o.len, 0);
+}
+END_TEST
+
 static Suite *
 rewrite_suite(void)
 {
@@ -551,6 +575,7 @@ rewrite_suite(void)
 
     tcase_add_loop_test(tr, test_response, 0, (int)NELEM(resp_cases));
     tcase_add_loop_test(tr, test_response_caps, 0, (int)NELEM(resp_cases));
+    tcase_add_test(tr, test_out_u64);
     suite_add_tcase(s, tr);
     return s;
 }
