@@ -210,6 +210,27 @@ fail(struct relay *r, enum relay_end *end, enum relay_end e, const char *why)
     return -1;
 }
 
+/*
+ * Books what one read of the request body from the client returned (<n>,
+ * as conn_read() or conn_splice_in() say it): 1 when bytes came, 0 when
+ * none yet, -1 when the client closed or failed.
+ */
+static int
+upload_got(struct relay *r, struct upload *u, ssize_t n, enum relay_end *end)
+{
+    if (n == -1 && errno == EAGAIN)
+        return 0;
+    if (n <= 0)
+        return fail(r, end, RELAY_CLIENT_GONE, "client closed during the request body");
+    u->last = clock_ms();
+    u->got += (uint64_t)n;
+    if (r->body_framing == HTTP_BODY_LENGTH) {
+        r->body_left -= (uint64_t)n;
+        r->body_done = r->body_left == 0;
+    }
+    return 1;
+}
+
 /* Reads the next piece of the request body and queues it, re-framed. */
 static int
 upload_read(struct relay *r, struct upload *u, enum relay_end *end)
@@ -219,17 +240,12 @@ upload_read(struct relay *r, struct upload *u, enum relay_end *end)
     if (r->body_framing == HTTP_BODY_LENGTH && r->body_left < max)
         max = (size_t)r->body_left;
     ssize_t n = conn_read(r->client, r->body_buf, max);
-    if (n == -1 && errno == EAGAIN)
-        return 0;
-    if (n <= 0)
-        return fail(r, end, RELAY_CLIENT_GONE, "client closed during the request body");
-    u->last = clock_ms();
-    u->got += (uint64_t)n;
+    int got = upload_got(r, u, n, end);
+    if (got <= 0)
+        return got;
     outq_reset(&u->q);
     if (r->body_framing == HTTP_BODY_LENGTH) {
         outq_add(&u->q, r->body_buf, (size_t)n);
-        r->body_left -= (uint64_t)n;
-        r->body_done = r->body_left == 0;
         return 1;
     }
     size_t out_len = 0, used = 0;
@@ -250,17 +266,8 @@ static int
 upload_splice_in(struct relay *r, struct upload *u, enum relay_end *end)
 {
     size_t max = r->body_left < NET_PIPE_SIZE ? (size_t)r->body_left : NET_PIPE_SIZE;
-    ssize_t n = conn_splice_in(r->client, r->pipe_up, max);
 
-    if (n == -1 && errno == EAGAIN)
-        return 0;
-    if (n <= 0)
-        return fail(r, end, RELAY_CLIENT_GONE, "client closed during the request body");
-    u->last = clock_ms();
-    u->got += (uint64_t)n;
-    r->body_left -= (uint64_t)n;
-    r->body_done = r->body_left == 0;
-    return 1;
+    return upload_got(r, u, conn_splice_in(r->client, r->pipe_up, max), end);
 }
 
 /* Moves the upload on without blocking: 1 progress, 0 blocked, -1 failed. */
