@@ -141,6 +141,12 @@ struct shm {
     /* the worker pool (issue: prefork under pressure) */
     _Alignas(64) atomic_int idle_workers; /* proxy workers waiting in accept() now */
     atomic_int evicting;                  /* fair keep-alive: an idle client is being let go */
+    /*
+     * The accept lock (shm_accept_lock()): 0 free, else the pid of the
+     * worker that polls the listeners; <accept_waiters> sleep on it.
+     */
+    _Alignas(64) atomic_int accept_lock;
+    atomic_int accept_waiters;
     atomic_int pool_full;                 /* the pool cannot grow: all max_workers run */
     atomic_int pool_nudged;               /* nudge_fd written; the master's next tick clears it */
     int nudge_fd;                         /* the master's eventfd: workers ask for a tick now */
@@ -260,6 +266,23 @@ shm_srv(struct shm *shm, size_t g, size_t s)
 
 /* Sets a server's last_error (health checker only; readers use shm_read_error()). */
 void shm_set_error(struct shm_server *srv, const char *text);
+
+/*
+ * The accept lock, Apache prefork's accept mutex: with several listeners a
+ * worker waits for a client in poll() over all of them, and poll() wakes
+ * every process waiting on a socket, so each new connection would wake
+ * every idle worker (with hundreds, accepting costs more than serving).
+ * With the lock only its holder polls; the others sleep on a futex and one
+ * is woken when it is let go. (One listener needs no lock: a blocking
+ * accept() wakes one process.) shm_accept_lock() returns 0 once this
+ * process holds it, or -1 when a signal came first (the caller looks at
+ * its flags). A holder that dies is cleared by the master
+ * (shm_accept_lock_reap()), so a crash never leaves the listeners unwatched.
+ */
+int shm_accept_lock(struct shm *shm);
+void shm_accept_unlock(struct shm *shm);
+/* Called by the master for each dead child <pid>: frees the lock it held, if it did. */
+void shm_accept_lock_reap(struct shm *shm, pid_t pid);
 
 /* Copies a server's last_error consistently into <out>. */
 void shm_read_error(struct shm_server *srv, char *out, size_t len);

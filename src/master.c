@@ -353,6 +353,7 @@ reap(struct master *m, bool stopping)
         if (!find_child(m, pid, &gen, &i))
             continue;
         gen->children[i].pid = 0;
+        shm_accept_lock_reap(gen->shm, pid); /* it may have died watching the listeners */
         if (i < gen->cfg->worker_slots)
             forget_worker(gen, i, pid);
         child_name(gen, i, name, sizeof(name));

@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct shm *
@@ -66,6 +68,48 @@ shm_destroy(struct shm *shm)
         return;
     close(shm->fd);
     munmap(shm, sizeof(*shm));
+}
+
+/* A shared (not process-private) futex: the table is mapped by every process of a generation. */
+static long
+futex(atomic_int *addr, int op, int val)
+{
+    return syscall(SYS_futex, (int *)addr, op, val, NULL, NULL, 0);
+}
+
+int
+shm_accept_lock(struct shm *shm)
+{
+    int me = (int)getpid();
+
+    for (;;) {
+        int cur = 0;
+        if (atomic_compare_exchange_strong(&shm->accept_lock, &cur, me))
+            return 0;
+        atomic_fetch_add(&shm->accept_waiters, 1);
+        /* sleeps only while the holder is still <cur>; a signal ends the sleep (EINTR) */
+        long r = futex(&shm->accept_lock, FUTEX_WAIT, cur);
+        int err = errno;
+        atomic_fetch_sub(&shm->accept_waiters, 1);
+        if (r == -1 && err == EINTR)
+            return -1;
+    }
+}
+
+void
+shm_accept_unlock(struct shm *shm)
+{
+    atomic_store(&shm->accept_lock, 0);
+    if (atomic_load(&shm->accept_waiters) > 0)
+        futex(&shm->accept_lock, FUTEX_WAKE, 1);
+}
+
+void
+shm_accept_lock_reap(struct shm *shm, pid_t pid)
+{
+    int dead = (int)pid;
+    if (atomic_compare_exchange_strong(&shm->accept_lock, &dead, 0))
+        futex(&shm->accept_lock, FUTEX_WAKE, 1);
 }
 
 void

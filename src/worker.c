@@ -400,21 +400,13 @@ https_port(const struct config *cfg, const int *lfds, size_t n)
     return 0;
 }
 
-/*
- * Accepts the next client on one of the listeners, whose index it stores
- * in <*which>; -1 when interrupted.
- */
+/* With several listeners: waits for one to have a client, then accepts it (non-blocking). */
 static int
-accept_client(const int *lfds, size_t n, struct sockaddr_storage *ss, size_t *which)
+poll_accept(const int *lfds, size_t n, struct sockaddr_storage *ss, size_t *which)
 {
     socklen_t len = sizeof(*ss);
-
-    *which = 0;
-    if (n == 1) {
-        /* A blocking accept() on a shared socket wakes one worker, not all. */
-        return accept4(lfds[0], (struct sockaddr *)ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    }
     struct pollfd pfd[CFG_MAX_LISTENERS];
+
     for (size_t i = 0; i < n; i++)
         pfd[i] = (struct pollfd){.fd = lfds[i], .events = POLLIN};
     int r = net_poll(pfd, n, NET_NO_DEADLINE);
@@ -433,6 +425,32 @@ accept_client(const int *lfds, size_t n, struct sockaddr_storage *ss, size_t *wh
     }
     errno = EAGAIN;
     return -1;
+}
+
+/*
+ * Accepts the next client on one of the listeners, whose index it stores
+ * in <*which>; -1 when interrupted. One listener: a blocking accept(),
+ * which wakes one worker. Several: poll() over them, which would wake every
+ * idle worker, so only the holder of the accept lock polls (shm.h).
+ */
+static int
+accept_client(struct shm *shm, const int *lfds, size_t n, struct sockaddr_storage *ss,
+              size_t *which)
+{
+    socklen_t len = sizeof(*ss);
+
+    *which = 0;
+    if (n == 1)
+        return accept4(lfds[0], (struct sockaddr *)ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (shm_accept_lock(shm) == -1) {
+        errno = EINTR;
+        return -1;
+    }
+    int fd = poll_accept(lfds, n, ss, which);
+    int err = errno;
+    shm_accept_unlock(shm);
+    errno = err;
+    return fd;
 }
 
 void
@@ -488,7 +506,7 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
         }
         set_state(&px, SHM_W_IDLE);
         size_t which;
-        int fd = accept_client(lfds, nlisten, &ss, &which);
+        int fd = accept_client(px.shm, lfds, nlisten, &ss, &which);
         release_token(&px);
         if (fd == -1) {
             if (draining || errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)

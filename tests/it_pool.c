@@ -340,6 +340,82 @@ START_TEST(t_head_min_rate_and_ip_limit)
 }
 END_TEST
 
+/* Voluntary context switches (sleeps) of all workers of the scoreboard so far. */
+static long
+worker_sleeps(const struct shm *shm)
+{
+    long sum = 0;
+    for (uint32_t i = 0; i < shm->nworkers; i++) {
+        int pid = atomic_load(&shm->workers[i].pid);
+        char path[64], line[128];
+        snprintf(path, sizeof(path), "/proc/%d/status", pid);
+        FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+        if (f == NULL)
+            continue;
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+                sum += atol(line + 24);
+        fclose(f);
+    }
+    return sum;
+}
+
+/*
+ * Two listeners (say 80 and 443): a worker waits for a client in poll()
+ * over both, and poll() wakes every process that waits on a socket. Only
+ * the holder of the accept lock polls, so a new connection wakes one idle
+ * worker, not all 16. Before the lock, every connection woke every idle
+ * worker (about 16 sleeps each; with 300 workers `Connection: close` fell
+ * to a tenth). A holder killed with SIGKILL does not leave the listeners
+ * unwatched: the master frees the lock when it reaps it.
+ */
+START_TEST(t_two_listeners_wake_one_worker)
+{
+    enum { WORKERS = 16, CONNS = 40 };
+    struct tl_resp r;
+    int second = tl_free_port();
+
+    tl_app_start(&app[0], "a1");
+    tl_proxy_start(&px,
+                   "workers = %d\nlisten = 127.0.0.1:%d\nupstream = app\n"
+                   "[upstream app]\nhealth_check = off\nserver = 127.0.0.1:%d\n",
+                   WORKERS, second, app[0].port);
+    const struct shm *shm = shm_attach(px.pid);
+    ck_assert(shm != NULL);
+    int64_t t0 = tl_now_ms();
+    while (atomic_load(&shm->idle_workers) < WORKERS && tl_now_ms() - t0 < 5000)
+        usleep(20 * 1000);
+    ck_assert_int_eq(atomic_load(&shm->idle_workers), WORKERS);
+    usleep(200 * 1000);
+    long before = worker_sleeps(shm);
+    for (int i = 0; i < CONNS; i++) {
+        ck_assert_int_eq(tl_request(i % 2 ? second : px.port,
+                                    "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                                    &r),
+                         200);
+        tl_resp_free(&r);
+    }
+    usleep(100 * 1000);
+    double per = (double)(worker_sleeps(shm) - before) / CONNS;
+    printf("two listeners, %d idle workers: %.1f worker sleeps per connection\n", WORKERS, per);
+    ck_assert_msg(per < WORKERS / 2.0, "%.1f sleeps per connection: idle workers all woke", per);
+    /* the holder dies: the master frees the lock, both listeners keep serving */
+    pid_t holder = atomic_load(&shm->accept_lock);
+    ck_assert_int_gt(holder, 0);
+    ck_assert_int_eq(kill(holder, SIGKILL), 0);
+    t0 = tl_now_ms();
+    while (atomic_load(&shm->accept_lock) == holder && tl_now_ms() - t0 < 5000)
+        usleep(10 * 1000);
+    ck_assert_int_ne(atomic_load(&shm->accept_lock), holder);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(tl_request(i % 2 ? second : px.port, GET_ROOT, &r), 200);
+        tl_resp_free(&r);
+    }
+    shm_detach(shm);
+    stop_all();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -350,6 +426,7 @@ main(void)
     tcase_add_test(tc, t_pool_grows_and_shrinks);
     tcase_add_test(tc, t_slow_clients);
     tcase_add_test(tc, t_head_min_rate_and_ip_limit);
+    tcase_add_test(tc, t_two_listeners_wake_one_worker);
     suite_add_tcase(s, tc);
     return tl_run(s);
 }
