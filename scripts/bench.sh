@@ -159,7 +159,9 @@
 #                   outputs, results.tsv)
 #   OUT=            also write the markdown table to this file
 #   OTHERS_MAX=25   "others CPU %" above which a run is called disturbed
-set -euo pipefail
+set -Eeuo pipefail
+# set -e ends the script at the first failing command: say which, not silently.
+trap 'say "bench.sh: line $LINENO: \"$BASH_COMMAND\" failed (exit $?)"' ERR
 
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -728,6 +730,7 @@ accept_queue() {
 # "<peak KiB> <max queue> <longest run of samples with a non-empty queue>" in <file>.
 sample() {
     local pid=$1 port=$2 file=$3 peak=0 cur q qmax=0 run=0 runmax=0
+    trap - ERR # it is killed at the end of each run, often inside a pipeline: no message for that
     while :; do
         cur=$(mem_kib "$pid")
         q=$(accept_queue "$port")
