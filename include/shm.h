@@ -12,6 +12,7 @@
 #ifndef MP_SHM_H
 #define MP_SHM_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -143,9 +144,11 @@ struct shm {
     atomic_int evicting;                  /* fair keep-alive: an idle client is being let go */
     /*
      * The accept lock (shm_accept_lock()): 0 free, else the pid of the
-     * worker that polls the listeners; <accept_waiters> sleep on it.
+     * worker that polls the listeners. <accept_waiters> sleep on the futex
+     * <accept_seq>, which every release (and every drain) moves on.
      */
     _Alignas(64) atomic_int accept_lock;
+    atomic_int accept_seq;
     atomic_int accept_waiters;
     atomic_int pool_full;                 /* the pool cannot grow: all max_workers run */
     atomic_int pool_nudged;               /* nudge_fd written; the master's next tick clears it */
@@ -275,12 +278,18 @@ void shm_set_error(struct shm_server *srv, const char *text);
  * With the lock only its holder polls; the others sleep on a futex and one
  * is woken when it is let go. (One listener needs no lock: a blocking
  * accept() wakes one process.) shm_accept_lock() returns 0 once this
- * process holds it, or -1 when a signal came first (the caller looks at
- * its flags). A holder that dies is cleared by the master
+ * process holds it, or -1 when a signal interrupted the wait or <*stop> is
+ * set (the caller looks at its flags). A holder that dies is cleared by the master
  * (shm_accept_lock_reap()), so a crash never leaves the listeners unwatched.
  */
-int shm_accept_lock(struct shm *shm);
+int shm_accept_lock(struct shm *shm, const volatile sig_atomic_t *stop);
 void shm_accept_unlock(struct shm *shm);
+/*
+ * From a signal handler that set <*stop> (async-signal-safe): wakes this
+ * generation's lock waiters, so the one that must stop sees its flag even
+ * when the signal came just before it went to sleep.
+ */
+void shm_accept_lock_kick(struct shm *shm);
 /* Called by the master for each dead child <pid>: frees the lock it held, if it did. */
 void shm_accept_lock_reap(struct shm *shm, pid_t pid);
 

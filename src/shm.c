@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <linux/futex.h>
@@ -78,17 +79,20 @@ futex(atomic_int *addr, int op, int val)
 }
 
 int
-shm_accept_lock(struct shm *shm)
+shm_accept_lock(struct shm *shm, const volatile sig_atomic_t *stop)
 {
     int me = (int)getpid();
 
     for (;;) {
+        /* read before trying: a release or a kick after this makes the sleep below not start */
+        int seq = atomic_load(&shm->accept_seq);
         int cur = 0;
         if (atomic_compare_exchange_strong(&shm->accept_lock, &cur, me))
             return 0;
+        if (*stop)
+            return -1;
         atomic_fetch_add(&shm->accept_waiters, 1);
-        /* sleeps only while the holder is still <cur>; a signal ends the sleep (EINTR) */
-        long r = futex(&shm->accept_lock, FUTEX_WAIT, cur);
+        long r = futex(&shm->accept_seq, FUTEX_WAIT, seq);
         int err = errno;
         atomic_fetch_sub(&shm->accept_waiters, 1);
         if (r == -1 && err == EINTR)
@@ -96,12 +100,26 @@ shm_accept_lock(struct shm *shm)
     }
 }
 
+/* Moves the sequence on and wakes <n> waiters, if there are any. */
+static void
+accept_wake(struct shm *shm, int n)
+{
+    atomic_fetch_add(&shm->accept_seq, 1);
+    if (atomic_load(&shm->accept_waiters) > 0)
+        futex(&shm->accept_seq, FUTEX_WAKE, n);
+}
+
 void
 shm_accept_unlock(struct shm *shm)
 {
     atomic_store(&shm->accept_lock, 0);
-    if (atomic_load(&shm->accept_waiters) > 0)
-        futex(&shm->accept_lock, FUTEX_WAKE, 1);
+    accept_wake(shm, 1);
+}
+
+void
+shm_accept_lock_kick(struct shm *shm)
+{
+    accept_wake(shm, INT_MAX);
 }
 
 void
@@ -109,7 +127,7 @@ shm_accept_lock_reap(struct shm *shm, pid_t pid)
 {
     int dead = (int)pid;
     if (atomic_compare_exchange_strong(&shm->accept_lock, &dead, 0))
-        futex(&shm->accept_lock, FUTEX_WAKE, 1);
+        accept_wake(shm, 1);
 }
 
 void

@@ -36,6 +36,7 @@ static int drain_dummy = -1;
 static const int *drain_lfds;
 static size_t drain_nlisten;
 static struct shm_worker *drain_me;
+static struct shm *drain_shm; /* the accept lock's waiters are woken (shm_accept_lock_kick()) */
 
 /*
  * SIGQUIT: finish the request in flight, then exit. Async-signal-safe and
@@ -57,6 +58,8 @@ on_drain(int sig)
         (void)!write(wake_pipe[1], "q", 1);
     for (size_t i = 0; i < drain_nlisten && drain_dummy != -1; i++)
         dup2(drain_dummy, drain_lfds[i]);
+    if (drain_shm != NULL && drain_nlisten > 1)
+        shm_accept_lock_kick(drain_shm); /* it may be about to sleep on the accept lock */
     errno = saved;
 }
 
@@ -442,7 +445,7 @@ accept_client(struct shm *shm, const int *lfds, size_t n, struct sockaddr_storag
     *which = 0;
     if (n == 1)
         return accept4(lfds[0], (struct sockaddr *)ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (shm_accept_lock(shm) == -1) {
+    if (shm_accept_lock(shm, &draining) == -1) {
         errno = EINTR;
         return -1;
     }
@@ -495,6 +498,7 @@ worker_run(const struct config *cfg, struct shm *shm, int slot, const int *lfds,
 
     struct shm_worker *me = px.me;
     atomic_store(&me->ip_bucket, -1);
+    drain_shm = shm;
     drain_me = me;
     if (draining) /* the signal came before drain_me was set */
         atomic_store(&me->draining, 1);
