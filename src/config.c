@@ -217,6 +217,25 @@ cfg_push(void *arr, size_t *n, size_t elsize, void **newarr)
     return p + (*n)++ * elsize;
 }
 
+/*
+ * cfg_push() for a key's list: at most <max> elements (0: no bound),
+ * saying "too many <what> (max <max>)" or "out of memory" in <why> when it
+ * returns NULL.
+ */
+static void *
+cfg_add(void *arr, size_t *n, size_t max, size_t elsize, void **newarr, const char *what,
+        char *why, size_t whylen)
+{
+    if (max > 0 && *n >= max) {
+        snprintf(why, whylen, "too many %s (max %zu)", what, max);
+        return NULL;
+    }
+    void *el = cfg_push(arr, n, elsize, newarr);
+    if (el == NULL)
+        snprintf(why, whylen, "out of memory");
+    return el;
+}
+
 static bool
 cfg_valid_name(const char *s)
 {
@@ -727,15 +746,10 @@ set_listen(struct cfg_state *st, const struct cfg_key *key, void *base, const ch
             return -1;
         }
     }
-    if (cfg->nlisteners >= CFG_MAX_LISTENERS) {
-        snprintf(why, whylen, "too many listeners (max %d)", CFG_MAX_LISTENERS);
+    l = cfg_add(cfg->listeners, &cfg->nlisteners, CFG_MAX_LISTENERS, sizeof(*l), &arr,
+                "listeners", why, whylen);
+    if (l == NULL)
         return -1;
-    }
-    l = cfg_push(cfg->listeners, &cfg->nlisteners, sizeof(*l), &arr);
-    if (l == NULL) {
-        snprintf(why, whylen, "out of memory");
-        return -1;
-    }
     cfg->listeners = arr;
     l->addr = addr;
     l->tls = tls;
@@ -986,11 +1000,9 @@ set_server(struct cfg_state *st, const struct cfg_key *key, void *base, const ch
         snprintf(why, whylen, "too many servers over all groups (max %d)", CFG_MAX_TOTAL_SERVERS);
         return -1;
     }
-    s = cfg_push(g->servers, &g->nservers, sizeof(*s), &arr);
-    if (s == NULL) {
-        snprintf(why, whylen, "out of memory");
+    s = cfg_add(g->servers, &g->nservers, 0, sizeof(*s), &arr, "servers", why, whylen);
+    if (s == NULL)
         return -1;
-    }
     g->servers = arr;
     *s = srv;
     st->total_servers++;
@@ -1196,11 +1208,10 @@ set_tls_cert(struct cfg_state *st, const struct cfg_key *key, void *base, const 
         }
         keyp = opt + 4;
     }
-    c = cfg_push(cfg->tls_certs, &cfg->ntls_certs, sizeof(*c), &arr);
-    if (c == NULL) {
-        snprintf(why, whylen, "out of memory");
+    c = cfg_add(cfg->tls_certs, &cfg->ntls_certs, 0, sizeof(*c), &arr, "certificates", why,
+                whylen);
+    if (c == NULL)
         return -1;
-    }
     cfg->tls_certs = arr;
     c->cert = strdup(cert);
     c->key = keyp != NULL ? strdup(keyp) : NULL;
@@ -1332,15 +1343,9 @@ set_trusted_proxies(struct cfg_state *st, const struct cfg_key *key, void *base,
 
         if (cfg_parse_cidr(tok, &c, why, whylen) == -1)
             goto fail;
-        if (n >= CFG_MAX_TRUSTED) {
-            snprintf(why, whylen, "too many networks (max %d)", CFG_MAX_TRUSTED);
+        slot = cfg_add(arr, &n, CFG_MAX_TRUSTED, sizeof(*slot), &na, "networks", why, whylen);
+        if (slot == NULL)
             goto fail;
-        }
-        slot = cfg_push(arr, &n, sizeof(*slot), &na);
-        if (slot == NULL) {
-            snprintf(why, whylen, "out of memory");
-            goto fail;
-        }
         arr = na;
         *slot = c;
     }
@@ -1470,15 +1475,9 @@ cfg_add_header(struct cfg_header **arr, size_t *n, const char *val, char *why, s
             return -1;
         }
     }
-    if (*n >= CFG_MAX_ROUTE_HEADERS) {
-        snprintf(why, whylen, "too many headers (max %d)", CFG_MAX_ROUTE_HEADERS);
+    h = cfg_add(*arr, n, CFG_MAX_ROUTE_HEADERS, sizeof(*h), &na, "headers", why, whylen);
+    if (h == NULL)
         return -1;
-    }
-    h = cfg_push(*arr, n, sizeof(*h), &na);
-    if (h == NULL) {
-        snprintf(why, whylen, "out of memory");
-        return -1;
-    }
     *arr = na;
     h->name = cfg_strndup_or(val, (size_t)(colon - val), why, whylen);
     h->value = cfg_strndup_or(v, strlen(v), why, whylen);
@@ -1572,15 +1571,10 @@ set_hide_response_header(struct cfg_state *st, const struct cfg_key *key, void *
             return -1;
         }
     }
-    if (r->nhide_response_headers >= CFG_MAX_ROUTE_HEADERS) {
-        snprintf(why, whylen, "too many headers (max %d)", CFG_MAX_ROUTE_HEADERS);
+    slot = cfg_add(r->hide_response_headers, &r->nhide_response_headers, CFG_MAX_ROUTE_HEADERS,
+                   sizeof(*slot), &na, "headers", why, whylen);
+    if (slot == NULL)
         return -1;
-    }
-    slot = cfg_push(r->hide_response_headers, &r->nhide_response_headers, sizeof(*slot), &na);
-    if (slot == NULL) {
-        snprintf(why, whylen, "out of memory");
-        return -1;
-    }
     r->hide_response_headers = na;
     *slot = cfg_strndup_or(val, strlen(val), why, whylen);
     return *slot != NULL ? 0 : -1;
@@ -1679,15 +1673,10 @@ set_route_host(struct cfg_state *st, const struct cfg_key *key, void *base, cons
                 return -1;
             }
         }
-        if (r->nhosts >= CFG_MAX_ROUTE_HOSTS) {
-            snprintf(why, whylen, "too many host names (max %d)", CFG_MAX_ROUTE_HOSTS);
+        slot = cfg_add(r->hosts, &r->nhosts, CFG_MAX_ROUTE_HOSTS, sizeof(*slot), &na, "host names",
+                       why, whylen);
+        if (slot == NULL)
             return -1;
-        }
-        slot = cfg_push(r->hosts, &r->nhosts, sizeof(*slot), &na);
-        if (slot == NULL) {
-            snprintf(why, whylen, "out of memory");
-            return -1;
-        }
         r->hosts = na;
         if ((*slot = cfg_strndup_or(tok, n, why, whylen)) == NULL)
             return -1;
