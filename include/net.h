@@ -147,12 +147,14 @@ int net_pipe_ready(struct net_pipe *p);
 void net_pipe_close(struct net_pipe *p);
 
 /*
- * One splice() of at most <len> bytes from <in> to <out>, one of them a
- * pipe, without waiting (EINTR is retried). Returns the count, 0 at EOF of
- * a socket <in>, or -1 with errno (EAGAIN: the socket has nothing, or no
+ * One splice() without waiting (EINTR is retried): net_pipe_in() moves at
+ * most <len> bytes from socket <from> into <p>, net_pipe_out() what <p>
+ * holds to socket <to>; both keep <p>'s count. Returns the bytes moved, 0
+ * at EOF of <from>, or -1 with errno (EAGAIN: the socket has nothing, or no
  * room).
  */
-ssize_t net_splice(int in, int out, size_t len);
+ssize_t net_pipe_in(struct net_pipe *p, int from, size_t len);
+ssize_t net_pipe_out(struct net_pipe *p, int to);
 
 /* Formats the peer address of a sockaddr as "ip" (no port) into <out>. */
 void net_addr_ip(const struct sockaddr_storage *ss, char *out, size_t outlen);

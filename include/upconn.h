@@ -172,19 +172,13 @@ upconn_try_writev(struct upconn *u, const struct iovec *iov, int cnt)
 static inline ssize_t
 upconn_splice_in(struct upconn *u, struct net_pipe *p, size_t len)
 {
-    ssize_t n = net_splice(u->fd, p->wr, len);
-    if (n > 0)
-        p->held += (size_t)n;
-    return n;
+    return net_pipe_in(p, u->fd, len);
 }
 
 static inline ssize_t
 upconn_splice_out(struct upconn *u, struct net_pipe *p)
 {
-    ssize_t n = net_splice(p->rd, u->fd, p->held);
-    if (n > 0)
-        p->held -= (size_t)n;
-    return n;
+    return net_pipe_out(p, u->fd);
 }
 
 #endif

@@ -318,19 +318,13 @@ conn_write(struct conn *c, const struct iovec *iov, int cnt)
 ssize_t
 conn_splice_in(struct conn *c, struct net_pipe *p, size_t len)
 {
-    ssize_t n = net_splice(c->fd, p->wr, len);
-    if (n > 0)
-        p->held += (size_t)n;
-    return n;
+    return net_pipe_in(p, c->fd, len);
 }
 
 ssize_t
 conn_splice_out(struct conn *c, struct net_pipe *p)
 {
-    ssize_t n = net_splice(p->rd, c->fd, p->held);
-    if (n > 0)
-        p->held -= (size_t)n;
-    return n;
+    return net_pipe_out(p, c->fd);
 }
 
 int

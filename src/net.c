@@ -254,7 +254,7 @@ net_pipe_ready(struct net_pipe *p)
     return 0;
 }
 
-ssize_t
+static ssize_t
 net_splice(int in, int out, size_t len)
 {
     ssize_t n;
@@ -262,6 +262,24 @@ net_splice(int in, int out, size_t len)
     while ((n = splice(in, NULL, out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)) == -1 &&
            errno == EINTR)
         ;
+    return n;
+}
+
+ssize_t
+net_pipe_in(struct net_pipe *p, int from, size_t len)
+{
+    ssize_t n = net_splice(from, p->wr, len);
+    if (n > 0)
+        p->held += (size_t)n;
+    return n;
+}
+
+ssize_t
+net_pipe_out(struct net_pipe *p, int to)
+{
+    ssize_t n = net_splice(p->rd, to, p->held);
+    if (n > 0)
+        p->held -= (size_t)n;
     return n;
 }
 
