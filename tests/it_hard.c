@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "net.h"
 #include "shm.h"
 #include "testlib.h"
 
@@ -342,15 +343,6 @@ server_side_state(int lport, int cport)
     return st;
 }
 
-static int
-local_port(int fd)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    return ntohs(sa.sin_port);
-}
-
 /*
  * Listeners defer accept by default: a connection that has sent nothing
  * stays with the kernel (SYN_RECV on our side) instead of taking a worker,
@@ -371,8 +363,8 @@ START_TEST(t_deferred_accept)
     ck_assert(tl_port_listening(plain));
     int fd = tl_connect(px.port), fn = tl_connect(plain);
     usleep(300 * 1000);
-    int sd = server_side_state(px.port, local_port(fd));
-    int sn = server_side_state(plain, local_port(fn));
+    int sd = server_side_state(px.port, net_local_port(fd));
+    int sn = server_side_state(plain, net_local_port(fn));
     printf("deferred accept: idle 300 ms: st %02X (deferred), %02X (nodeferred)\n", sd, sn);
     ck_assert_int_eq(sd, SYN_RECV);
     ck_assert_int_eq(sn, ESTABLISHED);
@@ -401,21 +393,6 @@ END_TEST
 
 /* ---- item 17: logs that say what happened -------------------------------------------- */
 
-/* Sends <raw> on a fresh connection; returns the status, the body's length in <len>. */
-static int
-answer_of(const char *raw, size_t *len)
-{
-    struct tl_resp r;
-    int fd = tl_connect(px.port);
-    ck_assert(tl_send_str(fd, raw) == 0);
-    ck_assert_int_eq(tl_read_response(fd, false, &r), 0);
-    int st = r.status;
-    *len = r.body_len;
-    tl_resp_free(&r);
-    close(fd);
-    return st;
-}
-
 /*
  * Each rejection of a head names the parser's reason in the error log and
  * gets its access-log line, with the bytes its answer really had.
@@ -442,7 +419,7 @@ START_TEST(t_rejections_name_their_reason)
 
     start1(2, "");
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        ck_assert_int_eq(answer_of(cases[i].req, &len), cases[i].status);
+        ck_assert_int_eq(tl_request_len(px.port, cases[i].req, &len), cases[i].status);
         ck_assert_uint_gt(len, 0);
         snprintf(want, sizeof(want), "127.0.0.1: rejected request head: %s\n", cases[i].why);
         ck_assert_msg(tl_file_waitfor(px.errlog, want, 2000), "case %zu: no \"%s\" in the log", i,

@@ -813,21 +813,6 @@ START_TEST(t_connect_refused_methods_case_sensitive)
 }
 END_TEST
 
-/* Sends <req> on a fresh connection; returns the status and the body length of the answer. */
-static int
-answer_of(const char *req, size_t *body_len)
-{
-    struct tl_resp r;
-    int fd = tl_connect(px.port);
-    ck_assert(tl_send_str(fd, req) == 0);
-    ck_assert_msg(tl_read_response(fd, false, &r) == 0, "no response to %s", req);
-    int st = r.status;
-    *body_len = r.body_len;
-    tl_resp_free(&r);
-    close(fd);
-    return st;
-}
-
 /*
  * Every response gets an access-log line with the body bytes it really had:
  * heads the parser rejects (logged with their request line as received,
@@ -853,7 +838,7 @@ START_TEST(t_access_log_every_response)
     size_t len;
     start1(2, "client_max_body_size = 10\nclient_header_timeout = 300ms", "");
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        ck_assert_int_eq(answer_of(cases[i].req, &len), cases[i].status);
+        ck_assert_int_eq(tl_request_len(px.port, cases[i].req, &len), cases[i].status);
         ck_assert_uint_gt(len, 0);
         snprintf(want, sizeof(want), "%s %d %zu upstream=- ", cases[i].logged, cases[i].status,
                  len);

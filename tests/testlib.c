@@ -521,6 +521,17 @@ tl_resp_header(const struct tl_resp *r, const char *name, char *out, size_t cap)
 }
 
 int
+tl_request_len(int port, const char *raw, size_t *body_len)
+{
+    struct tl_resp r;
+    int st = tl_request(port, raw, &r);
+    *body_len = st == -1 ? 0 : r.body_len;
+    if (st != -1)
+        tl_resp_free(&r);
+    return st;
+}
+
+int
 tl_request(int port, const char *raw, struct tl_resp *r)
 {
     int fd = tl_connect(port);

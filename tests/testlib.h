@@ -95,6 +95,9 @@ bool tl_resp_header(const struct tl_resp *r, const char *name, char *out, size_t
 /* One request on a fresh connection; returns the status, body (malloc'd) in <r>. */
 int tl_request(int port, const char *raw, struct tl_resp *r);
 
+/* tl_request() that keeps only the answer's body length, in <*body_len>; -1: no answer. */
+int tl_request_len(int port, const char *raw, size_t *body_len);
+
 /* Runs a shell command; returns its exit status; stdout in <out> (NUL-terminated). */
 int tl_sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
